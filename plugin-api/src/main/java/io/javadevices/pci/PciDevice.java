@@ -1,0 +1,38 @@
+package io.javadevices.pci;
+
+import java.util.Map;
+
+/**
+ * A PCI function implemented in Java, as any host sees it: a config space (with its BARs and their
+ * {@link MmioHandler}s), a reset and a close. The device gets guest memory and interrupts from the
+ * {@link DeviceContext} it was created with and knows nothing of the transport: the same object can be
+ * embedded in a Java VMM or served over vfio-user.
+ *
+ * <p><b>Threads.</b> The host calls {@link #config()} accessors, BAR handlers and {@link #reset()} from
+ * its own thread, one at a time and in guest order. A device may run worker threads of its own (e.g.
+ * one per NVMe queue); those use the context's memory and interrupts concurrently.
+ */
+public interface PciDevice extends AutoCloseable {
+
+    /** The device's config space, including its BAR declarations and capabilities. */
+    ConfigSpace config();
+
+    /**
+     * Function-level reset, requested by the host (vfio-user DEVICE_RESET, a VMM's machine reset).
+     * Resets the config space and all device state; returns when the device is quiescent (no DMA and
+     * no interrupts from before the reset will follow). Must not throw.
+     */
+    void reset();
+
+    /**
+     * Counters for observability (e.g. commands, doorbell writes, interrupts), by name. Cheap enough to
+     * call once a second; values are monotonic unless the name says otherwise.
+     */
+    default Map<String, Long> statistics() {
+        return Map.of();
+    }
+
+    /** Stops worker threads and releases resources (files, buffers). Idempotent; must not throw. */
+    @Override
+    void close();
+}

@@ -1,0 +1,14 @@
+/**
+ * The plugin API: what a PCI device implemented in Java needs from a host, and what a host needs from
+ * the device. Dependency-free.
+ *
+ * <ul>
+ *   <li>{@link io.javadevices.pci.PciDevice} — the device contract (config space, reset, close).</li>
+ *   <li>{@link io.javadevices.pci.ConfigSpace} — config space with standard semantics, made with a builder.</li>
+ *   <li>{@link io.javadevices.pci.Bar} and {@link io.javadevices.pci.MmioHandler} — BARs and their MMIO callbacks.</li>
+ *   <li>{@link io.javadevices.pci.GuestMemory} — bounds-checked guest memory for DMA on {@code MemorySegment}s.</li>
+ *   <li>{@link io.javadevices.pci.InterruptSink} — MSI-X and INTx delivery.</li>
+ *   <li>{@link io.javadevices.pci.PciDevicePlugin} — ServiceLoader SPI creating devices by name.</li>
+ * </ul>
+ */
+package io.javadevices.pci;
