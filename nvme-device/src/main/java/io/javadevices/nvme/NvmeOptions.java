@@ -1,0 +1,180 @@
+package io.javadevices.nvme;
+
+import io.javadevices.nvme.backend.BlockBackend;
+import io.javadevices.nvme.backend.FileBackend;
+import io.javadevices.nvme.backend.NullBackend;
+import io.javadevices.nvme.backend.RamBackend;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * Parsed plugin options (see {@link #HELP}). Unknown keys and malformed values throw
+ * {@link IllegalArgumentException} naming the option.
+ *
+ * @param namespaces namespace specs in NSID order (NSID = index + 1)
+ * @param queues     maximum I/O queue pairs
+ * @param dbbuf      Doorbell Buffer Config offered (OACS bit 8)
+ * @param mqes       CAP.MQES (maximum queue entries, 0-based)
+ * @param mdts       Identify MDTS (max transfer = 2^mdts pages; 0 = unlimited is not allowed here)
+ * @param pollMicros adaptive shadow-doorbell poll window
+ */
+public record NvmeOptions(List<NamespaceSpec> namespaces, int queues, boolean dbbuf, String serial, String model,
+                          int mqes, int mdts, int pollMicros) {
+
+    public static final String HELP = String.join("\n",
+            "namespaces=LIST  comma-separated ram:SIZE | null:SIZE | file:PATH[:SIZE], each optionally @4096 for 4 KiB LBAs (default 512); SIZE like 64M, 1G or bytes (default ram:1G)",
+            "queues=N         maximum I/O queue pairs, 1..511 (default 4)",
+            "dbbuf=on|off     Doorbell Buffer Config / shadow doorbells (default on; off clears OACS bit 8)",
+            "serial=TEXT      serial number, at most 20 ASCII characters (default JD0001)",
+            "model=TEXT       model number, at most 40 ASCII characters (default Java NVMe Controller)",
+            "mqes=N           CAP.MQES, maximum queue entries minus one, 1..65535 (default 1023)",
+            "mdts=N           maximum data transfer size as a power of two of 4 KiB pages, 1..15 (default 7 = 512 KiB)",
+            "poll-us=N        adaptive shadow-doorbell poll window in microseconds, 0..100000 (default 20)");
+
+    private static final Set<String> KEYS = Set.of("namespaces", "queues", "dbbuf", "serial", "model", "mqes", "mdts", "poll-us");
+
+    /** One namespace: backend kind, size (0 = from the file), path for files, LBA size. */
+    public record NamespaceSpec(String kind, long size, String path, int lbaSize) {
+        public BlockBackend open() {
+            return switch (kind) {
+                case "ram" -> new RamBackend(size);
+                case "null" -> new NullBackend(size);
+                case "file" -> new FileBackend(Path.of(path), size);
+                default -> throw new IllegalArgumentException("namespace kind " + kind);
+            };
+        }
+    }
+
+    public static NvmeOptions defaults() {
+        return parse(Map.of());
+    }
+
+    public static NvmeOptions parse(Map<String, String> options) {
+        for (String key : options.keySet()) {
+            if (!KEYS.contains(key)) {
+                throw new IllegalArgumentException("unknown nvme option '" + key + "' (known: " + KEYS + ")");
+            }
+        }
+        List<NamespaceSpec> namespaces = parseNamespaces(options.getOrDefault("namespaces", "ram:1G"));
+        int queues = intOption(options, "queues", 4, 1, 511);
+        String db = options.getOrDefault("dbbuf", "on").toLowerCase(Locale.ROOT);
+        if (!db.equals("on") && !db.equals("off")) {
+            throw new IllegalArgumentException("option dbbuf must be on or off: '" + db + "'");
+        }
+        String serial = ascii(options.getOrDefault("serial", "JD0001"), "serial", 20);
+        String model = ascii(options.getOrDefault("model", "Java NVMe Controller"), "model", 40);
+        int mqes = intOption(options, "mqes", 1023, 1, 65535);
+        int mdts = intOption(options, "mdts", 7, 1, 15);
+        int poll = intOption(options, "poll-us", 20, 0, 100_000);
+        return new NvmeOptions(namespaces, queues, db.equals("on"), serial, model, mqes, mdts, poll);
+    }
+
+    private static String ascii(String value, String key, int max) {
+        if (value.isEmpty() || value.length() > max || !value.chars().allMatch(c -> c >= 0x20 && c < 0x7F)) {
+            throw new IllegalArgumentException("option " + key + " must be 1.." + max + " printable ASCII characters: '" + value + "'");
+        }
+        return value;
+    }
+
+    private static int intOption(Map<String, String> options, String key, int dflt, int min, int max) {
+        String v = options.get(key);
+        if (v == null) {
+            return dflt;
+        }
+        try {
+            int n = Integer.parseInt(v.trim());
+            if (n < min || n > max) {
+                throw new IllegalArgumentException("option " + key + " must be in " + min + ".." + max + ": " + v);
+            }
+            return n;
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException("option " + key + " is not a number: '" + v + "'");
+        }
+    }
+
+    static List<NamespaceSpec> parseNamespaces(String list) {
+        List<NamespaceSpec> specs = new ArrayList<>();
+        for (String raw : list.split(",")) {
+            String item = raw.trim();
+            if (item.isEmpty()) {
+                throw new IllegalArgumentException("option namespaces has an empty entry: '" + list + "'");
+            }
+            int lbaSize = 512;
+            int at = item.lastIndexOf('@');
+            if (at >= 0) {
+                String lba = item.substring(at + 1);
+                if (!lba.equals("512") && !lba.equals("4096")) {
+                    throw new IllegalArgumentException("namespace LBA size must be @512 or @4096: '" + item + "'");
+                }
+                lbaSize = Integer.parseInt(lba);
+                item = item.substring(0, at);
+            }
+            int colon = item.indexOf(':');
+            if (colon < 0) {
+                throw new IllegalArgumentException("namespace must be ram:SIZE, null:SIZE or file:PATH[:SIZE]: '" + raw.trim() + "'");
+            }
+            String kind = item.substring(0, colon);
+            String rest = item.substring(colon + 1);
+            NamespaceSpec spec;
+            switch (kind) {
+                case "ram", "null" -> spec = new NamespaceSpec(kind, parseSize(rest, raw), null, lbaSize);
+                case "file" -> {
+                    String path = rest;
+                    long size = 0;
+                    int last = rest.lastIndexOf(':');
+                    if (last > 0) {
+                        path = rest.substring(0, last);
+                        size = parseSize(rest.substring(last + 1), raw);
+                    }
+                    if (path.isEmpty()) {
+                        throw new IllegalArgumentException("namespace file needs a path: '" + raw.trim() + "'");
+                    }
+                    spec = new NamespaceSpec(kind, size, path, lbaSize);
+                }
+                default -> throw new IllegalArgumentException("unknown namespace kind '" + kind + "' in '" + raw.trim() + "' (ram, null, file)");
+            }
+            if (spec.size() != 0 && (spec.size() % lbaSize != 0 || spec.size() < lbaSize)) {
+                throw new IllegalArgumentException("namespace size must be a positive multiple of the LBA size " + lbaSize + ": '" + raw.trim() + "'");
+            }
+            specs.add(spec);
+        }
+        if (specs.size() > 256) {
+            throw new IllegalArgumentException("at most 256 namespaces");
+        }
+        return List.copyOf(specs);
+    }
+
+    /** Parses 64M, 1G, 8G, 512K, 1T or a byte count. */
+    public static long parseSize(String text, String context) {
+        String s = text.trim().toUpperCase(Locale.ROOT);
+        long multiplier = 1;
+        if (!s.isEmpty()) {
+            char last = s.charAt(s.length() - 1);
+            int shift = switch (last) {
+                case 'K' -> 10;
+                case 'M' -> 20;
+                case 'G' -> 30;
+                case 'T' -> 40;
+                default -> 0;
+            };
+            if (shift > 0) {
+                multiplier = 1L << shift;
+                s = s.substring(0, s.length() - 1);
+            }
+        }
+        try {
+            long n = Long.parseLong(s);
+            if (n <= 0 || n > Long.MAX_VALUE / multiplier) {
+                throw new IllegalArgumentException("bad size '" + text + "' in namespace '" + context.trim() + "'");
+            }
+            return n * multiplier;
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException("bad size '" + text + "' in namespace '" + context.trim() + "'");
+        }
+    }
+}

@@ -1,0 +1,106 @@
+package io.javadevices.nvme.admin;
+
+import io.javadevices.nvme.Status;
+import io.javadevices.nvme.queue.QueueWorker;
+import io.javadevices.pci.GuestMemoryException;
+
+import java.util.concurrent.ConcurrentLinkedQueue;
+
+/**
+ * Asynchronous Event Requests (NVMe 1.4 §5.2): up to AERL+1 outstanding commands (held by the admin
+ * worker, completed only when an event occurs), and events raised from any thread (e.g. the MMIO
+ * path on an invalid doorbell write). A reported event type stays masked until the host reads the
+ * associated log page (§5.2.1). Outstanding requests are completed with "Command Aborted due to SQ
+ * Deletion" when the controller is reset.
+ */
+public final class AsyncEvents {
+    /** Identify AERL (0-based): 4 outstanding requests. */
+    public static final int AERL = 3;
+    /** Error status events (type 0), log page 01h (NVMe 1.4 Figure 146). */
+    public static final int INVALID_DOORBELL_REGISTER = 0 | 0x00 << 8 | 0x01 << 16;
+    public static final int INVALID_DOORBELL_VALUE = 0 | 0x01 << 8 | 0x01 << 16;
+
+    private final ConcurrentLinkedQueue<Integer> pending = new ConcurrentLinkedQueue<>();
+    private volatile int maskedTypes;
+    // Owned by the admin worker.
+    private final int[] outstanding = new int[AERL + 1];
+    private int count;
+
+    /** Queues an event (any thread); dropped if its type is masked or the same event is already queued. */
+    public void raise(int event) {
+        if ((maskedTypes & (1 << (event & 7))) != 0 || pending.size() >= 16 || pending.contains(event)) {
+            return;
+        }
+        pending.add(event);
+    }
+
+    /** Holds an AER; false if AERL+1 are already outstanding (→ AER Limit Exceeded). */
+    boolean submit(int cid) {
+        if (count == outstanding.length) {
+            return false;
+        }
+        outstanding[count++] = cid;
+        return true;
+    }
+
+    /** Admin worker: completes outstanding AERs with queued events. */
+    void poll(QueueWorker admin, Runnable interrupt) {
+        if (count == 0 || pending.isEmpty()) {
+            return;
+        }
+        Integer event;
+        boolean posted = false;
+        while (count > 0 && (event = pending.poll()) != null) {
+            int type = event & 7;
+            if ((maskedTypes & (1 << type)) != 0) {
+                continue;
+            }
+            maskedTypes |= 1 << type;
+            int cid = outstanding[0];
+            System.arraycopy(outstanding, 1, outstanding, 0, count - 1);
+            count--;
+            try {
+                if (admin.post(cid, Status.SUCCESS, event)) {
+                    posted = true;
+                }
+            } catch (GuestMemoryException e) {
+                return;
+            }
+        }
+        if (posted) {
+            interrupt.run();
+        }
+    }
+
+    /** The host read log page {@code lid} with RAE = 0: unmask the event types reported through it. */
+    void logPageRead(int lid) {
+        if (lid == 0x01) {
+            maskedTypes &= ~1; // error status
+        } else if (lid == 0x02) {
+            maskedTypes &= ~2; // SMART / health status
+        }
+    }
+
+    /** Controller reset: complete outstanding requests with Command Aborted due to SQ Deletion (no interrupt). */
+    public void abortOutstanding(QueueWorker admin) {
+        for (int i = 0; i < count; i++) {
+            try {
+                admin.post(outstanding[i], Status.ABORTED_SQ_DELETION, 0);
+            } catch (GuestMemoryException e) {
+                break;
+            }
+        }
+        count = 0;
+    }
+
+    public void reset() {
+        pending.clear();
+        maskedTypes = 0;
+        count = 0;
+    }
+
+    /** Outstanding AER commands (for tests). */
+    public int outstanding() {
+        return count;
+    }
+}

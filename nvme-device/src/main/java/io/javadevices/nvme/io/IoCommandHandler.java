@@ -1,0 +1,197 @@
+package io.javadevices.nvme.io;
+
+import io.javadevices.nvme.Namespace;
+import io.javadevices.nvme.Nvme;
+import io.javadevices.nvme.NvmeController;
+import io.javadevices.nvme.Status;
+import io.javadevices.nvme.dma.PrpWalker;
+import io.javadevices.nvme.queue.CommandHandler;
+import io.javadevices.nvme.queue.QueueStats;
+import io.javadevices.nvme.queue.QueueWorker;
+import io.javadevices.nvme.queue.Sqe;
+import io.javadevices.pci.GuestMemory;
+import io.javadevices.pci.GuestMemoryException;
+
+import java.io.IOException;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+
+/**
+ * NVM command set I/O commands (NVMe 1.4 §6): Read, Write, Flush, Write Zeroes, Dataset Management.
+ * One instance per I/O queue worker (it owns a {@link PrpWalker} and a DSM range buffer). Data moves
+ * between the backend and zero-copy slices of guest memory; no per-command allocation beyond the
+ * slice views. Backend I/O errors become media statuses plus an error log entry, never exceptions.
+ */
+public final class IoCommandHandler implements CommandHandler {
+    private static final ValueLayout.OfInt INT = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final ValueLayout.OfLong LONG = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+
+    private final NvmeController controller;
+    private final GuestMemory memory;
+    private final PrpWalker prp;
+    private final MemorySegment ranges = MemorySegment.ofArray(new long[4096 / 8]);
+
+    public IoCommandHandler(NvmeController controller) {
+        this.controller = controller;
+        this.memory = controller.memory();
+        this.prp = new PrpWalker(memory, (int) (controller.maxTransferBytes() / 4096) + 2);
+    }
+
+    @Override
+    public long execute(Sqe cmd, QueueWorker worker) {
+        QueueStats stats = worker.stats();
+        stats.ioCommands++;
+        int status = dispatch(cmd, worker.queue().qid, stats);
+        if (status != Status.SUCCESS) {
+            stats.ioErrors++;
+        }
+        return CommandHandler.result(status);
+    }
+
+    private int dispatch(Sqe cmd, int sqid, QueueStats stats) {
+        if (cmd.fused() != 0 || cmd.psdt() != 0) {
+            return Status.INVALID_FIELD; // no fused operations, no SGLs (Identify SGLS = 0)
+        }
+        return switch (cmd.opcode()) {
+            case Nvme.IO_READ -> readWrite(cmd, sqid, stats, false);
+            case Nvme.IO_WRITE -> readWrite(cmd, sqid, stats, true);
+            case Nvme.IO_FLUSH -> flush(cmd, sqid, stats);
+            case Nvme.IO_WRITE_ZEROES -> writeZeroes(cmd, sqid);
+            case Nvme.IO_DSM -> datasetManagement(cmd, sqid);
+            default -> Status.INVALID_OPCODE;
+        };
+    }
+
+    /** Read (NVMe 1.4 §6.9) / Write (§6.15): SLBA in CDW10-11, NLB (0-based) in CDW12 bits 15:0. */
+    private int readWrite(Sqe cmd, int sqid, QueueStats stats, boolean write) {
+        Namespace ns = controller.namespace(cmd.nsid());
+        if (ns == null) {
+            return Status.INVALID_NAMESPACE_OR_FORMAT;
+        }
+        long slba = cmd.cdw10and11();
+        int blocks = (cmd.cdw12() & 0xFFFF) + 1;
+        long bytes = (long) blocks << ns.lbaShift();
+        if (bytes > controller.maxTransferBytes()) {
+            return Status.INVALID_FIELD;
+        }
+        if (!ns.inRange(slba, blocks)) {
+            return Status.LBA_OUT_OF_RANGE;
+        }
+        int status = prp.walk(cmd.prp1(), cmd.prp2(), bytes, controller.pageSize());
+        if (status != Status.SUCCESS) {
+            return status;
+        }
+        long offset = slba << ns.lbaShift();
+        try {
+            for (int i = 0; i < prp.count(); i++) {
+                MemorySegment buffer = memory.slice(prp.address(i), prp.length(i));
+                if (write) {
+                    ns.backend().write(offset, buffer);
+                } else {
+                    ns.backend().read(offset, buffer);
+                }
+                offset += prp.length(i);
+            }
+        } catch (GuestMemoryException e) {
+            return Status.DATA_TRANSFER_ERROR;
+        } catch (IOException | RuntimeException e) {
+            int failed = write ? Status.WRITE_FAULT : Status.UNRECOVERED_READ_ERROR;
+            controller.errorLog().record(sqid, cmd.cid(), failed, slba, cmd.nsid());
+            return failed;
+        }
+        if (write) {
+            stats.writes++;
+            stats.bytesWritten += bytes;
+        } else {
+            stats.reads++;
+            stats.bytesRead += bytes;
+        }
+        return Status.SUCCESS;
+    }
+
+    /** Flush (§6.8); NSID FFFFFFFFh flushes every namespace. */
+    private int flush(Sqe cmd, int sqid, QueueStats stats) {
+        int nsid = cmd.nsid();
+        try {
+            if (nsid == Nvme.BROADCAST_NSID) {
+                for (Namespace ns : controller.namespaces()) {
+                    ns.backend().flush();
+                }
+            } else {
+                Namespace ns = controller.namespace(nsid);
+                if (ns == null) {
+                    return Status.INVALID_NAMESPACE_OR_FORMAT;
+                }
+                ns.backend().flush();
+            }
+        } catch (IOException | RuntimeException e) {
+            controller.errorLog().record(sqid, cmd.cid(), Status.WRITE_FAULT, 0, nsid);
+            return Status.WRITE_FAULT;
+        }
+        stats.flushes++;
+        return Status.SUCCESS;
+    }
+
+    /** Write Zeroes (§6.16): no data transfer, so not limited by MDTS. */
+    private int writeZeroes(Sqe cmd, int sqid) {
+        Namespace ns = controller.namespace(cmd.nsid());
+        if (ns == null) {
+            return Status.INVALID_NAMESPACE_OR_FORMAT;
+        }
+        long slba = cmd.cdw10and11();
+        int blocks = (cmd.cdw12() & 0xFFFF) + 1;
+        if (!ns.inRange(slba, blocks)) {
+            return Status.LBA_OUT_OF_RANGE;
+        }
+        try {
+            ns.backend().writeZeroes(slba << ns.lbaShift(), (long) blocks << ns.lbaShift());
+        } catch (IOException | RuntimeException e) {
+            controller.errorLog().record(sqid, cmd.cid(), Status.WRITE_FAULT, slba, cmd.nsid());
+            return Status.WRITE_FAULT;
+        }
+        return Status.SUCCESS;
+    }
+
+    /**
+     * Dataset Management (§6.7): NR (CDW10 7:0, 0-based) 16-byte ranges at PRP1/PRP2; only the
+     * Attribute-Deallocate (CDW11 bit 2) changes anything.
+     */
+    private int datasetManagement(Sqe cmd, int sqid) {
+        Namespace ns = controller.namespace(cmd.nsid());
+        if (ns == null) {
+            return Status.INVALID_NAMESPACE_OR_FORMAT;
+        }
+        int count = (cmd.cdw10() & 0xFF) + 1;
+        int status = prp.walk(cmd.prp1(), cmd.prp2(), 16L * count, controller.pageSize());
+        if (status != Status.SUCCESS) {
+            return status;
+        }
+        try {
+            prp.copyFromGuest(ranges, 16L * count);
+        } catch (GuestMemoryException e) {
+            return Status.DATA_TRANSFER_ERROR;
+        }
+        if ((cmd.cdw11() & 0x4) == 0) {
+            return Status.SUCCESS;
+        }
+        for (int i = 0; i < count; i++) {
+            long blocks = ranges.get(INT, 16L * i + 4) & 0xFFFF_FFFFL;
+            long slba = ranges.get(LONG, 16L * i + 8);
+            if (!ns.inRange(slba, blocks)) {
+                return Status.LBA_OUT_OF_RANGE;
+            }
+        }
+        try {
+            for (int i = 0; i < count; i++) {
+                long blocks = ranges.get(INT, 16L * i + 4) & 0xFFFF_FFFFL;
+                long slba = ranges.get(LONG, 16L * i + 8);
+                ns.backend().deallocate(slba << ns.lbaShift(), blocks << ns.lbaShift());
+            }
+        } catch (IOException | RuntimeException e) {
+            controller.errorLog().record(sqid, cmd.cid(), Status.INTERNAL_ERROR, 0, cmd.nsid());
+            return Status.INTERNAL_ERROR;
+        }
+        return Status.SUCCESS;
+    }
+}

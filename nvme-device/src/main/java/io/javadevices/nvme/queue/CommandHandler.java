@@ -1,0 +1,33 @@
+package io.javadevices.nvme.queue;
+
+/**
+ * Executes the commands of one queue kind (admin or NVM I/O) on the queue's worker thread.
+ * Results are packed by {@link #result(int, int)} so that nothing is allocated per command.
+ */
+public interface CommandHandler {
+    /** Returned by {@link #execute} when the command completes later (Asynchronous Event Request). */
+    long DEFERRED = Long.MIN_VALUE;
+
+    /** Executes {@code cmd}; returns {@link #result} or {@link #DEFERRED}. Must not throw (the worker guards anyway). */
+    long execute(Sqe cmd, QueueWorker worker);
+
+    /** Called by the worker on each loop iteration (the admin handler completes queued async events here). */
+    default void poll(QueueWorker worker) {
+    }
+
+    static long result(int status, int dw0) {
+        return ((long) status << 32) | (dw0 & 0xFFFF_FFFFL);
+    }
+
+    static long result(int status) {
+        return (long) status << 32;
+    }
+
+    static int status(long result) {
+        return (int) (result >>> 32);
+    }
+
+    static int dw0(long result) {
+        return (int) result;
+    }
+}

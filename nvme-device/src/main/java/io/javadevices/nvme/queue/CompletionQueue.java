@@ -1,0 +1,166 @@
+package io.javadevices.nvme.queue;
+
+import io.javadevices.pci.GuestMemory;
+import io.javadevices.pci.GuestMemoryException;
+
+import java.util.Arrays;
+
+/**
+ * A completion queue (NVMe 1.4 §4.6): ring in guest memory, tail and phase owned by the posting worker,
+ * head from the MMIO doorbell or (DBBUF active, qid ≥ 1) the shadow slot. Linux maps one SQ per CQ;
+ * when several SQs share this CQ ({@link #shared}) posters serialise on this object's monitor.
+ */
+public final class CompletionQueue {
+    public final int qid;
+    public final int size;
+    public final long base;
+    public final int vector;
+    public final boolean interruptsEnabled;
+
+    public volatile int mmioHead;
+    public volatile ShadowDoorbell shadow;
+    /** True when more than one SQ posts here: posting then takes this object's lock. */
+    public volatile boolean shared;
+    /** Set by a poster blocked on a full queue, so the CQ doorbell wakes it. */
+    volatile boolean waiting;
+    private volatile SubmissionQueue[] sqs = new SubmissionQueue[0];
+
+    // Owned by the poster (under the lock when shared).
+    private int tail;
+    private boolean phase = true;
+    private int cachedHead;
+    int pendingInterrupts;
+    private int lastShadowHead;
+
+    public CompletionQueue(int qid, int size, long base, int vector, boolean interruptsEnabled) {
+        this.qid = qid;
+        this.size = size;
+        this.base = base;
+        this.vector = vector;
+        this.interruptsEnabled = interruptsEnabled;
+    }
+
+    public synchronized void attach(SubmissionQueue sq) {
+        SubmissionQueue[] next = Arrays.copyOf(sqs, sqs.length + 1);
+        next[sqs.length] = sq;
+        shared = next.length > 1;
+        sqs = next;
+    }
+
+    public synchronized void detach(SubmissionQueue sq) {
+        sqs = Arrays.stream(sqs).filter(s -> s != sq).toArray(SubmissionQueue[]::new);
+    }
+
+    public boolean hasSubmissionQueues() {
+        return sqs.length > 0;
+    }
+
+    /** Wakes posters blocked on a full queue (called after a head doorbell). */
+    public void wakePosters() {
+        if (waiting) {
+            for (SubmissionQueue sq : sqs) {
+                QueueWorker w = sq.worker;
+                if (w != null) {
+                    w.wake();
+                }
+            }
+        }
+    }
+
+    /** The host's head: shadow slot when DBBUF is active (validated), else the MMIO value. */
+    int currentHead(QueueStats stats) throws GuestMemoryException {
+        ShadowDoorbell sh = shadow;
+        if (sh != null) {
+            int h = sh.load();
+            if (h < size) {
+                if (h != lastShadowHead) {
+                    lastShadowHead = h;
+                    if (h != mmioHead) {
+                        stats.shadowCq++;
+                    }
+                }
+                return h;
+            }
+            return cachedHead; // invalid shadow value: ignore it (dbbuf.md checklist 22)
+        }
+        return mmioHead;
+    }
+
+    public int tail() {
+        return tail;
+    }
+
+    /**
+     * Writes one CQE (NVMe 1.4 Figure 124) if there is room. DW3 (CID, phase, status) is written last
+     * with release semantics, so the host never sees the new phase before the rest of the entry.
+     */
+    boolean tryPost(GuestMemory memory, int sqid, int sqHead, int cid, int status, int dw0, QueueStats stats)
+            throws GuestMemoryException {
+        int next = tail + 1 == size ? 0 : tail + 1;
+        if (next == cachedHead) {
+            cachedHead = currentHead(stats);
+            if (next == cachedHead) {
+                return false;
+            }
+        }
+        long at = base + (long) tail * 16;
+        memory.writeLong(at, dw0 & 0xFFFF_FFFFL);
+        memory.writeInt(at + 8, (sqHead & 0xFFFF) | (sqid << 16));
+        memory.storeIntRelease(at + 12, (cid & 0xFFFF) | (phase ? 1 << 16 : 0) | (status & 0x7FFF) << 17);
+        tail = next;
+        if (next == 0) {
+            phase = !phase;
+        }
+        return true;
+    }
+
+    /** Refreshes the cached head (used while waiting for room). */
+    boolean headMoved(QueueStats stats) throws GuestMemoryException {
+        int h = currentHead(stats);
+        if (h != cachedHead) {
+            cachedHead = h;
+            return true;
+        }
+        return false;
+    }
+
+    int cachedHead() {
+        return cachedHead;
+    }
+
+    /**
+     * Interrupt coalescing bookkeeping (Set Features 08h, NVMe 1.4 §5.21.1.8): adds {@code posted}
+     * completions and returns true if an interrupt should fire now ({@code threshold} = entries per
+     * interrupt, 1 = no coalescing). Callers hold the CQ lock when the CQ is shared.
+     */
+    public boolean addPendingInterrupts(int posted, int threshold) {
+        pendingInterrupts += posted;
+        if (pendingInterrupts >= threshold) {
+            pendingInterrupts = 0;
+            return true;
+        }
+        return false;
+    }
+
+    /** True (and clears) if completions are waiting for a coalesced interrupt. */
+    public boolean takePendingInterrupts() {
+        if (pendingInterrupts > 0) {
+            pendingInterrupts = 0;
+            return true;
+        }
+        return false;
+    }
+
+    /** The host's head as seen now (shadow if DBBUF is active), for INTx deassertion; -1 if unknown. */
+    public int hostHead() {
+        ShadowDoorbell sh = shadow;
+        if (sh != null) {
+            try {
+                return sh.load();
+            } catch (GuestMemoryException e) {
+                return -1;
+            }
+        }
+        return mmioHead;
+    }
+}

@@ -1,0 +1,28 @@
+package io.javadevices.nvme.queue;
+
+/**
+ * Counters of one queue worker: plain fields written only by that worker's thread and summed by
+ * {@code NvmeController.statistics()} (racy but monotonic reads are fine for observability); no shared
+ * atomics on the I/O path.
+ */
+public final class QueueStats {
+    public long adminCommands, dbbufAccepted, dbbufRejected;
+    public long ioCommands, reads, writes, flushes, bytesRead, bytesWritten, ioErrors;
+    public long shadowSq, shadowCq, interrupts;
+
+    public void addTo(QueueStats total) {
+        total.adminCommands += adminCommands;
+        total.dbbufAccepted += dbbufAccepted;
+        total.dbbufRejected += dbbufRejected;
+        total.ioCommands += ioCommands;
+        total.reads += reads;
+        total.writes += writes;
+        total.flushes += flushes;
+        total.bytesRead += bytesRead;
+        total.bytesWritten += bytesWritten;
+        total.ioErrors += ioErrors;
+        total.shadowSq += shadowSq;
+        total.shadowCq += shadowCq;
+        total.interrupts += interrupts;
+    }
+}

@@ -1,0 +1,315 @@
+package io.javadevices.nvme.queue;
+
+import io.javadevices.nvme.Status;
+import io.javadevices.pci.GuestMemory;
+import io.javadevices.pci.GuestMemoryException;
+
+import java.time.Duration;
+import java.util.concurrent.locks.LockSupport;
+
+/**
+ * The thread that owns one submission queue (daemon, named {@code nvme-sqN}): fetches SQEs, executes
+ * them, posts completions to the SQ's CQ and raises one interrupt per batch.
+ *
+ * <p>Loop (dbbuf.md §5.4, the Dekker pattern Linux's {@code nvme_dbbuf_update_and_check_event} asks for):
+ * drain until head == tail; if the last batches were busy, poll the tail for up to {@code poll-us};
+ * then with DBBUF active store EventIdx = tail, full fence, re-read the shadow tail and continue if
+ * it moved; otherwise announce {@code parked}, re-check and park. An MMIO doorbell stores the tail and
+ * unparks this thread only if it is parked.
+ *
+ * <p>With DBBUF active the shadow slot is authoritative for the tail and an MMIO doorbell is only a
+ * wake-up (dbbuf.md §5.3): a late posted MMIO write carrying an older value can then never make the
+ * tail regress or re-execute commands (checklist 16).
+ */
+public final class QueueWorker implements Runnable {
+    /** What the worker needs from the controller. */
+    public interface Host {
+        GuestMemory memory();
+
+        /** A batch of {@code posted} completions was written to {@code cq}: maybe interrupt. */
+        void completionsPosted(CompletionQueue cq, int posted, QueueStats stats);
+
+        /** The queue went idle: flush any coalesced interrupt. */
+        void flushInterrupts(CompletionQueue cq, QueueStats stats);
+
+        /** An invalid doorbell value was seen in a shadow slot. */
+        void invalidDoorbell(int qid, int value);
+
+        /** The CQ could not be written: controller fatal status. */
+        void fatal(String why);
+
+        /** A command threw: record it in the error log. */
+        void commandFailed(int sqid, int cid, Throwable t);
+    }
+
+    /**
+     * Safety-net park timeouts (with / without DBBUF). Correctness never depends on them (the re-arm
+     * protocol and MMIO wake-ups do); tests raise them to prove no wake-up is lost.
+     */
+    public static volatile long parkNanosShadow = 2_000_000L;
+    public static volatile long parkNanosMmio = 50_000_000L;
+
+    private final Host host;
+    private final GuestMemory memory;
+    private final SubmissionQueue sq;
+    private final CompletionQueue cq;
+    private final CommandHandler handler;
+    private final long pollNanos;
+    private final QueueStats stats = new QueueStats();
+    private final Sqe cmd = new Sqe();
+    private final Thread thread;
+    private volatile boolean stop;
+    private volatile boolean parked;
+    private int head;
+    private int lastShadowTail;
+    private boolean busy;
+    private int unsignalled;
+
+    public QueueWorker(Host host, SubmissionQueue sq, CommandHandler handler, int pollMicros) {
+        this.host = host;
+        this.memory = host.memory();
+        this.sq = sq;
+        this.cq = sq.cq;
+        this.handler = handler;
+        this.pollNanos = pollMicros * 1000L;
+        this.thread = Thread.ofPlatform().daemon().name("nvme-sq" + sq.qid).unstarted(this);
+        sq.worker = this;
+    }
+
+    public void start() {
+        thread.start();
+    }
+
+    public SubmissionQueue queue() {
+        return sq;
+    }
+
+    public QueueStats stats() {
+        return stats;
+    }
+
+    /** The SQ head (entries consumed), as reported in CQEs. */
+    public int head() {
+        return head;
+    }
+
+    /** Called by the MMIO thread after storing a doorbell value: unpark only if parked. */
+    public void wake() {
+        if (parked) {
+            LockSupport.unpark(thread);
+        }
+    }
+
+    /** Unparks the worker unconditionally (e.g. after Doorbell Buffer Config or a queued async event). */
+    public void kick() {
+        LockSupport.unpark(thread);
+    }
+
+    /**
+     * Stops the worker and waits until it has left its loop, so no DMA or interrupt from it follows.
+     * A command in progress finishes first. Never interrupts the thread (that would close FileChannels).
+     */
+    public void stopAndJoin() {
+        stop = true;
+        LockSupport.unpark(thread);
+        if (Thread.currentThread() == thread || !thread.isAlive() && thread.getState() == Thread.State.NEW) {
+            return;
+        }
+        boolean interrupted = false;
+        long deadline = System.nanoTime() + Duration.ofSeconds(10).toNanos();
+        while (thread.isAlive() && System.nanoTime() < deadline) {
+            try {
+                thread.join(100);
+            } catch (InterruptedException e) {
+                interrupted = true;
+            }
+            LockSupport.unpark(thread);
+        }
+        if (interrupted) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
+    public boolean stopping() {
+        return stop;
+    }
+
+    @Override
+    public void run() {
+        try {
+            loop();
+        } catch (GuestMemoryException e) {
+            host.fatal("queue " + sq.qid + ": completion queue not writable: " + e.getMessage());
+        } catch (Throwable t) {
+            host.fatal("queue " + sq.qid + " worker failed: " + t);
+        }
+    }
+
+    private void loop() throws GuestMemoryException {
+        while (!stop) {
+            handler.poll(this);
+            int tail = fetchTail();
+            if (tail >= 0 && tail != head) {
+                drain(tail);
+                busy = true;
+                continue;
+            }
+            if (busy && pollNanos > 0 && pollForWork()) {
+                continue;
+            }
+            busy = false;
+            host.flushInterrupts(cq, stats);
+            ShadowDoorbell sh = sq.shadow;
+            if (sh != null) {
+                // Re-arm: EventIdx = the tail we stopped at, then StoreLoad fence, then re-check (dbbuf.md §5.4).
+                try {
+                    sh.publish(head);
+                } catch (GuestMemoryException e) {
+                    sq.shadow = null; // page unmapped: fall back to MMIO doorbells
+                }
+                GuestMemory.fullFence();
+                int again = fetchTail();
+                if (again >= 0 && again != head) {
+                    continue;
+                }
+            }
+            parked = true; // Dekker with the MMIO thread: store parked, fence, re-load the tail
+            GuestMemory.fullFence();
+            int again = fetchTail();
+            if (!stop && (again < 0 || again == head)) {
+                LockSupport.parkNanos(sq.shadow != null ? parkNanosShadow : parkNanosMmio);
+            }
+            parked = false;
+        }
+    }
+
+    private boolean pollForWork() {
+        long deadline = System.nanoTime() + pollNanos;
+        do {
+            Thread.onSpinWait();
+            int t = fetchTail();
+            if (t >= 0 && t != head) {
+                return true;
+            }
+        } while (System.nanoTime() < deadline && !stop);
+        return false;
+    }
+
+    /** Tail to consume up to, or -1 if the doorbell value is invalid. */
+    private int fetchTail() {
+        ShadowDoorbell sh = sq.shadow;
+        if (sh != null) {
+            try {
+                int t = sh.load();
+                if (t >= sq.size) {
+                    host.invalidDoorbell(sq.qid, t);
+                    return -1;
+                }
+                if (t != lastShadowTail) {
+                    lastShadowTail = t;
+                    if (t != sq.mmioTail) {
+                        stats.shadowSq++;
+                    }
+                }
+                return t;
+            } catch (GuestMemoryException e) {
+                sq.shadow = null;
+            }
+        }
+        return sq.mmioTail;
+    }
+
+    private void drain(int tail) throws GuestMemoryException {
+        while (head != tail && !stop) {
+            long at = sq.base + (long) head * 64;
+            head = head + 1 == sq.size ? 0 : head + 1;
+            long result;
+            int cid = 0;
+            try {
+                memory.read(at, cmd.segment(), 0, 64);
+                cid = cmd.cid();
+                result = handler.execute(cmd, this);
+            } catch (GuestMemoryException e) {
+                result = CommandHandler.result(Status.DATA_TRANSFER_ERROR);
+            } catch (RuntimeException | Error e) {
+                // One bad command must not kill the queue: complete it with Internal Error.
+                host.commandFailed(sq.qid, cid, e);
+                result = CommandHandler.result(Status.INTERNAL_ERROR);
+            }
+            if (result != CommandHandler.DEFERRED) {
+                if (!post(cid, CommandHandler.status(result), CommandHandler.dw0(result))) {
+                    break;
+                }
+                if (++unsignalled >= 64) {
+                    signalPosted();
+                }
+            }
+        }
+        signalPosted();
+    }
+
+    /** One interrupt decision for the completions posted since the last one. */
+    private void signalPosted() {
+        if (unsignalled > 0) {
+            int n = unsignalled;
+            unsignalled = 0;
+            host.completionsPosted(cq, n, stats);
+        }
+    }
+
+    /**
+     * Posts a completion for this SQ, waiting while the CQ is full. Returns false if the worker is
+     * stopping. Also used by the admin handler for deferred (AER) completions, on this thread.
+     */
+    public boolean post(int cid, int status, int dw0) throws GuestMemoryException {
+        while (true) {
+            boolean done;
+            if (cq.shared) {
+                synchronized (cq) {
+                    done = cq.tryPost(memory, sq.qid, head, cid, status, dw0, stats);
+                }
+            } else {
+                done = cq.tryPost(memory, sq.qid, head, cid, status, dw0, stats);
+            }
+            if (done) {
+                return true;
+            }
+            if (!waitForCompletionSpace()) {
+                return false;
+            }
+        }
+    }
+
+    /**
+     * CQ full: flush the interrupt so the host consumes, arm CQ EventIdx = known head so the host's next
+     * head update MMIOs (dbbuf.md §5.5, QEMU fa5db2aa168b), fence, re-check, park.
+     */
+    private boolean waitForCompletionSpace() throws GuestMemoryException {
+        signalPosted(); // the host must see what is already posted, or it never frees space
+        host.flushInterrupts(cq, stats);
+        cq.waiting = true;
+        parked = true;
+        try {
+            ShadowDoorbell sh = cq.shadow;
+            if (sh != null) {
+                try {
+                    sh.publish(cq.cachedHead());
+                } catch (GuestMemoryException e) {
+                    cq.shadow = null;
+                }
+                GuestMemory.fullFence();
+            }
+            boolean moved;
+            synchronized (cq) {
+                moved = cq.headMoved(stats);
+            }
+            if (!moved && !stop) {
+                LockSupport.parkNanos(1_000_000L);
+            }
+        } finally {
+            parked = false;
+            cq.waiting = false;
+        }
+        return !stop;
+    }
+}

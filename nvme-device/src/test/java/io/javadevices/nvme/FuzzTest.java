@@ -1,0 +1,137 @@
+package io.javadevices.nvme;
+
+import io.javadevices.nvme.driver.Command;
+import io.javadevices.nvme.driver.Completion;
+import io.javadevices.nvme.driver.HostQueue;
+import io.javadevices.pci.GuestMemoryException;
+import org.junit.jupiter.api.Test;
+
+import java.time.Duration;
+import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+/**
+ * Malformed commands with a fixed seed: random opcodes, fields, PRPs (unmapped, unaligned, PRP lists
+ * pointing outside memory or into themselves), bad queue ids and sizes, invalid doorbell values. Every
+ * command must complete (no hang), the controller must not go fatal, and a correct command still works.
+ */
+class FuzzTest {
+    private static final long SEED = 0x5EED_2026L;
+
+    @Test
+    void malformedCommandsNeverBreakTheController() throws GuestMemoryException {
+        try (Fixture f = Fixture.of("queues", "4", "namespaces", "ram:8M,null:64M@4096", "mdts", "5")) {
+            f.driver.bringUp(1, 32, true);
+            HostQueue q = f.driver.ioQueue(1);
+            Random rnd = new Random(SEED);
+            long scratch = f.host.allocatePages(64);
+            long selfList = f.host.allocatePages(1);
+            // A PRP list page whose entries point at itself, and one chained to itself at its last entry.
+            for (int i = 0; i < 512; i++) {
+                f.host.memory().writeLong(selfList + 8L * i, i == 511 ? selfList : selfList);
+            }
+            long outsideList = f.host.allocatePages(1);
+            for (int i = 0; i < 512; i++) {
+                f.host.memory().writeLong(outsideList + 8L * i, (1L << 40) + 4096L * i);
+            }
+            long[] prps = {0, scratch, scratch + 4096 * 7, scratch + 3, scratch + 512, 1L << 40, -4096L, -1L,
+                    f.host.ramSize() - 4096, f.host.ramSize() - 8, selfList, selfList + 4088, outsideList, outsideList + 8};
+            int adminDone = 0, ioDone = 0;
+            for (int i = 0; i < 20000; i++) {
+                if (rnd.nextInt(4) == 0) {
+                    Command c = randomAdmin(rnd, prps);
+                    if (c == null) {
+                        continue;
+                    }
+                    Completion done = f.driver.admin(c);
+                    assertNotNull(done);
+                    adminDone++;
+                } else {
+                    Command c = Command.of(rnd.nextInt(5) == 0 ? rnd.nextInt(256) : new int[] {0, 1, 2, 8, 9}[rnd.nextInt(5)])
+                            .nsid(new int[] {0, 1, 2, 3, -1, rnd.nextInt()}[rnd.nextInt(6)])
+                            .slba(rnd.nextBoolean() ? rnd.nextInt(20000) : rnd.nextLong())
+                            .cdw(12, rnd.nextBoolean() ? rnd.nextInt(300) : rnd.nextInt())
+                            .cdw(10, rnd.nextBoolean() ? rnd.nextInt(300) : rnd.nextInt())
+                            .cdw(11, rnd.nextInt())
+                            .prp1(prps[rnd.nextInt(prps.length)])
+                            .prp2(prps[rnd.nextInt(prps.length)])
+                            .flags(rnd.nextInt(8) == 0 ? rnd.nextInt(256) : 0);
+                    if (c.opcode() == 0x08 || c.opcode() == 0x09) {
+                        c.cdw(12, c.cdw(12) & 0xFFFF); // keep Write Zeroes/DSM bounded in size
+                    }
+                    Completion done = q.execute(c, Duration.ofSeconds(10));
+                    assertNotNull(done);
+                    ioDone++;
+                }
+                if (rnd.nextInt(50) == 0) {
+                    // Invalid doorbell writes: beyond queue size, unknown queues.
+                    int qid = rnd.nextInt(8);
+                    boolean cq = rnd.nextBoolean();
+                    int value = 64 + rnd.nextInt(70000);
+                    if (qid == 0 || qid == 1) {
+                        value = Math.max(value, 1024);
+                    }
+                    f.host.mmioWrite32(0, 0x1000 + (2L * qid + (cq ? 1 : 0)) * 4, value);
+                }
+            }
+            assertTrue(adminDone > 500 && ioDone > 1500);
+            assertEquals(0, f.driver.readReg32(0x1C) & 2, "controller not fatal");
+            assertEquals(1, f.driver.readReg32(0x1C) & 1);
+            long buf = f.host.allocatePages(1);
+            byte[] data = new byte[4096];
+            rnd.nextBytes(data);
+            f.host.memory().write(buf, data, 0, 4096);
+            assertTrue(q.execute(Command.write(1, 100, 8, buf, 0)).ok());
+            long back = f.host.allocatePages(1);
+            assertTrue(q.execute(Command.read(1, 100, 8, back, 0)).ok());
+            byte[] got = new byte[4096];
+            f.host.memory().read(back, got, 0, 4096);
+            assertArrayEquals(data, got);
+            assertNotNull(f.driver.identify(1, 0));
+        }
+    }
+
+    /** A random admin command that cannot legally destroy the host's own queue 1 or hang (no AER). */
+    private static Command randomAdmin(Random rnd, long[] prps) {
+        int[] interesting = {0x00, 0x01, 0x02, 0x04, 0x05, 0x06, 0x08, 0x09, 0x0A, 0x18, 0x7C};
+        int opcode = rnd.nextInt(3) == 0 ? rnd.nextInt(256) : interesting[rnd.nextInt(interesting.length)];
+        if (opcode == 0x0C) {
+            return null; // AERs complete only on events
+        }
+        Command c = Command.of(opcode)
+                .nsid(new int[] {0, 1, 2, 9, -1, rnd.nextInt()}[rnd.nextInt(6)])
+                .cdw(10, rnd.nextBoolean() ? rnd.nextInt(0x20) | rnd.nextInt(4096) << 16 : rnd.nextInt())
+                .cdw(11, rnd.nextBoolean() ? (1 | rnd.nextInt(8) << 16) : rnd.nextInt())
+                .cdw(12, rnd.nextBoolean() ? 0 : rnd.nextInt())
+                .prp1(prps[rnd.nextInt(prps.length)])
+                .prp2(prps[rnd.nextInt(prps.length)])
+                .flags(rnd.nextInt(8) == 0 ? rnd.nextInt(256) : 0);
+        int qid = c.cdw(10) & 0xFFFF;
+        switch (opcode) {
+            case 0x00, 0x04 -> {
+                if (qid == 1) {
+                    c.cdw(10, c.cdw(10) & ~0xFFFF | 3);
+                }
+            }
+            case 0x01, 0x05 -> {
+                // Creating queues on scratch is fine; never on the host's own qid 1 memory.
+                if (qid == 1) {
+                    c.cdw(10, c.cdw(10) & ~0xFFFF | 2);
+                }
+            }
+            case 0x7C -> {
+                // Only invalid DBBUF configs: a valid one would redirect the host's doorbells.
+                c.prp1(prps[rnd.nextInt(prps.length)] | 8);
+            }
+            case 0x09 -> {
+                if ((c.cdw(10) & 0xFF) == 0x07 || (c.cdw(10) & 0xFF) == 0x08) {
+                    c.cdw(10, 0x01);
+                }
+            }
+            default -> {
+            }
+        }
+        return c;
+    }
+}

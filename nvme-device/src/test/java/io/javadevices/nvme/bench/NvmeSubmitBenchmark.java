@@ -1,0 +1,99 @@
+package io.javadevices.nvme.bench;
+
+import io.javadevices.nvme.NvmeController;
+import io.javadevices.nvme.NvmeOptions;
+import io.javadevices.nvme.driver.Command;
+import io.javadevices.nvme.driver.HostQueue;
+import io.javadevices.nvme.driver.LinuxLikeDriver;
+import io.javadevices.pci.testkit.TestHost;
+import org.openjdk.jmh.annotations.Benchmark;
+import org.openjdk.jmh.annotations.BenchmarkMode;
+import org.openjdk.jmh.annotations.Fork;
+import org.openjdk.jmh.annotations.Level;
+import org.openjdk.jmh.annotations.Measurement;
+import org.openjdk.jmh.annotations.Mode;
+import org.openjdk.jmh.annotations.OperationsPerInvocation;
+import org.openjdk.jmh.annotations.OutputTimeUnit;
+import org.openjdk.jmh.annotations.Param;
+import org.openjdk.jmh.annotations.Scope;
+import org.openjdk.jmh.annotations.Setup;
+import org.openjdk.jmh.annotations.State;
+import org.openjdk.jmh.annotations.TearDown;
+import org.openjdk.jmh.annotations.Warmup;
+import org.openjdk.jmh.runner.Runner;
+import org.openjdk.jmh.runner.RunnerException;
+import org.openjdk.jmh.runner.options.OptionsBuilder;
+
+import java.time.Duration;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * In-process submission path: Linux-like host driver → BAR0/shadow doorbells → controller worker →
+ * null backend → CQE + MSI-X, one I/O queue, QD32 (32 single-command submissions, each rung the way
+ * Linux rings, then all 32 reaped), DBBUF on vs off. Result: commands per second.
+ *
+ * <p>Run (from the repository root, JDK 25):
+ * <pre>
+ * source .ci/jdk25.sh &amp;&amp; mvn -B -q -pl nvme-device test-compile \
+ *   dependency:build-classpath -Dmdep.outputFile=target/test-cp.txt -Dmdep.includeScope=test
+ * java -cp nvme-device/target/test-classes:nvme-device/target/classes:$(cat nvme-device/target/test-cp.txt) \
+ *   io.javadevices.nvme.bench.NvmeSubmitBenchmark
+ * </pre>
+ * (the main method runs 1 fork, 2 × 2 s warm-up, 3 × 3 s measurement; or pass JMH options to
+ * {@code org.openjdk.jmh.Main NvmeSubmitBenchmark}).
+ */
+@State(Scope.Thread)
+@BenchmarkMode(Mode.Throughput)
+@OutputTimeUnit(TimeUnit.SECONDS)
+@Fork(1)
+@Warmup(iterations = 2, time = 2)
+@Measurement(iterations = 3, time = 3)
+public class NvmeSubmitBenchmark {
+    private static final int QD = 32;
+
+    @Param({"on", "off"})
+    public String dbbuf;
+
+    private TestHost host;
+    private NvmeController controller;
+    private LinuxLikeDriver driver;
+    private HostQueue queue;
+    private long buffer;
+    private long commands;
+
+    @Setup(Level.Trial)
+    public void setUp() {
+        host = TestHost.direct(64L << 20);
+        controller = host.attach(ctx -> new NvmeController(NvmeOptions.parse(Map.of(
+                "namespaces", "null:1G", "queues", "1", "dbbuf", dbbuf)), ctx));
+        driver = new LinuxLikeDriver(host);
+        driver.bringUp(1, 64, true);
+        queue = driver.ioQueue(1);
+        buffer = host.allocatePages(1);
+    }
+
+    @Benchmark
+    @OperationsPerInvocation(QD)
+    public int qd32() {
+        for (int i = 0; i < QD; i++) {
+            queue.submit(Command.read(1, i, 8, buffer, 0));
+        }
+        commands += QD;
+        return queue.awaitCompletions(QD, Duration.ofSeconds(10)).size();
+    }
+
+    @TearDown(Level.Trial)
+    public void tearDown() {
+        Map<String, Long> s = controller.statistics();
+        System.out.printf("%n[dbbuf=%s] commands=%d mmio doorbells/command=%.3f (sq %d, cq %d) shadow-only sq=%d interrupts/command=%.3f%n",
+                dbbuf, commands, (double) driver.mmioDoorbellWrites() / Math.max(1, commands),
+                s.get("doorbell.mmio.sq"), s.get("doorbell.mmio.cq"), s.get("doorbell.shadow.sq"),
+                (double) s.get("interrupts") / Math.max(1, commands));
+        host.close();
+    }
+
+    public static void main(String[] args) throws RunnerException {
+        new Runner(new OptionsBuilder().include(NvmeSubmitBenchmark.class.getName()).build()).run();
+    }
+}

@@ -1,0 +1,510 @@
+package io.javadevices.vfiouser.sys;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
+import java.lang.foreign.MemoryLayout;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.StructLayout;
+import java.lang.invoke.MethodHandle;
+
+import static java.lang.foreign.ValueLayout.ADDRESS;
+import static java.lang.foreign.ValueLayout.JAVA_INT;
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
+
+/**
+ * The C library calls the vfio-user server needs, bound once through the FFM API (no JNI): sockets with
+ * ancillary data, mmap, eventfd, memfd. Each handle is a {@code static final} {@link MethodHandle} so the
+ * JIT can inline the downcall; {@code errno} is captured with {@code Linker.Option.captureCallState}
+ * into a per-thread segment (allocated once per thread, so calls do not allocate).
+ *
+ * <p>Failures throw {@link ErrnoException}; {@code EINTR} is retried where a retry is correct. Constants
+ * are the Linux values for x86-64 and arm64 (LP64, generic ABI).
+ *
+ * <p><b>Threads.</b> All methods are thread-safe. {@link #writeNoErrno} is the interrupt path: it is
+ * called by device worker threads and neither captures errno nor throws.
+ */
+public final class LibC {
+    // socket(2), socket(7), unix(7)
+    public static final int AF_UNIX = 1;
+    public static final int SOCK_STREAM = 1;
+    public static final int SOCK_NONBLOCK = 0x800;
+    public static final int SOCK_CLOEXEC = 0x80000;
+    public static final int SOL_SOCKET = 1;
+    public static final int SCM_RIGHTS = 1;
+    public static final int SO_PEERCRED = 17;
+    public static final int SHUT_RDWR = 2;
+    // recvmsg/sendmsg flags
+    public static final int MSG_CTRUNC = 0x8;
+    public static final int MSG_TRUNC = 0x20;
+    public static final int MSG_DONTWAIT = 0x40;
+    public static final int MSG_NOSIGNAL = 0x4000;
+    public static final int MSG_CMSG_CLOEXEC = 0x40000000;
+    // mmap(2)
+    public static final int PROT_READ = 1;
+    public static final int PROT_WRITE = 2;
+    public static final int MAP_SHARED = 1;
+    public static final int MAP_PRIVATE = 2;
+    // eventfd(2), memfd_create(2)
+    public static final int EFD_NONBLOCK = 0x800;
+    public static final int EFD_CLOEXEC = 0x80000;
+    public static final int MFD_CLOEXEC = 1;
+    // poll(2)
+    public static final short POLLIN = 0x1;
+    public static final short POLLERR = 0x8;
+    public static final short POLLHUP = 0x10;
+    public static final short POLLNVAL = 0x20;
+    // lseek(2)
+    public static final int SEEK_SET = 0;
+    public static final int SEEK_CUR = 1;
+    public static final int SEEK_END = 2;
+
+    private static final Linker LINKER = Linker.nativeLinker();
+    private static final StructLayout CAPTURE_LAYOUT = Linker.Option.captureStateLayout();
+    private static final long ERRNO_OFFSET = CAPTURE_LAYOUT.byteOffset(MemoryLayout.PathElement.groupElement("errno"));
+    private static final Linker.Option CAPTURE_ERRNO = Linker.Option.captureCallState("errno");
+
+    /** One errno capture buffer per thread, allocated on first use and kept for the thread's life. */
+    private static final ThreadLocal<MemorySegment> CAPTURE =
+            ThreadLocal.withInitial(() -> Arena.ofAuto().allocate(CAPTURE_LAYOUT));
+
+    private static final MethodHandle SOCKET = bind("socket", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT));
+    private static final MethodHandle BIND = bind("bind", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT));
+    private static final MethodHandle LISTEN = bind("listen", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT));
+    private static final MethodHandle ACCEPT4 = bind("accept4", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, JAVA_INT));
+    private static final MethodHandle CONNECT = bind("connect", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT));
+    private static final MethodHandle SHUTDOWN = bind("shutdown", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT));
+    private static final MethodHandle RECVMSG = bind("recvmsg", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_INT));
+    private static final MethodHandle SENDMSG = bind("sendmsg", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_INT));
+    private static final MethodHandle GETSOCKOPT = bind("getsockopt",
+            FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS));
+    private static final MethodHandle READ = bind("read", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG));
+    private static final MethodHandle WRITE = bind("write", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG));
+    private static final MethodHandle WRITE_NO_ERRNO = LINKER.downcallHandle(
+            LINKER.defaultLookup().find("write").orElseThrow(),
+            FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG));
+    private static final MethodHandle CLOSE = bind("close", FunctionDescriptor.of(JAVA_INT, JAVA_INT));
+    private static final MethodHandle DUP = bind("dup", FunctionDescriptor.of(JAVA_INT, JAVA_INT));
+    private static final MethodHandle DUP2 = bind("dup2", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT));
+    private static final MethodHandle MMAP = bind("mmap",
+            FunctionDescriptor.of(ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_LONG));
+    private static final MethodHandle MUNMAP = bind("munmap", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG));
+    private static final MethodHandle EVENTFD = bind("eventfd", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT));
+    private static final MethodHandle MEMFD_CREATE = bind("memfd_create", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT));
+    private static final MethodHandle FTRUNCATE = bind("ftruncate", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG));
+    private static final MethodHandle LSEEK = bind("lseek", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_INT));
+    private static final MethodHandle FCHMOD = bind("fchmod", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT));
+    private static final MethodHandle CHMOD = bind("chmod", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT));
+    private static final MethodHandle POLL = bind("poll", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_INT));
+    private static final MethodHandle SYSCONF = bind("sysconf", FunctionDescriptor.of(JAVA_LONG, JAVA_INT));
+    private static final int SC_PAGESIZE = 30;
+
+    /** The host page size (sysconf(_SC_PAGESIZE)), 4096 on x86-64. */
+    public static final long PAGE_SIZE = pageSize();
+
+    private LibC() {
+    }
+
+    private static MethodHandle bind(String name, FunctionDescriptor descriptor) {
+        MemorySegment symbol = LINKER.defaultLookup().find(name)
+                .orElseThrow(() -> new UnsatisfiedLinkError("libc symbol not found: " + name));
+        return LINKER.downcallHandle(symbol, descriptor, CAPTURE_ERRNO);
+    }
+
+    private static long pageSize() {
+        try {
+            long r = (long) SYSCONF.invokeExact(Arena.ofAuto().allocate(CAPTURE_LAYOUT), SC_PAGESIZE);
+            return r > 0 ? r : 4096;
+        } catch (Throwable t) {
+            return 4096;
+        }
+    }
+
+    private static MemorySegment state() {
+        return CAPTURE.get();
+    }
+
+    private static int errno(MemorySegment state) {
+        return state.get(JAVA_INT, ERRNO_OFFSET);
+    }
+
+    private static Error linkage(Throwable t) {
+        if (t instanceof Error e) {
+            throw e;
+        }
+        if (t instanceof RuntimeException r) {
+            throw r;
+        }
+        return new AssertionError("downcall failed", t);
+    }
+
+    private static int checked(String call, int result, MemorySegment state) throws ErrnoException {
+        if (result < 0) {
+            throw new ErrnoException(call, errno(state));
+        }
+        return result;
+    }
+
+    // ------------------------------------------------------------------ sockets
+
+    public static int socket(int domain, int type, int protocol) throws ErrnoException {
+        MemorySegment st = state();
+        int r;
+        try {
+            r = (int) SOCKET.invokeExact(st, domain, type, protocol);
+        } catch (Throwable t) {
+            throw linkage(t);
+        }
+        return checked("socket", r, st);
+    }
+
+    public static void bind(int fd, MemorySegment address, int length) throws ErrnoException {
+        MemorySegment st = state();
+        int r;
+        try {
+            r = (int) BIND.invokeExact(st, fd, address, length);
+        } catch (Throwable t) {
+            throw linkage(t);
+        }
+        checked("bind", r, st);
+    }
+
+    public static void listen(int fd, int backlog) throws ErrnoException {
+        MemorySegment st = state();
+        int r;
+        try {
+            r = (int) LISTEN.invokeExact(st, fd, backlog);
+        } catch (Throwable t) {
+            throw linkage(t);
+        }
+        checked("listen", r, st);
+    }
+
+    /** accept4 without peer address; retries EINTR. */
+    public static int accept4(int fd, int flags) throws ErrnoException {
+        MemorySegment st = state();
+        while (true) {
+            int r;
+            try {
+                r = (int) ACCEPT4.invokeExact(st, fd, MemorySegment.NULL, MemorySegment.NULL, flags);
+            } catch (Throwable t) {
+                throw linkage(t);
+            }
+            if (r >= 0) {
+                return r;
+            }
+            int e = errno(st);
+            if (e != Errno.EINTR) {
+                throw new ErrnoException("accept4", e);
+            }
+        }
+    }
+
+    public static void connect(int fd, MemorySegment address, int length) throws ErrnoException {
+        MemorySegment st = state();
+        int r;
+        try {
+            r = (int) CONNECT.invokeExact(st, fd, address, length);
+        } catch (Throwable t) {
+            throw linkage(t);
+        }
+        checked("connect", r, st);
+    }
+
+    public static void shutdown(int fd, int how) throws ErrnoException {
+        MemorySegment st = state();
+        int r;
+        try {
+            r = (int) SHUTDOWN.invokeExact(st, fd, how);
+        } catch (Throwable t) {
+            throw linkage(t);
+        }
+        checked("shutdown", r, st);
+    }
+
+    /** recvmsg(2); retries EINTR; returns bytes received (0 = orderly EOF). */
+    public static long recvmsg(int fd, MemorySegment msghdr, int flags) throws ErrnoException {
+        MemorySegment st = state();
+        while (true) {
+            long r;
+            try {
+                r = (long) RECVMSG.invokeExact(st, fd, msghdr, flags);
+            } catch (Throwable t) {
+                throw linkage(t);
+            }
+            if (r >= 0) {
+                return r;
+            }
+            int e = errno(st);
+            if (e != Errno.EINTR) {
+                throw new ErrnoException("recvmsg", e);
+            }
+        }
+    }
+
+    /** sendmsg(2); retries EINTR; returns bytes sent. */
+    public static long sendmsg(int fd, MemorySegment msghdr, int flags) throws ErrnoException {
+        MemorySegment st = state();
+        while (true) {
+            long r;
+            try {
+                r = (long) SENDMSG.invokeExact(st, fd, msghdr, flags);
+            } catch (Throwable t) {
+                throw linkage(t);
+            }
+            if (r >= 0) {
+                return r;
+            }
+            int e = errno(st);
+            if (e != Errno.EINTR) {
+                throw new ErrnoException("sendmsg", e);
+            }
+        }
+    }
+
+    /** getsockopt(2) into {@code value}; {@code lengthInOut} holds a socklen_t. */
+    public static void getsockopt(int fd, int level, int option, MemorySegment value, MemorySegment lengthInOut)
+            throws ErrnoException {
+        MemorySegment st = state();
+        int r;
+        try {
+            r = (int) GETSOCKOPT.invokeExact(st, fd, level, option, value, lengthInOut);
+        } catch (Throwable t) {
+            throw linkage(t);
+        }
+        checked("getsockopt", r, st);
+    }
+
+    // ------------------------------------------------------------------ plain fds
+
+    /** read(2); retries EINTR; returns bytes read (0 = EOF). */
+    public static long read(int fd, MemorySegment buffer, long length) throws ErrnoException {
+        MemorySegment st = state();
+        while (true) {
+            long r;
+            try {
+                r = (long) READ.invokeExact(st, fd, buffer, length);
+            } catch (Throwable t) {
+                throw linkage(t);
+            }
+            if (r >= 0) {
+                return r;
+            }
+            int e = errno(st);
+            if (e != Errno.EINTR) {
+                throw new ErrnoException("read", e);
+            }
+        }
+    }
+
+    /** write(2); retries EINTR; returns bytes written. */
+    public static long write(int fd, MemorySegment buffer, long length) throws ErrnoException {
+        MemorySegment st = state();
+        while (true) {
+            long r;
+            try {
+                r = (long) WRITE.invokeExact(st, fd, buffer, length);
+            } catch (Throwable t) {
+                throw linkage(t);
+            }
+            if (r >= 0) {
+                return r;
+            }
+            int e = errno(st);
+            if (e != Errno.EINTR) {
+                throw new ErrnoException("write", e);
+            }
+        }
+    }
+
+    /**
+     * write(2) without errno capture and without throwing: the interrupt path (an 8-byte eventfd write
+     * from a device worker thread). Returns the raw result; a negative value means it failed (for an
+     * eventfd, EAGAIN means the counter is saturated, i.e. an interrupt is already pending).
+     */
+    public static long writeNoErrno(int fd, MemorySegment buffer, long length) {
+        try {
+            return (long) WRITE_NO_ERRNO.invokeExact(fd, buffer, length);
+        } catch (Throwable t) {
+            throw linkage(t);
+        }
+    }
+
+    public static void close(int fd) throws ErrnoException {
+        MemorySegment st = state();
+        int r;
+        try {
+            r = (int) CLOSE.invokeExact(st, fd);
+        } catch (Throwable t) {
+            throw linkage(t);
+        }
+        // close(2): never retry on EINTR on Linux, the fd is gone either way.
+        if (r < 0 && errno(st) != Errno.EINTR) {
+            throw new ErrnoException("close", errno(st));
+        }
+    }
+
+    /** Closes {@code fd} if it is not negative, ignoring errors. */
+    public static void closeQuietly(int fd) {
+        if (fd < 0) {
+            return;
+        }
+        try {
+            close(fd);
+        } catch (ErrnoException ignored) {
+            // nothing useful to do: the descriptor is released or was not ours
+        }
+    }
+
+    public static int dup(int fd) throws ErrnoException {
+        MemorySegment st = state();
+        int r;
+        try {
+            r = (int) DUP.invokeExact(st, fd);
+        } catch (Throwable t) {
+            throw linkage(t);
+        }
+        return checked("dup", r, st);
+    }
+
+    /** dup2(2): atomically makes {@code newFd} refer to {@code oldFd}'s file (closing what it referred to). */
+    public static void dup2(int oldFd, int newFd) throws ErrnoException {
+        MemorySegment st = state();
+        while (true) {
+            int r;
+            try {
+                r = (int) DUP2.invokeExact(st, oldFd, newFd);
+            } catch (Throwable t) {
+                throw linkage(t);
+            }
+            if (r >= 0) {
+                return;
+            }
+            int e = errno(st);
+            if (e != Errno.EINTR && e != Errno.EBUSY) {
+                throw new ErrnoException("dup2", e);
+            }
+        }
+    }
+
+    public static long lseek(int fd, long offset, int whence) throws ErrnoException {
+        MemorySegment st = state();
+        long r;
+        try {
+            r = (long) LSEEK.invokeExact(st, fd, offset, whence);
+        } catch (Throwable t) {
+            throw linkage(t);
+        }
+        if (r < 0) {
+            throw new ErrnoException("lseek", errno(st));
+        }
+        return r;
+    }
+
+    public static void ftruncate(int fd, long length) throws ErrnoException {
+        MemorySegment st = state();
+        int r;
+        try {
+            r = (int) FTRUNCATE.invokeExact(st, fd, length);
+        } catch (Throwable t) {
+            throw linkage(t);
+        }
+        checked("ftruncate", r, st);
+    }
+
+    public static void fchmod(int fd, int mode) throws ErrnoException {
+        MemorySegment st = state();
+        int r;
+        try {
+            r = (int) FCHMOD.invokeExact(st, fd, mode);
+        } catch (Throwable t) {
+            throw linkage(t);
+        }
+        checked("fchmod", r, st);
+    }
+
+    /** chmod(2) of a NUL-terminated path. */
+    public static void chmod(MemorySegment path, int mode) throws ErrnoException {
+        MemorySegment st = state();
+        int r;
+        try {
+            r = (int) CHMOD.invokeExact(st, path, mode);
+        } catch (Throwable t) {
+            throw linkage(t);
+        }
+        checked("chmod", r, st);
+    }
+
+    /** poll(2) over {@code count} {@code struct pollfd}s; retries EINTR; returns the ready count. */
+    public static int poll(MemorySegment pollfds, int count, int timeoutMillis) throws ErrnoException {
+        MemorySegment st = state();
+        while (true) {
+            int r;
+            try {
+                r = (int) POLL.invokeExact(st, pollfds, (long) count, timeoutMillis);
+            } catch (Throwable t) {
+                throw linkage(t);
+            }
+            if (r >= 0) {
+                return r;
+            }
+            int e = errno(st);
+            if (e != Errno.EINTR) {
+                throw new ErrnoException("poll", e);
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ memory, eventfd, memfd
+
+    /** mmap(2); returns a zero-length segment at the mapping address (reinterpret it to use it). */
+    public static MemorySegment mmap(long length, int prot, int flags, int fd, long offset) throws ErrnoException {
+        MemorySegment st = state();
+        MemorySegment r;
+        try {
+            r = (MemorySegment) MMAP.invokeExact(st, MemorySegment.NULL, length, prot, flags, fd, offset);
+        } catch (Throwable t) {
+            throw linkage(t);
+        }
+        if (r.address() == -1L) { // MAP_FAILED
+            throw new ErrnoException("mmap", errno(st));
+        }
+        return r;
+    }
+
+    public static void munmap(long address, long length) throws ErrnoException {
+        MemorySegment st = state();
+        int r;
+        try {
+            r = (int) MUNMAP.invokeExact(st, MemorySegment.ofAddress(address), length);
+        } catch (Throwable t) {
+            throw linkage(t);
+        }
+        checked("munmap", r, st);
+    }
+
+    public static int eventfd(int initialValue, int flags) throws ErrnoException {
+        MemorySegment st = state();
+        int r;
+        try {
+            r = (int) EVENTFD.invokeExact(st, initialValue, flags);
+        } catch (Throwable t) {
+            throw linkage(t);
+        }
+        return checked("eventfd", r, st);
+    }
+
+    public static int memfdCreate(String name, int flags) throws ErrnoException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment st = state();
+            MemorySegment cName = arena.allocateFrom(name);
+            int r;
+            try {
+                r = (int) MEMFD_CREATE.invokeExact(st, cName, flags);
+            } catch (Throwable t) {
+                throw linkage(t);
+            }
+            return checked("memfd_create", r, st);
+        }
+    }
+}

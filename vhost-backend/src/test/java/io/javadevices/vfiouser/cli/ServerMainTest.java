@@ -1,0 +1,85 @@
+package io.javadevices.vfiouser.cli;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import picocli.CommandLine;
+
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.nio.file.Path;
+import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+class ServerMainTest {
+    @TempDir
+    Path dir;
+
+    private record Result(int code, String out, String err) {
+    }
+
+    private static Result run(String... args) {
+        CommandLine cli = ServerMain.commandLine();
+        StringWriter out = new StringWriter();
+        StringWriter err = new StringWriter();
+        cli.setOut(new PrintWriter(out));
+        cli.setErr(new PrintWriter(err));
+        int code = cli.execute(args);
+        return new Result(code, out.toString(), err.toString());
+    }
+
+    @Test
+    void helpAndVersion() {
+        Result help = run("--help");
+        assertEquals(0, help.code());
+        for (String option : new String[] {"--socket", "--device", "--namespace", "--queues", "--dbbuf", "--socket-mode",
+                "--stats-interval", "-o", "--list-devices", "--version"}) {
+            assertTrue(help.out().contains(option), option);
+        }
+        Result version = run("--version");
+        assertEquals(0, version.code());
+        assertTrue(version.out().contains("nvme-server"));
+    }
+
+    @Test
+    void badUsageExitsWith2() {
+        assertEquals(2, run().code(), "--socket is required");
+        assertEquals(2, run("--socket", "/tmp/x.sock", "--bogus").code());
+        assertEquals(2, run("--socket", "/tmp/x.sock", "--socket-mode", "999").code());
+        assertEquals(2, run("--socket", "/tmp/x.sock", "--dbbuf", "maybe").code());
+        assertEquals(2, run("--socket", "/tmp/x.sock", "--namespace", "disk:1G").code());
+        assertEquals(2, run("--socket", "/tmp/x.sock", "--queues", "0").code());
+        assertEquals(2, run("--socket", "/tmp/x.sock", "--stats-interval", "-1").code());
+    }
+
+    @Test
+    void runtimeFailureExitsWith1WithOneLine() {
+        Result r = run("--socket", dir.resolve("s.sock").toString(), "--device", "no-such-device");
+        assertEquals(1, r.code());
+        assertEquals(1, r.err().strip().lines().count(), r.err());
+        assertTrue(r.err().contains("no-such-device"), r.err());
+        Result badOption = run("--socket", dir.resolve("s.sock").toString(), "--device", "dma-copy", "-o", "x=1");
+        assertEquals(1, badOption.code());
+        assertTrue(badOption.err().contains("unknown option"), badOption.err());
+    }
+
+    @Test
+    void listDevicesShowsThePlugins() {
+        Result r = run("--list-devices");
+        assertEquals(0, r.code());
+        assertTrue(r.out().contains("dma-copy"), r.out());
+    }
+
+    @Test
+    void pluginOptionsAreAssembled() {
+        ServerMain main = new ServerMain();
+        CommandLine cli = new CommandLine(main);
+        cli.parseArgs("--socket", "/tmp/s", "--namespace", "ram:1G@4096", "--namespace", "file:/tmp/disk.img:2G",
+                "--namespace", "null:64M", "--queues", "4", "--dbbuf", "off", "-o", "serial=abc", "-o", "queues=9");
+        Map<String, String> options = main.pluginOptions();
+        assertEquals("ram:1G@4096,file:/tmp/disk.img:2G,null:64M", options.get("namespaces"));
+        assertEquals("4", options.get("queues"), "dedicated options win over -o");
+        assertEquals("off", options.get("dbbuf"));
+        assertEquals("abc", options.get("serial"));
+    }
+}

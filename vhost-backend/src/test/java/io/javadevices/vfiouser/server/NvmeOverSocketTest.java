@@ -1,0 +1,186 @@
+package io.javadevices.vfiouser.server;
+
+import io.javadevices.pci.PciDevicePlugin;
+import io.javadevices.vfiouser.client.TestClient;
+import io.javadevices.vfiouser.client.TestClient.EventFd;
+import io.javadevices.vfiouser.client.TestClient.Memfd;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.lang.foreign.MemorySegment;
+import java.nio.ByteOrder;
+import java.nio.file.Path;
+import java.util.Map;
+
+import static io.javadevices.vfiouser.protocol.VfioUserProtocol.*;
+import static java.lang.foreign.ValueLayout.JAVA_BYTE;
+import static java.lang.foreign.ValueLayout.JAVA_INT_UNALIGNED;
+import static java.lang.foreign.ValueLayout.JAVA_LONG_UNALIGNED;
+import static java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED;
+import static org.junit.jupiter.api.Assertions.*;
+
+/**
+ * The real NVMe plugin behind the real socket, driven like a guest driver would through QEMU: controller
+ * enable, Identify, I/O queue creation with MSI-X eventfds, then a write and a read-back of one block.
+ */
+class NvmeOverSocketTest {
+
+    @TempDir
+    Path dir;
+
+    // guest RAM layout (gpa = RAM_BASE + offset)
+    static final long RAM_BASE = 0x1_0000_0000L;
+    static final long ASQ = 0x0000, ACQ = 0x1000, IDENTIFY = 0x2000, IOSQ = 0x3000, IOCQ = 0x4000,
+            WRITE_BUF = 0x5000, READ_BUF = 0x6000;
+    static final int QSIZE = 16;
+
+    private TestClient c;
+    private Memfd ram;
+    private int stride;
+    private int adminTail, adminHead, ioTail, ioHead;
+    private boolean adminPhase = true, ioPhase = true;
+    private int cid = 1;
+
+    private MemorySegment at(long offset) {
+        return ram.memory.asSlice(offset);
+    }
+
+    private static void putInt(MemorySegment s, long o, int v) {
+        s.set(JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), o, v);
+    }
+
+    private static void putLong(MemorySegment s, long o, long v) {
+        s.set(JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), o, v);
+    }
+
+    private static int getInt(MemorySegment s, long o) {
+        return s.get(JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), o);
+    }
+
+    private static int getShort(MemorySegment s, long o) {
+        return s.get(JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), o) & 0xFFFF;
+    }
+
+    /** Writes an SQE and returns its command id. */
+    private int sqe(long sqBase, int slot, int opcode, int nsid, long prp1, int cdw10, int cdw11, int cdw12) {
+        MemorySegment e = at(sqBase + 64L * slot);
+        e.asSlice(0, 64).fill((byte) 0);
+        int id = cid++ & 0xFFFF;
+        putInt(e, 0, opcode | id << 16);
+        putInt(e, 4, nsid);
+        putLong(e, 24, RAM_BASE + prp1);
+        putInt(e, 40, cdw10);
+        putInt(e, 44, cdw11);
+        putInt(e, 48, cdw12);
+        return id;
+    }
+
+    /** Polls a CQ slot for the expected phase; returns the status field (0 = success). */
+    private int await(long cqBase, int slot, boolean phase, int id) throws Exception {
+        long deadline = System.nanoTime() + 5_000_000_000L;
+        MemorySegment e = at(cqBase + 16L * slot);
+        while (((getShort(e, 14) & 1) == 1) != phase) {
+            if (System.nanoTime() > deadline) {
+                fail("no completion for command " + id);
+            }
+            Thread.onSpinWait();
+        }
+        assertEquals(id, getShort(e, 12));
+        return getShort(e, 14) >>> 1;
+    }
+
+    private int admin(int opcode, int nsid, long prp1, int cdw10, int cdw11) throws Exception {
+        int id = sqe(ASQ, adminTail, opcode, nsid, prp1, cdw10, cdw11, 0);
+        adminTail = (adminTail + 1) % QSIZE;
+        c.postedWrite(0, 0x1000, TestClient.bytes(adminTail, 4));
+        int status = await(ACQ, adminHead, adminPhase, id);
+        adminHead = (adminHead + 1) % QSIZE;
+        if (adminHead == 0) {
+            adminPhase = !adminPhase;
+        }
+        c.postedWrite(0, 0x1000 + stride, TestClient.bytes(adminHead, 4));
+        return status;
+    }
+
+    private int io(int opcode, long buffer, long lba) throws Exception {
+        int id = sqe(IOSQ, ioTail, opcode, 1, buffer, (int) lba, (int) (lba >>> 32), 0);
+        ioTail = (ioTail + 1) % QSIZE;
+        c.postedWrite(0, 0x1000 + 2L * stride, TestClient.bytes(ioTail, 4));
+        int status = await(IOCQ, ioHead, ioPhase, id);
+        ioHead = (ioHead + 1) % QSIZE;
+        if (ioHead == 0) {
+            ioPhase = !ioPhase;
+        }
+        c.postedWrite(0, 0x1000 + 3L * stride, TestClient.bytes(ioHead, 4));
+        return status;
+    }
+
+    @Test
+    void bringUpWriteAndReadBack() throws Exception {
+        PciDevicePlugin plugin = PciDevicePlugin.find("nvme").orElseThrow();
+        try (VfioUserServer server = VfioUserServer.builder().socket(dir.resolve("nvme.sock"))
+                .device(ctx -> plugin.create(Map.of("namespaces", "ram:16M"), ctx)).build()) {
+            server.start();
+            ram = new Memfd(1 << 20);
+            try (EventFd adminIrq = new EventFd(); EventFd ioIrq = new EventFd()) {
+                c = TestClient.connect(server.socketPath());
+                c.version();
+                c.ok(CMD_DMA_MAP, TestClient.dmaMapPayload(RAM_BASE, 1 << 20, 0, 3), ram.fd);
+                int vectors = c.irqInfo(IRQ_MSIX).body().getInt(12);
+                assertTrue(vectors >= 2, "MSI-X vectors: " + vectors);
+                c.ok(CMD_DEVICE_SET_IRQS, TestClient.le(20).putInt(20)
+                        .putInt(IRQ_SET_DATA_EVENTFD | IRQ_SET_ACTION_TRIGGER).putInt(IRQ_MSIX).putInt(0).putInt(2).array(),
+                        adminIrq.fd, ioIrq.fd);
+                c.writeLong(REGION_CONFIG, 4, 2, 0x6); // memory + bus master
+                int msix = server.device().config().msixCapabilityOffset();
+                if (msix != 0) {
+                    c.writeLong(REGION_CONFIG, msix + 2, 2, c.readLong(REGION_CONFIG, msix + 2, 2) | 0x8000);
+                }
+
+                long cap = c.readLong(0, 0x00, 8);
+                stride = 4 << (int) ((cap >>> 32) & 0xF);
+                assertTrue((cap & 0xFFFF) + 1 >= QSIZE, "MQES");
+                c.writeLong(0, 0x24, 4, (QSIZE - 1) | (QSIZE - 1) << 16); // AQA
+                c.writeLong(0, 0x28, 8, RAM_BASE + ASQ);
+                c.writeLong(0, 0x30, 8, RAM_BASE + ACQ);
+                c.writeLong(0, 0x14, 4, 1 | 6 << 16 | 4 << 20); // CC.EN, IOSQES 64, IOCQES 16
+                long deadline = System.nanoTime() + 5_000_000_000L;
+                while ((c.readLong(0, 0x1C, 4) & 1) == 0) {
+                    assertTrue(System.nanoTime() < deadline, "CSTS.RDY");
+                    Thread.sleep(1);
+                }
+
+                assertEquals(0, admin(0x06, 0, IDENTIFY, 1, 0), "Identify controller");
+                assertNotEquals(0, at(IDENTIFY).get(JAVA_BYTE, 4), "serial number present");
+                assertEquals(0, admin(0x06, 1, IDENTIFY, 0, 0), "Identify namespace 1");
+                long nsze = at(IDENTIFY).get(JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), 0);
+                assertTrue(nsze > 0);
+                int format = at(IDENTIFY).get(JAVA_BYTE, 26) & 0xF;
+                int blockSize = 1 << ((getInt(at(IDENTIFY), 128 + 4L * format) >>> 16) & 0xFF);
+                assertTrue(blockSize >= 512 && blockSize <= 4096, "block size " + blockSize);
+
+                assertEquals(0, admin(0x05, 0, IOCQ, 1 | (QSIZE - 1) << 16, 0x3 | 1 << 16), "Create I/O CQ");
+                assertEquals(0, admin(0x01, 0, IOSQ, 1 | (QSIZE - 1) << 16, 0x1 | 1 << 16), "Create I/O SQ");
+
+                for (int i = 0; i < blockSize; i++) {
+                    at(WRITE_BUF).set(JAVA_BYTE, i, (byte) (i * 31 + 7));
+                }
+                ioIrq.await(0);
+                assertEquals(0, io(0x01, WRITE_BUF, 3), "write");
+                assertEquals(0, io(0x02, READ_BUF, 3), "read");
+                assertEquals(-1, at(READ_BUF).asSlice(0, blockSize).mismatch(at(WRITE_BUF).asSlice(0, blockSize)));
+                assertTrue(ioIrq.await(2000) > 0, "I/O completion interrupt on vector 1");
+                assertTrue(server.device().statistics().getOrDefault("io.commands", 2L) >= 2);
+                c.close();
+                Fixture.idle(server);
+                assertEquals(0L, server.resources().get("dma.maps"));
+                assertEquals(0L, server.resources().get("irq.fds"));
+            } finally {
+                if (c != null) {
+                    c.close();
+                }
+                ram.close();
+            }
+        }
+    }
+}
