@@ -41,6 +41,15 @@ public final class GuestScripts {
                 """.formatted(name, args);
     }
 
+    /**
+     * Prints {@code @@CHECKPOINT name} and pauses, so that the test can read the server's counters while
+     * the guest's driver still holds its queues (they are gone once the guest powers off). Pair with
+     * {@link QemuGuest#awaitCheckpoint}.
+     */
+    public static String checkpoint(String name) {
+        return "echo \"@@CHECKPOINT " + name + "\"\nsleep 5\n";
+    }
+
     /** Loads nothing, just reports the kernel and CPU count (sanity for every boot). */
     public static String header() {
         return report("kernel", "uname -r") + report("cpus", "grep -c ^processor /proc/cpuinfo");

@@ -173,6 +173,13 @@ public final class QemuGuest implements AutoCloseable {
         return false;
     }
 
+    /** Waits for {@code @@CHECKPOINT name} (see {@link GuestScripts#checkpoint}); fails with the console tail. */
+    public void awaitCheckpoint(String name, Duration timeout) throws InterruptedException {
+        if (!awaitOutput("@@CHECKPOINT " + name, timeout)) {
+            throw new AssertionError("guest never reached checkpoint " + name + "; console tail:\n" + consoleTail(60));
+        }
+    }
+
     /**
      * Waits for the guest script to finish and QEMU to exit.
      *
