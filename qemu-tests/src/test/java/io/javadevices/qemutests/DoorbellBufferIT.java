@@ -56,7 +56,12 @@ class DoorbellBufferIT {
         assertTrue(on.stats.get("admin.dbbuf.accepted") >= 1, "0x7C accepted: " + on.stats);
         assertEquals(1, on.stats.get("dbbuf.active"), "DBBUF active at the end of the run");
         assertEquals(0, off.stats.get("admin.dbbuf.accepted"), "the guest never sends 0x7C when OACS bit 8 is clear");
-        assertTrue(on.sqPerIo < 0.25, "SQ MMIO doorbells per I/O with DBBUF: " + on.sqPerIo);
+        // Measured on an idle 2-core TCG host: 0.17-0.22 with DBBUF (1.00 without). How often the guest still
+        // rings depends on how often the worker finds the queue empty and re-arms EventIdx, i.e. on CPU
+        // contention; 0.5 leaves room for a loaded CI machine while still failing if the shadow path or the
+        // EventIdx protocol is broken (then every submission rings: 1.0).
+        assertTrue(on.sqPerIo < 0.5, "SQ MMIO doorbells per I/O with DBBUF: " + on.sqPerIo);
+        assertTrue(on.sqPerIo < 0.6 * off.sqPerIo, "DBBUF cuts SQ doorbells: " + on.sqPerIo + " vs " + off.sqPerIo);
         assertTrue(off.sqPerIo > 0.6, "SQ MMIO doorbells per I/O without DBBUF: " + off.sqPerIo);
         assertTrue(on.stats.get("doorbell.shadow.sq") > 0, "tails were seen through the shadow buffer: " + on.stats);
     }
