@@ -2,6 +2,7 @@ package io.javadevices.vfiouser.cli;
 
 import io.javadevices.pci.PciDevice;
 import io.javadevices.pci.PciDevicePlugin;
+import io.javadevices.vfiouser.server.Limits;
 import io.javadevices.vfiouser.server.VfioUserServer;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -54,6 +55,19 @@ public final class ServerMain implements Callable<Integer> {
     @Option(names = "--stats-interval", defaultValue = "0", paramLabel = "SECONDS",
             description = "Print IOPS, MMIO doorbells per I/O and interrupts per I/O every SECONDS (0 = off).")
     int statsInterval;
+
+    @Option(names = "--max-dma-maps", paramLabel = "N",
+            description = "Most DMA mappings a client may hold at once, 1..65535 (default 4096); more get ENOSPC.")
+    Integer maxDmaMaps;
+
+    @Option(names = "--max-mapped-bytes", paramLabel = "SIZE",
+            description = "Most guest memory a client may have mapped at once, e.g. 64G (default 1T); more get ENOMEM.")
+    String maxMappedBytes;
+
+    @Option(names = "--max-message-bytes", paramLabel = "SIZE",
+            description = "Largest vfio-user message accepted, header included, 1048640 (1 MiB + 64)..128M (default "
+                    + "1052672 = 1 MiB + 4 KiB); a larger one gets E2BIG and a disconnect.")
+    String maxMessageBytes;
 
     @Option(names = "-o", paramLabel = "KEY=VALUE", description = "Raw plugin option, repeatable.")
     Map<String, String> rawOptions = new LinkedHashMap<>();
@@ -114,6 +128,7 @@ public final class ServerMain implements Callable<Integer> {
             throw new CommandLine.ParameterException(spec.commandLine(), "--stats-interval must be >= 0");
         }
         Map<String, String> options = pluginOptions();
+        Limits limits = limits();
         PciDevicePlugin plugin = PciDevicePlugin.available(ServerMain.class.getClassLoader()).stream()
                 .filter(p -> p.name().equals(deviceName)).findFirst()
                 .orElseThrow(() -> new IllegalArgumentException("no device plugin named '" + deviceName
@@ -121,6 +136,7 @@ public final class ServerMain implements Callable<Integer> {
         VfioUserServer server = VfioUserServer.builder()
                 .socket(socket)
                 .socketMode(mode)
+                .limits(limits)
                 .device(context -> plugin.create(options, context))
                 .build();
         server.start();
@@ -185,6 +201,53 @@ public final class ServerMain implements Callable<Integer> {
         } catch (NumberFormatException e) {
             throw new CommandLine.ParameterException(spec.commandLine(),
                     "--socket-mode must be an octal permission mode like 0600: " + text);
+        }
+    }
+
+    /** The server's resource limits: the defaults with the --max-* options applied. */
+    Limits limits() {
+        Limits limits = Limits.defaults();
+        try {
+            if (maxMessageBytes != null) {
+                long v = parseSize(maxMessageBytes);
+                if (v > Integer.MAX_VALUE) {
+                    throw new IllegalArgumentException("maxMessageBytes must be at most 128 MiB: " + v);
+                }
+                limits = limits.withMaxMessageBytes((int) v);
+            }
+            if (maxDmaMaps != null) {
+                limits = limits.withMaxDmaMaps(maxDmaMaps);
+            }
+            if (maxMappedBytes != null) {
+                limits = limits.withMaxMappedBytes(parseSize(maxMappedBytes));
+            }
+        } catch (IllegalArgumentException e) {
+            throw new CommandLine.ParameterException(spec.commandLine(), "bad limit: " + e.getMessage());
+        }
+        return limits;
+    }
+
+    /** A byte count with an optional binary suffix: 4096, 64K, 1M, 64G, 1T. */
+    static long parseSize(String text) {
+        java.util.regex.Matcher m = Pattern.compile("([0-9]{1,19})([KMGT]?)(i?B)?", Pattern.CASE_INSENSITIVE).matcher(text.trim());
+        if (!m.matches()) {
+            throw new IllegalArgumentException("not a size (e.g. 4096, 64M, 1T): '" + text + "'");
+        }
+        int shift = switch (m.group(2).toUpperCase(java.util.Locale.ROOT)) {
+            case "K" -> 10;
+            case "M" -> 20;
+            case "G" -> 30;
+            case "T" -> 40;
+            default -> 0;
+        };
+        try {
+            long value = Long.parseLong(m.group(1));
+            if (value > (Long.MAX_VALUE >> shift)) {
+                throw new NumberFormatException();
+            }
+            return value << shift;
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException("size too large: '" + text + "'");
         }
     }
 

@@ -5,7 +5,8 @@ package io.javadevices.vfiouser.server;
  * Every size the client sends is checked against these before anything is allocated.
  *
  * @param maxMessageBytes  largest accepted message, header included; larger headers get an E2BIG reply
- *                         and a disconnect (the rest of such a message cannot be trusted)
+ *                         and a disconnect (the rest of such a message cannot be trusted). The receive buffer
+ *                         is allocated once per connection at this size, so it is capped at 128 MiB
  * @param maxDmaMaps       most DMA mappings (fd-backed and fd-less) at a time; advertised as
  *                         {@code max_dma_maps} (≤ 65535, QEMU's check)
  * @param maxMappedBytes   most bytes mmapped from the client's fds at a time
@@ -18,12 +19,19 @@ package io.javadevices.vfiouser.server;
 public record Limits(int maxMessageBytes, int maxDmaMaps, long maxMappedBytes, int maxFdsPerMessage,
                      int maxDataXferSize, int maxMsixVectors) {
 
+    /** Upper bound of {@link #maxMessageBytes}: the per-connection receive buffer has this size. */
+    public static final int MAX_MESSAGE_BYTES_CAP = 128 << 20;
+
     public Limits {
         if (maxDataXferSize < 4096 || maxDataXferSize > (64 << 20)) {
             throw new IllegalArgumentException("maxDataXferSize must be 4096..64 MiB: " + maxDataXferSize);
         }
         if (maxMessageBytes < maxDataXferSize + 64) {
-            throw new IllegalArgumentException("maxMessageBytes must be at least maxDataXferSize + 64");
+            throw new IllegalArgumentException("maxMessageBytes must be at least maxDataXferSize + 64 ("
+                    + (maxDataXferSize + 64) + "): " + maxMessageBytes);
+        }
+        if (maxMessageBytes > MAX_MESSAGE_BYTES_CAP) {
+            throw new IllegalArgumentException("maxMessageBytes must be at most 128 MiB: " + maxMessageBytes);
         }
         if (maxDmaMaps < 1 || maxDmaMaps > 65535) {
             throw new IllegalArgumentException("maxDmaMaps must be 1..65535: " + maxDmaMaps);
@@ -45,6 +53,10 @@ public record Limits(int maxMessageBytes, int maxDmaMaps, long maxMappedBytes, i
      */
     public static Limits defaults() {
         return new Limits((1 << 20) + 4096, 4096, 1L << 40, 16, 1 << 20, 2048);
+    }
+
+    public Limits withMaxMessageBytes(int value) {
+        return new Limits(value, maxDmaMaps, maxMappedBytes, maxFdsPerMessage, maxDataXferSize, maxMsixVectors);
     }
 
     public Limits withMaxDmaMaps(int value) {

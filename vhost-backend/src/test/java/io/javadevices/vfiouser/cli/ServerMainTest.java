@@ -1,5 +1,6 @@
 package io.javadevices.vfiouser.cli;
 
+import io.javadevices.vfiouser.server.Limits;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import picocli.CommandLine;
@@ -33,7 +34,8 @@ class ServerMainTest {
         Result help = run("--help");
         assertEquals(0, help.code());
         for (String option : new String[] {"--socket", "--device", "--namespace", "--queues", "--dbbuf", "--socket-mode",
-                "--stats-interval", "-o", "--list-devices", "--version"}) {
+                "--stats-interval", "--max-dma-maps", "--max-mapped-bytes", "--max-message-bytes", "-o", "--list-devices",
+                "--version"}) {
             assertTrue(help.out().contains(option), option);
         }
         Result version = run("--version");
@@ -68,6 +70,31 @@ class ServerMainTest {
         Result r = run("--list-devices");
         assertEquals(0, r.code());
         assertTrue(r.out().contains("dma-copy"), r.out());
+    }
+
+    /** The client-controllable limits are CLI options; out-of-range values are usage errors (exit 2), not crashes. */
+    @Test
+    void limitOptions() {
+        ServerMain main = new ServerMain();
+        new CommandLine(main).parseArgs("--socket", "/tmp/s", "--max-dma-maps", "64", "--max-mapped-bytes", "8G",
+                "--max-message-bytes", "2M");
+        Limits limits = main.limits();
+        assertEquals(64, limits.maxDmaMaps());
+        assertEquals(8L << 30, limits.maxMappedBytes());
+        assertEquals(2 << 20, limits.maxMessageBytes());
+        ServerMain defaults = new ServerMain();
+        new CommandLine(defaults).parseArgs("--socket", "/tmp/s");
+        assertEquals(Limits.defaults(), defaults.limits());
+        String sock = dir.resolve("s.sock").toString();
+        assertEquals(2, run("--socket", sock, "--max-dma-maps", "0").code());
+        assertEquals(2, run("--socket", sock, "--max-dma-maps", "65536").code());
+        assertEquals(2, run("--socket", sock, "--max-mapped-bytes", "-1").code());
+        assertEquals(2, run("--socket", sock, "--max-mapped-bytes", "lots").code());
+        assertEquals(2, run("--socket", sock, "--max-mapped-bytes", "99999999999T").code());
+        assertEquals(2, run("--socket", sock, "--max-message-bytes", "4096").code(), "below max_data_xfer_size + 64");
+        assertEquals(2, run("--socket", sock, "--max-message-bytes", "129M").code(), "above the 128 MiB cap");
+        assertEquals(2, run("--socket", sock, "--max-message-bytes", "3G").code());
+        assertTrue(run("--socket", sock, "--max-message-bytes", "3G").err().contains("bad limit"));
     }
 
     @Test
