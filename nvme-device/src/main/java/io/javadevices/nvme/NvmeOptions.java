@@ -34,7 +34,7 @@ public record NvmeOptions(List<NamespaceSpec> namespaces, int queues, boolean db
             "model=TEXT       model number, at most 40 ASCII characters (default Java NVMe Controller)",
             "mqes=N           CAP.MQES, maximum queue entries minus one, 1..65535 (default 1023)",
             "mdts=N           maximum data transfer size as a power of two of 4 KiB pages, 1..15 (default 7 = 512 KiB)",
-            "poll-us=N        adaptive shadow-doorbell poll window in microseconds, 0..100000 (default 20)");
+            "poll-us=N        adaptive shadow-doorbell poll window in microseconds, 0..100000 (default 100)");
 
     private static final Set<String> KEYS = Set.of("namespaces", "queues", "dbbuf", "serial", "model", "mqes", "mdts", "poll-us");
 
@@ -70,7 +70,7 @@ public record NvmeOptions(List<NamespaceSpec> namespaces, int queues, boolean db
         String model = ascii(options.getOrDefault("model", "Java NVMe Controller"), "model", 40);
         int mqes = intOption(options, "mqes", 1023, 1, 65535);
         int mdts = intOption(options, "mdts", 7, 1, 15);
-        int poll = intOption(options, "poll-us", 20, 0, 100_000);
+        int poll = intOption(options, "poll-us", 100, 0, 100_000);
         return new NvmeOptions(namespaces, queues, db.equals("on"), serial, model, mqes, mdts, poll);
     }
 
