@@ -32,10 +32,16 @@ class BringUpIT {
                     + GuestScripts.report("sn", "nvme id-ctrl /dev/nvme0 | awk -F': ' '/^sn /{print $2}' | tr -d ' '")
                     + GuestScripts.report("mn", "nvme id-ctrl /dev/nvme0 | awk -F': ' '/^mn /{print $2}' | sed 's/ *$//'")
                     + GuestScripts.report("oacs", "nvme id-ctrl /dev/nvme0 | awk -F': ' '/^oacs /{print $2}' | tr -d ' '")
-                    + GuestScripts.report("nsze1", "nvme id-ns /dev/nvme0n1 | awk -F': ' '/^nsze /{print $2}' | tr -d ' '")
-                    + GuestScripts.report("size1", "cat /sys/block/nvme0n1/size")
-                    + GuestScripts.report("size2", "cat /sys/block/nvme0n2/size")
-                    + GuestScripts.report("lbs2", "cat /sys/block/nvme0n2/queue/logical_block_size")
+                    // Linux names disks nvme0n<instance>, and 6.12 scans namespaces in parallel, so nvme0n1 is
+                    // not necessarily NSID 1: report each disk under the NSID it says it has.
+                    + """
+                    for d in nvme0n1 nvme0n2; do
+                      n=$(cat /sys/block/$d/nsid)
+                      echo "@@RESULT ns$n.nsze=$(nvme id-ns /dev/$d | awk -F': ' '/^nsze /{print $2}' | tr -d ' ')"
+                      echo "@@RESULT ns$n.size=$(cat /sys/block/$d/size)"
+                      echo "@@RESULT ns$n.lbs=$(cat /sys/block/$d/queue/logical_block_size)"
+                    done
+                    """
                     + GuestScripts.report("hwqueues", "ls /sys/block/nvme0n1/mq | wc -l")
                     + GuestScripts.report("dd", "dd if=/dev/nvme0n1 of=/dev/null bs=1M count=8 iflag=direct 2>&1 | tail -1")
                     + "dmesg | grep -i nvme\n"
@@ -52,10 +58,12 @@ class BringUpIT {
                 assertEquals("JD-E2E-0001", out.get("sn"), why);
                 assertEquals("javadevices e2e", out.get("mn"), why);
                 assertEquals(0x100, Long.decode(out.get("oacs")) & 0x100, "OACS bit 8 (DBBUF) advertised" + why);
-                assertEquals(64L * 1024 * 1024 / 512, Long.decode(out.get("nsze1")), why);
-                assertEquals(64L * 1024 * 1024 / 512, out.getLong("size1"), "sysfs size is in 512-byte sectors" + why);
-                assertEquals(32L * 1024 * 1024 / 512, out.getLong("size2"), why);
-                assertEquals(4096, out.getLong("lbs2"), why);
+                assertEquals(64L * 1024 * 1024 / 512, Long.decode(out.get("ns1.nsze")), "NSID 1: 64 MiB of 512-byte LBAs" + why);
+                assertEquals(64L * 1024 * 1024 / 512, out.getLong("ns1.size"), "sysfs size is in 512-byte sectors" + why);
+                assertEquals(512, out.getLong("ns1.lbs"), why);
+                assertEquals(32L * 1024 * 1024 / 4096, Long.decode(out.get("ns2.nsze")), "NSID 2: 32 MiB of 4 KiB LBAs" + why);
+                assertEquals(32L * 1024 * 1024 / 512, out.getLong("ns2.size"), why);
+                assertEquals(4096, out.getLong("ns2.lbs"), why);
                 assertEquals(2, out.getLong("hwqueues"), "one I/O queue per vCPU" + why);
                 assertEquals(2, stats.get("io.queues"), "server sees 2 I/O queue pairs" + why);
                 assertTrue(stats.get("admin.dbbuf.accepted") >= 1, "Doorbell Buffer Config accepted" + why);
