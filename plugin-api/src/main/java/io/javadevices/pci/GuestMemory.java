@@ -32,6 +32,9 @@ import java.util.List;
  * All multi-byte values are little-endian, as PCI devices see them.
  */
 public final class GuestMemory {
+    /** Source of {@link #fill} with zero (never written). */
+    private static final MemorySegment ZERO_PAGE = java.lang.foreign.Arena.global().allocate(64 * 1024, 4096);
+
 
     /** One mapped range of guest-physical memory. {@code segment.byteSize()} is its length. */
     public record Region(long address, MemorySegment segment) {
@@ -291,7 +294,14 @@ public final class GuestMemory {
                 long at = address + done;
                 Region r = find(table, at);
                 long chunk = Math.min(length - done, r.end() - at);
-                r.segment().asSlice(at - r.address(), chunk).fill(value);
+                if (value == 0) {
+                    // Zeroes are copied from a constant page with the static copy, which needs no slice
+                    // object: a device's zero-fill (e.g. a read from a null disk) then allocates nothing.
+                    chunk = Math.min(chunk, ZERO_PAGE.byteSize());
+                    MemorySegment.copy(ZERO_PAGE, 0, r.segment(), at - r.address(), chunk);
+                } else {
+                    r.segment().asSlice(at - r.address(), chunk).fill(value);
+                }
                 done += chunk;
             }
         } catch (IllegalStateException closedWhileInUse) {

@@ -33,6 +33,14 @@ public interface BlockBackend extends AutoCloseable {
     /** True if deallocated blocks read as zero (Identify Namespace DLFEAT bits 2:0 = 001b). */
     boolean deallocatedReadsZero();
 
+    /**
+     * True if every read returns zeroes whatever was written (the {@code null} backend): the controller
+     * then zero-fills the guest buffer itself through {@code GuestMemory.fill}, without a buffer slice.
+     */
+    default boolean readsOnlyZeroes() {
+        return false;
+    }
+
     /** Short description for logs, e.g. {@code ram:1G}. */
     String describe();
 

@@ -37,6 +37,11 @@ public final class NullBackend implements BlockBackend {
     }
 
     @Override
+    public boolean readsOnlyZeroes() {
+        return true;
+    }
+
+    @Override
     public boolean deallocatedReadsZero() {
         return true;
     }

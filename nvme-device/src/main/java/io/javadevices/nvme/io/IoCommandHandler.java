@@ -1,5 +1,7 @@
 package io.javadevices.nvme.io;
 
+import io.javadevices.nvme.backend.BlockBackend;
+
 import io.javadevices.nvme.Namespace;
 import io.javadevices.nvme.Nvme;
 import io.javadevices.nvme.NvmeController;
@@ -84,14 +86,10 @@ public final class IoCommandHandler implements CommandHandler {
         }
         long offset = slba << ns.lbaShift();
         try {
-            for (int i = 0; i < prp.count(); i++) {
-                MemorySegment buffer = memory.slice(prp.address(i), prp.length(i));
-                if (write) {
-                    ns.backend().write(offset, buffer);
-                } else {
-                    ns.backend().read(offset, buffer);
-                }
-                offset += prp.length(i);
+            if (!write && ns.backend().readsOnlyZeroes()) {
+                zeroFill();
+            } else {
+                transfer(ns.backend(), offset, write);
             }
         } catch (GuestMemoryException e) {
             return Status.DATA_TRANSFER_ERROR;
@@ -108,6 +106,26 @@ public final class IoCommandHandler implements CommandHandler {
             stats.bytesRead += bytes;
         }
         return Status.SUCCESS;
+    }
+
+    /** Moves the data between the guest pages the PRP walk found and the backend, slice by slice. */
+    private void transfer(BlockBackend backend, long offset, boolean write) throws GuestMemoryException, IOException {
+        for (int i = 0; i < prp.count(); i++) {
+            MemorySegment buffer = memory.slice(prp.address(i), prp.length(i));
+            if (write) {
+                backend.write(offset, buffer);
+            } else {
+                backend.read(offset, buffer);
+            }
+            offset += prp.length(i);
+        }
+    }
+
+    /** A read from a backend that only reads zeroes: fill the guest pages directly (no slices). */
+    private void zeroFill() throws GuestMemoryException {
+        for (int i = 0; i < prp.count(); i++) {
+            memory.fill(prp.address(i), prp.length(i), (byte) 0);
+        }
     }
 
     /** Flush (§6.8); NSID FFFFFFFFh flushes every namespace. */
