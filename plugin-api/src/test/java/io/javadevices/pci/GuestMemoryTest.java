@@ -22,6 +22,24 @@ class GuestMemoryTest {
     }
 
     @Test
+    void zeroFillSpansAdjacentRegionsAndLargerThanItsSourcePage() throws Exception {
+        GuestMemory m = new GuestMemory();
+        m.map(0x10000, heap(96 * 1024));
+        m.map(0x10000 + 96 * 1024, heap(96 * 1024));
+        byte[] ones = new byte[192 * 1024];
+        java.util.Arrays.fill(ones, (byte) 0x7F);
+        m.write(0x10000, ones, 0, ones.length);
+        // 150 KiB of zeroes from 1 KiB in: crosses the region boundary and the 64 KiB zero page twice.
+        m.fill(0x10000 + 1024, 150 * 1024, (byte) 0);
+        byte[] back = new byte[ones.length];
+        m.read(0x10000, back, 0, back.length);
+        for (int i = 0; i < back.length; i++) {
+            boolean zeroed = i >= 1024 && i < 1024 + 150 * 1024;
+            assertEquals(zeroed ? 0 : 0x7F, back[i], "byte " + i);
+        }
+    }
+
+    @Test
     void roundTripsBytesAndScalarsLittleEndian() throws Exception {
         GuestMemory m = GuestMemory.of(0x1000, heap(8192));
         byte[] data = {1, 2, 3, 4, 5, 6, 7, 8};
