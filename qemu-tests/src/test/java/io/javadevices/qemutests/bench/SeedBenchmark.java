@@ -83,7 +83,7 @@ class SeedBenchmark {
         }
 
         List<String> metrics = List.of("iops.qd32", "lat.qd1.p50.us", "lat.qd1.p99.us", "mmio.doorbells.per.io",
-                "interrupts.per.io", "server.cpu.s.per.mio");
+                "interrupts.per.io", "guest.irqs.per.io", "server.cpu.s.per.mio");
         String table = report.table(metrics);
         double a = report.median("A", "iops.qd32");
         double b = report.median("B", "iops.qd32");
@@ -122,11 +122,14 @@ class SeedBenchmark {
         Files.createDirectories(sub);
         boolean java = config.equals("B") || config.equals("C");
         String dev = config.equals("D") ? "/dev/vda" : "/dev/nvme0n1";
+        String irqPattern = config.equals("D") ? "virtio" : "nvme";
         String script = GuestScripts.waitFor(dev, 60)
+                + irqSnapshot("irq0", irqPattern)
                 + "echo @@MARK qd32-start\n"
                 + GuestScripts.fio("qd32", "--filename=" + dev + " --ioengine=libaio --direct=1 --rw=randread --bs=4k"
                 + " --iodepth=32 --numjobs=" + cpus + " --time_based --runtime=" + seconds + " --group_reporting")
                 + "echo @@MARK qd32-done\n"
+                + irqSnapshot("irq1", irqPattern)
                 + GuestScripts.fio("qd1", "--filename=" + dev + " --ioengine=libaio --direct=1 --rw=randread --bs=4k"
                 + " --iodepth=1 --numjobs=1 --time_based --runtime=" + Math.max(5, seconds / 2))
                 + latencyPercentiles("qd1");
@@ -172,6 +175,9 @@ class SeedBenchmark {
                 assertEquals(0, o.getLong("fio.qd32.err"), o.tail());
                 assertEquals(0, o.getLong("fio.qd1.rc"), o.tail());
                 report.add(config, "iops.qd32", o.getLong("fio.qd32.iops"));
+                // The guest's own count, comparable across all four devices (4 KiB reads: I/Os = kB / 4).
+                double guestIos = o.getLong("fio.qd32.readkb") / 4.0;
+                report.add(config, "guest.irqs.per.io", (o.getLong("irq1") - o.getLong("irq0")) / guestIos);
                 report.add(config, "lat.qd1.p50.us", Double.parseDouble(o.get("lat.qd1.p50")));
                 report.add(config, "lat.qd1.p99.us", Double.parseDouble(o.get("lat.qd1.p99")));
                 System.out.printf("[bench] %s round %d: %d IOPS at QD32, QD1 p50 %s us p99 %s us%s%n", config, round,
@@ -183,6 +189,12 @@ class SeedBenchmark {
                 server.close();
             }
         }
+    }
+
+    /** Sum of the guest's interrupt counts (all CPUs) on the lines whose name contains {@code pattern}. */
+    private static String irqSnapshot(String key, String pattern) {
+        return "echo \"@@RESULT " + key + "=$(awk '/" + pattern + "/ {for (i = 2; i <= NF; i++) if ($i ~ /^[0-9]+$/) s += $i}"
+                + " END {print s + 0}' /proc/interrupts)\"\n";
     }
 
     /** fio terse v3 read completion-latency percentiles (fields 18–37, "p%=usec") for p50 and p99. */
