@@ -703,6 +703,17 @@ public final class NvmeController implements PciDevice, QueueWorker.Host {
         m.put("io.queues", (long) ioQueues);
         m.put("controller.resets", resets);
         m.put("errors.logged", errorLog.count());
+        // Commands by opcode: admin.opcode.0x06 (Identify), io.opcode.0x02 (Read), ... only those seen.
+        for (int op = 0; op < 256; op++) {
+            long admin = total.adminByOpcode[op];
+            if (admin > 0) {
+                m.put(String.format("admin.opcode.0x%02x", op), admin);
+            }
+            long io = total.ioByOpcode[op];
+            if (io > 0) {
+                m.put(String.format("io.opcode.0x%02x", op), io);
+            }
+        }
         return m;
     }
 

@@ -105,6 +105,11 @@ class IoTest {
             assertEquals(0, f.stat("io.errors"));
             assertTrue(f.stat("io.writes") > 0 && f.stat("io.reads") > 0);
             assertEquals(f.stat("io.writes") * 4096, f.stat("io.bytes.written"));
+            // Commands by opcode: Write 01h and Read 02h on the I/O queues, Identify 06h on the admin queue.
+            assertEquals(f.stat("io.writes"), f.stat("io.opcode.0x01"));
+            assertEquals(f.stat("io.reads"), f.stat("io.opcode.0x02"));
+            assertTrue(f.stat("admin.opcode.0x06") >= 1, "Identify counted");
+            assertTrue(f.stat("admin.opcode.0x05") >= queues, "Create I/O CQ counted once per queue");
         }
     }
 

@@ -9,6 +9,8 @@ public final class QueueStats {
     public long adminCommands, dbbufAccepted, dbbufRejected;
     public long ioCommands, reads, writes, flushes, bytesRead, bytesWritten, ioErrors;
     public long shadowSq, shadowCq, interrupts;
+    /** Commands by opcode: admin opcodes (counted by the admin queue's worker) and I/O opcodes. */
+    public final long[] adminByOpcode = new long[256], ioByOpcode = new long[256];
 
     public void addTo(QueueStats total) {
         total.adminCommands += adminCommands;
@@ -24,5 +26,9 @@ public final class QueueStats {
         total.shadowSq += shadowSq;
         total.shadowCq += shadowCq;
         total.interrupts += interrupts;
+        for (int op = 0; op < 256; op++) {
+            total.adminByOpcode[op] += adminByOpcode[op];
+            total.ioByOpcode[op] += ioByOpcode[op];
+        }
     }
 }

@@ -228,6 +228,7 @@ public final class QueueWorker implements Runnable {
             try {
                 memory.read(at, cmd.segment(), 0, 64);
                 cid = cmd.cid();
+                (sq.qid == 0 ? stats.adminByOpcode : stats.ioByOpcode)[cmd.opcode() & 0xFF]++;
                 result = handler.execute(cmd, this);
             } catch (GuestMemoryException e) {
                 result = CommandHandler.result(Status.DATA_TRANSFER_ERROR);
