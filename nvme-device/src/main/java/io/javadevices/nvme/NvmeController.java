@@ -120,6 +120,11 @@ public final class NvmeController implements PciDevice, QueueWorker.Host {
                 .powerManagement()
                 .build();
         config.addFunctionLevelResetListener(this::functionLevelReset);
+        config.addWriteListener((offset, length) -> {
+            if (offset <= 0x04 && offset + length > 0x04 && config.isBusMasterEnabled()) {
+                kickAllWorkers(); // Bus Master Enable set: workers parked without DMA may go on
+            }
+        });
     }
 
     // ------------------------------------------------------------------ accessors used by command handlers
@@ -281,6 +286,19 @@ public final class NvmeController implements PciDevice, QueueWorker.Host {
     }
 
     // ------------------------------------------------------------------ QueueWorker.Host
+
+    @Override
+    public boolean busMasterEnabled() {
+        return config.isBusMasterEnabled();
+    }
+
+    private void kickAllWorkers() {
+        synchronized (live) {
+            for (QueueWorker w : live) {
+                w.kick();
+            }
+        }
+    }
 
     @Override
     public void completionsPosted(CompletionQueue cq, int posted, QueueStats stats) {

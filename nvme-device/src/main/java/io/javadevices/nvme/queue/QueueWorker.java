@@ -40,6 +40,14 @@ public final class QueueWorker implements Runnable {
 
         /** A command threw: record it in the error log. */
         void commandFailed(int sqid, int cid, Throwable t);
+
+        /**
+         * May the function master the bus now (PCI command register bit 2)? With it clear a PCI function
+         * must not issue memory accesses (PCI Local Bus 3.0 §6.2.2), so the worker fetches nothing.
+         */
+        default boolean busMasterEnabled() {
+            return true;
+        }
     }
 
     /**
@@ -147,6 +155,12 @@ public final class QueueWorker implements Runnable {
 
     private void loop() throws GuestMemoryException {
         while (!stop) {
+            if (!host.busMasterEnabled()) {
+                // No DMA allowed: leave the queue untouched until the host sets Bus Master Enable again
+                // (the controller kicks its workers on that config write).
+                LockSupport.parkNanos(parkNanosMmio);
+                continue;
+            }
             handler.poll(this);
             int tail = fetchTail();
             if (tail >= 0 && tail != head) {
