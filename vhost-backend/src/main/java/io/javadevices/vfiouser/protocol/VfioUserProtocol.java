@@ -4,7 +4,7 @@ package io.javadevices.vfiouser.protocol;
  * Every vfio-user wire constant in one place: the 16-byte header, command numbers, flags, and the byte
  * offsets of each message's fields. Sources: QEMU {@code docs/interop/vfio-user.rst} ("the spec"), QEMU
  * {@code hw/vfio-user/protocol.h}, Linux {@code include/uapi/linux/vfio.h}; see
- * {@code /work/shared/docs/vfio-user.md} §1 for the annotated tables.
+ * the team's vfio-user.md research note (kept beside this repository) §1 for the annotated tables.
  *
  * <p>All integers are host-endian (little-endian on every platform this runs on). Payload offsets are
  * relative to the end of the header (i.e. to the message body); {@code *_SIZE} constants are body sizes
