@@ -1,8 +1,10 @@
 package io.javadevices.nvme;
 
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
-import java.nio.ByteOrder;
+
+import static io.javadevices.nvme.LittleEndian.SHORT;
+import static io.javadevices.nvme.LittleEndian.INT;
+import static io.javadevices.nvme.LittleEndian.LONG;
 
 /**
  * Error Information log (Get Log Page 01h, NVMe 1.4 §5.14.1.1, Figure 194): the last 64 errors, newest
@@ -10,9 +12,6 @@ import java.nio.ByteOrder;
  */
 public final class ErrorLog {
     public static final int ENTRIES = 64;
-    private static final ValueLayout.OfLong LONG = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-    private static final ValueLayout.OfShort SHORT = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-    private static final ValueLayout.OfInt INT = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
     private final long[][] entries = new long[ENTRIES][];
     private long count;

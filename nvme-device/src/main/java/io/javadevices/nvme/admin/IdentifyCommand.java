@@ -9,8 +9,11 @@ import io.javadevices.nvme.queue.Sqe;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
+
+import static io.javadevices.nvme.LittleEndian.SHORT;
+import static io.javadevices.nvme.LittleEndian.INT;
+import static io.javadevices.nvme.LittleEndian.LONG;
 
 /**
  * Identify (06h, NVMe 1.4 §5.15). CNS 00h namespace, 01h controller, 02h active namespace list,
@@ -18,9 +21,6 @@ import java.nio.charset.StandardCharsets;
  * CNS 06h/08h, dbbuf.md §7.3).
  */
 final class IdentifyCommand {
-    private static final ValueLayout.OfShort SHORT = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-    private static final ValueLayout.OfInt INT = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-    private static final ValueLayout.OfLong LONG = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
     /** Identify Controller: ONCS bit 2 Dataset Management, bit 3 Write Zeroes. */
     static final int ONCS = 0x0C;

@@ -9,8 +9,11 @@ import io.javadevices.nvme.queue.Sqe;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
+
+import static io.javadevices.nvme.LittleEndian.SHORT;
+import static io.javadevices.nvme.LittleEndian.INT;
+import static io.javadevices.nvme.LittleEndian.LONG;
 
 /**
  * Get Log Page (02h, NVMe 1.4 §5.14): 01h Error Information, 02h SMART / Health (controller-wide,
@@ -18,9 +21,6 @@ import java.nio.charset.StandardCharsets;
  * Log Page. Length = (NUMDU:NUMDL + 1) dwords, from byte offset LPO; only the bytes the log has are transferred.
  */
 final class LogPageCommand {
-    private static final ValueLayout.OfShort SHORT = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-    private static final ValueLayout.OfInt INT = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-    private static final ValueLayout.OfLong LONG = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     static final int ERROR_INFO = 0x01, SMART = 0x02, FIRMWARE_SLOT = 0x03, COMMAND_EFFECTS = 0x05;
 
     private final NvmeController controller;

@@ -5,8 +5,8 @@ import io.javadevices.pci.GuestMemory;
 import io.javadevices.pci.GuestMemoryException;
 
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
-import java.nio.ByteOrder;
+
+import static io.javadevices.nvme.LittleEndian.LONG;
 
 /**
  * Turns PRP1/PRP2 of a command into a list of guest-physical (address, length) pieces (NVMe 1.4 §4.3,
@@ -24,7 +24,6 @@ import java.nio.ByteOrder;
  * Contiguous pieces in one guest memory region are merged so backends see large buffers.
  */
 public final class PrpWalker {
-    private static final ValueLayout.OfLong LONG = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final int MAX_PAGE = 64 * 1024;
 
     private final GuestMemory memory;

@@ -16,8 +16,9 @@ import io.javadevices.pci.GuestMemoryException;
 
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
-import java.nio.ByteOrder;
+
+import static io.javadevices.nvme.LittleEndian.INT;
+import static io.javadevices.nvme.LittleEndian.LONG;
 
 /**
  * NVM command set I/O commands (NVMe 1.4 §6): Read, Write, Flush, Write Zeroes, Dataset Management.
@@ -26,8 +27,6 @@ import java.nio.ByteOrder;
  * slice views. Backend I/O errors become media statuses plus an error log entry, never exceptions.
  */
 public final class IoCommandHandler implements CommandHandler {
-    private static final ValueLayout.OfInt INT = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-    private static final ValueLayout.OfLong LONG = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
     private final NvmeController controller;
     private final GuestMemory memory;

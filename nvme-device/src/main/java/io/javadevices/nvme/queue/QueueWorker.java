@@ -64,6 +64,8 @@ public final class QueueWorker implements Runnable {
     private final CommandHandler handler;
     private final long pollNanos;
     private final QueueStats stats = new QueueStats();
+    /** Where this queue counts its commands by opcode: the admin queue's opcodes are admin opcodes. */
+    private final long[] opcodeCounts;
     private final Sqe cmd = new Sqe();
     private final Thread thread;
     private volatile boolean stop;
@@ -78,6 +80,7 @@ public final class QueueWorker implements Runnable {
         this.memory = host.memory();
         this.sq = sq;
         this.cq = sq.cq;
+        this.opcodeCounts = sq.qid == 0 ? stats.adminByOpcode : stats.ioByOpcode;
         this.handler = handler;
         this.pollNanos = pollMicros * 1000L;
         this.thread = Thread.ofPlatform().daemon().name("nvme-sq" + sq.qid).unstarted(this);
@@ -242,7 +245,7 @@ public final class QueueWorker implements Runnable {
             try {
                 memory.read(at, cmd.segment(), 0, 64);
                 cid = cmd.cid();
-                (sq.qid == 0 ? stats.adminByOpcode : stats.ioByOpcode)[cmd.opcode() & 0xFF]++;
+                opcodeCounts[cmd.opcode() & 0xFF]++;
                 result = handler.execute(cmd, this);
             } catch (GuestMemoryException e) {
                 result = CommandHandler.result(Status.DATA_TRANSFER_ERROR);

@@ -4,7 +4,9 @@ import io.javadevices.nvme.Nvme;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.nio.ByteOrder;
+
+import static io.javadevices.nvme.LittleEndian.INT;
+import static io.javadevices.nvme.LittleEndian.LONG;
 
 /**
  * A reusable 64-byte submission queue entry buffer (NVMe 1.4 §4.2 Figure 105), one per worker: the
@@ -12,9 +14,6 @@ import java.nio.ByteOrder;
  * overwrite its slot) and nothing is allocated per command.
  */
 public final class Sqe {
-    private static final ValueLayout.OfInt INT = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-    private static final ValueLayout.OfLong LONG = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-
     private final MemorySegment segment = MemorySegment.ofArray(new long[8]);
 
     /** The 64 bytes (for copying in). */
