@@ -25,14 +25,7 @@ class QemuCrashIT {
     void serverSurvivesQemuKillAndKeepsFlushedData() throws Exception {
         try (JavaNvmeServer server = JavaNvmeServer.start(dir, Map.of("namespaces", "ram:64M"))) {
             Map<String, Long> idle = server.resources();
-            String writer = GuestScripts.waitFor("/dev/nvme0n1", 30) + """
-                    dd if=/dev/urandom of=/tmp/pattern bs=1M count=8 2>/dev/null
-                    dd if=/tmp/pattern of=/dev/nvme0n1 bs=1M oflag=direct conv=fsync 2>/dev/null
-                    echo "@@RESULT sum=$(sha256sum /tmp/pattern | cut -c1-64)"
-                    echo "@@RESULT flushed=yes"
-                    fio --name=endless --filename=/dev/nvme0n1 --offset=16M --size=48M --rw=randwrite --bs=64k \\
-                        --ioengine=libaio --direct=1 --iodepth=32 --time_based --runtime=600 >/dev/null 2>&1
-                    """;
+            String writer = GuestScripts.flushedPatternThenEndlessWrites(8);
             String flushedSum;
             try (QemuGuest guest = new QemuGuest.Spec("crash-1", dir).vfioUser(server.socketName()).script(writer).start()) {
                 assertTrue(guest.awaitOutput("@@RESULT flushed=yes", Duration.ofMinutes(3)),
@@ -45,8 +38,7 @@ class QemuCrashIT {
                 assertTrue(server.stats().get("io.writes") >= before + 200, "writes in flight when QEMU dies");
                 Map<String, Long> busy = server.resources();
                 assertTrue(busy.get("dma.maps") > 0 && busy.get("irq.fds") > 0, "client resources in use: " + busy);
-                flushedSum = guest.console().lines().filter(l -> l.startsWith("@@RESULT sum="))
-                        .map(l -> l.substring("@@RESULT sum=".length()).trim()).findFirst().orElseThrow();
+                flushedSum = guest.result("sum");
                 guest.kill();
             }
             long deadline = System.nanoTime() + Duration.ofSeconds(20).toNanos();
@@ -57,7 +49,7 @@ class QemuCrashIT {
             assertTrue(server.isServing(), "server still accepting clients");
 
             String reader = GuestScripts.waitFor("/dev/nvme0n1", 30)
-                    + GuestScripts.report("sum", "dd if=/dev/nvme0n1 bs=1M count=8 iflag=direct 2>/dev/null | sha256sum | cut -c1-64")
+                    + GuestScripts.checksumOfStart("sum", 8)
                     + GuestScripts.fio("after", "--filename=/dev/nvme0n1 --offset=16M --size=16M --ioengine=libaio"
                     + " --direct=1 --iodepth=16 --rw=randwrite --bsrange=4k-128k --verify=crc32c --do_verify=1 --verify_fatal=1");
             try (QemuGuest guest = new QemuGuest.Spec("crash-2", dir).vfioUser(server.socketName()).script(reader).start()) {

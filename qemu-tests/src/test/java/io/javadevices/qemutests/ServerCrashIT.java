@@ -38,25 +38,17 @@ class ServerCrashIT {
     void flushedDataSurvivesSigkillOfTheServer() throws Exception {
         Path image = dir.resolve("disk.img");
         Path socket = dir.resolve("nvme.sock");
-        String writer = GuestScripts.waitFor("/dev/nvme0n1", 30) + """
-                dd if=/dev/urandom of=/tmp/pattern bs=1M count=%1$d 2>/dev/null
-                dd if=/tmp/pattern of=/dev/nvme0n1 bs=1M oflag=direct conv=fsync 2>/dev/null
-                echo "@@RESULT write.rc=$?"
-                echo "@@RESULT sum=$(sha256sum /tmp/pattern | cut -c1-64)"
-                echo "@@MARKER flushed"
-                fio --name=endless --filename=/dev/nvme0n1 --offset=16M --size=48M --rw=randwrite --bs=64k \\
-                    --ioengine=libaio --direct=1 --iodepth=32 --time_based --runtime=600 >/dev/null 2>&1
-                """.formatted(FLUSHED_MIB);
+        String writer = GuestScripts.flushedPatternThenEndlessWrites(FLUSHED_MIB);
         String flushedSum;
         long t0 = System.nanoTime();
         try (ServerProcess server = ServerProcess.start("crash-1", socket, "--namespace", "file:" + image + ":64M",
                 "--stats-interval", "1");
              QemuGuest guest = new QemuGuest.Spec("server-crash-1", dir).vfioUser(socket.getFileName().toString())
                      .script(writer).start()) {
-            assertTrue(guest.awaitOutput("@@MARKER flushed", Duration.ofMinutes(3)),
+            assertTrue(guest.awaitOutput("@@RESULT flushed=yes", Duration.ofMinutes(3)),
                     "first guest never flushed its pattern:\n" + guest.consoleTail(40) + "\nserver output:\n" + server.logTail());
-            flushedSum = result(guest, "sum");
-            assertEquals("0", result(guest, "write.rc"), "dd with conv=fsync succeeded");
+            flushedSum = guest.result("sum");
+            assertEquals("0", guest.result("write.rc"), "dd with conv=fsync succeeded");
             assertEquals(64, flushedSum.length());
             // Writes in flight: wait for two stats lines (printed every second) after the marker with I/Os in them.
             for (int second = 0; second < 2; second++) {
@@ -76,8 +68,7 @@ class ServerCrashIT {
                 "the flushed region of the file on the host equals what the guest wrote");
 
         String reader = GuestScripts.waitFor("/dev/nvme0n1", 30)
-                + GuestScripts.report("sum", "dd if=/dev/nvme0n1 bs=1M count=" + FLUSHED_MIB
-                + " iflag=direct 2>/dev/null | sha256sum | cut -c1-64")
+                + GuestScripts.checksumOfStart("sum", FLUSHED_MIB)
                 + GuestScripts.fio("after", "--filename=/dev/nvme0n1 --offset=16M --size=16M --ioengine=libaio"
                 + " --direct=1 --iodepth=16 --rw=randwrite --bsrange=4k-128k --verify=crc32c --do_verify=1 --verify_fatal=1");
         // The restarted server also runs with tighter client limits than the defaults, which QEMU stays within
@@ -92,8 +83,7 @@ class ServerCrashIT {
             assertEquals(0, out.getLong("fio.after.err"), why);
             FdSnapshot afterFirst = FdSnapshot.of(server);
             // A second session on the same server: it must leave exactly as many fds as the first one did.
-            String again = GuestScripts.waitFor("/dev/nvme0n1", 30) + GuestScripts.report("sum", "dd if=/dev/nvme0n1 bs=1M count="
-                    + FLUSHED_MIB + " iflag=direct 2>/dev/null | sha256sum | cut -c1-64");
+            String again = GuestScripts.waitFor("/dev/nvme0n1", 30) + GuestScripts.checksumOfStart("sum", FLUSHED_MIB);
             QemuGuest.Outcome out2 = session(server, "server-crash-3", again);
             assertEquals(flushedSum, out2.get("sum"), "\n" + out2.tail());
             FdSnapshot afterSecond = FdSnapshot.of(server);
@@ -155,14 +145,6 @@ class ServerCrashIT {
             }
             return new FdSnapshot(total, kinds);
         }
-    }
-
-    /** A {@code @@RESULT key=value} the (still running) guest printed so far. */
-    private static String result(QemuGuest guest, String key) {
-        String prefix = "@@RESULT " + key + "=";
-        return guest.console().lines().map(String::strip).filter(l -> l.startsWith(prefix))
-                .map(l -> l.substring(prefix.length()).strip()).findFirst()
-                .orElseThrow(() -> new AssertionError("guest did not report " + key + ":\n" + guest.consoleTail(40)));
     }
 
     private static long iops(String line) {

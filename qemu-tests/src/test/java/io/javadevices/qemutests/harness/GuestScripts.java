@@ -42,6 +42,28 @@ public final class GuestScripts {
     }
 
     /**
+     * The crash tests' writer: writes {@code mib} MiB of random data to the start of {@code /dev/nvme0n1} with
+     * O_DIRECT and fsync (so it is flushed), reports {@code write.rc}, the pattern's {@code sum} (SHA-256) and
+     * {@code flushed=yes}, then keeps random 64 KiB writes going from 16 MiB on until the guest is killed.
+     */
+    public static String flushedPatternThenEndlessWrites(int mib) {
+        return waitFor("/dev/nvme0n1", 30) + """
+                dd if=/dev/urandom of=/tmp/pattern bs=1M count=%1$d 2>/dev/null
+                dd if=/tmp/pattern of=/dev/nvme0n1 bs=1M oflag=direct conv=fsync 2>/dev/null
+                echo "@@RESULT write.rc=$?"
+                echo "@@RESULT sum=$(sha256sum /tmp/pattern | cut -c1-64)"
+                echo "@@RESULT flushed=yes"
+                fio --name=endless --filename=/dev/nvme0n1 --offset=16M --size=48M --rw=randwrite --bs=64k \\
+                    --ioengine=libaio --direct=1 --iodepth=32 --time_based --runtime=600 >/dev/null 2>&1
+                """.formatted(mib);
+    }
+
+    /** Reports {@code key} = SHA-256 of the first {@code mib} MiB of {@code /dev/nvme0n1}, read with O_DIRECT. */
+    public static String checksumOfStart(String key, int mib) {
+        return report(key, "dd if=/dev/nvme0n1 bs=1M count=" + mib + " iflag=direct 2>/dev/null | sha256sum | cut -c1-64");
+    }
+
+    /**
      * Prints {@code @@CHECKPOINT name} and pauses, so that the test can read the server's counters while
      * the guest's driver still holds its queues (they are gone once the guest powers off). Pair with
      * {@link QemuGuest#awaitCheckpoint}.

@@ -204,6 +204,17 @@ public final class QemuGuest implements AutoCloseable {
         }
     }
 
+    /** A {@code @@RESULT key=value} the (possibly still running) guest printed so far; fails if none. */
+    public String result(String key) {
+        for (String raw : console.toString().replace("\r", "").split("\n")) {
+            Matcher m = RESULT.matcher(raw.strip());
+            if (m.find() && m.group(1).equals(key)) {
+                return m.group(2).strip();
+            }
+        }
+        throw new AssertionError("guest did not report " + key + "; console tail:\n" + consoleTail(40));
+    }
+
     /** What the console said so far. */
     public String console() {
         return console.toString();
