@@ -57,7 +57,7 @@ public final class DmaCopyDevice implements PciDevice {
                 .pciExpress()
                 .powerManagement()
                 .build();
-        config.addFunctionLevelResetListener(this::reset);
+        config.addFunctionLevelResetListener(this::resetState); // the config space has reset itself
         this.worker = Thread.ofPlatform().daemon().name("dma-copy").start(this::run);
     }
 
@@ -135,8 +135,14 @@ public final class DmaCopyDevice implements PciDevice {
         }
     }
 
+    /** {@link PciDevice#reset}: the config space too, as the contract says, then the device state. */
     @Override
     public void reset() {
+        config.reset();
+        resetState();
+    }
+
+    private void resetState() {
         work.clear();
         src = 0;
         dst = 0;

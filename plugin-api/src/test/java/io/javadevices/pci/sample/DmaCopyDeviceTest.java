@@ -135,6 +135,8 @@ class DmaCopyDeviceTest {
             assertEquals(STATUS_ERROR, waitForStatus(host));
             host.mmioWrite32(0, REG_SCRATCH, 99);
             host.device().reset();
+            assertEquals(0, host.configRead(ConfigSpace.COMMAND, 2), "reset() resets the config space too");
+            host.configWrite(ConfigSpace.COMMAND, 2, ConfigSpace.COMMAND_MEMORY); // map BAR0 again to read it
             assertEquals(0, host.mmioRead32(0, REG_SCRATCH));
             assertEquals(STATUS_IDLE, host.mmioRead32(0, REG_STATUS));
         }

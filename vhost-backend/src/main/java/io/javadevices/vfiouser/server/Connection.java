@@ -664,12 +664,8 @@ final class Connection implements Runnable {
         return 0;
     }
 
-    /**
-     * Function-level reset: config space back to its power-on values (idempotent, so harmless for devices
-     * that already do it themselves, and a safety net for those that forget), then the device's own reset.
-     */
+    /** Function-level reset: {@link io.javadevices.pci.PciDevice#reset} resets config space and device state. */
     private void resetDevice() {
-        config.reset();
         device.reset();
     }
 
