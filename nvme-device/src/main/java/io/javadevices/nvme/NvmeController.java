@@ -7,6 +7,7 @@ import io.javadevices.nvme.io.IoCommandHandler;
 import io.javadevices.nvme.queue.CompletionQueue;
 import io.javadevices.nvme.queue.QueueStats;
 import io.javadevices.nvme.queue.QueueWorker;
+import io.javadevices.nvme.queue.DoorbellPage;
 import io.javadevices.nvme.queue.ShadowDoorbell;
 import io.javadevices.nvme.queue.SubmissionQueue;
 import io.javadevices.pci.Bar;
@@ -32,6 +33,8 @@ import java.util.concurrent.atomic.AtomicReferenceArray;
  *
  * <p>PCI: vendor 4E58h device 4A56h, class 01/08/02; BAR0 64-bit 16 KiB (registers at 0, doorbells at
  * 1000h, CAP.DSTRD = 0); MSI-X with queues+1 vectors, table and PBA in BAR4; PCIe and PM capabilities.
+ * With {@code doorbells=polled} the doorbell page [1000h, 2000h) is a {@link DoorbellPage} the guest
+ * writes directly and the workers poll (asked from the host as {@link io.javadevices.pci.DirectBarMemory}).
  *
  * <p>Threads: the host calls the BAR handlers and {@link #reset()} one at a time (register state changes
  * are synchronized on this object); workers never take this lock. A controller disable stops and joins
@@ -60,6 +63,10 @@ public final class NvmeController implements PciDevice, QueueWorker.Host {
     private final FeatureState features;
     private final ErrorLog errorLog = new ErrorLog();
     private final AsyncEvents asyncEvents = new AsyncEvents();
+    /** The polled doorbell page ({@code doorbells=polled}), or null when doorbells are MMIO callbacks. */
+    private final DoorbellPage doorbellPage;
+    /** Serialises INTx assert/deassert decisions (workers raise, the MMIO thread or a polled worker lowers). */
+    private final Object intxLock = new Object();
 
     // Registers (NVMe 1.4 §3.1). Written by the host thread under this lock; volatile for workers.
     private volatile int cc;
@@ -92,6 +99,10 @@ public final class NvmeController implements PciDevice, QueueWorker.Host {
         this.memory = context.memory();
         this.interrupts = context.interrupts();
         this.maxQueues = options.queues();
+        this.doorbellPage = options.polledDoorbells() ? new DoorbellPage(context.barMemory()
+                .share(0, Nvme.DOORBELL_BASE, DoorbellPage.SIZE)
+                .orElseThrow(() -> new IllegalArgumentException("doorbells=polled needs a host that maps BAR memory"
+                        + " into the guest (DirectBarMemory); this host offers none"))) : null;
         List<Namespace> list = new ArrayList<>();
         try {
             for (NvmeOptions.NamespaceSpec spec : options.namespaces()) {
@@ -202,6 +213,10 @@ public final class NvmeController implements PciDevice, QueueWorker.Host {
 
     /** Installs an I/O CQ (already validated by the admin command). */
     public void installCompletionQueue(CompletionQueue cq) {
+        if (doorbellPage != null) {
+            doorbellPage.clearQueue(cq.qid); // no stale head from an earlier queue with this id
+            cq.polled = doorbellPage;
+        }
         DbbufPages pages = dbbuf;
         if (pages != null) {
             associate(cq, pages);
@@ -214,6 +229,10 @@ public final class NvmeController implements PciDevice, QueueWorker.Host {
         DbbufPages pages = dbbuf;
         if (pages != null) {
             sq.shadow = new ShadowDoorbell(memory, pages.shadow(), pages.eventIdx(), sq.qid, false);
+        }
+        if (doorbellPage != null) {
+            doorbellPage.clearQueue(sq.qid); // a stale tail must not look like new submissions
+            sq.polled = doorbellPage;
         }
         sq.cq.attach(sq);
         sqs.set(sq.qid, sq);
@@ -347,6 +366,12 @@ public final class NvmeController implements PciDevice, QueueWorker.Host {
         if (config.isMsixEnabled()) {
             interrupts.signalMsix(cq.vector);
         } else if ((intms & 1) == 0 && !config.isIntxDisabled()) {
+            assertIntx(cq);
+        }
+    }
+
+    private void assertIntx(CompletionQueue cq) {
+        synchronized (intxLock) {
             ShadowDoorbell sh = cq.shadow;
             if (sh != null) {
                 // INTx is level-triggered and deasserted on the CQ head doorbell: make the host MMIO the
@@ -362,19 +387,30 @@ public final class NvmeController implements PciDevice, QueueWorker.Host {
         }
     }
 
-    /** INTx is level-triggered: deassert once every CQ is consumed (head from the shadow if active). */
+    /**
+     * INTx is level-triggered: deassert once every CQ is consumed (head from the shadow or polled page
+     * if active). Under {@link #intxLock} so that a worker's assert can't fall between the check and the
+     * deassert.
+     */
     private void updateIntx() {
         if (!intxAsserted || config.isMsixEnabled()) {
             return;
         }
-        for (int qid = 0; qid <= maxQueues; qid++) {
-            CompletionQueue cq = cqs.get(qid);
-            if (cq != null && cq.hostHead() != cq.tail()) {
-                return;
+        synchronized (intxLock) {
+            for (int qid = 0; qid <= maxQueues; qid++) {
+                CompletionQueue cq = cqs.get(qid);
+                if (cq != null && cq.hostHead() != cq.tail()) {
+                    return;
+                }
             }
+            intxAsserted = false;
+            interrupts.setIntx(false);
         }
-        intxAsserted = false;
-        interrupts.setIntx(false);
+    }
+
+    @Override
+    public void polledIdle() {
+        updateIntx(); // with polled doorbells no CQ head write reaches the MMIO path
     }
 
     @Override
@@ -541,6 +577,11 @@ public final class NvmeController implements PciDevice, QueueWorker.Host {
         CompletionQueue adminCq = new CompletionQueue(0, cqSize, cqBase, 0, true);
         SubmissionQueue adminSq = new SubmissionQueue(0, sqSize, sqBase, adminCq, 0);
         adminCq.attach(adminSq);
+        if (doorbellPage != null) {
+            doorbellPage.clearQueue(0);
+            adminSq.polled = doorbellPage;
+            adminCq.polled = doorbellPage;
+        }
         cqs.set(0, adminCq);
         sqs.set(0, adminSq);
         QueueWorker worker = new QueueWorker(this, adminSq, new AdminCommandDispatcher(this), 0);
@@ -584,6 +625,9 @@ public final class NvmeController implements PciDevice, QueueWorker.Host {
         }
         adminWorker = null;
         dbbuf = null;
+        if (doorbellPage != null) {
+            doorbellPage.clearAll();
+        }
         features.reset();
         asyncEvents.reset();
         shutdown = false;
@@ -637,6 +681,9 @@ public final class NvmeController implements PciDevice, QueueWorker.Host {
                 return;
             }
             mmioSq++;
+            if (doorbellPage != null) {
+                doorbellPage.store(offset - Nvme.DOORBELL_BASE, value); // the page is the one source of truth
+            }
             sq.mmioTail = value;
             QueueWorker w = sq.worker();
             if (w != null) {
@@ -655,6 +702,9 @@ public final class NvmeController implements PciDevice, QueueWorker.Host {
                 return;
             }
             mmioCq++;
+            if (doorbellPage != null) {
+                doorbellPage.store(offset - Nvme.DOORBELL_BASE, value);
+            }
             cq.mmioHead = value;
             cq.wakePosters();
             updateIntx();
@@ -716,6 +766,8 @@ public final class NvmeController implements PciDevice, QueueWorker.Host {
         m.put("doorbell.mmio.cq", mmioCq);
         m.put("doorbell.shadow.sq", total.shadowSq);
         m.put("doorbell.shadow.cq", total.shadowCq);
+        m.put("doorbell.polled.sq", total.polledSq);
+        m.put("doorbells.polled", doorbellPage != null ? 1L : 0L);
         m.put("interrupts", total.interrupts);
         m.put("dbbuf.active", dbbuf != null ? 1L : 0L);
         m.put("io.queues", (long) ioQueues);

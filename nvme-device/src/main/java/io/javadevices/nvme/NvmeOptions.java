@@ -22,9 +22,11 @@ import java.util.Set;
  * @param mqes       CAP.MQES (maximum queue entries, 0-based)
  * @param mdts       Identify MDTS (max transfer = 2^mdts pages; 0 = unlimited is not allowed here)
  * @param pollMicros adaptive shadow-doorbell poll window
+ * @param polledDoorbells BAR0's doorbell page is memory the guest writes directly and the workers poll
+ *                        ({@code doorbells=polled}); false = every doorbell write is an MMIO callback
  */
 public record NvmeOptions(List<NamespaceSpec> namespaces, int queues, boolean dbbuf, String serial, String model,
-                          int mqes, int mdts, int pollMicros) {
+                          int mqes, int mdts, int pollMicros, boolean polledDoorbells) {
 
     public static final String HELP = String.join("\n",
             "namespaces=LIST  comma-separated ram:SIZE | null:SIZE | file:PATH[:SIZE], each optionally @4096 for 4 KiB LBAs (default 512); SIZE like 64M, 1G or bytes (default ram:1G)",
@@ -34,9 +36,13 @@ public record NvmeOptions(List<NamespaceSpec> namespaces, int queues, boolean db
             "model=TEXT       model number, at most 40 ASCII characters (default Java NVMe Controller)",
             "mqes=N           CAP.MQES, maximum queue entries minus one, 1..65535 (default 1023)",
             "mdts=N           maximum data transfer size as a power of two of 4 KiB pages, 1..15 (default 7 = 512 KiB)",
-            "poll-us=N        adaptive shadow-doorbell poll window in microseconds, 0..100000 (default 100)");
+            "poll-us=N        adaptive shadow-doorbell poll window in microseconds, 0..100000 (default 100)",
+            "doorbells=trapped|polled  trapped (default): doorbell writes reach the device as MMIO writes; polled: the",
+            "                 doorbell page is mapped into the guest (vfio-user sparse mmap) and workers poll it: no",
+            "                 doorbell exits, at the cost of CPU (workers wake every 50 us when idle)");
 
-    private static final Set<String> KEYS = Set.of("namespaces", "queues", "dbbuf", "serial", "model", "mqes", "mdts", "poll-us");
+    private static final Set<String> KEYS = Set.of("namespaces", "queues", "dbbuf", "serial", "model", "mqes", "mdts", "poll-us",
+            "doorbells");
 
     /** One namespace: backend kind, size (0 = from the file), path for files, LBA size. */
     public record NamespaceSpec(String kind, long size, String path, int lbaSize) {
@@ -71,7 +77,12 @@ public record NvmeOptions(List<NamespaceSpec> namespaces, int queues, boolean db
         int mqes = intOption(options, "mqes", 1023, 1, 65535);
         int mdts = intOption(options, "mdts", 7, 1, 15);
         int poll = intOption(options, "poll-us", 100, 0, 100_000);
-        return new NvmeOptions(namespaces, queues, db.equals("on"), serial, model, mqes, mdts, poll);
+        String doorbells = options.getOrDefault("doorbells", "trapped").toLowerCase(Locale.ROOT);
+        if (!doorbells.equals("trapped") && !doorbells.equals("polled")) {
+            throw new IllegalArgumentException("option doorbells must be trapped or polled: '" + doorbells + "'");
+        }
+        return new NvmeOptions(namespaces, queues, db.equals("on"), serial, model, mqes, mdts, poll,
+                doorbells.equals("polled"));
     }
 
     private static String ascii(String value, String key, int max) {

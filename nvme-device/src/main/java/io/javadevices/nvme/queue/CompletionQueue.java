@@ -19,6 +19,8 @@ public final class CompletionQueue {
 
     public volatile int mmioHead;
     public volatile ShadowDoorbell shadow;
+    /** Non-null with {@code doorbells=polled}: the head is read from this page (set before the CQ is published). */
+    public volatile DoorbellPage polled;
     /** True when more than one SQ posts here: posting then takes this object's lock. */
     public volatile boolean shared;
     /** Set by a poster blocked on a full queue, so the CQ doorbell wakes it. */
@@ -67,7 +69,7 @@ public final class CompletionQueue {
         }
     }
 
-    /** The host's head: shadow slot when DBBUF is active (validated), else the MMIO value. */
+    /** The host's head: shadow slot when DBBUF is active, else the polled page or the MMIO value (validated). */
     int currentHead(QueueStats stats) throws GuestMemoryException {
         ShadowDoorbell sh = shadow;
         if (sh != null) {
@@ -82,6 +84,11 @@ public final class CompletionQueue {
                 return h;
             }
             return cachedHead; // invalid shadow value: ignore it (dbbuf.md checklist 22)
+        }
+        DoorbellPage page = polled;
+        if (page != null) {
+            int h = page.cqHead(qid);
+            return DoorbellPage.valid(h, size) ? h : cachedHead;
         }
         return mmioHead;
     }
@@ -160,6 +167,11 @@ public final class CompletionQueue {
             } catch (GuestMemoryException e) {
                 return -1;
             }
+        }
+        DoorbellPage page = polled;
+        if (page != null) {
+            int h = page.cqHead(qid);
+            return DoorbellPage.valid(h, size) ? h : -1;
         }
         return mmioHead;
     }

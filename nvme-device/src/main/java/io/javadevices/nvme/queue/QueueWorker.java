@@ -20,6 +20,12 @@ import java.util.concurrent.locks.LockSupport;
  * <p>With DBBUF active the shadow slot is authoritative for the tail and an MMIO doorbell is only a
  * wake-up (dbbuf.md §5.3): a late posted MMIO write carrying an older value can then never make the
  * tail regress or re-execute commands (checklist 16).
+ *
+ * <p>With polled doorbells ({@link DoorbellPage}) nobody wakes the worker: guest doorbell writes are
+ * plain stores. It spins for {@code poll-us} after busy batches, as above, then sleeps in short timed
+ * parks ({@link #POLLED_IDLE_PARK_NANOS}; the admin queue {@link #POLLED_ADMIN_PARK_NANOS}) and looks
+ * again. That bounds the extra latency of an idle queue's first command to about one park and keeps an
+ * idle controller's CPU cost to a few thousand wake-ups a second per queue.
  */
 public final class QueueWorker implements Runnable {
     /** What the worker needs from the controller. */
@@ -42,6 +48,13 @@ public final class QueueWorker implements Runnable {
         void commandFailed(int sqid, int cid, Throwable t);
 
         /**
+         * A polled-doorbell worker woke from an idle park: check what a doorbell write would have
+         * triggered (INTx deassertion once the host consumed every completion).
+         */
+        default void polledIdle() {
+        }
+
+        /**
          * May the function master the bus now (PCI command register bit 2)? With it clear a PCI function
          * must not issue memory accesses (PCI Local Bus 3.0 §6.2.2), so the worker fetches nothing.
          */
@@ -56,6 +69,10 @@ public final class QueueWorker implements Runnable {
      */
     public static volatile long parkNanosShadow = 2_000_000L;
     public static volatile long parkNanosMmio = 50_000_000L;
+    /** Idle park of a polled-doorbell I/O queue: ~50 µs plus the kernel's timer slack. */
+    public static final long POLLED_IDLE_PARK_NANOS = 50_000L;
+    /** Idle park of the polled admin queue: admin commands are rare and not latency-critical. */
+    public static final long POLLED_ADMIN_PARK_NANOS = 1_000_000L;
 
     private final Host host;
     private final GuestMemory memory;
@@ -63,6 +80,9 @@ public final class QueueWorker implements Runnable {
     private final CompletionQueue cq;
     private final CommandHandler handler;
     private final long pollNanos;
+    /** The polled doorbell page, or null when doorbells arrive as MMIO writes. */
+    private final DoorbellPage polled;
+    private final long idleParkNanos;
     private final QueueStats stats = new QueueStats();
     /** Where this queue counts its commands by opcode: the admin queue's opcodes are admin opcodes. */
     private final long[] opcodeCounts;
@@ -72,6 +92,7 @@ public final class QueueWorker implements Runnable {
     private volatile boolean parked;
     private int head;
     private int lastShadowTail;
+    private int lastPolledTail;
     private boolean busy;
     private int unsignalled;
 
@@ -83,6 +104,8 @@ public final class QueueWorker implements Runnable {
         this.opcodeCounts = sq.qid == 0 ? stats.adminByOpcode : stats.ioByOpcode;
         this.handler = handler;
         this.pollNanos = pollMicros * 1000L;
+        this.polled = sq.polled;
+        this.idleParkNanos = sq.qid == 0 ? POLLED_ADMIN_PARK_NANOS : POLLED_IDLE_PARK_NANOS;
         this.thread = Thread.ofPlatform().daemon().name("nvme-sq" + sq.qid).unstarted(this);
         sq.worker = this;
     }
@@ -194,9 +217,12 @@ public final class QueueWorker implements Runnable {
             GuestMemory.fullFence();
             int again = fetchTail();
             if (!stop && (again < 0 || again == head)) {
-                LockSupport.parkNanos(sq.shadow != null ? parkNanosShadow : parkNanosMmio);
+                LockSupport.parkNanos(polled != null ? idleParkNanos : sq.shadow != null ? parkNanosShadow : parkNanosMmio);
             }
             parked = false;
+            if (polled != null) {
+                host.polledIdle();
+            }
         }
     }
 
@@ -233,7 +259,22 @@ public final class QueueWorker implements Runnable {
                 sq.shadow = null;
             }
         }
-        return sq.mmioTail;
+        return polled != null ? polledTail() : sq.mmioTail;
+    }
+
+    /** The tail from the polled page; an invalid value is reported once per distinct value and ignored. */
+    private int polledTail() {
+        int t = polled.sqTail(sq.qid);
+        boolean valid = DoorbellPage.valid(t, sq.size);
+        if (t != lastPolledTail) {
+            lastPolledTail = t;
+            if (valid) {
+                stats.polledSq++;
+            } else {
+                host.invalidDoorbell(sq.qid, t);
+            }
+        }
+        return valid ? t : -1;
     }
 
     private void drain(int tail) throws GuestMemoryException {

@@ -15,6 +15,8 @@ public final class SubmissionQueue {
     public volatile int mmioTail;
     /** Non-null while DBBUF is active for this queue (never for the admin queue, dbbuf.md §1.5). */
     public volatile ShadowDoorbell shadow;
+    /** Non-null with {@code doorbells=polled}: the tail is read from this page, set before the worker starts. */
+    public volatile DoorbellPage polled;
     volatile QueueWorker worker;
 
     public SubmissionQueue(int qid, int size, long base, CompletionQueue cq, int priority) {

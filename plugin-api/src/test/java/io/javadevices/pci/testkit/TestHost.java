@@ -3,6 +3,7 @@ package io.javadevices.pci.testkit;
 import io.javadevices.pci.Bar;
 import io.javadevices.pci.ConfigSpace;
 import io.javadevices.pci.DeviceContext;
+import io.javadevices.pci.DirectBarMemory;
 import io.javadevices.pci.GuestMemory;
 import io.javadevices.pci.MmioAccess;
 import io.javadevices.pci.MsixTable;
@@ -10,7 +11,12 @@ import io.javadevices.pci.PciDevice;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
 import java.util.function.Function;
+
+import static java.lang.foreign.ValueLayout.JAVA_BYTE;
 
 /**
  * A small "VMM in a JUnit test": guest RAM (heap or direct memory) at guest-physical address 0, an
@@ -19,6 +25,11 @@ import java.util.function.Function;
  * all through the public plugin API only, so that any device that works here works in any host.
  *
  * <p>Usage: {@code try (TestHost host = TestHost.heap(16 << 20)) { var dev = host.attach(ctx -> new MyDevice(ctx)); ... }}
+ *
+ * <p>Direct BAR memory ({@link DirectBarMemory}): the host grants every window a device asks for and,
+ * like a VMM that mapped it into the guest, sends {@link #mmioWrite}/{@link #mmioRead} inside a window
+ * straight to that memory, never to the handler. {@link #trapDirectWindows()} makes it behave like a
+ * client that declined the mapping (accesses go to the handler, which must store them itself).
  *
  * <p>Not thread-safe for configuration; BAR and memory accesses may come from several test threads
  * (the device sees them as a host would: it must tolerate concurrent MMIO only if the host says so,
@@ -36,6 +47,16 @@ public final class TestHost implements AutoCloseable {
     private long nextFree = 0x1000; // keep page 0 unused so that address 0 bugs show up
     private PciDevice device;
     private MsixTable msixTable;
+    private final Arena windowArena = Arena.ofShared();
+    private final List<Window> windows = new ArrayList<>();
+    private boolean trapWindows;
+
+    /** One granted direct window. */
+    private record Window(int bar, long offset, MemorySegment memory) {
+        boolean covers(int b, long o, int size) {
+            return b == bar && o >= offset && o + size <= offset + memory.byteSize();
+        }
+    }
 
     private TestHost(long ramSize, boolean direct) {
         if (ramSize <= 0 || ramSize % 4096 != 0) {
@@ -80,7 +101,43 @@ public final class TestHost implements AutoCloseable {
     }
 
     public DeviceContext context() {
-        return new DeviceContext(memory, interrupts);
+        return new DeviceContext(memory, interrupts, this::shareWindow);
+    }
+
+    private synchronized Optional<MemorySegment> shareWindow(int bar, long offset, long size) {
+        DirectBarMemory.checkWindow(bar, offset, size);
+        MemorySegment segment = windowArena.allocate(size, DirectBarMemory.PAGE);
+        windows.add(new Window(bar, offset, segment));
+        return Optional.of(segment);
+    }
+
+    /**
+     * From now on, BAR accesses inside direct windows go to the BAR handlers, as when a vfio-user
+     * client declines (or fails) to map a sparse area and falls back to messages.
+     */
+    public void trapDirectWindows() {
+        trapWindows = true;
+    }
+
+    /** The direct window memory that holds BAR {@code bar} offset {@code offset}, if the device has one. */
+    public synchronized Optional<MemorySegment> directWindow(int bar, long offset) {
+        for (Window w : windows) {
+            if (w.covers(bar, offset, 1)) {
+                return Optional.of(w.memory.asSlice(offset - w.offset));
+            }
+        }
+        return Optional.empty();
+    }
+
+    private synchronized MemorySegment windowFor(int bar, long offset, int size) {
+        if (!trapWindows) {
+            for (Window w : windows) {
+                if (w.covers(bar, offset, size)) {
+                    return w.memory.asSlice(offset - w.offset, size);
+                }
+            }
+        }
+        return null;
     }
 
     /**
@@ -187,6 +244,10 @@ public final class TestHost implements AutoCloseable {
         if (!MmioAccess.inside(bar, offset, size)) {
             throw new IllegalArgumentException("MMIO read outside BAR" + barIndex);
         }
+        MemorySegment direct = windowFor(barIndex, offset, size);
+        if (direct != null) {
+            return size == 4 ? GuestMemory.loadIntAcquire(direct, 0) & 0xFFFF_FFFFL : littleEndian(direct, size);
+        }
         synchronized (mmioLock) {
             return bar.handler().read(offset, size);
         }
@@ -198,9 +259,31 @@ public final class TestHost implements AutoCloseable {
         if (!MmioAccess.inside(bar, offset, size)) {
             throw new IllegalArgumentException("MMIO write outside BAR" + barIndex);
         }
+        MemorySegment direct = windowFor(barIndex, offset, size);
+        if (direct != null) {
+            // A guest store to mapped memory: no callback. 32-bit stores are release stores, as an x86
+            // store after the guest's wmb() is ordered after its earlier SQE writes.
+            if (size == 4) {
+                GuestMemory.storeIntRelease(direct, 0, (int) value);
+            } else {
+                for (int i = 0; i < size; i++) {
+                    direct.set(JAVA_BYTE, i, (byte) (value >>> (8 * i)));
+                }
+                GuestMemory.fullFence();
+            }
+            return;
+        }
         synchronized (mmioLock) {
             bar.handler().write(offset, size, value);
         }
+    }
+
+    private static long littleEndian(MemorySegment s, int size) {
+        long v = 0;
+        for (int i = 0; i < size; i++) {
+            v |= (s.get(JAVA_BYTE, i) & 0xFFL) << (8 * i);
+        }
+        return v;
     }
 
     public int mmioRead32(int bar, long offset) {
@@ -263,5 +346,6 @@ public final class TestHost implements AutoCloseable {
             memory.unmapAll();
             arena.close();
         }
+        windowArena.close();
     }
 }

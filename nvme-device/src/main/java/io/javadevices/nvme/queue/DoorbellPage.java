@@ -1,0 +1,62 @@
+package io.javadevices.nvme.queue;
+
+import io.javadevices.pci.GuestMemory;
+
+import java.lang.foreign.MemorySegment;
+
+/**
+ * BAR0's doorbell page (offset 1000h, NVMe 1.4 §3.1.10/§3.1.11) kept in memory that the guest stores to
+ * directly ({@code doorbells=polled}, granted through {@link io.javadevices.pci.DirectBarMemory}): doorbell
+ * writes cause no exit and no message, and the queue workers read the values from here instead of being
+ * woken. With CAP.DSTRD = 0 the SQ y tail doorbell is at 8y and the CQ y head doorbell at 8y + 4, so one
+ * 4 KiB page holds the doorbells of queues 0..511.
+ *
+ * <p>The guest can write any slot at any time, so every value read here is validated by the reader
+ * ({@code < queue size}), and a queue's slots are zeroed when the queue is created and the whole page on
+ * controller reset: a stale tail from an earlier queue must never look like new submissions.
+ */
+public final class DoorbellPage {
+    /** Bytes one page covers; queues beyond 511 cannot exist (options cap queues at 511). */
+    public static final int SIZE = 4096;
+
+    private final MemorySegment page;
+
+    public DoorbellPage(MemorySegment page) {
+        if (page.byteSize() < SIZE) {
+            throw new IllegalArgumentException("doorbell page must be " + SIZE + " bytes: " + page.byteSize());
+        }
+        this.page = page;
+    }
+
+    /** The SQ tail the guest wrote for {@code qid} (raw 32-bit value, acquire: SQEs written before it are visible). */
+    public int sqTail(int qid) {
+        return GuestMemory.loadIntAcquire(page, 8L * qid);
+    }
+
+    /** The CQ head the guest wrote for {@code qid} (raw 32-bit value). */
+    public int cqHead(int qid) {
+        return GuestMemory.loadIntAcquire(page, 8L * qid + 4);
+    }
+
+    /** Stores a doorbell that arrived as an MMIO write instead (client did not map the page). */
+    public void store(long offsetInPage, int value) {
+        GuestMemory.storeIntRelease(page, offsetInPage, value);
+    }
+
+    /** Zeroes both doorbells of a queue that is being created. */
+    public void clearQueue(int qid) {
+        store(8L * qid, 0);
+        store(8L * qid + 4, 0);
+    }
+
+    /** Zeroes every doorbell (controller reset). */
+    public void clearAll() {
+        page.asSlice(0, SIZE).fill((byte) 0);
+        GuestMemory.fullFence();
+    }
+
+    /** True if a raw doorbell value is a valid index for a queue of {@code size} entries. */
+    public static boolean valid(int value, int size) {
+        return Integer.compareUnsigned(value, size) < 0;
+    }
+}

@@ -1,0 +1,194 @@
+package io.javadevices.nvme;
+
+import io.javadevices.nvme.driver.Command;
+import io.javadevices.nvme.driver.Completion;
+import io.javadevices.nvme.driver.HostQueue;
+import io.javadevices.nvme.queue.QueueWorker;
+import io.javadevices.pci.DeviceContext;
+import io.javadevices.pci.GuestMemory;
+import io.javadevices.pci.GuestMemoryException;
+import io.javadevices.pci.InterruptSink;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+import java.lang.foreign.MemorySegment;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+/**
+ * {@code doorbells=polled}: BAR0's doorbell page is direct memory (the test host maps it like QEMU maps a
+ * vfio-user sparse area), the driver's doorbell writes are plain stores, and the workers find them by
+ * polling. No MMIO doorbell callback may happen, and the workers' safety-net timers are raised so that
+ * only polling can make progress.
+ */
+class PolledDoorbellTest {
+    private long savedShadowPark;
+    private long savedMmioPark;
+
+    @BeforeEach
+    void noSafetyNet() {
+        savedShadowPark = QueueWorker.parkNanosShadow;
+        savedMmioPark = QueueWorker.parkNanosMmio;
+        QueueWorker.parkNanosShadow = 5_000_000_000L;
+        QueueWorker.parkNanosMmio = 5_000_000_000L;
+    }
+
+    @AfterEach
+    void restore() {
+        QueueWorker.parkNanosShadow = savedShadowPark;
+        QueueWorker.parkNanosMmio = savedMmioPark;
+    }
+
+    private static byte[] pattern(long seed, int length) {
+        byte[] b = new byte[length];
+        new Random(seed).nextBytes(b);
+        return b;
+    }
+
+    /** Writes then reads back {@code rounds} batches of 8 blocks on one queue, checking the data. */
+    private static void verifiedIo(Fixture f, HostQueue q, int rounds) throws GuestMemoryException {
+        GuestMemory mem = f.host.memory();
+        long[] bufs = new long[8];
+        for (int i = 0; i < bufs.length; i++) {
+            bufs[i] = f.host.allocatePages(1);
+        }
+        long base = q.qid * 4096L;
+        for (int r = 0; r < rounds; r++) {
+            for (int i = 0; i < bufs.length; i++) {
+                mem.write(bufs[i], MemorySegment.ofArray(pattern(r * 100L + i + q.qid * 7919L, 4096)), 0, 4096);
+                q.queue(Command.write(1, base + i * 8L, 8, bufs[i], 0));
+            }
+            q.ringSq();
+            for (Completion c : q.awaitCompletions(bufs.length, Duration.ofSeconds(10))) {
+                assertTrue(c.ok(), c.toString());
+            }
+            for (int i = 0; i < bufs.length; i++) {
+                mem.fill(bufs[i], 4096, (byte) 0);
+                q.queue(Command.read(1, base + i * 8L, 8, bufs[i], 0));
+            }
+            q.ringSq();
+            for (Completion c : q.awaitCompletions(bufs.length, Duration.ofSeconds(10))) {
+                assertTrue(c.ok(), c.toString());
+            }
+            for (int i = 0; i < bufs.length; i++) {
+                byte[] got = new byte[4096];
+                mem.read(bufs[i], MemorySegment.ofArray(got), 0, 4096);
+                assertArrayEquals(pattern(r * 100L + i + q.qid * 7919L, 4096), got, "block " + i + " round " + r);
+            }
+        }
+    }
+
+    @ParameterizedTest(name = "dbbuf={0}")
+    @ValueSource(booleans = {false, true})
+    void multiQueueIoWithoutAnyMmioDoorbell(boolean dbbuf) throws Exception {
+        try (Fixture f = Fixture.of("queues", "2", "doorbells", "polled")) {
+            int queues = f.driver.bringUp(2, 32, dbbuf);
+            assertEquals(2, queues);
+            List<Thread> threads = new ArrayList<>();
+            List<Throwable> failures = new ArrayList<>();
+            for (HostQueue q : f.driver.ioQueues()) {
+                threads.add(Thread.ofPlatform().start(() -> {
+                    try {
+                        verifiedIo(f, q, 40);
+                    } catch (Throwable t) {
+                        synchronized (failures) {
+                            failures.add(t);
+                        }
+                    }
+                }));
+            }
+            for (Thread t : threads) {
+                t.join();
+            }
+            assertEquals(List.of(), failures);
+            assertEquals(1, f.stat("doorbells.polled"));
+            assertEquals(0, f.stat("doorbell.mmio.sq"), "every SQ doorbell was a store to the mapped page");
+            assertEquals(0, f.stat("doorbell.mmio.cq"));
+            assertEquals(2 * 40 * 16, f.stat("io.commands"));
+            if (dbbuf) {
+                assertEquals(1, f.stat("dbbuf.active"));
+                assertTrue(f.stat("doorbell.shadow.sq") > 0, "shadow slots are still authoritative");
+            } else {
+                assertTrue(f.stat("doorbell.polled.sq") >= 2 * 40 * 2, "tail updates seen in the page: "
+                        + f.stat("doorbell.polled.sq"));
+            }
+            assertTrue(f.driver.interrupts().count(1) > 0 && f.driver.interrupts().count(2) > 0, "MSI-X per queue");
+        }
+    }
+
+    @Test
+    void clientThatDeclinedTheMappingStillWorks() throws Exception {
+        try (Fixture f = Fixture.of("queues", "1", "doorbells", "polled")) {
+            f.host.trapDirectWindows(); // doorbells arrive as MMIO writes, as when QEMU's mmap fails
+            f.driver.bringUp(1, 16, false);
+            HostQueue q = f.driver.ioQueue(1);
+            verifiedIo(f, q, 5);
+            assertTrue(f.stat("doorbell.mmio.sq") > 0);
+            MemorySegment page = f.host.directWindow(0, 0x1000).orElseThrow();
+            assertEquals(q.sqTail(), GuestMemory.loadIntAcquire(page, 8), "MMIO doorbells are stored into the page");
+        }
+    }
+
+    @Test
+    void resetClearsThePageSoStaleTailsNeverRunAgain() throws Exception {
+        try (Fixture f = Fixture.of("queues", "1", "doorbells", "polled")) {
+            f.driver.bringUp(1, 32, false);
+            verifiedIo(f, f.driver.ioQueue(1), 3);
+            MemorySegment page = f.host.directWindow(0, 0x1000).orElseThrow();
+            assertNotEquals(0, GuestMemory.loadIntAcquire(page, 8), "I/O SQ tail is in the page");
+            long before = f.stat("io.commands");
+
+            f.driver.disable();
+            assertEquals(0, GuestMemory.loadIntAcquire(page, 0), "admin SQ tail cleared by CC.EN = 0");
+            assertEquals(0, GuestMemory.loadIntAcquire(page, 8), "I/O SQ tail cleared");
+            assertEquals(0, GuestMemory.loadIntAcquire(page, 12), "I/O CQ head cleared");
+
+            // A stale tail the guest leaves behind before re-creating the queue must not execute anything.
+            f.host.mmioWrite32(0, 0x1008, 5);
+            f.driver.bringUp(1, 32, false);
+            Thread.sleep(20);
+            assertEquals(before, f.stat("io.commands"), "nothing ran from the stale tail");
+            verifiedIo(f, f.driver.ioQueue(1), 2);
+            assertEquals(before + 2 * 16, f.stat("io.commands"));
+        }
+    }
+
+    @Test
+    void invalidPolledTailRaisesOneAsyncEventAndIsIgnored() throws Exception {
+        try (Fixture f = Fixture.of("queues", "1", "doorbells", "polled")) {
+            f.driver.bringUp(1, 16, false);
+            HostQueue q = f.driver.ioQueue(1);
+            long buf = f.host.allocatePages(1);
+            assertTrue(q.execute(Command.read(1, 0, 1, buf, 0)).ok());
+            long commands = f.stat("io.commands");
+            f.host.mmioWrite32(0, 0x1008, 0xFFF0); // beyond the queue's 16 entries
+            long deadline = System.nanoTime() + Duration.ofSeconds(5).toNanos();
+            List<Completion> events;
+            do {
+                events = f.driver.asyncCompletions();
+            } while (events.isEmpty() && System.nanoTime() < deadline);
+            assertEquals(0x010100, events.get(0).dw0(), "AER: invalid doorbell write value");
+            assertEquals(commands, f.stat("io.commands"), "an invalid tail executes nothing");
+            f.host.mmioWrite32(0, 0x1008, q.sqTail()); // the host repairs the doorbell
+            assertTrue(q.execute(Command.read(1, 1, 1, buf, 0)).ok());
+        }
+    }
+
+    @Test
+    void polledNeedsAHostThatMapsBarMemory() {
+        DeviceContext ctx = new DeviceContext(GuestMemory.of(0, MemorySegment.ofArray(new long[512])), InterruptSink.NONE);
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> new NvmeController(NvmeOptions.parse(Map.of("namespaces", "null:1M", "doorbells", "polled")), ctx));
+        assertTrue(e.getMessage().contains("doorbells=polled"), e.getMessage());
+        assertThrows(IllegalArgumentException.class, () -> NvmeOptions.parse(Map.of("doorbells", "sometimes")));
+        assertFalse(NvmeOptions.defaults().polledDoorbells());
+    }
+}
