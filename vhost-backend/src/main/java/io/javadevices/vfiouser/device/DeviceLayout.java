@@ -41,6 +41,11 @@ public final class DeviceLayout {
     private final int configSize;
 
     public DeviceLayout(ConfigSpace config, EventfdInterrupts interrupts) {
+        this(config, interrupts, new MemfdBarWindows());
+    }
+
+    /** @param windows the BAR windows the device asked for while it was created (reported as sparse mmaps) */
+    public DeviceLayout(ConfigSpace config, EventfdInterrupts interrupts, MemfdBarWindows windows) {
         for (int i = 0; i < NUM_REGIONS; i++) {
             regions[i] = RegionInfo.absent(i);
         }
@@ -48,7 +53,8 @@ public final class DeviceLayout {
             Bar bar = config.bar(i);
             bars[i] = bar;
             if (bar != null) {
-                regions[i] = RegionInfo.trapped(i, REGION_FLAG_READ | REGION_FLAG_WRITE, bar.size());
+                regions[i] = windows.regionInfo(RegionInfo.trapped(i, REGION_FLAG_READ | REGION_FLAG_WRITE, bar.size()),
+                        bar.size());
             }
         }
         // Index 6 (ROM) and 8 (VGA) stay absent: size 0 makes QEMU skip the ROM (vfio_pci_size_rom).

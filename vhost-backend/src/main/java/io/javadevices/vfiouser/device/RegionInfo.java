@@ -9,8 +9,8 @@ import java.util.List;
  * @param flags       READ/WRITE/MMAP flags ({@code REGION_FLAG_*}; CAPS is added by the encoder)
  * @param size        region size in bytes, 0 if the region does not exist
  * @param offset      base offset into {@code mmapFd} for client mmaps (0 without an fd)
- * @param sparseAreas the mmappable parts (empty = whole region when MMAP is set). Reserved for a future
- *                    shared doorbell page; nothing uses it yet, so no region is mappable today
+ * @param sparseAreas the mmappable parts (empty = whole region when MMAP is set); from
+ *                    {@link MemfdBarWindows}, e.g. the NVMe doorbell page with {@code doorbells=polled}
  * @param mmapFd      the fd sent with the reply when MMAP is set, else -1 (exactly one per region)
  */
 public record RegionInfo(int index, int flags, long size, long offset, List<SparseArea> sparseAreas, int mmapFd) {

@@ -66,6 +66,9 @@ final class Connection implements Runnable {
     private final byte[] configScratch;
     private int fdCount;
     private boolean fdsTruncated;
+    /** The fd the next reply carries (a region's mmap fd), or none when {@link #replyFdCount} is 0. */
+    private final int[] replyFd = new int[1];
+    private int replyFdCount;
     private volatile boolean serverStopping;
 
     Connection(VfioUserServer server, int fd, String name) {
@@ -285,7 +288,9 @@ final class Connection implements Runnable {
         putU32(reply, HDR_MSG_SIZE, HEADER_SIZE + payload);
         putU32(reply, HDR_FLAGS, FLAG_TYPE_REPLY);
         putU32(reply, HDR_ERROR, 0);
-        socket.send(reply, 0, HEADER_SIZE + payload, null, 0);
+        int fdsToSend = replyFdCount;
+        replyFdCount = 0;
+        socket.send(reply, 0, HEADER_SIZE + payload, fdsToSend > 0 ? replyFd : null, fdsToSend);
     }
 
     // ================================================================== commands
@@ -315,11 +320,13 @@ final class Connection implements Runnable {
             default -> -Errno.ENOSYS;
         };
         if (payload < 0) {
+            replyFdCount = 0;
             return -payload;
         }
         if (!noReply) {
             sendReply(id, command, payload);
         }
+        replyFdCount = 0;
         return -1;
     }
 
@@ -429,16 +436,41 @@ final class Connection implements Runnable {
             return -Errno.EINVAL;
         }
         RegionInfo r = layout.region((int) index);
-        // No region has capabilities (nothing is mappable), so the reply is always the 32-byte struct and
-        // fits any argsz >= 32; a sparse-mmap cap would be appended here and truncated to argsz.
+        // A region with sparse areas needs the 32-byte struct plus a sparse-mmap capability. QEMU asks
+        // with argsz = 32 first: then the reply says the full argsz and carries neither caps nor fd, and
+        // QEMU asks again with the bigger argsz (vfio-user.md §1.7; libvfio-user does the same).
+        int areas = r.sparseAreas().size();
+        int capBytes = areas == 0 ? 0 : CAP_SPARSE_AREAS + areas * CAP_SPARSE_AREA_SIZE;
+        int full = REGION_INFO_SIZE + capBytes;
+        boolean complete = argsz >= full;
         MemorySegment o = out();
-        putU32(o, REGION_INFO_ARGSZ, REGION_INFO_SIZE);
-        putU32(o, REGION_INFO_FLAGS, r.flags());
+        putU32(o, REGION_INFO_ARGSZ, full);
+        putU32(o, REGION_INFO_FLAGS, r.flags() | (capBytes > 0 && complete ? REGION_FLAG_CAPS : 0));
         putU32(o, REGION_INFO_INDEX, index);
-        putU32(o, REGION_INFO_CAP_OFFSET, 0);
+        putU32(o, REGION_INFO_CAP_OFFSET, capBytes > 0 && complete ? REGION_INFO_SIZE : 0);
         putU64(o, REGION_INFO_SIZE_FIELD, r.size());
         putU64(o, REGION_INFO_OFFSET, r.offset());
-        return REGION_INFO_SIZE;
+        if (!complete) {
+            return REGION_INFO_SIZE;
+        }
+        if (capBytes > 0) {
+            MemorySegment cap = o.asSlice(REGION_INFO_SIZE);
+            putU16(cap, 0, CAP_ID_SPARSE_MMAP);
+            putU16(cap, 2, 1); // version
+            putU32(cap, 4, 0); // next: none
+            putU32(cap, CAP_SPARSE_NR_AREAS, areas);
+            putU32(cap, CAP_SPARSE_NR_AREAS + 4, 0);
+            for (int i = 0; i < areas; i++) {
+                RegionInfo.SparseArea a = r.sparseAreas().get(i);
+                putU64(cap, CAP_SPARSE_AREAS + (long) i * CAP_SPARSE_AREA_SIZE, a.offset());
+                putU64(cap, CAP_SPARSE_AREAS + (long) i * CAP_SPARSE_AREA_SIZE + 8, a.size());
+            }
+        }
+        if ((r.flags() & REGION_FLAG_MMAP) != 0 && r.mmapFd() >= 0) {
+            replyFd[0] = r.mmapFd(); // exactly one fd per region; sendmsg duplicates it into the client
+            replyFdCount = 1;
+        }
+        return full;
     }
 
     private int irqInfo(int length) {

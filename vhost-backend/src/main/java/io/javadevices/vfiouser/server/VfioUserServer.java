@@ -4,6 +4,7 @@ import io.javadevices.pci.DeviceContext;
 import io.javadevices.pci.GuestMemory;
 import io.javadevices.pci.PciDevice;
 import io.javadevices.vfiouser.device.DeviceLayout;
+import io.javadevices.vfiouser.device.MemfdBarWindows;
 import io.javadevices.vfiouser.dma.DmaMappings;
 import io.javadevices.vfiouser.irq.EventfdInterrupts;
 import io.javadevices.vfiouser.protocol.Capabilities;
@@ -38,8 +39,10 @@ import java.util.function.Function;
  * answers its messages in order (device BAR handlers run on it). Device workers deliver interrupts
  * directly (an eventfd write) and read guest memory directly.
  *
- * <p><b>Decisions.</b> No region is mmappable (all BAR and config accesses are messages, which keeps
- * posted writes and lets the device wake its workers on doorbells); {@code write_multiple} is not
+ * <p><b>Decisions.</b> A BAR region is mmappable only where the device asked for direct BAR memory
+ * ({@link io.javadevices.pci.DirectBarMemory}, served by {@link MemfdBarWindows} as sparse-mmap areas);
+ * everything else is messages, which keeps posted writes (QEMU turns them off device-wide once any
+ * region is mmappable, vfio-user.md §2.4) and lets the device wake its workers on doorbells; {@code write_multiple} is not
  * advertised (QEMU's flag for it overlaps its "force queued sends" flag, vfio-user.md §2.4, and the
  * batched writes gain nothing without mmapped BARs), but REGION_WRITE_MULTI is parsed if sent; fd-less
  * DMA ranges are acknowledged and not usable for DMA (no DMA_READ/WRITE messages).
@@ -63,6 +66,7 @@ public final class VfioUserServer implements AutoCloseable {
     private EventfdInterrupts interrupts;
     private PciDevice device;
     private DeviceLayout layout;
+    private MemfdBarWindows barWindows;
     private DmaMappings dma;
     private UnixListener listener;
     private Thread acceptThread;
@@ -142,21 +146,24 @@ public final class VfioUserServer implements AutoCloseable {
             }
             memory = new GuestMemory();
             interrupts = new EventfdInterrupts(limits.maxMsixVectors());
+            barWindows = new MemfdBarWindows();
             try {
-                device = Objects.requireNonNull(factory.apply(new DeviceContext(memory, interrupts)),
+                device = Objects.requireNonNull(factory.apply(new DeviceContext(memory, interrupts, barWindows)),
                         "device factory returned null");
             } catch (RuntimeException e) {
                 interrupts.close();
+                barWindows.close();
                 throw e;
             }
             try {
                 interrupts.attach(device.config());
-                layout = new DeviceLayout(device.config(), interrupts);
+                layout = new DeviceLayout(device.config(), interrupts, barWindows);
                 dma = new DmaMappings(memory, limits.maxDmaMaps(), limits.maxMappedBytes());
                 listener = UnixListener.bind(socketPath, socketMode);
             } catch (IOException | RuntimeException e) {
                 device.close();
                 interrupts.close();
+                barWindows.close();
                 throw e;
             }
             acceptThread = Thread.ofPlatform().name("vfio-user-accept " + socketPath.getFileName()).daemon()
@@ -425,6 +432,9 @@ public final class VfioUserServer implements AutoCloseable {
         }
         if (interrupts != null) {
             interrupts.close();
+        }
+        if (barWindows != null) {
+            barWindows.close(); // after device.close(): no worker polls the windows any more
         }
         LOG.log(System.Logger.Level.INFO, "vfio-user server on " + socketPath + " stopped");
     }

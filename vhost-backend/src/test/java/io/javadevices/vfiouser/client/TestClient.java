@@ -30,7 +30,8 @@ public final class TestClient implements AutoCloseable {
             + "268435456, \"pgsize\": 4096}, \"write_multiple\": true}}";
 
     /** A reply: header fields and the payload (little-endian buffer positioned at 0). */
-    public record Reply(int id, int command, int flags, int error, ByteBuffer body) {
+    /** A reply; {@code fds} are the descriptors that rode on it (the caller owns and closes them). */
+    public record Reply(int id, int command, int flags, int error, ByteBuffer body, int[] fds) {
         public boolean isError() {
             return (flags & FLAG_ERROR) != 0;
         }
@@ -103,12 +104,16 @@ public final class TestClient implements AutoCloseable {
     }
 
     private void readFully(long length) throws IOException {
+        readFully(length, false);
+    }
+
+    private void readFully(long length, boolean acceptFds) throws IOException {
         long got = 0;
         while (got < length) {
             if (!readable(timeoutMillis)) {
                 throw new IOException("timed out waiting for the server");
             }
-            long n = socket.receive(buffer, got, length - got, false);
+            long n = socket.receive(buffer, got, length - got, acceptFds);
             if (n == 0) {
                 throw new Disconnected();
             }
@@ -118,7 +123,11 @@ public final class TestClient implements AutoCloseable {
 
     /** Reads one reply (throws {@link Disconnected} at EOF). */
     public Reply readReply() throws IOException {
-        readFully(HEADER_SIZE);
+        readFully(HEADER_SIZE, true); // fds ride on the header's bytes
+        int[] fds = new int[socket.receivedFdCount()];
+        for (int i = 0; i < fds.length; i++) {
+            fds[i] = socket.receivedFd(i);
+        }
         ByteBuffer h = le(HEADER_SIZE);
         MemorySegment.copy(buffer, JAVA_BYTE, 0, h.array(), 0, HEADER_SIZE);
         int id = h.getShort(0) & 0xFFFF;
@@ -132,7 +141,7 @@ public final class TestClient implements AutoCloseable {
         readFully(size - HEADER_SIZE);
         byte[] body = new byte[size - HEADER_SIZE];
         MemorySegment.copy(buffer, JAVA_BYTE, 0, body, 0, body.length);
-        return new Reply(id, command, flags, error, ByteBuffer.wrap(body).order(ByteOrder.LITTLE_ENDIAN));
+        return new Reply(id, command, flags, error, ByteBuffer.wrap(body).order(ByteOrder.LITTLE_ENDIAN), fds);
     }
 
     /** True if the server closes the connection within {@code millis} (any pending replies are skipped). */

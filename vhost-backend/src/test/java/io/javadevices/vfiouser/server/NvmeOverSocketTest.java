@@ -1,13 +1,16 @@
 package io.javadevices.vfiouser.server;
 
+import io.javadevices.pci.GuestMemory;
 import io.javadevices.pci.PciDevicePlugin;
 import io.javadevices.vfiouser.client.TestClient;
 import io.javadevices.vfiouser.client.TestClient.EventFd;
 import io.javadevices.vfiouser.client.TestClient.Memfd;
+import io.javadevices.vfiouser.sys.LibC;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.lang.foreign.MemorySegment;
+import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.file.Path;
 import java.util.Map;
@@ -40,6 +43,8 @@ class NvmeOverSocketTest {
     private int adminTail, adminHead, ioTail, ioHead;
     private boolean adminPhase = true, ioPhase = true;
     private int cid = 1;
+    /** With doorbells=polled: the BAR0 doorbell page this client mapped from the region's fd, else null. */
+    private MemorySegment doorbellPage;
 
     private MemorySegment at(long offset) {
         return ram.memory.asSlice(offset);
@@ -89,42 +94,103 @@ class NvmeOverSocketTest {
         return getShort(e, 14) >>> 1;
     }
 
+    /** A doorbell write: a plain store to the mapped page (as a guest's writel with QEMU's mapping), or a posted write message. */
+    private void doorbell(long offset, int value) throws Exception {
+        if (doorbellPage != null) {
+            GuestMemory.storeIntRelease(doorbellPage, offset - 0x1000, value);
+        } else {
+            c.postedWrite(0, offset, TestClient.bytes(value, 4));
+        }
+    }
+
     private int admin(int opcode, int nsid, long prp1, int cdw10, int cdw11) throws Exception {
         int id = sqe(ASQ, adminTail, opcode, nsid, prp1, cdw10, cdw11, 0);
         adminTail = (adminTail + 1) % QSIZE;
-        c.postedWrite(0, 0x1000, TestClient.bytes(adminTail, 4));
+        doorbell(0x1000, adminTail);
         int status = await(ACQ, adminHead, adminPhase, id);
         adminHead = (adminHead + 1) % QSIZE;
         if (adminHead == 0) {
             adminPhase = !adminPhase;
         }
-        c.postedWrite(0, 0x1000 + stride, TestClient.bytes(adminHead, 4));
+        doorbell(0x1000 + stride, adminHead);
         return status;
     }
 
     private int io(int opcode, long buffer, long lba) throws Exception {
         int id = sqe(IOSQ, ioTail, opcode, 1, buffer, (int) lba, (int) (lba >>> 32), 0);
         ioTail = (ioTail + 1) % QSIZE;
-        c.postedWrite(0, 0x1000 + 2L * stride, TestClient.bytes(ioTail, 4));
+        doorbell(0x1000 + 2L * stride, ioTail);
         int status = await(IOCQ, ioHead, ioPhase, id);
         ioHead = (ioHead + 1) % QSIZE;
         if (ioHead == 0) {
             ioPhase = !ioPhase;
         }
-        c.postedWrite(0, 0x1000 + 3L * stride, TestClient.bytes(ioHead, 4));
+        doorbell(0x1000 + 3L * stride, ioHead);
         return status;
     }
 
     @Test
     void bringUpWriteAndReadBack() throws Exception {
+        run(false);
+    }
+
+    /**
+     * doorbells=polled: BAR0 is reported MMAP with one sparse area (the doorbell page) and its memfd; the
+     * client maps that area, as QEMU does, and every doorbell is a store into it: no message at all.
+     */
+    @Test
+    void polledDoorbellsThroughTheMappedSparseArea() throws Exception {
+        run(true);
+    }
+
+    /** Asks for BAR0's region info the way QEMU does (argsz 32, then the size the server asked for) and maps its sparse area. */
+    private MemorySegment mapDoorbellPage() throws Exception {
+        TestClient.Reply first = c.regionInfo(0, 32);
+        int full = first.body().getInt(REGION_INFO_ARGSZ);
+        assertEquals(32 + 16 + 16, full, "struct + sparse cap header + one area");
+        assertEquals(0, first.fds().length, "no fd until the caps fit (libvfio-user behaviour)");
+        assertEquals(0, first.body().getInt(REGION_INFO_FLAGS) & REGION_FLAG_CAPS);
+
+        TestClient.Reply info = c.regionInfo(0, full);
+        ByteBuffer b = info.body();
+        int flags = b.getInt(REGION_INFO_FLAGS);
+        assertEquals(REGION_FLAG_READ | REGION_FLAG_WRITE | REGION_FLAG_MMAP | REGION_FLAG_CAPS, flags);
+        assertEquals(32, b.getInt(REGION_INFO_CAP_OFFSET));
+        assertEquals(CAP_ID_SPARSE_MMAP, b.getShort(32) & 0xFFFF);
+        assertEquals(1, b.getShort(34), "cap version");
+        assertEquals(1, b.getInt(32 + CAP_SPARSE_NR_AREAS), "one area");
+        long areaOffset = b.getLong(32 + CAP_SPARSE_AREAS);
+        long areaSize = b.getLong(32 + CAP_SPARSE_AREAS + 8);
+        assertEquals(0x1000, areaOffset);
+        assertEquals(0x1000, areaSize);
+        assertEquals(1, info.fds().length, "exactly one fd for the region");
+        int fd = info.fds()[0];
+        long regionOffset = b.getLong(REGION_INFO_OFFSET);
+        MemorySegment page = LibC.mmap(areaSize,
+                LibC.PROT_READ | LibC.PROT_WRITE,
+                LibC.MAP_SHARED, fd, regionOffset + areaOffset).reinterpret(areaSize);
+        LibC.closeQuietly(fd); // the mapping keeps the memory
+        // The other regions stay trapped: the MSI-X BAR must never be mapped.
+        assertEquals(0, c.regionInfo(4, 32).body().getInt(REGION_INFO_FLAGS) & REGION_FLAG_MMAP);
+        return page;
+    }
+
+    private void run(boolean polled) throws Exception {
         PciDevicePlugin plugin = PciDevicePlugin.find("nvme").orElseThrow();
+        Map<String, String> options = polled ? Map.of("namespaces", "ram:16M", "doorbells", "polled")
+                : Map.of("namespaces", "ram:16M");
         try (VfioUserServer server = VfioUserServer.builder().socket(dir.resolve("nvme.sock"))
-                .device(ctx -> plugin.create(Map.of("namespaces", "ram:16M"), ctx)).build()) {
+                .device(ctx -> plugin.create(options, ctx)).build()) {
             server.start();
             ram = new Memfd(1 << 20);
             try (EventFd adminIrq = new EventFd(); EventFd ioIrq = new EventFd()) {
                 c = TestClient.connect(server.socketPath());
                 c.version();
+                if (polled) {
+                    doorbellPage = mapDoorbellPage();
+                } else {
+                    assertEquals(REGION_FLAG_READ | REGION_FLAG_WRITE, c.regionInfo(0, 32).body().getInt(REGION_INFO_FLAGS));
+                }
                 c.ok(CMD_DMA_MAP, TestClient.dmaMapPayload(RAM_BASE, 1 << 20, 0, 3), ram.fd);
                 int vectors = c.irqInfo(IRQ_MSIX).body().getInt(12);
                 assertTrue(vectors >= 2, "MSI-X vectors: " + vectors);
@@ -170,7 +236,15 @@ class NvmeOverSocketTest {
                 assertEquals(0, io(0x02, READ_BUF, 3), "read");
                 assertEquals(-1, at(READ_BUF).asSlice(0, blockSize).mismatch(at(WRITE_BUF).asSlice(0, blockSize)));
                 assertTrue(ioIrq.await(2000) > 0, "I/O completion interrupt on vector 1");
-                assertTrue(server.device().statistics().getOrDefault("io.commands", 2L) >= 2);
+                Map<String, Long> stats = server.device().statistics();
+                assertTrue(stats.get("io.commands") >= 2);
+                if (polled) {
+                    assertEquals(0L, stats.get("doorbell.mmio.sq"), "no doorbell message: " + stats);
+                    assertEquals(0L, stats.get("doorbell.mmio.cq"));
+                    assertTrue(stats.get("doorbell.polled.sq") >= 2, "tails found in the page: " + stats);
+                } else {
+                    assertTrue(stats.get("doorbell.mmio.sq") >= 2);
+                }
                 c.close();
                 Fixture.idle(server);
                 assertEquals(0L, server.resources().get("dma.maps"));
@@ -178,6 +252,9 @@ class NvmeOverSocketTest {
             } finally {
                 if (c != null) {
                     c.close();
+                }
+                if (doorbellPage != null) {
+                    LibC.munmap(doorbellPage.address(), doorbellPage.byteSize());
                 }
                 ram.close();
             }
