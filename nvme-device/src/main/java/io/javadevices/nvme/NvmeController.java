@@ -236,7 +236,8 @@ public final class NvmeController implements PciDevice, QueueWorker.Host {
         }
         sq.cq.attach(sq);
         sqs.set(sq.qid, sq);
-        QueueWorker worker = new QueueWorker(this, sq, new IoCommandHandler(this), options.pollMicros());
+        QueueWorker worker = new QueueWorker(this, sq, new IoCommandHandler(this), options.pollMicros(),
+                options.polledParkMicros());
         synchronized (live) {
             live.add(worker);
         }

@@ -4,6 +4,7 @@ import io.javadevices.nvme.backend.BlockBackend;
 import io.javadevices.nvme.backend.FileBackend;
 import io.javadevices.nvme.backend.NullBackend;
 import io.javadevices.nvme.backend.RamBackend;
+import io.javadevices.pci.ByteSizes;
 
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -21,12 +22,13 @@ import java.util.Set;
  * @param dbbuf      Doorbell Buffer Config offered (OACS bit 8)
  * @param mqes       CAP.MQES (maximum queue entries, 0-based)
  * @param mdts       Identify MDTS (max transfer = 2^mdts pages; 0 = unlimited is not allowed here)
- * @param pollMicros adaptive shadow-doorbell poll window
+ * @param pollMicros spin window after busy batches (shadow or polled doorbells)
  * @param polledDoorbells BAR0's doorbell page is memory the guest writes directly and the workers poll
  *                        ({@code doorbells=polled}); false = every doorbell write is an MMIO callback
+ * @param polledParkMicros with polled doorbells: how long an idle I/O worker sleeps between looks
  */
 public record NvmeOptions(List<NamespaceSpec> namespaces, int queues, boolean dbbuf, String serial, String model,
-                          int mqes, int mdts, int pollMicros, boolean polledDoorbells) {
+                          int mqes, int mdts, int pollMicros, boolean polledDoorbells, int polledParkMicros) {
 
     public static final String HELP = String.join("\n",
             "namespaces=LIST  comma-separated ram:SIZE | null:SIZE | file:PATH[:SIZE], each optionally @4096 for 4 KiB LBAs (default 512); SIZE like 64M, 1G or bytes (default ram:1G)",
@@ -36,13 +38,16 @@ public record NvmeOptions(List<NamespaceSpec> namespaces, int queues, boolean db
             "model=TEXT       model number, at most 40 ASCII characters (default Java NVMe Controller)",
             "mqes=N           CAP.MQES, maximum queue entries minus one, 1..65535 (default 1023)",
             "mdts=N           maximum data transfer size as a power of two of 4 KiB pages, 1..15 (default 7 = 512 KiB)",
-            "poll-us=N        adaptive shadow-doorbell poll window in microseconds, 0..100000 (default 100)",
+            "poll-us=N        after a busy batch, spin this many microseconds for more work before sleeping, 0..100000",
+            "                 (default 100; 0 with doorbells=polled, where spinning took CPU the vCPUs needed)",
             "doorbells=trapped|polled  trapped (default): doorbell writes reach the device as MMIO writes; polled: the",
             "                 doorbell page is mapped into the guest (vfio-user sparse mmap) and workers poll it: no",
-            "                 doorbell exits, at the cost of CPU (workers wake every 50 us when idle)");
+            "                 doorbell exits, at the cost of CPU",
+            "polled-park-us=N with doorbells=polled, idle I/O workers look every N microseconds, 1..10000 (default 50;",
+            "                 the kernel adds up to 50 us of timer slack)");
 
     private static final Set<String> KEYS = Set.of("namespaces", "queues", "dbbuf", "serial", "model", "mqes", "mdts", "poll-us",
-            "doorbells");
+            "doorbells", "polled-park-us");
 
     /** One namespace: backend kind, size (0 = from the file), path for files, LBA size. */
     public record NamespaceSpec(String kind, long size, String path, int lbaSize) {
@@ -76,13 +81,16 @@ public record NvmeOptions(List<NamespaceSpec> namespaces, int queues, boolean db
         String model = ascii(options.getOrDefault("model", "Java NVMe Controller"), "model", 40);
         int mqes = intOption(options, "mqes", 1023, 1, 65535);
         int mdts = intOption(options, "mdts", 7, 1, 15);
-        int poll = intOption(options, "poll-us", 100, 0, 100_000);
         String doorbells = options.getOrDefault("doorbells", "trapped").toLowerCase(Locale.ROOT);
         if (!doorbells.equals("trapped") && !doorbells.equals("polled")) {
             throw new IllegalArgumentException("option doorbells must be trapped or polled: '" + doorbells + "'");
         }
-        return new NvmeOptions(namespaces, queues, db.equals("on"), serial, model, mqes, mdts, poll,
-                doorbells.equals("polled"));
+        boolean polled = doorbells.equals("polled");
+        // Polled doorbells: every idle look is already a poll, and spinning on top of it halved QD32 IOPS on
+        // a 2-CPU TCG host (13.7K vs 23.4K, README benchmark) because it took the CPU the vCPUs needed.
+        int poll = intOption(options, "poll-us", polled ? 0 : 100, 0, 100_000);
+        int park = intOption(options, "polled-park-us", 50, 1, 10_000);
+        return new NvmeOptions(namespaces, queues, db.equals("on"), serial, model, mqes, mdts, poll, polled, park);
     }
 
     private static String ascii(String value, String key, int max) {
@@ -160,32 +168,17 @@ public record NvmeOptions(List<NamespaceSpec> namespaces, int queues, boolean db
         return List.copyOf(specs);
     }
 
-    /** Parses 64M, 1G, 8G, 512K, 1T or a byte count. */
+    /** A namespace size in {@link ByteSizes} grammar (64M, 1G, 64MiB, bytes); 0 is not a disk. */
     public static long parseSize(String text, String context) {
-        String s = text.trim().toUpperCase(Locale.ROOT);
-        long multiplier = 1;
-        if (!s.isEmpty()) {
-            char last = s.charAt(s.length() - 1);
-            int shift = switch (last) {
-                case 'K' -> 10;
-                case 'M' -> 20;
-                case 'G' -> 30;
-                case 'T' -> 40;
-                default -> 0;
-            };
-            if (shift > 0) {
-                multiplier = 1L << shift;
-                s = s.substring(0, s.length() - 1);
-            }
-        }
+        long size;
         try {
-            long n = Long.parseLong(s);
-            if (n <= 0 || n > Long.MAX_VALUE / multiplier) {
-                throw new IllegalArgumentException("bad size '" + text + "' in namespace '" + context.trim() + "'");
-            }
-            return n * multiplier;
-        } catch (NumberFormatException e) {
+            size = ByteSizes.parse(text);
+        } catch (IllegalArgumentException e) {
             throw new IllegalArgumentException("bad size '" + text + "' in namespace '" + context.trim() + "'");
         }
+        if (size == 0) {
+            throw new IllegalArgumentException("bad size '" + text + "' in namespace '" + context.trim() + "'");
+        }
+        return size;
     }
 }

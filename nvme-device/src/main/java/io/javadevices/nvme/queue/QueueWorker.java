@@ -23,9 +23,9 @@ import java.util.concurrent.locks.LockSupport;
  *
  * <p>With polled doorbells ({@link DoorbellPage}) nobody wakes the worker: guest doorbell writes are
  * plain stores. It spins for {@code poll-us} after busy batches, as above, then sleeps in short timed
- * parks ({@link #POLLED_IDLE_PARK_NANOS}; the admin queue {@link #POLLED_ADMIN_PARK_NANOS}) and looks
- * again. That bounds the extra latency of an idle queue's first command to about one park and keeps an
- * idle controller's CPU cost to a few thousand wake-ups a second per queue.
+ * parks ({@code polled-park-us}; the admin queue {@link #POLLED_ADMIN_PARK_NANOS}) and looks again. That
+ * bounds the extra latency of an idle queue's first command to about one park and keeps an idle
+ * controller's CPU cost to some thousands of wake-ups a second per queue.
  */
 public final class QueueWorker implements Runnable {
     /** What the worker needs from the controller. */
@@ -69,8 +69,6 @@ public final class QueueWorker implements Runnable {
      */
     public static volatile long parkNanosShadow = 2_000_000L;
     public static volatile long parkNanosMmio = 50_000_000L;
-    /** Idle park of a polled-doorbell I/O queue: ~50 µs plus the kernel's timer slack. */
-    public static final long POLLED_IDLE_PARK_NANOS = 50_000L;
     /** Idle park of the polled admin queue: admin commands are rare and not latency-critical. */
     public static final long POLLED_ADMIN_PARK_NANOS = 1_000_000L;
 
@@ -96,7 +94,16 @@ public final class QueueWorker implements Runnable {
     private boolean busy;
     private int unsignalled;
 
+    /** A worker whose idle park with polled doorbells is the default 50 µs. */
     public QueueWorker(Host host, SubmissionQueue sq, CommandHandler handler, int pollMicros) {
+        this(host, sq, handler, pollMicros, 50);
+    }
+
+    /**
+     * @param pollMicros       spin window after busy batches
+     * @param polledParkMicros idle park between looks at a polled doorbell page (I/O queues)
+     */
+    public QueueWorker(Host host, SubmissionQueue sq, CommandHandler handler, int pollMicros, int polledParkMicros) {
         this.host = host;
         this.memory = host.memory();
         this.sq = sq;
@@ -105,7 +112,7 @@ public final class QueueWorker implements Runnable {
         this.handler = handler;
         this.pollNanos = pollMicros * 1000L;
         this.polled = sq.polled;
-        this.idleParkNanos = sq.qid == 0 ? POLLED_ADMIN_PARK_NANOS : POLLED_IDLE_PARK_NANOS;
+        this.idleParkNanos = sq.qid == 0 ? POLLED_ADMIN_PARK_NANOS : polledParkMicros * 1000L;
         this.thread = Thread.ofPlatform().daemon().name("nvme-sq" + sq.qid).unstarted(this);
         sq.worker = this;
     }

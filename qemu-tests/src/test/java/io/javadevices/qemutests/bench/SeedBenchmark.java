@@ -35,20 +35,25 @@ import static org.junit.jupiter.api.Assertions.*;
  *
  * <p>Configurations: A = QEMU's built-in NVMe on {@code null-co} (in-process reference); B = the Java
  * NVMe over vfio-user on the {@code null} backend with Doorbell Buffer Config; C = the same with it off
- * (OACS bit 8 clear); D = QEMU's virtio-blk on {@code null-co}.
+ * (OACS bit 8 clear); D = QEMU's virtio-blk on {@code null-co}; E = the Java NVMe with polled doorbells
+ * ({@code doorbells=polled}: the doorbell page is mapped into the guest, workers poll it, no doorbell
+ * exits at all; Doorbell Buffer Config off so every doorbell is such a store).
  *
  * <p>System properties: {@code bench.rounds} (default 3), {@code bench.seconds} (QD32 runtime, default
  * 15), {@code bench.cpus} (vCPUs, default 2), {@code bench.out} (output directory, default
- * {@code benchmark-results} in the module), {@code bench.poll-us} (the Java device's poll window), {@code bench.configs} (default {@code A,B,C,D}).
+ * {@code benchmark-results} in the module), {@code bench.poll-us} (the Java device's poll window), {@code bench.configs} (default {@code A,B,C,D,E}),
+ * {@code bench.options} (extra NVMe options for B, C and E, {@code key=value} pairs separated by {@code ;},
+ * e.g. {@code polled-park-us=20;poll-us=0}).
  */
 class SeedBenchmark {
     private static final String SIZE = "1G";
-    private static final List<String> CONFIGS = List.of("A", "B", "C", "D");
+    private static final List<String> CONFIGS = List.of("A", "B", "C", "D", "E");
     private static final Map<String, String> LABELS = Map.of(
             "A", "A: QEMU nvme, null-co",
             "B", "B: Java NVMe, DBBUF on",
             "C", "C: Java NVMe, DBBUF off",
-            "D", "D: QEMU virtio-blk, null-co");
+            "D", "D: QEMU virtio-blk, null-co",
+            "E", "E: Java NVMe, polled doorbells");
 
     @TempDir
     Path dir;
@@ -59,10 +64,20 @@ class SeedBenchmark {
         int seconds = Integer.getInteger("bench.seconds", 15);
         int cpus = Integer.getInteger("bench.cpus", 2);
         String pollUs = System.getProperty("bench.poll-us", "");
+        Map<String, String> extraOptions = new HashMap<>();
+        for (String kv : System.getProperty("bench.options", "").split(";")) {
+            if (!kv.isBlank()) {
+                String[] p = kv.split("=", 2);
+                extraOptions.put(p[0].trim(), p.length > 1 ? p[1].trim() : "");
+            }
+        }
         Path out = Path.of(System.getProperty("bench.out", GuestImage.moduleDir().resolve("benchmark-results").toString()));
         Files.createDirectories(out);
 
         BenchmarkReport report = new BenchmarkReport();
+        if (!extraOptions.isEmpty()) {
+            report.environment("java.options", extraOptions.toString());
+        }
         List<String> configs = List.of(System.getProperty("bench.configs", String.join(",", CONFIGS)).split(","));
         configs.forEach(c -> report.describe(c, LABELS.get(c)));
         report.environment("date", LocalDate.now().toString());
@@ -78,7 +93,7 @@ class SeedBenchmark {
         for (int round = 1; round <= rounds; round++) {
             for (String config : configs) {
                 System.out.printf("[bench] round %d/%d, configuration %s%n", round, rounds, LABELS.get(config));
-                runOne(config, round, seconds, cpus, pollUs, report);
+                runOne(config, round, seconds, cpus, pollUs, extraOptions, report);
             }
         }
 
@@ -93,6 +108,12 @@ class SeedBenchmark {
                         + " B/A QD1 p50 latency = %.2f (target <= 1.2)",
                 b / c, b / a, report.median("B", "mmio.doorbells.per.io"),
                 report.median("B", "lat.qd1.p50.us") / report.median("A", "lat.qd1.p50.us"));
+        if (configs.contains("E")) {
+            double e = report.median("E", "iops.qd32");
+            ratios += String.format(java.util.Locale.ROOT, "; E/A = %.2f, E/C = %.2f, E MMIO doorbells per I/O = %.3f,"
+                            + " E/A QD1 p50 latency = %.2f", e / a, e / c, report.median("E", "mmio.doorbells.per.io"),
+                    report.median("E", "lat.qd1.p50.us") / report.median("A", "lat.qd1.p50.us"));
+        }
         System.out.println("[bench] results (median (min–max) over " + rounds + " rounds):\n" + table + "\n[bench] " + ratios);
         report.environment("ratios", ratios);
         report.writeJson(out.resolve("latest.json"));
@@ -116,11 +137,12 @@ class SeedBenchmark {
                 + seconds + " s, " + LocalDate.now();
     }
 
-    private void runOne(String config, int round, int seconds, int cpus, String pollUs, BenchmarkReport report)
+    private void runOne(String config, int round, int seconds, int cpus, String pollUs, Map<String, String> extraOptions,
+                        BenchmarkReport report)
             throws Exception {
         Path sub = dir.resolve(config + round);
         Files.createDirectories(sub);
-        boolean java = config.equals("B") || config.equals("C");
+        boolean java = config.equals("B") || config.equals("C") || config.equals("E");
         String dev = config.equals("D") ? "/dev/vda" : "/dev/nvme0n1";
         String irqPattern = config.equals("D") ? "virtio" : "nvme";
         String script = GuestScripts.waitFor(dev, 60)
@@ -139,9 +161,13 @@ class SeedBenchmark {
             if (java) {
                 Map<String, String> options = new HashMap<>(Map.of("namespaces", "null:" + SIZE,
                         "dbbuf", config.equals("B") ? "on" : "off", "queues", Integer.toString(cpus)));
+                if (config.equals("E")) {
+                    options.put("doorbells", "polled");
+                }
                 if (!pollUs.isEmpty()) {
                     options.put("poll-us", pollUs);
                 }
+                options.putAll(extraOptions);
                 server = JavaNvmeServer.start(sub, options);
                 spec.vfioUser(server.socketName());
             } else if (config.equals("A")) {

@@ -1,5 +1,6 @@
 package io.javadevices.vfiouser.cli;
 
+import io.javadevices.pci.ByteSizes;
 import io.javadevices.pci.PciDevice;
 import io.javadevices.pci.PciDevicePlugin;
 import io.javadevices.vfiouser.server.Limits;
@@ -228,27 +229,9 @@ public final class ServerMain implements Callable<Integer> {
     }
 
     /** A byte count with an optional binary suffix: 4096, 64K, 1M, 64G, 1T. */
+    /** Sizes on the command line use the same grammar as plugin options ({@link ByteSizes}). */
     static long parseSize(String text) {
-        java.util.regex.Matcher m = Pattern.compile("([0-9]{1,19})([KMGT]?)(i?B)?", Pattern.CASE_INSENSITIVE).matcher(text.trim());
-        if (!m.matches()) {
-            throw new IllegalArgumentException("not a size (e.g. 4096, 64M, 1T): '" + text + "'");
-        }
-        int shift = switch (m.group(2).toUpperCase(java.util.Locale.ROOT)) {
-            case "K" -> 10;
-            case "M" -> 20;
-            case "G" -> 30;
-            case "T" -> 40;
-            default -> 0;
-        };
-        try {
-            long value = Long.parseLong(m.group(1));
-            if (value > (Long.MAX_VALUE >> shift)) {
-                throw new NumberFormatException();
-            }
-            return value << shift;
-        } catch (NumberFormatException e) {
-            throw new IllegalArgumentException("size too large: '" + text + "'");
-        }
+        return ByteSizes.parse(text);
     }
 
     /** Plugin options: -o pairs, then the dedicated options (which win). */
