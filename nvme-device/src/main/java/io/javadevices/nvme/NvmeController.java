@@ -236,8 +236,7 @@ public final class NvmeController implements PciDevice, QueueWorker.Host {
         }
         sq.cq.attach(sq);
         sqs.set(sq.qid, sq);
-        QueueWorker worker = new QueueWorker(this, sq, new IoCommandHandler(this), options.pollMicros(),
-                options.polledParkMicros());
+        QueueWorker worker = new QueueWorker(this, sq, new IoCommandHandler(this), options.idle());
         synchronized (live) {
             live.add(worker);
         }
@@ -585,7 +584,7 @@ public final class NvmeController implements PciDevice, QueueWorker.Host {
         }
         cqs.set(0, adminCq);
         sqs.set(0, adminSq);
-        QueueWorker worker = new QueueWorker(this, adminSq, new AdminCommandDispatcher(this), 0);
+        QueueWorker worker = new QueueWorker(this, adminSq, new AdminCommandDispatcher(this), QueueWorker.Idle.ADMIN);
         synchronized (live) {
             live.add(worker);
         }
@@ -768,6 +767,7 @@ public final class NvmeController implements PciDevice, QueueWorker.Host {
         m.put("doorbell.shadow.sq", total.shadowSq);
         m.put("doorbell.shadow.cq", total.shadowCq);
         m.put("doorbell.polled.sq", total.polledSq);
+        m.put("worker.naps", total.naps);
         m.put("doorbells.polled", doorbellPage != null ? 1L : 0L);
         m.put("interrupts", total.interrupts);
         m.put("dbbuf.active", dbbuf != null ? 1L : 0L);

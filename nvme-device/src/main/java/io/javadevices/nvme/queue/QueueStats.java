@@ -8,7 +8,7 @@ package io.javadevices.nvme.queue;
 public final class QueueStats {
     public long adminCommands, dbbufAccepted, dbbufRejected;
     public long ioCommands, reads, writes, flushes, bytesRead, bytesWritten, ioErrors;
-    public long shadowSq, shadowCq, polledSq, interrupts;
+    public long shadowSq, shadowCq, polledSq, interrupts, naps;
     /** Commands by opcode: admin opcodes (counted by the admin queue's worker) and I/O opcodes. */
     public final long[] adminByOpcode = new long[256], ioByOpcode = new long[256];
 
@@ -26,6 +26,7 @@ public final class QueueStats {
         total.shadowSq += shadowSq;
         total.shadowCq += shadowCq;
         total.polledSq += polledSq;
+        total.naps += naps;
         total.interrupts += interrupts;
         for (int op = 0; op < 256; op++) {
             total.adminByOpcode[op] += adminByOpcode[op];

@@ -12,8 +12,8 @@ import java.util.concurrent.locks.LockSupport;
  * them, posts completions to the SQ's CQ and raises one interrupt per batch.
  *
  * <p>Loop (dbbuf.md §5.4, the Dekker pattern Linux's {@code nvme_dbbuf_update_and_check_event} asks for):
- * drain until head == tail; if the last batches were busy, poll the tail for up to {@code poll-us};
- * then with DBBUF active store EventIdx = tail, full fence, re-read the shadow tail and continue if
+ * drain until head == tail; when the queue goes empty, either nap (below) or spin on the tail for up to
+ * {@code poll-us}; then with DBBUF active store EventIdx = tail, full fence, re-read the shadow tail and continue if
  * it moved; otherwise announce {@code parked}, re-check and park. An MMIO doorbell stores the tail and
  * unparks this thread only if it is parked.
  *
@@ -22,10 +22,18 @@ import java.util.concurrent.locks.LockSupport;
  * tail regress or re-execute commands (checklist 16).
  *
  * <p>With polled doorbells ({@link DoorbellPage}) nobody wakes the worker: guest doorbell writes are
- * plain stores. It spins for {@code poll-us} after busy batches, as above, then sleeps in short timed
- * parks ({@code polled-park-us}; the admin queue {@link #POLLED_ADMIN_PARK_NANOS}) and looks again. That
+ * plain stores. It spins for {@code poll-us} after busy periods, as above, then sleeps in short timed
+ * parks ({@code nap-us}; the admin queue {@link #POLLED_ADMIN_PARK_NANOS}) and looks again. That
  * bounds the extra latency of an idle queue's first command to about one park and keeps an idle
  * controller's CPU cost to some thousands of wake-ups a second per queue.
+ *
+ * <p>Naps with DBBUF ({@code nap-window-us} > 0): when a busy period that ran several commands ends
+ * (the guest keeps the queue deep), the worker does not re-arm EventIdx at once but sleeps
+ * {@code nap-us} and looks at the shadow tail again, for up to {@code nap-window-us}. While EventIdx lags
+ * behind, Linux's {@code nvme_dbbuf_need_event} is false, so the guest keeps writing only the shadow
+ * slot: no doorbell message and no core burnt spinning, which on a host with fewer cores than vCPUs +
+ * workers is CPU taken from the vCPUs. A busy period of one command (QD1-like) spins {@code poll-us}
+ * instead and then re-arms: there the doorbell wake-up is faster than the next look.
  */
 public final class QueueWorker implements Runnable {
     /** What the worker needs from the controller. */
@@ -80,7 +88,6 @@ public final class QueueWorker implements Runnable {
     private final long pollNanos;
     /** The polled doorbell page, or null when doorbells arrive as MMIO writes. */
     private final DoorbellPage polled;
-    private final long idleParkNanos;
     private final QueueStats stats = new QueueStats();
     /** Where this queue counts its commands by opcode: the admin queue's opcodes are admin opcodes. */
     private final long[] opcodeCounts;
@@ -92,27 +99,42 @@ public final class QueueWorker implements Runnable {
     private int lastShadowTail;
     private int lastPolledTail;
     private boolean busy;
+    /** When the queue last went idle after a busy batch (start of the nap window). */
+    private long idleSince;
+    /** Commands run since the queue last went idle, and whether the current idle period naps. */
+    private int busyCommands;
+    private boolean napping;
+    /** Commands a busy period must run for the worker to nap rather than re-arm EventIdx at once. */
+    static final int NAP_MIN_BATCH = 2;
+    private final long napNanos;
+    private final long napWindowNanos;
     private int unsignalled;
 
-    /** A worker whose idle park with polled doorbells is the default 50 µs. */
-    public QueueWorker(Host host, SubmissionQueue sq, CommandHandler handler, int pollMicros) {
-        this(host, sq, handler, pollMicros, 50);
+    /**
+     * How a worker waits for work once its queue is empty (options {@code poll-us}, {@code nap-us},
+     * {@code nap-window-us}).
+     *
+     * @param spinMicros      spin on the tail this long after a busy batch
+     * @param napMicros       then sleep this long between looks: always with polled doorbells, and with
+     *                        DBBUF for {@code napWindowMicros} before re-arming EventIdx
+     * @param napWindowMicros DBBUF: how long to nap after the queue went idle (0 = re-arm at once)
+     */
+    public record Idle(int spinMicros, int napMicros, int napWindowMicros) {
+        /** The admin queue: no spinning, no naps with DBBUF (it has no shadow slot), 1 ms looks when polled. */
+        public static final Idle ADMIN = new Idle(0, (int) (POLLED_ADMIN_PARK_NANOS / 1000), 0);
     }
 
-    /**
-     * @param pollMicros       spin window after busy batches
-     * @param polledParkMicros idle park between looks at a polled doorbell page (I/O queues)
-     */
-    public QueueWorker(Host host, SubmissionQueue sq, CommandHandler handler, int pollMicros, int polledParkMicros) {
+    public QueueWorker(Host host, SubmissionQueue sq, CommandHandler handler, Idle idle) {
         this.host = host;
         this.memory = host.memory();
         this.sq = sq;
         this.cq = sq.cq;
         this.opcodeCounts = sq.qid == 0 ? stats.adminByOpcode : stats.ioByOpcode;
         this.handler = handler;
-        this.pollNanos = pollMicros * 1000L;
+        this.pollNanos = idle.spinMicros() * 1000L;
+        this.napNanos = idle.napMicros() * 1000L;
+        this.napWindowNanos = idle.napWindowMicros() * 1000L;
         this.polled = sq.polled;
-        this.idleParkNanos = sq.qid == 0 ? POLLED_ADMIN_PARK_NANOS : polledParkMicros * 1000L;
         this.thread = Thread.ofPlatform().daemon().name("nvme-sq" + sq.qid).unstarted(this);
         sq.worker = this;
     }
@@ -197,16 +219,38 @@ public final class QueueWorker implements Runnable {
             handler.poll(this);
             int tail = fetchTail();
             if (tail >= 0 && tail != head) {
-                drain(tail);
+                busyCommands += drain(tail);
                 busy = true;
                 continue;
             }
-            if (busy && pollNanos > 0 && pollForWork()) {
-                continue;
+            if (busy) { // the queue just went empty
+                busy = false;
+                idleSince = System.nanoTime();
+                // Nap only when the guest kept the queue deep (this busy period ran several commands);
+                // QD1-like traffic spins briefly instead and then waits for the doorbell, the lowest latency.
+                napping = napNanos > 0 && napWindowNanos > 0 && sq.shadow != null && busyCommands >= NAP_MIN_BATCH;
+                busyCommands = 0;
+                if (!napping && pollNanos > 0 && pollForWork()) {
+                    continue;
+                }
             }
-            busy = false;
             host.flushInterrupts(cq, stats);
             ShadowDoorbell sh = sq.shadow;
+            if (sh != null && napping && System.nanoTime() - idleSince < napWindowNanos) {
+                // Nap instead of spinning, with EventIdx one slot behind head: the one value the guest's
+                // tail cannot pass before we consume more (the tail stops at head - 1 when the queue is full),
+                // so nvme_dbbuf_need_event stays false, even across a wrap, and the guest writes only the
+                // shadow slot. We look again after the nap (see the class comment).
+                try {
+                    sh.publish((head == 0 ? sq.size : head) - 1);
+                } catch (GuestMemoryException e) {
+                    sq.shadow = null;
+                    continue;
+                }
+                LockSupport.parkNanos(napNanos);
+                stats.naps++;
+                continue;
+            }
             if (sh != null) {
                 // Re-arm: EventIdx = the tail we stopped at, then StoreLoad fence, then re-check (dbbuf.md §5.4).
                 try {
@@ -224,7 +268,7 @@ public final class QueueWorker implements Runnable {
             GuestMemory.fullFence();
             int again = fetchTail();
             if (!stop && (again < 0 || again == head)) {
-                LockSupport.parkNanos(polled != null ? idleParkNanos : sq.shadow != null ? parkNanosShadow : parkNanosMmio);
+                LockSupport.parkNanos(polled != null ? Math.max(napNanos, 1000) : sq.shadow != null ? parkNanosShadow : parkNanosMmio);
             }
             parked = false;
             if (polled != null) {
@@ -284,7 +328,9 @@ public final class QueueWorker implements Runnable {
         return valid ? t : -1;
     }
 
-    private void drain(int tail) throws GuestMemoryException {
+    /** Runs the commands up to {@code tail}; returns how many there were. */
+    private int drain(int tail) throws GuestMemoryException {
+        int commands = tail >= head ? tail - head : tail + sq.size - head;
         while (head != tail && !stop) {
             long at = sq.base + (long) head * 64;
             head = head + 1 == sq.size ? 0 : head + 1;
@@ -312,6 +358,7 @@ public final class QueueWorker implements Runnable {
             }
         }
         signalPosted();
+        return commands;
     }
 
     /** One interrupt decision for the completions posted since the last one. */
