@@ -120,8 +120,10 @@ public final class BenchmarkReport {
 
     /** A PNG bar chart of one metric's medians per configuration. */
     public void writeChart(Path file, String metric, String title, String yAxis) throws IOException {
-        CategoryChart chart = new CategoryChartBuilder().width(900).height(500).title(title)
-                .xAxisTitle("configuration").yAxisTitle(yAxis).build();
+        // Wide enough for five long configuration names, tilted so that they never overlap.
+        CategoryChart chart = new CategoryChartBuilder().width(Math.max(900, 220 * samples.size())).height(560)
+                .title(title).xAxisTitle("configuration").yAxisTitle(yAxis).build();
+        chart.getStyler().setXAxisLabelRotation(12);
         chart.getStyler().setLegendVisible(false);
         chart.getStyler().setLabelsVisible(true);
         chart.getStyler().setChartTitleVisible(true);
