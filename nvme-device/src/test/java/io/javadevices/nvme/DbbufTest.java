@@ -7,9 +7,8 @@ import io.javadevices.nvme.driver.LinuxLikeDriver;
 import io.javadevices.nvme.queue.QueueWorker;
 import io.javadevices.pci.GuestMemory;
 import io.javadevices.pci.GuestMemoryException;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
@@ -23,25 +22,8 @@ import java.util.Set;
 import static org.junit.jupiter.api.Assertions.*;
 
 /** The Doorbell Buffer Config checklist of dbbuf.md §6, item numbers in the test names. */
+@ExtendWith(NoSafetyNetTimers.class)
 class DbbufTest {
-    private long savedShadowPark;
-    private long savedMmioPark;
-
-    @BeforeEach
-    void noSafetyNet() {
-        // Lost wake-ups must not be hidden by the workers' safety-net timers.
-        savedShadowPark = QueueWorker.parkNanosShadow;
-        savedMmioPark = QueueWorker.parkNanosMmio;
-        QueueWorker.parkNanosShadow = 5_000_000_000L;
-        QueueWorker.parkNanosMmio = 5_000_000_000L;
-    }
-
-    @AfterEach
-    void restore() {
-        QueueWorker.parkNanosShadow = savedShadowPark;
-        QueueWorker.parkNanosMmio = savedMmioPark;
-    }
-
     private static int readInt(Fixture f, long a) {
         try {
             return f.host.memory().readInt(a);
@@ -373,7 +355,7 @@ class DbbufTest {
 
     @Test
     void item21_racingHostNeverLosesAWakeup() {
-        // The safety-net timers are off (see @BeforeEach): a lost wake-up hangs and fails this test.
+        // The safety-net timers are off (NoSafetyNetTimers): a lost wake-up hangs and fails this test.
         try (Fixture f = Fixture.of("queues", "1", "namespaces", "null:1G", "poll-us", "0")) {
             f.driver.bringUp(1, 8, true);
             HostQueue q = f.driver.ioQueue(1);

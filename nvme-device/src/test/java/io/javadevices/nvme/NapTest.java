@@ -3,11 +3,9 @@ package io.javadevices.nvme;
 import io.javadevices.nvme.driver.Command;
 import io.javadevices.nvme.driver.Completion;
 import io.javadevices.nvme.driver.HostQueue;
-import io.javadevices.nvme.queue.QueueWorker;
 import io.javadevices.pci.GuestMemoryException;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ExtendWith;
 
 import java.time.Duration;
 
@@ -19,20 +17,8 @@ import static org.junit.jupiter.api.Assertions.*;
  * it re-arms EventIdx and waits for one. Safety-net timers are raised: only looks and doorbells may make
  * progress.
  */
+@ExtendWith(NoSafetyNetTimers.class)
 class NapTest {
-    private long savedShadowPark;
-
-    @BeforeEach
-    void noSafetyNet() {
-        savedShadowPark = QueueWorker.parkNanosShadow;
-        QueueWorker.parkNanosShadow = 5_000_000_000L;
-    }
-
-    @AfterEach
-    void restore() {
-        QueueWorker.parkNanosShadow = savedShadowPark;
-    }
-
     private static int eventIdx(Fixture f, int qid) {
         try {
             return f.host.memory().readInt(f.driver.eventIdxPage() + 8L * qid);

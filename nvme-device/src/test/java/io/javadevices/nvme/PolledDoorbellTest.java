@@ -3,14 +3,12 @@ package io.javadevices.nvme;
 import io.javadevices.nvme.driver.Command;
 import io.javadevices.nvme.driver.Completion;
 import io.javadevices.nvme.driver.HostQueue;
-import io.javadevices.nvme.queue.QueueWorker;
 import io.javadevices.pci.DeviceContext;
 import io.javadevices.pci.GuestMemory;
 import io.javadevices.pci.GuestMemoryException;
 import io.javadevices.pci.InterruptSink;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
@@ -29,24 +27,8 @@ import static org.junit.jupiter.api.Assertions.*;
  * polling. No MMIO doorbell callback may happen, and the workers' safety-net timers are raised so that
  * only polling can make progress.
  */
+@ExtendWith(NoSafetyNetTimers.class)
 class PolledDoorbellTest {
-    private long savedShadowPark;
-    private long savedMmioPark;
-
-    @BeforeEach
-    void noSafetyNet() {
-        savedShadowPark = QueueWorker.parkNanosShadow;
-        savedMmioPark = QueueWorker.parkNanosMmio;
-        QueueWorker.parkNanosShadow = 5_000_000_000L;
-        QueueWorker.parkNanosMmio = 5_000_000_000L;
-    }
-
-    @AfterEach
-    void restore() {
-        QueueWorker.parkNanosShadow = savedShadowPark;
-        QueueWorker.parkNanosMmio = savedMmioPark;
-    }
-
     private static byte[] pattern(long seed, int length) {
         byte[] b = new byte[length];
         new Random(seed).nextBytes(b);

@@ -22,7 +22,8 @@ import java.util.concurrent.locks.LockSupport;
  * tail regress or re-execute commands (checklist 16).
  *
  * <p>With polled doorbells ({@link DoorbellPage}) nobody wakes the worker: guest doorbell writes are
- * plain stores. It spins for {@code poll-us} after busy periods, as above, then sleeps in short timed
+ * plain stores. It spins for {@code poll-us} after single-command busy periods (QD1-like traffic, whose
+ * next command comes sooner than the next look), then sleeps in short timed
  * parks ({@code nap-us}; the admin queue {@link #POLLED_ADMIN_PARK_NANOS}) and looks again. That
  * bounds the extra latency of an idle queue's first command to about one park and keeps an idle
  * controller's CPU cost to some thousands of wake-ups a second per queue.
@@ -228,9 +229,13 @@ public final class QueueWorker implements Runnable {
                 idleSince = System.nanoTime();
                 // Nap only when the guest kept the queue deep (this busy period ran several commands);
                 // QD1-like traffic spins briefly instead and then waits for the doorbell, the lowest latency.
-                napping = napNanos > 0 && napWindowNanos > 0 && sq.shadow != null && busyCommands >= NAP_MIN_BATCH;
+                boolean deep = busyCommands >= NAP_MIN_BATCH;
                 busyCommands = 0;
-                if (!napping && pollNanos > 0 && pollForWork()) {
+                napping = deep && napNanos > 0 && napWindowNanos > 0 && sq.shadow != null;
+                // Polled doorbells look every nap-us anyway: spin only after shallow periods, where the
+                // next command of a QD1 stream comes sooner than the next look.
+                boolean spin = polled != null ? !deep : !napping;
+                if (spin && pollNanos > 0 && pollForWork()) {
                     continue;
                 }
             }
