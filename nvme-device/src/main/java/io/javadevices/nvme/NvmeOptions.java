@@ -42,7 +42,8 @@ public record NvmeOptions(List<NamespaceSpec> namespaces, int queues, boolean db
             "mqes=N           CAP.MQES, maximum queue entries minus one, 1..65535 (default 1023)",
             "mdts=N           maximum data transfer size as a power of two of 4 KiB pages, 1..15 (default 7 = 512 KiB)",
             "poll-us=N        when a queue goes empty after a single command (QD1-like traffic), spin this many",
-            "                 microseconds for the next one before sleeping, 0..100000 (default 100)",
+            "                 microseconds for the next one before sleeping; not used with doorbells=polled;",
+            "                 0..100000 (default 300)",
             "doorbells=trapped|polled  trapped (default): doorbell writes reach the device as MMIO writes; polled: the",
             "                 doorbell page is mapped into the guest (vfio-user sparse mmap) and workers poll it: no",
             "                 doorbell exits, at the cost of CPU",
@@ -97,10 +98,11 @@ public record NvmeOptions(List<NamespaceSpec> namespaces, int queues, boolean db
             throw new IllegalArgumentException("option doorbells must be trapped or polled: '" + doorbells + "'");
         }
         boolean polled = doorbells.equals("polled");
-        // The spin runs only after single-command busy periods (QD1-like), in both doorbell modes: spinning
-        // after every busy period halved QD32 IOPS with polled doorbells on a 2-CPU TCG host (13.7K vs 23.4K,
-        // README benchmark) because it took the CPU the vCPUs needed.
-        int poll = intOption(options, "poll-us", 100, 0, 100_000);
+        // The spin runs only after single-command busy periods (QD1-like) and never with polled doorbells:
+        // spinning after every busy period halved QD32 IOPS with polled doorbells on a 2-CPU TCG host (13.7K
+        // vs 23.4K, README benchmark) because it took the CPU the vCPUs needed. 300 us covers a TCG guest's
+        // turnaround between two QD1 commands: QD1 p50 54 us vs 106 us with 100 us (QEMU's NVMe: 85-92 us).
+        int poll = intOption(options, "poll-us", 300, 0, 100_000);
         // Measured on a 2-CPU TCG host, fio randread QD32 x 2 (README benchmark): DBBUF with 500 us naps in a
         // 2 ms window 45K IOPS and 0.02 doorbells/I/O vs 26K and 0.10 when re-arming EventIdx at once;
         // polled doorbells 30K with 200 us looks vs 23K with 50 us and 16K with 10 us.

@@ -155,7 +155,7 @@ class BringUpTest {
         assertEquals("Java NVMe Controller", o.model());
         assertEquals(1023, o.mqes());
         assertEquals(7, o.mdts());
-        assertEquals(100, o.pollMicros());
+        assertEquals(300, o.pollMicros());
         assertEquals(8L << 30, NvmeOptions.parseSize("8G", "x"));
         assertEquals(64L << 20, NvmeOptions.parseSize("64M", "x"));
         assertEquals(12345L, NvmeOptions.parseSize("12345", "x"));

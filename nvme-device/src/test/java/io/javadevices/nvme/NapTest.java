@@ -82,7 +82,7 @@ class NapTest {
             long buf = f.host.allocatePages(1);
             for (int i = 0; i < 50; i++) {
                 batch(q, buf, 1);
-                Thread.sleep(1); // a guest's turnaround: longer than the 100 us spin, so the queue goes idle
+                Thread.sleep(1); // a guest's turnaround: longer than the 300 us spin, so the queue goes idle
             }
             // A worker descheduled for over a millisecond between two looks sees two commands in one busy
             // period and naps once; on an idle machine this is 0.
