@@ -46,6 +46,7 @@ class NapTest {
             batch(q, buf, 16); // first batch: the guest rings (EventIdx was armed at 0)
             long mmioAfterFirst = q.mmioSq;
             for (int round = 0; round < 20; round++) {
+                Thread.sleep(1); // a guest's think time: longer than the spin before a nap
                 batch(q, buf, 8); // within the 200 ms window, wrapping the 64-entry queue twice: found by a look
             }
             assertEquals(mmioAfterFirst, q.mmioSq, "no SQ doorbell while the worker naps, even across wraps");
@@ -103,6 +104,22 @@ class NapTest {
                 batch(q, buf, 8);
             }
             assertEquals(0, f.stat("worker.naps"));
+        }
+    }
+
+    @Test
+    void aGuestThatRefillsAtOnceIsNotSlowedByNaps() {
+        try (Fixture f = Fixture.of("queues", "1", "nap-us", "5000", "nap-window-us", "100000")) {
+            f.driver.bringUp(1, 64, true);
+            HostQueue q = f.driver.ioQueue(1);
+            long buf = f.host.allocatePages(1);
+            long t0 = System.nanoTime();
+            for (int round = 0; round < 200; round++) {
+                batch(q, buf, 16); // back to back, like a fast guest at QD16
+            }
+            long millis = (System.nanoTime() - t0) / 1_000_000;
+            // 200 naps of 5 ms would take a second; the spin before a nap (and the halving) prevent them.
+            assertTrue(millis < 500, "200 back-to-back batches took " + millis + " ms, naps " + f.stat("worker.naps"));
         }
     }
 }

@@ -33,7 +33,10 @@ import java.util.concurrent.locks.LockSupport;
  * behind, Linux's {@code nvme_dbbuf_need_event} is false, so the guest keeps writing only the shadow
  * slot: no doorbell message and no core burnt spinning, which on a host with fewer cores than vCPUs +
  * workers is CPU taken from the vCPUs. A busy period of one command (QD1-like) spins {@code poll-us}
- * instead and then re-arms: there the doorbell wake-up is faster than the next look.
+ * instead and then re-arms: there the doorbell wake-up is faster than the next look. Two guards keep
+ * naps from slowing a fast guest (KVM, or a VMM in the same process): a 20 µs spin before napping
+ * catches a guest that refills at once, and the nap halves (to 50 µs) while looks keep finding the same
+ * count, the sign of a guest waiting for us with its whole queue depth ({@link #adaptNap}).
  */
 public final class QueueWorker implements Runnable {
     /** What the worker needs from the controller. */
@@ -106,6 +109,13 @@ public final class QueueWorker implements Runnable {
     private boolean napping;
     /** Commands a busy period must run for the worker to nap rather than re-arm EventIdx at once. */
     static final int NAP_MIN_BATCH = 2;
+    /** The spin before a nap, and the shortest nap (below the kernel's 50 us timer slack a park is no shorter). */
+    static final long NAP_SPIN_NANOS = 20_000L, NAP_FLOOR_NANOS = 50_000L;
+    /** The current nap (adapted between the floor and nap-us) and what the last look after a nap found. */
+    private long napNow;
+    private int lastLook;
+    private boolean halvedLast;
+    private boolean lookAfterNap;
     private final long napNanos;
     private final long napWindowNanos;
     private int unsignalled;
@@ -133,6 +143,7 @@ public final class QueueWorker implements Runnable {
         this.handler = handler;
         this.pollNanos = idle.spinMicros() * 1000L;
         this.napNanos = idle.napMicros() * 1000L;
+        this.napNow = napNanos;
         this.napWindowNanos = idle.napWindowMicros() * 1000L;
         this.polled = sq.polled;
         this.thread = Thread.ofPlatform().daemon().name("nvme-sq" + sq.qid).unstarted(this);
@@ -219,7 +230,12 @@ public final class QueueWorker implements Runnable {
             handler.poll(this);
             int tail = fetchTail();
             if (tail >= 0 && tail != head) {
-                busyCommands += drain(tail);
+                int ran = drain(tail);
+                if (lookAfterNap) {
+                    lookAfterNap = false;
+                    adaptNap(ran);
+                }
+                busyCommands += ran;
                 busy = true;
                 continue;
             }
@@ -234,7 +250,12 @@ public final class QueueWorker implements Runnable {
                 // Polled doorbells never spin: nothing can wake a parked worker, so a spin that misses only
                 // delays the next look (measured: QD1 p50 330 us with a 100 us spin vs 240 us without).
                 boolean spin = polled == null && !napping;
-                if (spin && pollNanos > 0 && pollForWork()) {
+                if (spin && pollNanos > 0 && pollForWork(pollNanos)) {
+                    continue;
+                }
+                // Before a nap, a short spin catches a guest fast enough to refill at once (a KVM guest, an
+                // in-process VMM): napping would only make it wait for us.
+                if (napping && pollNanos > 0 && pollForWork(Math.min(pollNanos, NAP_SPIN_NANOS))) {
                     continue;
                 }
             }
@@ -251,8 +272,9 @@ public final class QueueWorker implements Runnable {
                     sq.shadow = null;
                     continue;
                 }
-                LockSupport.parkNanos(napNanos);
+                LockSupport.parkNanos(napNow);
                 stats.naps++;
+                lookAfterNap = true;
                 continue;
             }
             if (sh != null) {
@@ -281,8 +303,25 @@ public final class QueueWorker implements Runnable {
         }
     }
 
-    private boolean pollForWork() {
-        long deadline = System.nanoTime() + pollNanos;
+    /**
+     * Adapts the nap to what the look after it found. A guest that is waiting for our completions (its
+     * whole queue depth is with us) shows the same count on look after look: halve the nap, down to
+     * {@link #NAP_FLOOR_NANOS}. A guest limited by its own speed shows a count that shrinks with the nap:
+     * if halving did that, go back up. Then a nap never caps a fast guest at depth / nap.
+     */
+    private void adaptNap(int found) {
+        boolean halve = found >= 4 && found == lastLook;
+        if (halve) {
+            napNow = Math.max(napNow / 2, Math.min(NAP_FLOOR_NANOS, napNanos));
+        } else if (halvedLast && found * 4 < lastLook * 3) {
+            napNow = Math.min(napNow * 2, napNanos);
+        }
+        halvedLast = halve;
+        lastLook = found;
+    }
+
+    private boolean pollForWork(long nanos) {
+        long deadline = System.nanoTime() + nanos;
         do {
             Thread.onSpinWait();
             int t = fetchTail();
