@@ -376,12 +376,7 @@ class DbbufTest {
             assertTrue(q.execute(Command.read(1, 0, 1, buf, 0)).ok());
             writeInt(f, f.driver.shadowPage() + 8, 0xFFF0);
             f.host.mmioWrite32(0, 0x1008, 3); // wake
-            long deadline = System.nanoTime() + Duration.ofSeconds(5).toNanos();
-            List<Completion> events;
-            do {
-                events = f.driver.asyncCompletions();
-            } while (events.isEmpty() && System.nanoTime() < deadline);
-            assertEquals(0x010100, events.get(0).dw0(), "AER: invalid doorbell write value");
+            assertEquals(0x010100, f.driver.awaitAsyncEvent(Duration.ofSeconds(5)), "AER: invalid doorbell write value");
             writeInt(f, f.driver.shadowPage() + 8, q.sqTail());
             assertTrue(q.execute(Command.read(1, 1, 1, buf, 0)).ok());
         }

@@ -265,6 +265,16 @@ public final class LinuxLikeDriver {
         return new ArrayList<>(asyncCompletions);
     }
 
+    /** Waits up to {@code timeout} for the first AER completion and returns its DW0 (-1 if none came). */
+    public int awaitAsyncEvent(java.time.Duration timeout) {
+        long deadline = System.nanoTime() + timeout.toNanos();
+        List<Completion> events;
+        do {
+            events = asyncCompletions();
+        } while (events.isEmpty() && System.nanoTime() < deadline);
+        return events.isEmpty() ? -1 : events.get(0).dw0();
+    }
+
     /** Identify into the driver's scratch page; returns the 4096 bytes. */
     public byte[] identify(int cns, int nsid) {
         Completion c = admin(Command.identify(cns, nsid, dataPage));
