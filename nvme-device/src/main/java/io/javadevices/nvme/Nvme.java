@@ -39,4 +39,13 @@ public final class Nvme {
 
     /** OACS bit 8: Doorbell Buffer Config supported (Linux NVME_CTRL_OACS_DBBUF_SUPP). */
     public static final int OACS_DBBUF = 1 << 8;
+
+    /**
+     * Whether a doorbell value (SQ tail or CQ head, raw 32 bits as written) indexes a queue of
+     * {@code entries} slots; anything else is an Invalid Doorbell Write Value (NVMe 1.4 §3.1.10/§3.1.11,
+     * async event 01h/01h). The one check for MMIO, shadow and polled doorbells alike.
+     */
+    public static boolean validDoorbell(int value, int entries) {
+        return Integer.compareUnsigned(value, entries) < 0;
+    }
 }

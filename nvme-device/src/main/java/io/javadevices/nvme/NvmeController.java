@@ -675,7 +675,7 @@ public final class NvmeController implements PciDevice, QueueWorker.Host {
                 kickAdmin();
                 return;
             }
-            if ((value & 0xFFFF_FFFFL) >= sq.size) {
+            if (!Nvme.validDoorbell(value, sq.size)) {
                 asyncEvents.raise(AsyncEvents.INVALID_DOORBELL_VALUE);
                 kickAdmin();
                 return;
@@ -696,7 +696,7 @@ public final class NvmeController implements PciDevice, QueueWorker.Host {
                 kickAdmin();
                 return;
             }
-            if ((value & 0xFFFF_FFFFL) >= cq.size) {
+            if (!Nvme.validDoorbell(value, cq.size)) {
                 asyncEvents.raise(AsyncEvents.INVALID_DOORBELL_VALUE);
                 kickAdmin();
                 return;

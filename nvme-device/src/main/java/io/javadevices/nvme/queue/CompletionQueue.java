@@ -1,5 +1,6 @@
 package io.javadevices.nvme.queue;
 
+import io.javadevices.nvme.Nvme;
 import io.javadevices.pci.GuestMemory;
 import io.javadevices.pci.GuestMemoryException;
 
@@ -74,7 +75,7 @@ public final class CompletionQueue {
         ShadowDoorbell sh = shadow;
         if (sh != null) {
             int h = sh.load();
-            if (h < size) {
+            if (Nvme.validDoorbell(h, size)) {
                 if (h != lastShadowHead) {
                     lastShadowHead = h;
                     if (h != mmioHead) {
@@ -88,7 +89,7 @@ public final class CompletionQueue {
         DoorbellPage page = polled;
         if (page != null) {
             int h = page.cqHead(qid);
-            return DoorbellPage.valid(h, size) ? h : cachedHead;
+            return Nvme.validDoorbell(h, size) ? h : cachedHead;
         }
         return mmioHead;
     }
@@ -171,7 +172,7 @@ public final class CompletionQueue {
         DoorbellPage page = polled;
         if (page != null) {
             int h = page.cqHead(qid);
-            return DoorbellPage.valid(h, size) ? h : -1;
+            return Nvme.validDoorbell(h, size) ? h : -1;
         }
         return mmioHead;
     }

@@ -12,8 +12,9 @@ import java.lang.foreign.MemorySegment;
  * 4 KiB page holds the doorbells of queues 0..511.
  *
  * <p>The guest can write any slot at any time, so every value read here is validated by the reader
- * ({@code < queue size}), and a queue's slots are zeroed when the queue is created and the whole page on
- * controller reset: a stale tail from an earlier queue must never look like new submissions.
+ * ({@link io.javadevices.nvme.Nvme#validDoorbell}), and a queue's slots are zeroed when the queue is
+ * created and the whole page on controller reset: a stale tail from an earlier queue must never look
+ * like new submissions.
  */
 public final class DoorbellPage {
     /** Bytes one page covers; queues beyond 511 cannot exist (options cap queues at 511). */
@@ -53,10 +54,5 @@ public final class DoorbellPage {
     public void clearAll() {
         page.asSlice(0, SIZE).fill((byte) 0);
         GuestMemory.fullFence();
-    }
-
-    /** True if a raw doorbell value is a valid index for a queue of {@code size} entries. */
-    public static boolean valid(int value, int size) {
-        return Integer.compareUnsigned(value, size) < 0;
     }
 }

@@ -1,5 +1,6 @@
 package io.javadevices.nvme.queue;
 
+import io.javadevices.nvme.Nvme;
 import io.javadevices.nvme.Status;
 import io.javadevices.pci.GuestMemory;
 import io.javadevices.pci.GuestMemoryException;
@@ -346,7 +347,7 @@ public final class QueueWorker implements Runnable {
         if (sh != null) {
             try {
                 int t = sh.load();
-                if (t >= sq.size) {
+                if (!Nvme.validDoorbell(t, sq.size)) {
                     host.invalidDoorbell(sq.qid, t);
                     return -1;
                 }
@@ -367,7 +368,7 @@ public final class QueueWorker implements Runnable {
     /** The tail from the polled page; an invalid value is reported once per distinct value and ignored. */
     private int polledTail() {
         int t = polled.sqTail(sq.qid);
-        boolean valid = DoorbellPage.valid(t, sq.size);
+        boolean valid = Nvme.validDoorbell(t, sq.size);
         if (t != lastPolledTail) {
             lastPolledTail = t;
             if (valid) {
