@@ -40,10 +40,6 @@ public final class DeviceLayout {
     private final int[] irqCounts = new int[NUM_IRQS];
     private final int configSize;
 
-    public DeviceLayout(ConfigSpace config, EventfdInterrupts interrupts) {
-        this(config, interrupts, new MemfdBarWindows());
-    }
-
     /** @param windows the BAR windows the device asked for while it was created (reported as sparse mmaps) */
     public DeviceLayout(ConfigSpace config, EventfdInterrupts interrupts, MemfdBarWindows windows) {
         for (int i = 0; i < NUM_REGIONS; i++) {
@@ -53,8 +49,7 @@ public final class DeviceLayout {
             Bar bar = config.bar(i);
             bars[i] = bar;
             if (bar != null) {
-                regions[i] = windows.regionInfo(RegionInfo.trapped(i, REGION_FLAG_READ | REGION_FLAG_WRITE, bar.size()),
-                        bar.size());
+                regions[i] = windows.regionInfo(RegionInfo.trapped(i, REGION_FLAG_READ | REGION_FLAG_WRITE, bar.size()));
             }
         }
         // Index 6 (ROM) and 8 (VGA) stay absent: size 0 makes QEMU skip the ROM (vfio_pci_size_rom).

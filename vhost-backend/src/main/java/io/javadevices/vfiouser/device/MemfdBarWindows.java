@@ -61,16 +61,16 @@ public final class MemfdBarWindows implements DirectBarMemory, AutoCloseable {
         }
     }
 
-    /** The region info of BAR {@code bar} with this object's windows as sparse areas, or {@code trapped} if none. */
-    public RegionInfo regionInfo(RegionInfo trapped, long barSize) {
+    /** {@code trapped} (a BAR's region) with this object's windows as sparse areas, or unchanged if it has none. */
+    public RegionInfo regionInfo(RegionInfo trapped) {
         int bar = trapped.index();
         List<RegionInfo.SparseArea> list = bar < 6 ? areas.get(bar) : List.of();
         if (list.isEmpty()) {
             return trapped;
         }
         for (RegionInfo.SparseArea a : list) {
-            if (a.offset() + a.size() > barSize) {
-                throw new IllegalStateException("BAR" + bar + " window ends beyond the BAR (" + barSize + " bytes)");
+            if (a.offset() + a.size() > trapped.size()) {
+                throw new IllegalStateException("BAR" + bar + " window ends beyond the BAR (" + trapped.size() + " bytes)");
             }
         }
         return new RegionInfo(bar, trapped.flags() | REGION_FLAG_MMAP,

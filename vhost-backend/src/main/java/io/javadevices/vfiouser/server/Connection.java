@@ -443,17 +443,18 @@ final class Connection implements Runnable {
         int capBytes = areas == 0 ? 0 : CAP_SPARSE_AREAS + areas * CAP_SPARSE_AREA_SIZE;
         int full = REGION_INFO_SIZE + capBytes;
         boolean complete = argsz >= full;
+        boolean withCaps = capBytes > 0 && complete;
         MemorySegment o = out();
         putU32(o, REGION_INFO_ARGSZ, full);
-        putU32(o, REGION_INFO_FLAGS, r.flags() | (capBytes > 0 && complete ? REGION_FLAG_CAPS : 0));
+        putU32(o, REGION_INFO_FLAGS, r.flags() | (withCaps ? REGION_FLAG_CAPS : 0));
         putU32(o, REGION_INFO_INDEX, index);
-        putU32(o, REGION_INFO_CAP_OFFSET, capBytes > 0 && complete ? REGION_INFO_SIZE : 0);
+        putU32(o, REGION_INFO_CAP_OFFSET, withCaps ? REGION_INFO_SIZE : 0);
         putU64(o, REGION_INFO_SIZE_FIELD, r.size());
         putU64(o, REGION_INFO_OFFSET, r.offset());
         if (!complete) {
             return REGION_INFO_SIZE;
         }
-        if (capBytes > 0) {
+        if (withCaps) {
             MemorySegment cap = o.asSlice(REGION_INFO_SIZE);
             putU16(cap, 0, CAP_ID_SPARSE_MMAP);
             putU16(cap, 2, 1); // version
