@@ -121,20 +121,20 @@ public final class TestHost implements AutoCloseable {
 
     /** The direct window memory that holds BAR {@code bar} offset {@code offset}, if the device has one. */
     public synchronized Optional<MemorySegment> directWindow(int bar, long offset) {
-        for (Window w : windows) {
-            if (w.covers(bar, offset, 1)) {
-                return Optional.of(w.memory.asSlice(offset - w.offset));
-            }
-        }
-        return Optional.empty();
+        Window w = window(bar, offset, 1);
+        return w == null ? Optional.empty() : Optional.of(w.memory.asSlice(offset - w.offset));
     }
 
+    /** Where a guest access of {@code size} bytes goes when it lands in a mapped window, else null. */
     private synchronized MemorySegment windowFor(int bar, long offset, int size) {
-        if (!trapWindows) {
-            for (Window w : windows) {
-                if (w.covers(bar, offset, size)) {
-                    return w.memory.asSlice(offset - w.offset, size);
-                }
+        Window w = trapWindows ? null : window(bar, offset, size);
+        return w == null ? null : w.memory.asSlice(offset - w.offset, size);
+    }
+
+    private Window window(int bar, long offset, int size) {
+        for (Window w : windows) {
+            if (w.covers(bar, offset, size)) {
+                return w;
             }
         }
         return null;
