@@ -47,6 +47,7 @@ class IntxTest {
 
         @Override
         public void reset() {
+            config.reset(); // the PciDevice.reset contract: config space too
         }
 
         @Override

@@ -72,6 +72,7 @@ class UnmapRaceTest {
 
         @Override
         public void reset() {
+            config.reset(); // the PciDevice.reset contract: config space too
         }
 
         @Override
