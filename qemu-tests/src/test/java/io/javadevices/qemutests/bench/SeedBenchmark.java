@@ -41,9 +41,9 @@ import static org.junit.jupiter.api.Assertions.*;
  *
  * <p>System properties: {@code bench.rounds} (default 3), {@code bench.seconds} (QD32 runtime, default
  * 15), {@code bench.cpus} (vCPUs, default 2), {@code bench.out} (output directory, default
- * {@code benchmark-results} in the module), {@code bench.poll-us} (the Java device's poll window), {@code bench.configs} (default {@code A,B,C,D,E}),
+ * {@code benchmark-results} in the module), {@code bench.configs} (default {@code A,B,C,D,E}),
  * {@code bench.options} (extra NVMe options for B, C and E, {@code key=value} pairs separated by {@code ;},
- * e.g. {@code polled-park-us=20;poll-us=0}).
+ * e.g. {@code poll-us=100;nap-us=200}).
  */
 class SeedBenchmark {
     private static final String SIZE = "1G";
@@ -63,7 +63,6 @@ class SeedBenchmark {
         int rounds = Integer.getInteger("bench.rounds", 3);
         int seconds = Integer.getInteger("bench.seconds", 15);
         int cpus = Integer.getInteger("bench.cpus", 2);
-        String pollUs = System.getProperty("bench.poll-us", "");
         Map<String, String> extraOptions = new HashMap<>();
         for (String kv : System.getProperty("bench.options", "").split(";")) {
             if (!kv.isBlank()) {
@@ -93,7 +92,7 @@ class SeedBenchmark {
         for (int round = 1; round <= rounds; round++) {
             for (String config : configs) {
                 System.out.printf("[bench] round %d/%d, configuration %s%n", round, rounds, LABELS.get(config));
-                runOne(config, round, seconds, cpus, pollUs, extraOptions, report);
+                runOne(config, round, seconds, cpus, extraOptions, report);
             }
         }
 
@@ -137,7 +136,7 @@ class SeedBenchmark {
                 + seconds + " s, " + LocalDate.now();
     }
 
-    private void runOne(String config, int round, int seconds, int cpus, String pollUs, Map<String, String> extraOptions,
+    private void runOne(String config, int round, int seconds, int cpus, Map<String, String> extraOptions,
                         BenchmarkReport report)
             throws Exception {
         Path sub = dir.resolve(config + round);
@@ -163,9 +162,6 @@ class SeedBenchmark {
                         "dbbuf", config.equals("B") ? "on" : "off", "queues", Integer.toString(cpus)));
                 if (config.equals("E")) {
                     options.put("doorbells", "polled");
-                }
-                if (!pollUs.isEmpty()) {
-                    options.put("poll-us", pollUs);
                 }
                 options.putAll(extraOptions);
                 server = JavaNvmeServer.start(sub, options);
