@@ -227,7 +227,7 @@ public final class ServerMain implements Callable<Integer> {
         for (int i = 0; i < uids.length; i++) {
             String text = allowUids.get(i).strip();
             try {
-                if (text.isEmpty() || !text.chars().allMatch(Character::isDigit)) {
+                if (text.isEmpty() || !text.chars().allMatch(c -> c >= '0' && c <= '9')) {
                     throw new NumberFormatException();
                 }
                 uids[i] = Integer.parseUnsignedInt(text); // uid_t is unsigned 32-bit

@@ -35,7 +35,7 @@ class AllowUidOptionTest {
     void badValuesAreUsageErrorsWithOneLine() {
         String sock = dir.resolve("s.sock").toString();
         for (String bad : new String[] {"abc", "-1", "+5", "1.5", "4294967295", "4294967296", "99999999999", "1,,2",
-                "1,x", " "}) {
+                "1,x", " ", "\u0661"}) {
             StringWriter out = new StringWriter();
             StringWriter err = new StringWriter();
             CommandLine cli = ServerMain.commandLine();
