@@ -139,7 +139,12 @@ public final class UnixListener implements AutoCloseable {
                         + " while the server was starting; refusing to change its mode");
             }
             Path pinned = Path.of("/proc/self/fd/" + pathFd);
-            LibC.chmod(a.allocateFrom(pinned.toString()), mode);
+            try {
+                LibC.chmod(a.allocateFrom(pinned.toString()), mode);
+            } catch (ErrnoException e) {
+                throw new IOException("cannot set the mode of socket " + path + " through " + pinned
+                        + " (is /proc mounted?): " + e.getMessage(), e);
+            }
             return Files.readAttributes(pinned, BasicFileAttributes.class).fileKey();
         } finally {
             LibC.closeQuietly(pathFd);

@@ -1,6 +1,7 @@
 package io.javadevices.vfiouser.server;
 
 import io.javadevices.pci.sample.DmaCopyDevice;
+import io.javadevices.vfiouser.client.ForeignUid;
 import io.javadevices.vfiouser.client.TestClient;
 import io.javadevices.vfiouser.sys.Errno;
 import io.javadevices.vfiouser.sys.ErrnoException;

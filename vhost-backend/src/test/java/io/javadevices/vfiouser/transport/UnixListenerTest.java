@@ -1,15 +1,20 @@
 package io.javadevices.vfiouser.transport;
 
+import io.javadevices.vfiouser.client.ForeignUid;
+import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.net.UnixDomainSocketAddress;
+import java.nio.channels.ServerSocketChannel;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
 
+import static java.net.StandardProtocolFamily.UNIX;
 import static org.junit.jupiter.api.Assertions.*;
 
 /**
@@ -72,6 +77,36 @@ class UnixListenerTest {
         assertTrue(e.getMessage().contains("replaced by a regular file"), e.getMessage());
         assertEquals("rw-------", perms(path));
         assertEquals("planted", Files.readString(path));
+    }
+
+    /** As root: another user's socket swapped in is not ours, so its mode is not ours to change. */
+    @Test
+    void anotherUsersSocketSwappedInAfterBindKeepsItsMode() throws Exception {
+        Assumptions.assumeTrue(ForeignUid.available(), "needs root to create a socket as another uid");
+        Files.setPosixFilePermissions(dir, PosixFilePermissions.fromString("rwxrwxrwx"));
+        Path path = dir.resolve("s.sock");
+        ServerSocketChannel[] theirs = new ServerSocketChannel[1];
+        try {
+            IOException e = assertThrows(IOException.class, () -> UnixListener.bind(path, 0666, () -> {
+                try {
+                    Files.delete(path);
+                    theirs[0] = ForeignUid.call(ForeignUid.NOBODY, () -> {
+                        ServerSocketChannel s = ServerSocketChannel.open(UNIX);
+                        s.bind(UnixDomainSocketAddress.of(path));
+                        Files.setPosixFilePermissions(path, PosixFilePermissions.fromString("rw-------"));
+                        return s;
+                    });
+                } catch (Exception x) {
+                    throw new IllegalStateException(x);
+                }
+            }));
+            assertTrue(e.getMessage().contains("replaced by a socket owned by uid " + ForeignUid.NOBODY), e.getMessage());
+            assertEquals("rw-------", perms(path));
+        } finally {
+            if (theirs[0] != null) {
+                theirs[0].close();
+            }
+        }
     }
 
     @Test

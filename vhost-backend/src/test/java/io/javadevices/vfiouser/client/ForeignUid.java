@@ -1,4 +1,4 @@
-package io.javadevices.vfiouser.server;
+package io.javadevices.vfiouser.client;
 
 import io.javadevices.vfiouser.sys.LibC;
 
@@ -18,7 +18,7 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  * raw syscall does not, so the rest of the JVM keeps its uid. SO_PEERCRED records the connecting thread's
  * credentials. Needs root (CAP_SETUID); {@link #available} says whether it works here.
  */
-final class ForeignUid {
+public final class ForeignUid {
     private static final Linker LINKER = Linker.nativeLinker();
     /** long syscall(long number, ...). */
     private static final MethodHandle SYSCALL = LINKER.downcallHandle(LINKER.defaultLookup().find("syscall").orElseThrow(),
@@ -26,7 +26,7 @@ final class ForeignUid {
     private static final long SYS_SETRESUID = "aarch64".equals(System.getProperty("os.arch")) ? 147 : 117;
     private static final long UNCHANGED = -1;
     /** The conventional "nobody". */
-    static final int NOBODY = 65534;
+    public static final int NOBODY = 65534;
 
     private ForeignUid() {
     }
@@ -40,7 +40,7 @@ final class ForeignUid {
     }
 
     /** True if this process is root and a thread can switch its effective uid. */
-    static boolean available() {
+    public static boolean available() {
         if (LibC.geteuid() != 0) {
             return false;
         }
@@ -52,7 +52,7 @@ final class ForeignUid {
     }
 
     /** Runs {@code task} on a new thread whose effective uid is {@code uid}; rethrows what it throws. */
-    static <T> T call(int uid, Callable<T> task) throws Exception {
+    public static <T> T call(int uid, Callable<T> task) throws Exception {
         CompletableFuture<T> result = new CompletableFuture<>();
         Thread t = Thread.ofPlatform().name("foreign-uid " + uid).start(() -> {
             if (setEffectiveUid(uid) != 0) {
