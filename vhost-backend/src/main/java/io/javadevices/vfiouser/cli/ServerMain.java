@@ -53,6 +53,12 @@ public final class ServerMain implements Callable<Integer> {
             description = "Permission bits of the socket file (default: ${DEFAULT-VALUE}).")
     String socketMode;
 
+    @Option(names = "--allow-uid", split = ",", paramLabel = "UID",
+            description = "Only clients running as one of these uids (checked with SO_PEERCRED when they connect) are "
+                    + "served; comma-separated or repeated. Others are closed at once, counted and logged. "
+                    + "Default: the server's own uid and root (0).")
+    List<String> allowUids = new ArrayList<>();
+
     @Option(names = "--stats-interval", defaultValue = "0", paramLabel = "SECONDS",
             description = "Print IOPS, MMIO doorbells per I/O and interrupts per I/O every SECONDS (0 = off).")
     int statsInterval;
@@ -130,16 +136,20 @@ public final class ServerMain implements Callable<Integer> {
         }
         Map<String, String> options = pluginOptions();
         Limits limits = limits();
+        int[] uids = allowedUids();
         PciDevicePlugin plugin = PciDevicePlugin.available(ServerMain.class.getClassLoader()).stream()
                 .filter(p -> p.name().equals(deviceName)).findFirst()
                 .orElseThrow(() -> new IllegalArgumentException("no device plugin named '" + deviceName
                         + "' (see --list-devices)"));
-        VfioUserServer server = VfioUserServer.builder()
+        VfioUserServer.Builder builder = VfioUserServer.builder()
                 .socket(socket)
                 .socketMode(mode)
                 .limits(limits)
-                .device(context -> plugin.create(options, context))
-                .build();
+                .device(context -> plugin.create(options, context));
+        if (uids != null) {
+            builder.allowUids(uids);
+        }
+        VfioUserServer server = builder.build();
         server.start();
         CountDownLatch stopped = new CountDownLatch(1);
         Thread hook = new Thread(() -> {
@@ -203,6 +213,33 @@ public final class ServerMain implements Callable<Integer> {
             throw new CommandLine.ParameterException(spec.commandLine(),
                     "--socket-mode must be an octal permission mode like 0600: " + text);
         }
+    }
+
+    /**
+     * The --allow-uid values as uid_t bits (0..4294967294), or null when the option was not given (the
+     * server's default then applies).
+     */
+    int[] allowedUids() {
+        if (allowUids.isEmpty()) {
+            return null;
+        }
+        int[] uids = new int[allowUids.size()];
+        for (int i = 0; i < uids.length; i++) {
+            String text = allowUids.get(i).strip();
+            try {
+                if (text.isEmpty() || !text.chars().allMatch(c -> c >= '0' && c <= '9')) {
+                    throw new NumberFormatException();
+                }
+                uids[i] = Integer.parseUnsignedInt(text); // uid_t is unsigned 32-bit
+                if (uids[i] == -1) {
+                    throw new NumberFormatException(); // (uid_t) -1 is "no uid"
+                }
+            } catch (NumberFormatException e) {
+                throw new CommandLine.ParameterException(spec.commandLine(),
+                        "--allow-uid takes numeric uids 0..4294967294, comma-separated: '" + allowUids.get(i) + "'");
+            }
+        }
+        return uids;
     }
 
     /** The server's resource limits: the defaults with the --max-* options applied. */

@@ -29,7 +29,9 @@ import java.util.function.Function;
  *
  * <p><b>Lifecycle.</b> {@link #start()} creates the device once (through the factory, with a
  * {@link DeviceContext} whose {@link GuestMemory} the server fills from DMA_MAP and whose interrupt sink
- * writes the client's eventfds), binds the socket and starts the accept thread. One client is served at a
+ * writes the client's eventfds), binds the socket and starts the accept thread. A client whose uid
+ * (SO_PEERCRED) is not allowed ({@link Builder#allowUids}; default: the server's own uid and root) is
+ * closed before anything is read from it, counted and logged (rate-limited). One client is served at a
  * time; a second concurrent client is refused (closed, with a WARN line). When a client disconnects or
  * crashes, the server unmaps its guest memory, closes its eventfds and resets the device (a new client
  * is a new VM: QEMU never reconnects, so it must find the device in power-on state), then accepts the next
@@ -55,6 +57,7 @@ public final class VfioUserServer implements AutoCloseable {
     private final int socketMode;
     private final Function<DeviceContext, PciDevice> factory;
     private final Limits limits;
+    private final PeerGate peers;
 
     private final AtomicLong messages = new AtomicLong();
     private final AtomicLong errorsReplied = new AtomicLong();
@@ -80,6 +83,7 @@ public final class VfioUserServer implements AutoCloseable {
         this.socketMode = b.socketMode;
         this.factory = b.factory;
         this.limits = b.limits;
+        this.peers = new PeerGate(b.allowedUids == null ? PeerGate.defaultUids() : b.allowedUids);
     }
 
     public static Builder builder() {
@@ -92,6 +96,7 @@ public final class VfioUserServer implements AutoCloseable {
         private int socketMode = 0600;
         private Function<DeviceContext, PciDevice> factory;
         private Limits limits = Limits.defaults();
+        private int[] allowedUids;
 
         private Builder() {
         }
@@ -114,6 +119,18 @@ public final class VfioUserServer implements AutoCloseable {
         /** Creates the device, once, at {@link VfioUserServer#start()} (required). */
         public Builder device(Function<DeviceContext, PciDevice> factory) {
             this.factory = Objects.requireNonNull(factory, "factory");
+            return this;
+        }
+
+        /**
+         * The only uids (checked with SO_PEERCRED at accept; raw 32 bits of a uid_t) whose clients are
+         * served; others are closed at once and counted as {@code clients.denied}. Replaces the default,
+         * which is the server's own effective uid and root.
+         *
+         * @throws IllegalArgumentException if empty or containing (uid_t) -1
+         */
+        public Builder allowUids(int... uids) {
+            this.allowedUids = PeerGate.validate(uids);
             return this;
         }
 
@@ -168,7 +185,14 @@ public final class VfioUserServer implements AutoCloseable {
             }
             acceptThread = Thread.ofPlatform().name("vfio-user-accept " + socketPath.getFileName()).daemon()
                     .start(this::acceptLoop);
-            LOG.log(System.Logger.Level.INFO, "vfio-user server listening on " + listener.path());
+            LOG.log(System.Logger.Level.INFO, "vfio-user server listening on " + listener.path()
+                    + ", clients allowed from uids " + peers.describe());
+            if (LibC.geteuid() == PeerGate.ROOT) {
+                LOG.log(System.Logger.Level.WARNING, "running as root: this server maps the guest's memory and opens "
+                        + "disk images with root's rights, so a bug or a hostile client reaches far more than the VM "
+                        + "needs; run it as an unprivileged user that owns the images and the socket directory, and "
+                        + "name QEMU's user with --allow-uid");
+            }
         }
     }
 
@@ -199,7 +223,9 @@ public final class VfioUserServer implements AutoCloseable {
             if (fd < 0) {
                 return;
             }
-            admit(fd);
+            if (peers.admits(fd, socketPath)) {
+                admit(fd);
+            }
         }
     }
 
@@ -323,7 +349,7 @@ public final class VfioUserServer implements AutoCloseable {
     /**
      * Counters and gauges: {@code dma.maps}, {@code dma.bytes}, {@code irq.fds}, {@code clients.connected}
      * (0/1), {@code clients.total}, {@code messages}, {@code errors.replied}, plus {@code clients.refused},
-     * {@code irq.signalled}, {@code irq.dropped}.
+     * {@code clients.denied} (closed at accept: uid not allowed), {@code irq.signalled}, {@code irq.dropped}.
      */
     public Map<String, Long> resources() {
         Map<String, Long> r = new LinkedHashMap<>();
@@ -339,6 +365,7 @@ public final class VfioUserServer implements AutoCloseable {
         r.put("messages", messages.get());
         r.put("errors.replied", errorsReplied.get());
         r.put("clients.refused", clientsRefused.get());
+        r.put("clients.denied", peers.denied());
         r.put("irq.signalled", interrupts == null ? 0L : interrupts.signalled());
         r.put("irq.dropped", interrupts == null ? 0L : interrupts.dropped());
         return r;

@@ -507,4 +507,68 @@ public final class LibC {
             return checked("memfd_create", r, st);
         }
     }
+
+    // ------------------------------------------------------------------ socket path safety (issue 11, item 10)
+    // Used by UnixListener to set the socket file's mode without following a link swapped in at its path,
+    // and by the server's peer check. Kept in one block so other additions to this file merge cleanly.
+
+    /** open(2) flag: an fd that only names the file (no read/write), usable with statx and /proc/self/fd. */
+    public static final int O_PATH = 010000000;
+    /** open(2) flag: fail or, with O_PATH, open the link itself instead of following a final symlink. */
+    public static final int O_NOFOLLOW = "aarch64".equals(System.getProperty("os.arch")) ? 0100000 : 0400000;
+    public static final int O_CLOEXEC = 02000000;
+    /** statx(2): operate on the fd itself when the path is empty. */
+    public static final int AT_EMPTY_PATH = 0x1000;
+
+    private static final MethodHandle OPEN_PATH = LINKER.downcallHandle(
+            LINKER.defaultLookup().find("open").orElseThrow(() -> new UnsatisfiedLinkError("libc symbol not found: open")),
+            FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT),
+            Linker.Option.firstVariadicArg(2), CAPTURE_ERRNO); // int open(const char *, int, ...)
+    private static final MethodHandle STATX = bind("statx",
+            FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, ADDRESS));
+    private static final MethodHandle GETEUID = LINKER.downcallHandle(
+            LINKER.defaultLookup().find("geteuid").orElseThrow(() -> new UnsatisfiedLinkError("libc symbol not found: geteuid")),
+            FunctionDescriptor.of(JAVA_INT));
+
+    /** open(2) of a NUL-terminated path without O_CREAT (the mode argument is 0); retries EINTR. */
+    public static int open(MemorySegment path, int flags) throws ErrnoException {
+        MemorySegment st = state();
+        while (true) {
+            int r;
+            try {
+                r = (int) OPEN_PATH.invokeExact(st, path, flags, 0);
+            } catch (Throwable t) {
+                throw linkage(t);
+            }
+            if (r >= 0) {
+                return r;
+            }
+            int e = errno(st);
+            if (e != Errno.EINTR) {
+                throw new ErrnoException("open", e);
+            }
+        }
+    }
+
+    /** statx(2) into {@code buffer} (a {@link Statx#LAYOUT}); with {@link #AT_EMPTY_PATH} and an empty path, of the fd. */
+    public static void statx(int dirFd, MemorySegment path, int flags, int mask, MemorySegment buffer)
+            throws ErrnoException {
+        MemorySegment st = state();
+        int r;
+        try {
+            r = (int) STATX.invokeExact(st, dirFd, path, flags, mask, buffer);
+        } catch (Throwable t) {
+            throw linkage(t);
+        }
+        checked("statx", r, st);
+    }
+
+    /** geteuid(2): the effective user id (cannot fail), as the raw 32 bits of a uid_t. */
+    public static int geteuid() {
+        try {
+            return (int) GETEUID.invokeExact();
+        } catch (Throwable t) {
+            throw linkage(t);
+        }
+    }
 }

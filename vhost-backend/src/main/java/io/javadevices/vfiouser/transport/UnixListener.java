@@ -4,6 +4,7 @@ import io.javadevices.vfiouser.sys.Errno;
 import io.javadevices.vfiouser.sys.ErrnoException;
 import io.javadevices.vfiouser.sys.LibC;
 import io.javadevices.vfiouser.sys.SocketStructs;
+import io.javadevices.vfiouser.sys.Statx;
 
 import java.io.IOException;
 import java.lang.foreign.Arena;
@@ -13,6 +14,7 @@ import java.nio.file.LinkOption;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.attribute.BasicFileAttributes;
+import java.util.Map;
 import java.util.Objects;
 
 import static io.javadevices.vfiouser.sys.SocketStructs.POLL_EVENTS;
@@ -26,11 +28,13 @@ import static java.lang.foreign.ValueLayout.JAVA_SHORT;
  * The listening AF_UNIX socket of the server, created safely:
  * <ul>
  *   <li>an existing path is replaced only if it is a <em>dead</em> socket (connect gets ECONNREFUSED);
- *       a live socket (another server listening) or a non-socket file makes {@link #bind} fail;</li>
+ *       a live socket (another server listening) or anything that is not a socket (a symbolic link,
+ *       whatever it points to, included: the type is read with lstat) makes {@link #bind} fail;</li>
  *   <li>the socket file is created with the requested mode (default 0600) with no window in which it is
  *       more open: Linux creates the node with the socket inode's mode masked by the umask
- *       ({@code unix_bind}), so {@code fchmod} before {@code bind}, then {@code chmod} to the exact
- *       mode in case the umask removed bits;</li>
+ *       ({@code unix_bind}), so {@code fchmod} before {@code bind}, then the exact mode is set in case
+ *       the umask removed bits, on the bound inode itself, never through a link (see
+ *       {@link #chmodBoundSocket});</li>
  *   <li>{@link #close} unlinks the path only if it is still the file this listener created.</li>
  * </ul>
  *
@@ -38,9 +42,6 @@ import static java.lang.foreign.ValueLayout.JAVA_SHORT;
  * from any thread ({@code accept} polls the socket and a private eventfd, so it wakes promptly).
  */
 public final class UnixListener implements AutoCloseable {
-    private static final int S_IFMT = 0170000;
-    private static final int S_IFSOCK = 0140000;
-
     private final Path path;
     private final int fd;
     private final int wakeFd;
@@ -62,9 +63,18 @@ public final class UnixListener implements AutoCloseable {
     /**
      * Creates, binds and listens on {@code path} with file mode {@code mode} (e.g. {@code 0600}).
      *
-     * @throws IOException if the path is in use by a live server, is not a socket, or a call fails
+     * @throws IOException if the path is in use by a live server, is not a socket (a symbolic link
+     *                     included), was swapped while starting, or a call fails
      */
     public static UnixListener bind(Path path, int mode) throws IOException {
+        return bind(path, mode, () -> { });
+    }
+
+    /**
+     * {@link #bind(Path, int)} with {@code afterBind} run between bind(2) and setting the mode: a test
+     * seam that lets a test swap the path for a symbolic link at the worst moment.
+     */
+    static UnixListener bind(Path path, int mode, Runnable afterBind) throws IOException {
         Objects.requireNonNull(path, "path");
         if ((mode & ~0777) != 0) {
             throw new IllegalArgumentException("socket mode must be a permission mode like 0600: " + Integer.toOctalString(mode));
@@ -77,6 +87,8 @@ public final class UnixListener implements AutoCloseable {
         try (Arena a = Arena.ofConfined()) {
             LibC.fchmod(fd, mode);
             try {
+                // bind(2) never follows a symlink at the final component and never replaces anything:
+                // whatever appeared at the path since removeStale makes it fail with EADDRINUSE.
                 LibC.bind(fd, SocketStructs.sockaddrUn(a, absolute), SocketStructs.sockaddrUnLength(absolute));
             } catch (ErrnoException e) {
                 if (e.errno() == Errno.EADDRINUSE) {
@@ -84,10 +96,10 @@ public final class UnixListener implements AutoCloseable {
                 }
                 throw new IOException("bind " + absolute + ": " + e.getMessage(), e);
             }
-            LibC.chmod(a.allocateFrom(absolute.toString()), mode);
+            afterBind.run();
+            Object key = chmodBoundSocket(absolute, mode);
             LibC.listen(fd, 4);
             wake = LibC.eventfd(0, LibC.EFD_CLOEXEC | LibC.EFD_NONBLOCK);
-            Object key = Files.readAttributes(absolute, BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS).fileKey();
             return new UnixListener(absolute, fd, wake, key);
         } catch (IOException | RuntimeException e) {
             LibC.closeQuietly(fd);
@@ -97,32 +109,88 @@ public final class UnixListener implements AutoCloseable {
     }
 
     /**
-     * Removes {@code path} if it is a socket nobody listens on.
+     * Sets the exact mode of the socket file bind(2) just created, without following a link, and returns
+     * its file key (for {@link #close}'s is-it-still-ours check).
      *
-     * @throws IOException if the path is a live socket or not a socket at all
+     * <p>Why this way: {@code chmod(path)} resolves the path again, so anyone who can write the socket's
+     * directory could swap the fresh socket for a symlink between bind and chmod and have a root server
+     * with {@code --socket-mode 0666} make any file world-writable. Instead the path is opened once with
+     * {@code O_PATH|O_NOFOLLOW} (a symlink is opened as itself, never followed), statx on that fd checks
+     * it is a socket owned by this process's euid (only we, or root, can create one in its place), and the
+     * mode is set through {@code /proc/self/fd/N}, which resolves to the inode the fd pins: the steps
+     * glibc's {@code fchmodat(AT_SYMLINK_NOFOLLOW)} takes (fchmod refuses O_PATH fds; fchmodat2 needs
+     * Linux 6.6). The other way, bind in a private 0700 directory and rename(2) onto the path, would
+     * leave a directory behind after a crash and still needs fd-relative binding to be safe in a
+     * directory others can write; it gains nothing, since fchmod before bind already creates the node
+     * never more open than asked ({@code unix_bind} masks the socket inode's mode with the umask).
+     */
+    private static Object chmodBoundSocket(Path path, int mode) throws IOException {
+        int pathFd;
+        try (Arena a = Arena.ofConfined()) {
+            pathFd = LibC.open(a.allocateFrom(path.toString()), LibC.O_PATH | LibC.O_NOFOLLOW | LibC.O_CLOEXEC);
+        } catch (ErrnoException e) {
+            throw new IOException("socket " + path + " vanished while starting (" + e.getMessage() + ")", e);
+        }
+        try (Arena a = Arena.ofConfined()) {
+            Statx status = Statx.of(pathFd);
+            if (!status.isSocket() || status.uid() != LibC.geteuid()) {
+                throw new IOException("socket path " + path + " was replaced by a " + Statx.kind(status.mode())
+                        + " owned by uid " + Integer.toUnsignedString(status.uid())
+                        + " while the server was starting; refusing to change its mode");
+            }
+            Path pinned = Path.of("/proc/self/fd/" + pathFd);
+            try {
+                LibC.chmod(a.allocateFrom(pinned.toString()), mode);
+            } catch (ErrnoException e) {
+                throw new IOException("cannot set the mode of socket " + path + " through " + pinned
+                        + " (is /proc mounted?): " + e.getMessage(), e);
+            }
+            return Files.readAttributes(pinned, BasicFileAttributes.class).fileKey();
+        } finally {
+            LibC.closeQuietly(pathFd);
+        }
+    }
+
+    /**
+     * Removes {@code path} if it is a socket nobody listens on. The type is read with lstat (links are
+     * never followed): only a socket whose connect gets ECONNREFUSED is stale, and it is unlinked only if
+     * it is still the same inode after the probe (unlink removes a name; it never touches a file's
+     * contents or mode).
+     *
+     * @throws IOException if the path is a live socket, not a socket at all, or changed while probed
      */
     static void removeStale(Path path) throws IOException {
-        int mode;
+        Map<String, Object> before;
         try {
-            mode = (Integer) Files.getAttribute(path, "unix:mode", LinkOption.NOFOLLOW_LINKS);
+            before = Files.readAttributes(path, "unix:mode,dev,ino", LinkOption.NOFOLLOW_LINKS);
         } catch (NoSuchFileException absent) {
             return;
         }
-        if ((mode & S_IFMT) != S_IFSOCK) {
-            throw new IOException(path + " exists and is not a socket; refusing to replace it");
+        int mode = (Integer) before.get("mode");
+        if ((mode & Statx.S_IFMT) != Statx.S_IFSOCK) {
+            throw new IOException(path + " exists and is a " + Statx.kind(mode) + ", not a socket; refusing to replace it"
+                    + ((mode & Statx.S_IFMT) == Statx.S_IFLNK ? " (the server never follows a link at its socket path)" : ""));
         }
         try (UnixSocket probe = UnixSocket.connect(path, 0, 0)) {
             throw new IOException(path + " is in use: another server is listening on it");
         } catch (ErrnoException e) {
-            if (e.errno() == Errno.ECONNREFUSED) {
-                Files.deleteIfExists(path); // dead socket left by a crashed server
-                return;
-            }
             if (e.errno() == Errno.ENOENT) {
                 return;
             }
-            throw new IOException("cannot probe existing socket " + path + ": " + e.getMessage(), e);
+            if (e.errno() != Errno.ECONNREFUSED) {
+                throw new IOException("cannot probe existing socket " + path + ": " + e.getMessage(), e);
+            }
         }
+        Map<String, Object> after;
+        try {
+            after = Files.readAttributes(path, "unix:mode,dev,ino", LinkOption.NOFOLLOW_LINKS);
+        } catch (NoSuchFileException gone) {
+            return;
+        }
+        if (!after.equals(before)) {
+            throw new IOException(path + " changed while it was probed; refusing to replace it");
+        }
+        Files.deleteIfExists(path); // dead socket left by a crashed server
     }
 
     /** The socket's absolute path. */

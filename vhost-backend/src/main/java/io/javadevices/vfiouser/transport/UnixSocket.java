@@ -216,6 +216,14 @@ public final class UnixSocket implements AutoCloseable {
 
     /** Reads the peer's process credentials (SO_PEERCRED), or null if unavailable. */
     public PeerCredentials peerCredentials() {
+        return peerCredentials(fd);
+    }
+
+    /**
+     * Reads the credentials the kernel recorded for the peer of connected socket {@code fd} when it
+     * called connect(2) (SO_PEERCRED, unix(7)): they cannot be forged by the peer. Null if unavailable.
+     */
+    public static PeerCredentials peerCredentials(int fd) {
         try (Arena a = Arena.ofConfined()) {
             MemorySegment cred = a.allocate(SocketStructs.UCRED);
             MemorySegment len = a.allocate(JAVA_INT);
@@ -231,7 +239,7 @@ public final class UnixSocket implements AutoCloseable {
     public record PeerCredentials(int pid, int uid, int gid) {
         @Override
         public String toString() {
-            return "pid " + pid + ", uid " + uid;
+            return "pid " + pid + ", uid " + Integer.toUnsignedString(uid);
         }
     }
 
