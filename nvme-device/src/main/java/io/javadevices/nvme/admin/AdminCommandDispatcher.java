@@ -48,7 +48,9 @@ public final class AdminCommandDispatcher implements CommandHandler {
     @Override
     public long execute(Sqe cmd, QueueWorker worker) {
         long result = dispatch(cmd, worker);
-        if (result != CommandHandler.DEFERRED && CommandHandler.status(result) == Status.INVALID_FIELD) {
+        // An unsupported Identify CNS is a capability probe (Linux asks CNS 06h on every probe), not an error.
+        boolean probe = cmd.opcode() == Nvme.ADM_IDENTIFY && !IdentifyCommand.supported(cmd.cdw10() & 0xFF);
+        if (result != CommandHandler.DEFERRED && CommandHandler.status(result) == Status.INVALID_FIELD && !probe) {
             controller.guestErrors().record(GuestErrors.Kind.ADMIN_INVALID_FIELD, cmd.opcode());
         }
         return result;
