@@ -119,6 +119,20 @@ class GuestErrorsTest {
     }
 
     @Test
+    void anInvalidShadowTailIsCountedAsAnInvalidTail() throws Exception {
+        try (Fixture f = Fixture.of("queues", "1")) {
+            f.driver.bringUp(1, 16, true);
+            long buf = f.host.allocatePages(1);
+            assertTrue(f.driver.ioQueue(1).execute(Command.read(1, 0, 1, buf, 0)).ok());
+            f.host.memory().writeInt(f.driver.shadowPage() + 8, 0xFFF0); // shadow SQ tail ≥ 16
+            f.host.mmioWrite32(0, 0x1008, 1); // valid MMIO value: only a wake-up with DBBUF active
+            assertEquals(0x010100, f.driver.awaitAsyncEvent(Duration.ofSeconds(5)), "AER: invalid doorbell write value");
+            assertTrue(f.stat("guest.error.db-invalid-sq-tail") >= 1);
+            assertEquals(1, f.stat("guest.error.log.lines"), "however often the worker sees it: one line");
+        }
+    }
+
+    @Test
     void getLogPageOffsetWithTheTopBitSetIsInvalidField() {
         try (Fixture f = Fixture.of()) {
             f.driver.enable();
