@@ -34,7 +34,7 @@ public final class GuestErrors {
         INVALID_LOG_OFFSET("invalid-log-offset"),
         /** A PRP entry or PRP list pointer with a forbidden offset (pci_nvme_err_invalid_prplist_ent, _prp2_align). */
         INVALID_PRP_OFFSET("invalid-prp-offset"),
-        /** PRP2 missing where needed, or a PRP list that chains without progress (pci_nvme_err_invalid_prp2_missing). */
+        /** A PRP list that chains without progress or needs more pieces than MDTS allows. */
         INVALID_PRP_LIST("invalid-prp-list"),
         /** A DMA address outside guest memory: Data Transfer Error (pci_nvme_err_addr_read / _addr_write). */
         DMA_OUTSIDE_MEMORY("dma-outside-memory"),

@@ -23,9 +23,9 @@ import static io.javadevices.nvme.LittleEndian.LONG;
  *     has offset 0. Every data entry after PRP1 has offset 0.</li>
  * </ul>
  * Errors, as QEMU's nvme_map_prp answers them: an entry or list pointer with a forbidden offset → PRP
- * Offset Invalid (13h); PRP2 = 0 where it is needed → Invalid Field (QEMU pci_nvme_err_invalid_prp2_missing);
- * a list in unmapped memory → Data Transfer Error (04h); a list that chains without making progress →
- * Invalid Field. Each is counted in {@link GuestErrors}. Contiguous pieces in one guest memory region are
+ * Offset Invalid (13h); a list in unmapped memory → Data Transfer Error (04h); a list that chains without
+ * making progress → Invalid Field. Each is counted in {@link GuestErrors}. Address 0 is an address like
+ * any other (current QEMU dropped its "PRP2 missing" check; DBBUF accepts GPA 0 the same way). Contiguous pieces in one guest memory region are
  * merged so backends see large buffers.
  */
 public final class PrpWalker {
@@ -80,9 +80,6 @@ public final class PrpWalker {
         long remaining = length - first;
         if (remaining == 0) {
             return Status.SUCCESS;
-        }
-        if (prp2 == 0) {
-            return reject(Status.INVALID_FIELD, GuestErrors.Kind.INVALID_PRP_LIST, 0);
         }
         if (remaining <= pageSize) {
             if ((prp2 & pageMask) != 0) {
