@@ -62,6 +62,7 @@ public final class NvmeController implements PciDevice, QueueWorker.Host {
     private final AtomicReferenceArray<CompletionQueue> cqs;
     private final FeatureState features;
     private final ErrorLog errorLog = new ErrorLog();
+    private final GuestErrors guestErrors = new GuestErrors();
     private final AsyncEvents asyncEvents = new AsyncEvents();
     /** The polled doorbell page ({@code doorbells=polled}), or null when doorbells are MMIO callbacks. */
     private final DoorbellPage doorbellPage;
@@ -184,6 +185,10 @@ public final class NvmeController implements PciDevice, QueueWorker.Host {
         return errorLog;
     }
 
+    public GuestErrors guestErrors() {
+        return guestErrors;
+    }
+
     public FeatureState features() {
         return features;
     }
@@ -267,23 +272,28 @@ public final class NvmeController implements PciDevice, QueueWorker.Host {
     }
 
     /**
-     * Doorbell Buffer Config (0x7C) accepted: replaces any previous pages and associates every existing
-     * I/O queue (never the admin queue, dbbuf.md §1.5); wakes the workers so that entries already in
-     * the shadow slots are picked up (checklist 14). The old pages are never touched again.
+     * Doorbell Buffer Config (0x7C) accepted: replaces any previous pages, seeds them with the current
+     * tails and heads ({@link ShadowSeeding}, admin slots included as QEMU does) and associates every
+     * existing I/O queue; wakes the workers so that entries already in the shadow slots are picked up.
+     * The old pages are never touched again.
      */
     public void configureDoorbellBuffer(long shadowPage, long eventIdxPage) {
         DbbufPages pages = new DbbufPages(shadowPage, eventIdxPage);
         dbbuf = pages;
+        ShadowSeeding.admin(memory, sqs.get(0), cqs.get(0), pages);
         for (int qid = 1; qid <= maxQueues; qid++) {
             CompletionQueue cq = cqs.get(qid);
             if (cq != null) {
+                ShadowSeeding.completion(memory, cq, shadowPage);
                 associate(cq, pages);
             }
         }
         for (int qid = 1; qid <= maxQueues; qid++) {
             SubmissionQueue sq = sqs.get(qid);
             if (sq != null) {
-                sq.shadow = new ShadowDoorbell(memory, shadowPage, eventIdxPage, qid, false);
+                ShadowDoorbell next = new ShadowDoorbell(memory, shadowPage, eventIdxPage, qid, false);
+                ShadowSeeding.submission(memory, sq, next);
+                sq.shadow = next;
                 QueueWorker w = sq.worker();
                 if (w != null) {
                     w.kick();
@@ -415,7 +425,14 @@ public final class NvmeController implements PciDevice, QueueWorker.Host {
 
     @Override
     public void invalidDoorbell(int qid, int value) {
-        asyncEvents.raise(AsyncEvents.INVALID_DOORBELL_VALUE);
+        rejectDoorbell(GuestErrors.Kind.DOORBELL_INVALID_SQ_TAIL, qid, value);
+    }
+
+    /** A doorbell the guest must not write: counted and logged rate-limited, then the async event (§3.1.10). */
+    private void rejectDoorbell(GuestErrors.Kind kind, int qid, int value) {
+        guestErrors.record(kind, (long) qid << 32 | (value & 0xFFFF_FFFFL));
+        asyncEvents.raise(kind == GuestErrors.Kind.DOORBELL_INVALID_SQ || kind == GuestErrors.Kind.DOORBELL_INVALID_CQ
+                ? AsyncEvents.INVALID_DOORBELL_REGISTER : AsyncEvents.INVALID_DOORBELL_VALUE);
         kickAdmin();
     }
 
@@ -427,7 +444,7 @@ public final class NvmeController implements PciDevice, QueueWorker.Host {
 
     @Override
     public void commandFailed(int sqid, int cid, Throwable t) {
-        LOG.log(System.Logger.Level.WARNING, "command sq " + sqid + " cid " + cid + " failed: completed with Internal Error", t);
+        guestErrors.record(GuestErrors.Kind.COMMAND_EXCEPTION, (long) sqid << 16 | (cid & 0xFFFF), t); // once per window, not per command
         errorLog.record(sqid, cid, Status.INTERNAL_ERROR, 0, 0);
     }
 
@@ -664,20 +681,17 @@ public final class NvmeController implements PciDevice, QueueWorker.Host {
         int qid = index >>> 1;
         boolean completion = (index & 1) != 0;
         if (qid > maxQueues) {
-            asyncEvents.raise(AsyncEvents.INVALID_DOORBELL_REGISTER);
-            kickAdmin();
+            rejectDoorbell(completion ? GuestErrors.Kind.DOORBELL_INVALID_CQ : GuestErrors.Kind.DOORBELL_INVALID_SQ, qid, value);
             return;
         }
         if (!completion) {
             SubmissionQueue sq = sqs.get(qid);
             if (sq == null) {
-                asyncEvents.raise(AsyncEvents.INVALID_DOORBELL_REGISTER);
-                kickAdmin();
+                rejectDoorbell(GuestErrors.Kind.DOORBELL_INVALID_SQ, qid, value);
                 return;
             }
             if (!Nvme.validDoorbell(value, sq.size)) {
-                asyncEvents.raise(AsyncEvents.INVALID_DOORBELL_VALUE);
-                kickAdmin();
+                rejectDoorbell(GuestErrors.Kind.DOORBELL_INVALID_SQ_TAIL, qid, value);
                 return;
             }
             mmioSq++;
@@ -685,6 +699,7 @@ public final class NvmeController implements PciDevice, QueueWorker.Host {
                 doorbellPage.store(offset - Nvme.DOORBELL_BASE, value); // the page is the one source of truth
             }
             sq.mmioTail = value;
+            ShadowSeeding.mirrorAdmin(memory, dbbuf, qid, false, value); // QEMU nvme_process_db
             QueueWorker w = sq.worker();
             if (w != null) {
                 w.wake();
@@ -692,13 +707,11 @@ public final class NvmeController implements PciDevice, QueueWorker.Host {
         } else {
             CompletionQueue cq = cqs.get(qid);
             if (cq == null) {
-                asyncEvents.raise(AsyncEvents.INVALID_DOORBELL_REGISTER);
-                kickAdmin();
+                rejectDoorbell(GuestErrors.Kind.DOORBELL_INVALID_CQ, qid, value);
                 return;
             }
             if (!Nvme.validDoorbell(value, cq.size)) {
-                asyncEvents.raise(AsyncEvents.INVALID_DOORBELL_VALUE);
-                kickAdmin();
+                rejectDoorbell(GuestErrors.Kind.DOORBELL_INVALID_CQ_HEAD, qid, value);
                 return;
             }
             mmioCq++;
@@ -706,6 +719,7 @@ public final class NvmeController implements PciDevice, QueueWorker.Host {
                 doorbellPage.store(offset - Nvme.DOORBELL_BASE, value);
             }
             cq.mmioHead = value;
+            ShadowSeeding.mirrorAdmin(memory, dbbuf, qid, true, value);
             cq.wakePosters();
             updateIntx();
         }
@@ -774,6 +788,7 @@ public final class NvmeController implements PciDevice, QueueWorker.Host {
         m.put("io.queues", (long) ioQueues);
         m.put("controller.resets", resets);
         m.put("errors.logged", errorLog.count());
+        guestErrors.addTo(m);
         // Commands by opcode: admin.opcode.0x06 (Identify), io.opcode.0x02 (Read), ... only those seen.
         for (int op = 0; op < 256; op++) {
             long admin = total.adminByOpcode[op];

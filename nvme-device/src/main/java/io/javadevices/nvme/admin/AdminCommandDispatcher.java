@@ -1,5 +1,6 @@
 package io.javadevices.nvme.admin;
 
+import io.javadevices.nvme.GuestErrors;
 import io.javadevices.nvme.Nvme;
 import io.javadevices.nvme.NvmeController;
 import io.javadevices.nvme.Status;
@@ -36,7 +37,7 @@ public final class AdminCommandDispatcher implements CommandHandler {
 
     public AdminCommandDispatcher(NvmeController controller) {
         this.controller = controller;
-        this.prp = new PrpWalker(controller.memory(), (int) (controller.maxTransferBytes() / 4096) + 2);
+        this.prp = new PrpWalker(controller.memory(), (int) (controller.maxTransferBytes() / 4096) + 2, controller.guestErrors());
         this.identify = new IdentifyCommand(controller, this);
         this.queues = new QueueCommands(controller);
         this.features = new FeatureCommands(controller);
@@ -46,6 +47,16 @@ public final class AdminCommandDispatcher implements CommandHandler {
 
     @Override
     public long execute(Sqe cmd, QueueWorker worker) {
+        long result = dispatch(cmd, worker);
+        // An unsupported Identify CNS is a capability probe (Linux asks CNS 06h on every probe), not an error.
+        boolean probe = cmd.opcode() == Nvme.ADM_IDENTIFY && !IdentifyCommand.supported(cmd.cdw10() & 0xFF);
+        if (result != CommandHandler.DEFERRED && CommandHandler.status(result) == Status.INVALID_FIELD && !probe) {
+            controller.guestErrors().record(GuestErrors.Kind.ADMIN_INVALID_FIELD, cmd.opcode());
+        }
+        return result;
+    }
+
+    private long dispatch(Sqe cmd, QueueWorker worker) {
         worker.stats().adminCommands++;
         int opcode = cmd.opcode();
         if (cmd.fused() != 0 || cmd.psdt() != 0) {
@@ -110,6 +121,7 @@ public final class AdminCommandDispatcher implements CommandHandler {
         try {
             prp.copyToGuest(data, length);
         } catch (GuestMemoryException e) {
+            controller.guestErrors().record(GuestErrors.Kind.DMA_OUTSIDE_MEMORY, e.address());
             return Status.DATA_TRANSFER_ERROR;
         }
         return Status.SUCCESS;

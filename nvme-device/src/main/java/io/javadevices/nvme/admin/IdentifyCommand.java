@@ -33,6 +33,11 @@ final class IdentifyCommand {
         this.dispatcher = dispatcher;
     }
 
+    /** CNS values answered (00h-03h); others are Invalid Field. */
+    static boolean supported(int cns) {
+        return cns <= 0x03;
+    }
+
     int execute(Sqe cmd) {
         int cns = cmd.cdw10() & 0xFF;
         MemorySegment data = dispatcher.buffer(4096);

@@ -1,6 +1,7 @@
 package io.javadevices.nvme.admin;
 
 import io.javadevices.nvme.AdminIds;
+import io.javadevices.nvme.GuestErrors;
 import io.javadevices.nvme.Nvme;
 import io.javadevices.nvme.NvmeController;
 import io.javadevices.nvme.Status;
@@ -18,7 +19,8 @@ import static io.javadevices.nvme.LittleEndian.LONG;
 /**
  * Get Log Page (02h, NVMe 1.4 §5.14): 01h Error Information, 02h SMART / Health (controller-wide,
  * NSID 0 or FFFFFFFFh), 03h Firmware Slot, 05h Commands Supported and Effects. Other LIDs → Invalid
- * Log Page. Length = (NUMDU:NUMDL + 1) dwords, from byte offset LPO; only the bytes the log has are transferred.
+ * Log Page. Length = (NUMDU:NUMDL + 1) dwords (at most 2^32 dwords, so a long never overflows), from byte
+ * offset LPO (CDW13:CDW12, unsigned 64-bit); only the bytes the log has are transferred.
  */
 final class LogPageCommand {
     static final int ERROR_INFO = 0x01, SMART = 0x02, FIRMWARE_SLOT = 0x03, COMMAND_EFFECTS = 0x05;
@@ -46,7 +48,14 @@ final class LogPageCommand {
         if (size < 0) {
             return Status.INVALID_LOG_PAGE;
         }
-        if ((offset & 3) != 0 || offset >= size || length > controller.maxTransferBytes()) {
+        // LPO is a 64-bit guest value: compare unsigned, so that 2^63 and above are "beyond the log" rather
+        // than a negative offset. A dword-misaligned LPO or one at or past the log's end is Invalid Field
+        // (NVMe 1.4 §5.14.1; QEMU pci_nvme_err_invalid_log_page_offset).
+        if ((offset & 3) != 0 || Long.compareUnsigned(offset, size) >= 0) {
+            controller.guestErrors().record(GuestErrors.Kind.INVALID_LOG_OFFSET, offset);
+            return Status.INVALID_FIELD;
+        }
+        if (length > controller.maxTransferBytes()) {
             return Status.INVALID_FIELD;
         }
         if (lid == SMART && cmd.nsid() != 0 && cmd.nsid() != Nvme.BROADCAST_NSID) {

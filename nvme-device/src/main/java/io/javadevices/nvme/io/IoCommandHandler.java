@@ -2,6 +2,7 @@ package io.javadevices.nvme.io;
 
 import io.javadevices.nvme.backend.BlockBackend;
 
+import io.javadevices.nvme.GuestErrors;
 import io.javadevices.nvme.Namespace;
 import io.javadevices.nvme.Nvme;
 import io.javadevices.nvme.NvmeController;
@@ -36,7 +37,7 @@ public final class IoCommandHandler implements CommandHandler {
     public IoCommandHandler(NvmeController controller) {
         this.controller = controller;
         this.memory = controller.memory();
-        this.prp = new PrpWalker(memory, (int) (controller.maxTransferBytes() / 4096) + 2);
+        this.prp = new PrpWalker(memory, (int) (controller.maxTransferBytes() / 4096) + 2, controller.guestErrors());
     }
 
     @Override
@@ -91,6 +92,7 @@ public final class IoCommandHandler implements CommandHandler {
                 transfer(ns.backend(), offset, write);
             }
         } catch (GuestMemoryException e) {
+            controller.guestErrors().record(GuestErrors.Kind.DMA_OUTSIDE_MEMORY, e.address());
             return Status.DATA_TRANSFER_ERROR;
         } catch (IOException | RuntimeException e) {
             int failed = write ? Status.WRITE_FAULT : Status.UNRECOVERED_READ_ERROR;

@@ -388,6 +388,21 @@ public final class LinuxLikeDriver {
         return old;
     }
 
+    /**
+     * Sends Doorbell Buffer Config with freshly allocated, zeroed pages (what Linux's nvme_dbbuf_dma_alloc
+     * gives) while I/O queues already exist and have been used through MMIO doorbells or older pages, then
+     * points every queue at its new slots. Returns the completion.
+     */
+    public Completion dbbufWithFreshPages() {
+        shadowPage = host.allocatePages(1);
+        eventIdxPage = host.allocatePages(1);
+        Completion c = sendDbbuf();
+        if (c.ok()) {
+            ioQueues.forEach(this::attachShadow);
+        }
+        return c;
+    }
+
     /** Uses explicit pages for the next DBBUF (tests placing them in another memory region). */
     public void useDbbufPages(long shadow, long eventIdx) {
         shadowPage = shadow;
