@@ -3,6 +3,7 @@ package io.javadevices.nvme;
 import io.javadevices.nvme.admin.AdminCommandDispatcher;
 import io.javadevices.nvme.admin.AsyncEvents;
 import io.javadevices.nvme.admin.FeatureState;
+import io.javadevices.nvme.backend.BlockBackend;
 import io.javadevices.nvme.io.IoCommandHandler;
 import io.javadevices.nvme.queue.CompletionQueue;
 import io.javadevices.nvme.queue.QueueStats;
@@ -24,6 +25,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.atomic.AtomicReferenceArray;
+import java.util.function.Function;
 
 /**
  * An NVMe 1.4 controller as a {@link PciDevice}: PCI identity, BAR0 registers and doorbells, the queue
@@ -37,8 +39,8 @@ import java.util.concurrent.atomic.AtomicReferenceArray;
  * writes directly and the workers poll (asked from the host as {@link io.javadevices.pci.DirectBarMemory}).
  *
  * <p>Threads: the host calls the BAR handlers and {@link #reset()} one at a time (register state changes
- * are synchronized on this object); workers never take this lock. A controller disable stops and joins
- * every worker inside the CC write, so no DMA follows it.
+ * are synchronized on this object); workers never take this lock. A disable, shutdown or reset only
+ * tells the workers to stop; {@link ControllerReset} completes it (CSTS.RDY = 0) once none can DMA.
  */
 public final class NvmeController implements PciDevice, QueueWorker.Host {
     public static final int VENDOR_ID = 0x4E58;
@@ -63,6 +65,7 @@ public final class NvmeController implements PciDevice, QueueWorker.Host {
     private final FeatureState features;
     private final ErrorLog errorLog = new ErrorLog();
     private final AsyncEvents asyncEvents = new AsyncEvents();
+    private final ControllerReset reset;
     /** The polled doorbell page ({@code doorbells=polled}), or null when doorbells are MMIO callbacks. */
     private final DoorbellPage doorbellPage;
     /** Serialises INTx assert/deassert decisions (workers raise, the MMIO thread or a polled worker lowers). */
@@ -95,6 +98,11 @@ public final class NvmeController implements PciDevice, QueueWorker.Host {
     }
 
     public NvmeController(NvmeOptions options, DeviceContext context) {
+        this(options, context, NvmeOptions.NamespaceSpec::open);
+    }
+
+    /** Namespaces opened by {@code open} (tests: a backend that blocks until released). */
+    NvmeController(NvmeOptions options, DeviceContext context, Function<NvmeOptions.NamespaceSpec, BlockBackend> open) {
         this.options = options;
         this.memory = context.memory();
         this.interrupts = context.interrupts();
@@ -106,7 +114,7 @@ public final class NvmeController implements PciDevice, QueueWorker.Host {
         List<Namespace> list = new ArrayList<>();
         try {
             for (NvmeOptions.NamespaceSpec spec : options.namespaces()) {
-                list.add(new Namespace(list.size() + 1, spec.open(), spec.lbaSize()));
+                list.add(new Namespace(list.size() + 1, open.apply(spec), spec.lbaSize()));
             }
         } catch (RuntimeException e) {
             list.forEach(ns -> ns.backend().close());
@@ -116,8 +124,11 @@ public final class NvmeController implements PciDevice, QueueWorker.Host {
         this.features = new FeatureState(maxQueues + 1);
         this.sqs = new AtomicReferenceArray<>(maxQueues + 1);
         this.cqs = new AtomicReferenceArray<>(maxQueues + 1);
-        // CAP (NVMe 1.4 Figure 68): MQES, CQR=1, AMS=0, TO=0xF (7.5 s), DSTRD=0, CSS bit 37 (NVM), MPSMIN=0, MPSMAX.
-        this.cap = (options.mqes() & 0xFFFFL) | 1L << 16 | 0xFL << 24 | 1L << 37 | (long) MPS_MAX << 52;
+        this.reset = new ControllerReset(options.stopTimeoutMillis() * 1_000_000L, this::fatal);
+        // CAP (NVMe 1.4 Figure 68): MQES, CQR=1, AMS=0, TO (500 ms units, covers stop-timeout-ms), DSTRD=0,
+        // CSS bit 37 (NVM), MPSMIN=0, MPSMAX.
+        long timeout = Math.clamp((options.stopTimeoutMillis() + 499) / 500, 1, 255);
+        this.cap = (options.mqes() & 0xFFFFL) | 1L << 16 | timeout << 24 | 1L << 37 | (long) MPS_MAX << 52;
         this.msix = new MsixTable(maxQueues + 1);
         this.config = ConfigSpace.builder()
                 .vendorId(VENDOR_ID).deviceId(DEVICE_ID).subsystemVendorId(VENDOR_ID).subsystemId(DEVICE_ID)
@@ -243,11 +254,18 @@ public final class NvmeController implements PciDevice, QueueWorker.Host {
         worker.start();
     }
 
-    /** Stops an I/O SQ's worker (commands in progress finish) and removes the queue. */
+    /**
+     * Delete I/O SQ, on the admin worker: stops the SQ's worker and waits until it ended, so the command
+     * completes only once nothing of that queue can DMA (a command in its backend posts no CQE). Waiting
+     * here holds later admin commands back, as their order demands; past CAP.TO the controller reports CFS.
+     */
     public void removeSubmissionQueue(SubmissionQueue sq) {
         QueueWorker worker = sq.worker();
+        QueueWorker admin = adminWorker;
         if (worker != null) {
-            worker.stopAndJoin();
+            if (admin == null || !reset.stopAndAwait(worker, admin)) {
+                return; // a reset stops the admin worker too: it completes nothing more, the reset deletes the queue
+            }
             retire(worker);
         }
         sqs.compareAndSet(sq.qid, sq, null);
@@ -256,6 +274,12 @@ public final class NvmeController implements PciDevice, QueueWorker.Host {
 
     public void removeCompletionQueue(CompletionQueue cq) {
         cqs.compareAndSet(cq.qid, cq, null);
+    }
+
+    private List<QueueWorker> liveWorkers() {
+        synchronized (live) {
+            return new ArrayList<>(live);
+        }
     }
 
     private void retire(QueueWorker worker) {
@@ -540,12 +564,12 @@ public final class NvmeController implements PciDevice, QueueWorker.Host {
         boolean wasEnabled = (old & Nvme.CC_EN) != 0;
         boolean enabled = (value & Nvme.CC_EN) != 0;
         if (wasEnabled && !enabled) {
-            disable();
+            disable(false);
             resets++;
             return;
         }
-        if (!wasEnabled && enabled) {
-            enable();
+        if (!wasEnabled && enabled && !reset.inProgress()) {
+            enable(); // else deferred: the pending disable enables once the old workers are gone
         }
         int shn = (value >>> 14) & 3;
         if (enabled && shn != 0 && !shutdown) {
@@ -593,27 +617,25 @@ public final class NvmeController implements PciDevice, QueueWorker.Host {
         csts = Nvme.CSTS_RDY;
     }
 
-    /** Stops every worker (joined: no DMA in flight afterwards) and forgets all queues. */
-    private void stopAll() {
-        QueueWorker admin = adminWorker;
-        if (admin != null) {
-            admin.stopAndJoin();
-        }
-        for (int qid = 1; qid <= maxQueues; qid++) {
-            SubmissionQueue sq = sqs.get(qid);
-            if (sq != null && sq.worker() != null) {
-                sq.worker().stopAndJoin();
+    /**
+     * CC.EN 1→0 (controller reset, §7.3.2): tells every worker to stop and returns; {@link #finishDisable}
+     * runs once they all ended. {@code function}: FLR or device reset (MSI-X table too).
+     */
+    private void disable(boolean function) {
+        reset.begin(this::liveWorkers, () -> {
+            synchronized (this) {
+                finishDisable(function);
             }
-        }
+        });
     }
 
-    /** CC.EN 1→0 (controller reset, §7.3.2): quiesce, abort AERs, delete queues, drop DBBUF, RDY=0. */
-    private void disable() {
-        stopAll();
-        QueueWorker admin = adminWorker;
-        if (admin != null && !shutdown) {
-            asyncEvents.abortOutstanding(admin);
-        }
+    /**
+     * No worker can touch guest memory any more: delete the queues, drop DBBUF, RDY = 0. Outstanding AERs
+     * are dropped without a completion: a reset deletes all queues and the host expects none (Linux
+     * nvme_dev_disable cancels its requests itself, QEMU nvme_ctrl_reset forgets them). A CC.EN = 1
+     * written meanwhile is carried out now.
+     */
+    private void finishDisable(boolean function) {
         List<QueueWorker> workers;
         synchronized (live) {
             workers = new ArrayList<>(live);
@@ -638,27 +660,37 @@ public final class NvmeController implements PciDevice, QueueWorker.Host {
             intxAsserted = false;
             interrupts.setIntx(false);
         }
+        if (function) {
+            msix.reset();
+        } else if ((cc & Nvme.CC_EN) != 0 && !closed) {
+            enable();
+        }
     }
 
-    /** CC.SHN = 01b/10b: stop processing, flush the backends, report SHST = complete (§7.6.2). */
+    /** CC.SHN = 01b/10b: stop processing; once the workers ended flush the backends, SHST = complete (§7.6.2). */
     private void shutdownController() {
         csts = (csts & ~Nvme.CSTS_SHST_MASK) | Nvme.CSTS_SHST_OCCURRING;
-        stopAll();
         shutdown = true;
-        for (Namespace ns : namespaces) {
-            try {
-                ns.backend().flush();
-            } catch (Exception ignored) {
-                // best effort on shutdown
+        reset.begin(this::liveWorkers, () -> {
+            for (Namespace ns : namespaces) {
+                try {
+                    ns.backend().flush();
+                } catch (Exception ignored) {
+                    // best effort on shutdown
+                }
             }
-        }
-        csts = (csts & ~Nvme.CSTS_SHST_MASK) | Nvme.CSTS_SHST_COMPLETE;
+            synchronized (this) {
+                if (shutdown) {
+                    csts = (csts & ~Nvme.CSTS_SHST_MASK) | Nvme.CSTS_SHST_COMPLETE;
+                }
+            }
+        });
     }
 
     /** Doorbell write (§3.1.10/§3.1.11). Invalid queue or value: ignored, async event if one is outstanding. */
     private void doorbell(long offset, int value) {
-        if ((csts & Nvme.CSTS_RDY) == 0 || shutdown) {
-            return;
+        if ((csts & Nvme.CSTS_RDY) == 0 || shutdown || reset.inProgress()) {
+            return; // not ready, or the workers are being stopped
         }
         int index = (int) ((offset - Nvme.DOORBELL_BASE) >>> 2);
         int qid = index >>> 1;
@@ -713,27 +745,41 @@ public final class NvmeController implements PciDevice, QueueWorker.Host {
 
     // ------------------------------------------------------------------ reset, statistics, close
 
+    /**
+     * PCIe Device Control bit 15. A function completes an FLR within 100 ms (PCIe Base 4.0 §6.6.2) and
+     * the host waits that long before touching it again, so the config write waits at most that long;
+     * a worker stuck longer finishes on the reset thread (CSTS.CFS after CAP.TO, RDY stays 1 until then).
+     */
     private void functionLevelReset() {
         synchronized (this) {
             resetController();
         }
+        reset.awaitIdle(FLR_NANOS);
     }
 
+    private static final long FLR_NANOS = 100_000_000L;
+
     private void resetController() {
-        disable();
+        disable(true);
         cc = 0;
         aqa = 0;
         asq = 0;
         acq = 0;
         intms = 0;
-        msix.reset();
         resets++;
     }
 
+    /**
+     * Blocks until no worker can DMA, at most CAP.TO (stop-timeout-ms); past it CSTS.CFS is set and the
+     * reset completes on the reset thread when the stuck worker returns (see {@link PciDevice#reset()}).
+     */
     @Override
-    public synchronized void reset() {
-        config.reset();
-        resetController();
+    public void reset() {
+        synchronized (this) {
+            config.reset();
+            resetController();
+        }
+        reset.awaitIdle(reset.boundNanos() + 100_000_000L); // past the bound: CFS is set by then
     }
 
     @Override
@@ -801,12 +847,16 @@ public final class NvmeController implements PciDevice, QueueWorker.Host {
     }
 
     @Override
-    public synchronized void close() {
-        if (closed) {
-            return;
+    public void close() {
+        synchronized (this) {
+            if (closed) {
+                return;
+            }
+            closed = true;
+            disable(false);
         }
-        closed = true;
-        disable();
+        reset.awaitIdle(reset.boundNanos());
+        reset.close();
         for (Namespace ns : namespaces) {
             ns.backend().close();
         }
