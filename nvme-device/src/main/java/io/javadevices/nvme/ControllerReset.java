@@ -147,8 +147,12 @@ final class ControllerReset {
         }
     }
 
-    /** The controller is closing: stop waiting (a stuck worker is abandoned) and end the thread. */
+    /**
+     * The controller is closing: waits up to the bound for the requests under way, then stops waiting (a
+     * worker still stuck is abandoned) and ends the thread.
+     */
     void close() {
+        awaitIdle(boundNanos);
         closed = true;
         synchronized (this) {
             notifyAll();

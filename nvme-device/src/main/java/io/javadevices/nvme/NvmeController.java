@@ -125,8 +125,7 @@ public final class NvmeController implements PciDevice, QueueWorker.Host {
         this.sqs = new AtomicReferenceArray<>(maxQueues + 1);
         this.cqs = new AtomicReferenceArray<>(maxQueues + 1);
         this.reset = new ControllerReset(options.stopTimeoutMillis() * 1_000_000L, this::fatal);
-        // CAP (NVMe 1.4 Figure 68): MQES, CQR=1, AMS=0, TO (500 ms units, covers stop-timeout-ms), DSTRD=0,
-        // CSS bit 37 (NVM), MPSMIN=0, MPSMAX.
+        // CAP (NVMe 1.4 Figure 68): MQES, CQR=1, AMS=0, TO ≥ stop-timeout-ms, DSTRD=0, CSS 37 (NVM), MPSMIN=0, MPSMAX.
         long timeout = Math.clamp((options.stopTimeoutMillis() + 499) / 500, 1, 255);
         this.cap = (options.mqes() & 0xFFFFL) | 1L << 16 | timeout << 24 | 1L << 37 | (long) MPS_MAX << 52;
         this.msix = new MsixTable(maxQueues + 1);
@@ -254,17 +253,13 @@ public final class NvmeController implements PciDevice, QueueWorker.Host {
         worker.start();
     }
 
-    /**
-     * Delete I/O SQ, on the admin worker: stops the SQ's worker and waits until it ended, so the command
-     * completes only once nothing of that queue can DMA (a command in its backend posts no CQE). Waiting
-     * here holds later admin commands back, as their order demands; past CAP.TO the controller reports CFS.
-     */
+    /** Delete I/O SQ (admin worker): returns once the SQ's worker ended, see {@link ControllerReset#stopAndAwait}. */
     public void removeSubmissionQueue(SubmissionQueue sq) {
         QueueWorker worker = sq.worker();
         QueueWorker admin = adminWorker;
         if (worker != null) {
             if (admin == null || !reset.stopAndAwait(worker, admin)) {
-                return; // a reset stops the admin worker too: it completes nothing more, the reset deletes the queue
+                return; // a reset stopped the admin worker too: the reset deletes the queue
             }
             retire(worker);
         }
@@ -580,27 +575,14 @@ public final class NvmeController implements PciDevice, QueueWorker.Host {
     }
 
     private void enable() {
-        int css = (cc >>> 4) & 7, mps = (cc >>> 7) & 0xF, ams = (cc >>> 11) & 7;
-        int iosqes = (cc >>> 16) & 0xF, iocqes = (cc >>> 20) & 0xF;
-        if (css != 0 || mps > MPS_MAX || ams != 0 || iosqes != Nvme.SQES_LOG2 || iocqes != Nvme.CQES_LOG2) {
-            csts = Nvme.CSTS_CFS;
+        SubmissionQueue adminSq = AdminQueueSetup.admin(cc, aqa, asq, acq, memory);
+        if (adminSq == null) {
+            csts = Nvme.CSTS_CFS; // unsupported CC or malformed admin queue set-up (§7.6.1)
             return;
         }
-        int page = 4096 << mps;
-        int sqSize = (aqa & 0xFFF) + 1;
-        int cqSize = ((aqa >>> 16) & 0xFFF) + 1;
-        long sqBase = asq;
-        long cqBase = acq;
-        if (sqSize < 2 || cqSize < 2 || (sqBase & (page - 1)) != 0 || (cqBase & (page - 1)) != 0
-                || !memory.isMapped(sqBase, 64L * sqSize) || !memory.isMapped(cqBase, 16L * cqSize)) {
-            csts = Nvme.CSTS_CFS; // malformed admin queue set-up (§7.6.1)
-            return;
-        }
-        pageSize = page;
+        pageSize = AdminQueueSetup.pageSize(cc);
         shutdown = false;
-        CompletionQueue adminCq = new CompletionQueue(0, cqSize, cqBase, 0, true);
-        SubmissionQueue adminSq = new SubmissionQueue(0, sqSize, sqBase, adminCq, 0);
-        adminCq.attach(adminSq);
+        CompletionQueue adminCq = adminSq.cq;
         if (doorbellPage != null) {
             doorbellPage.clearQueue(0);
             adminSq.polled = doorbellPage;
@@ -617,30 +599,18 @@ public final class NvmeController implements PciDevice, QueueWorker.Host {
         csts = Nvme.CSTS_RDY;
     }
 
-    /**
-     * CC.EN 1→0 (controller reset, §7.3.2): tells every worker to stop and returns; {@link #finishDisable}
-     * runs once they all ended. {@code function}: FLR or device reset (MSI-X table too).
-     */
+    /** CC.EN 1→0 (§7.3.2): stops the workers and returns; {@link #finishDisable} runs once all ended. */
     private void disable(boolean function) {
-        reset.begin(this::liveWorkers, () -> {
-            synchronized (this) {
-                finishDisable(function);
-            }
-        });
+        reset.begin(this::liveWorkers, () -> finishDisable(function));
     }
 
     /**
-     * No worker can touch guest memory any more: delete the queues, drop DBBUF, RDY = 0. Outstanding AERs
-     * are dropped without a completion: a reset deletes all queues and the host expects none (Linux
-     * nvme_dev_disable cancels its requests itself, QEMU nvme_ctrl_reset forgets them). A CC.EN = 1
-     * written meanwhile is carried out now.
+     * No worker can DMA any more: delete the queues, drop DBBUF and AERs (no CQE: Linux nvme_dev_disable
+     * cancels them itself, QEMU nvme_ctrl_reset drops them), RDY = 0; then a CC.EN = 1 written meanwhile.
+     * {@code function}: FLR or device reset (the MSI-X table too).
      */
-    private void finishDisable(boolean function) {
-        List<QueueWorker> workers;
-        synchronized (live) {
-            workers = new ArrayList<>(live);
-        }
-        workers.forEach(this::retire);
+    private synchronized void finishDisable(boolean function) {
+        liveWorkers().forEach(this::retire);
         for (int qid = 0; qid <= maxQueues; qid++) {
             sqs.set(qid, null);
             cqs.set(qid, null);
@@ -672,13 +642,7 @@ public final class NvmeController implements PciDevice, QueueWorker.Host {
         csts = (csts & ~Nvme.CSTS_SHST_MASK) | Nvme.CSTS_SHST_OCCURRING;
         shutdown = true;
         reset.begin(this::liveWorkers, () -> {
-            for (Namespace ns : namespaces) {
-                try {
-                    ns.backend().flush();
-                } catch (Exception ignored) {
-                    // best effort on shutdown
-                }
-            }
+            namespaces.forEach(Namespace::flushQuietly);
             synchronized (this) {
                 if (shutdown) {
                     csts = (csts & ~Nvme.CSTS_SHST_MASK) | Nvme.CSTS_SHST_COMPLETE;
@@ -745,19 +709,13 @@ public final class NvmeController implements PciDevice, QueueWorker.Host {
 
     // ------------------------------------------------------------------ reset, statistics, close
 
-    /**
-     * PCIe Device Control bit 15. A function completes an FLR within 100 ms (PCIe Base 4.0 §6.6.2) and
-     * the host waits that long before touching it again, so the config write waits at most that long;
-     * a worker stuck longer finishes on the reset thread (CSTS.CFS after CAP.TO, RDY stays 1 until then).
-     */
+    /** PCIe Device Control bit 15: waits at most the 100 ms an FLR may take (PCIe Base 4.0 §6.6.2). */
     private void functionLevelReset() {
         synchronized (this) {
             resetController();
         }
-        reset.awaitIdle(FLR_NANOS);
+        reset.awaitIdle(100_000_000L); // a worker stuck longer: the reset thread completes it (CFS past CAP.TO)
     }
-
-    private static final long FLR_NANOS = 100_000_000L;
 
     private void resetController() {
         disable(true);
@@ -769,10 +727,7 @@ public final class NvmeController implements PciDevice, QueueWorker.Host {
         resets++;
     }
 
-    /**
-     * Blocks until no worker can DMA, at most CAP.TO (stop-timeout-ms); past it CSTS.CFS is set and the
-     * reset completes on the reset thread when the stuck worker returns (see {@link PciDevice#reset()}).
-     */
+    /** Waits until no worker can DMA, at most CAP.TO; past it CSTS.CFS is set (see {@link PciDevice#reset()}). */
     @Override
     public void reset() {
         synchronized (this) {
@@ -855,8 +810,7 @@ public final class NvmeController implements PciDevice, QueueWorker.Host {
             closed = true;
             disable(false);
         }
-        reset.awaitIdle(reset.boundNanos());
-        reset.close();
+        reset.close(); // waits up to CAP.TO for the workers
         for (Namespace ns : namespaces) {
             ns.backend().close();
         }
