@@ -107,6 +107,11 @@ final class ControllerReset {
      * Delete I/O SQ (§5.6) on the admin worker: stops {@code worker} and waits until it ended; true then.
      * False if the admin worker is itself told to stop meanwhile (a reset: it completes nothing more).
      * Past the bound the controller reports CFS and goes on waiting.
+     *
+     * <p>Waiting on the admin worker is acceptable: admin commands run in order, and what follows a
+     * Delete I/O SQ (its Delete I/O CQ, in Linux __nvme_disable_io_queues) must not run before it
+     * anyway; Linux waits for each deletion with the admin timeout (60 s, above CAP.TO). The MMIO
+     * thread is not held, and a reset still stops the admin worker within {@link #LOOK_MILLIS}.
      */
     boolean stopAndAwait(QueueWorker worker, QueueWorker admin) {
         worker.requestStop();
