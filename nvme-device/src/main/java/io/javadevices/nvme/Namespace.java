@@ -40,4 +40,13 @@ public final class Namespace {
     public boolean inRange(long slba, long count) {
         return slba >= 0 && count >= 0 && slba <= blocks && count <= blocks - slba;
     }
+
+    /** Shutdown (§7.6.2): flushes the backend, best effort (a failing backend must not stop the shutdown). */
+    void flushQuietly() {
+        try {
+            backend.flush();
+        } catch (Exception ignored) {
+            // nothing more to do on shutdown
+        }
+    }
 }

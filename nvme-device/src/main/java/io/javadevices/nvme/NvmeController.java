@@ -3,6 +3,7 @@ package io.javadevices.nvme;
 import io.javadevices.nvme.admin.AdminCommandDispatcher;
 import io.javadevices.nvme.admin.AsyncEvents;
 import io.javadevices.nvme.admin.FeatureState;
+import io.javadevices.nvme.backend.BlockBackend;
 import io.javadevices.nvme.io.IoCommandHandler;
 import io.javadevices.nvme.queue.CompletionQueue;
 import io.javadevices.nvme.queue.QueueStats;
@@ -24,6 +25,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.atomic.AtomicReferenceArray;
+import java.util.function.Function;
 
 /**
  * An NVMe 1.4 controller as a {@link PciDevice}: PCI identity, BAR0 registers and doorbells, the queue
@@ -37,8 +39,8 @@ import java.util.concurrent.atomic.AtomicReferenceArray;
  * writes directly and the workers poll (asked from the host as {@link io.javadevices.pci.DirectBarMemory}).
  *
  * <p>Threads: the host calls the BAR handlers and {@link #reset()} one at a time (register state changes
- * are synchronized on this object); workers never take this lock. A controller disable stops and joins
- * every worker inside the CC write, so no DMA follows it.
+ * are synchronized on this object); workers never take this lock. A disable, shutdown or reset only
+ * tells the workers to stop; {@link ControllerReset} completes it (CSTS.RDY = 0) once none can DMA.
  */
 public final class NvmeController implements PciDevice, QueueWorker.Host {
     public static final int VENDOR_ID = 0x4E58;
@@ -64,6 +66,7 @@ public final class NvmeController implements PciDevice, QueueWorker.Host {
     private final ErrorLog errorLog = new ErrorLog();
     private final GuestErrors guestErrors = new GuestErrors();
     private final AsyncEvents asyncEvents = new AsyncEvents();
+    private final ControllerReset reset;
     /** The polled doorbell page ({@code doorbells=polled}), or null when doorbells are MMIO callbacks. */
     private final DoorbellPage doorbellPage;
     /** Serialises INTx assert/deassert decisions (workers raise, the MMIO thread or a polled worker lowers). */
@@ -96,6 +99,11 @@ public final class NvmeController implements PciDevice, QueueWorker.Host {
     }
 
     public NvmeController(NvmeOptions options, DeviceContext context) {
+        this(options, context, NvmeOptions.NamespaceSpec::open);
+    }
+
+    /** Namespaces opened by {@code open} (tests: a backend that blocks until released). */
+    NvmeController(NvmeOptions options, DeviceContext context, Function<NvmeOptions.NamespaceSpec, BlockBackend> open) {
         this.options = options;
         this.memory = context.memory();
         this.interrupts = context.interrupts();
@@ -107,7 +115,7 @@ public final class NvmeController implements PciDevice, QueueWorker.Host {
         List<Namespace> list = new ArrayList<>();
         try {
             for (NvmeOptions.NamespaceSpec spec : options.namespaces()) {
-                list.add(new Namespace(list.size() + 1, spec.open(), spec.lbaSize()));
+                list.add(new Namespace(list.size() + 1, open.apply(spec), spec.lbaSize()));
             }
         } catch (RuntimeException e) {
             list.forEach(ns -> ns.backend().close());
@@ -117,8 +125,10 @@ public final class NvmeController implements PciDevice, QueueWorker.Host {
         this.features = new FeatureState(maxQueues + 1);
         this.sqs = new AtomicReferenceArray<>(maxQueues + 1);
         this.cqs = new AtomicReferenceArray<>(maxQueues + 1);
-        // CAP (NVMe 1.4 Figure 68): MQES, CQR=1, AMS=0, TO=0xF (7.5 s), DSTRD=0, CSS bit 37 (NVM), MPSMIN=0, MPSMAX.
-        this.cap = (options.mqes() & 0xFFFFL) | 1L << 16 | 0xFL << 24 | 1L << 37 | (long) MPS_MAX << 52;
+        this.reset = new ControllerReset(options.stopTimeoutMillis() * 1_000_000L, this::fatal);
+        // CAP (NVMe 1.4 Figure 68): MQES, CQR=1, AMS=0, TO ≥ stop-timeout-ms, DSTRD=0, CSS 37 (NVM), MPSMIN=0, MPSMAX.
+        long timeout = Math.clamp((options.stopTimeoutMillis() + 499) / 500, 1, 255);
+        this.cap = (options.mqes() & 0xFFFFL) | 1L << 16 | timeout << 24 | 1L << 37 | (long) MPS_MAX << 52;
         this.msix = new MsixTable(maxQueues + 1);
         this.config = ConfigSpace.builder()
                 .vendorId(VENDOR_ID).deviceId(DEVICE_ID).subsystemVendorId(VENDOR_ID).subsystemId(DEVICE_ID)
@@ -248,11 +258,14 @@ public final class NvmeController implements PciDevice, QueueWorker.Host {
         worker.start();
     }
 
-    /** Stops an I/O SQ's worker (commands in progress finish) and removes the queue. */
+    /** Delete I/O SQ (admin worker): returns once the SQ's worker ended, see {@link ControllerReset#stopAndAwait}. */
     public void removeSubmissionQueue(SubmissionQueue sq) {
         QueueWorker worker = sq.worker();
+        QueueWorker admin = adminWorker;
         if (worker != null) {
-            worker.stopAndJoin();
+            if (admin == null || !reset.stopAndAwait(worker, admin)) {
+                return; // a reset stopped the admin worker too: the reset deletes the queue
+            }
             retire(worker);
         }
         sqs.compareAndSet(sq.qid, sq, null);
@@ -261,6 +274,12 @@ public final class NvmeController implements PciDevice, QueueWorker.Host {
 
     public void removeCompletionQueue(CompletionQueue cq) {
         cqs.compareAndSet(cq.qid, cq, null);
+    }
+
+    private List<QueueWorker> liveWorkers() {
+        synchronized (live) {
+            return new ArrayList<>(live);
+        }
     }
 
     private void retire(QueueWorker worker) {
@@ -557,12 +576,12 @@ public final class NvmeController implements PciDevice, QueueWorker.Host {
         boolean wasEnabled = (old & Nvme.CC_EN) != 0;
         boolean enabled = (value & Nvme.CC_EN) != 0;
         if (wasEnabled && !enabled) {
-            disable();
+            disable(false);
             resets++;
             return;
         }
-        if (!wasEnabled && enabled) {
-            enable();
+        if (!wasEnabled && enabled && !reset.inProgress()) {
+            enable(); // else deferred: the pending disable enables once the old workers are gone
         }
         int shn = (value >>> 14) & 3;
         if (enabled && shn != 0 && !shutdown) {
@@ -573,27 +592,14 @@ public final class NvmeController implements PciDevice, QueueWorker.Host {
     }
 
     private void enable() {
-        int css = (cc >>> 4) & 7, mps = (cc >>> 7) & 0xF, ams = (cc >>> 11) & 7;
-        int iosqes = (cc >>> 16) & 0xF, iocqes = (cc >>> 20) & 0xF;
-        if (css != 0 || mps > MPS_MAX || ams != 0 || iosqes != Nvme.SQES_LOG2 || iocqes != Nvme.CQES_LOG2) {
-            csts = Nvme.CSTS_CFS;
+        SubmissionQueue adminSq = AdminQueueSetup.admin(cc, aqa, asq, acq, memory);
+        if (adminSq == null) {
+            csts = Nvme.CSTS_CFS; // unsupported CC or malformed admin queue set-up (§7.6.1)
             return;
         }
-        int page = 4096 << mps;
-        int sqSize = (aqa & 0xFFF) + 1;
-        int cqSize = ((aqa >>> 16) & 0xFFF) + 1;
-        long sqBase = asq;
-        long cqBase = acq;
-        if (sqSize < 2 || cqSize < 2 || (sqBase & (page - 1)) != 0 || (cqBase & (page - 1)) != 0
-                || !memory.isMapped(sqBase, 64L * sqSize) || !memory.isMapped(cqBase, 16L * cqSize)) {
-            csts = Nvme.CSTS_CFS; // malformed admin queue set-up (§7.6.1)
-            return;
-        }
-        pageSize = page;
+        pageSize = AdminQueueSetup.pageSize(cc);
         shutdown = false;
-        CompletionQueue adminCq = new CompletionQueue(0, cqSize, cqBase, 0, true);
-        SubmissionQueue adminSq = new SubmissionQueue(0, sqSize, sqBase, adminCq, 0);
-        adminCq.attach(adminSq);
+        CompletionQueue adminCq = adminSq.cq;
         if (doorbellPage != null) {
             doorbellPage.clearQueue(0);
             adminSq.polled = doorbellPage;
@@ -610,32 +616,18 @@ public final class NvmeController implements PciDevice, QueueWorker.Host {
         csts = Nvme.CSTS_RDY;
     }
 
-    /** Stops every worker (joined: no DMA in flight afterwards) and forgets all queues. */
-    private void stopAll() {
-        QueueWorker admin = adminWorker;
-        if (admin != null) {
-            admin.stopAndJoin();
-        }
-        for (int qid = 1; qid <= maxQueues; qid++) {
-            SubmissionQueue sq = sqs.get(qid);
-            if (sq != null && sq.worker() != null) {
-                sq.worker().stopAndJoin();
-            }
-        }
+    /** CC.EN 1→0 (§7.3.2): stops the workers and returns; {@link #finishDisable} runs once all ended. */
+    private void disable(boolean function) {
+        reset.begin(this::liveWorkers, () -> finishDisable(function));
     }
 
-    /** CC.EN 1→0 (controller reset, §7.3.2): quiesce, abort AERs, delete queues, drop DBBUF, RDY=0. */
-    private void disable() {
-        stopAll();
-        QueueWorker admin = adminWorker;
-        if (admin != null && !shutdown) {
-            asyncEvents.abortOutstanding(admin);
-        }
-        List<QueueWorker> workers;
-        synchronized (live) {
-            workers = new ArrayList<>(live);
-        }
-        workers.forEach(this::retire);
+    /**
+     * No worker can DMA any more: delete the queues, drop DBBUF and AERs (no CQE: Linux nvme_dev_disable
+     * cancels them itself, QEMU nvme_ctrl_reset drops them), RDY = 0; then a CC.EN = 1 written meanwhile.
+     * {@code function}: FLR or device reset (the MSI-X table too).
+     */
+    private synchronized void finishDisable(boolean function) {
+        liveWorkers().forEach(this::retire);
         for (int qid = 0; qid <= maxQueues; qid++) {
             sqs.set(qid, null);
             cqs.set(qid, null);
@@ -655,27 +647,31 @@ public final class NvmeController implements PciDevice, QueueWorker.Host {
             intxAsserted = false;
             interrupts.setIntx(false);
         }
+        if (function) {
+            msix.reset();
+        } else if ((cc & Nvme.CC_EN) != 0 && !closed) {
+            enable();
+        }
     }
 
-    /** CC.SHN = 01b/10b: stop processing, flush the backends, report SHST = complete (§7.6.2). */
+    /** CC.SHN = 01b/10b: stop processing; once the workers ended flush the backends, SHST = complete (§7.6.2). */
     private void shutdownController() {
         csts = (csts & ~Nvme.CSTS_SHST_MASK) | Nvme.CSTS_SHST_OCCURRING;
-        stopAll();
         shutdown = true;
-        for (Namespace ns : namespaces) {
-            try {
-                ns.backend().flush();
-            } catch (Exception ignored) {
-                // best effort on shutdown
+        reset.begin(this::liveWorkers, () -> {
+            namespaces.forEach(Namespace::flushQuietly);
+            synchronized (this) {
+                if (shutdown) {
+                    csts = (csts & ~Nvme.CSTS_SHST_MASK) | Nvme.CSTS_SHST_COMPLETE;
+                }
             }
-        }
-        csts = (csts & ~Nvme.CSTS_SHST_MASK) | Nvme.CSTS_SHST_COMPLETE;
+        });
     }
 
     /** Doorbell write (§3.1.10/§3.1.11). Invalid queue or value: ignored, async event if one is outstanding. */
     private void doorbell(long offset, int value) {
-        if ((csts & Nvme.CSTS_RDY) == 0 || shutdown) {
-            return;
+        if ((csts & Nvme.CSTS_RDY) == 0 || shutdown || reset.inProgress()) {
+            return; // not ready, or the workers are being stopped
         }
         int index = (int) ((offset - Nvme.DOORBELL_BASE) >>> 2);
         int qid = index >>> 1;
@@ -727,27 +723,32 @@ public final class NvmeController implements PciDevice, QueueWorker.Host {
 
     // ------------------------------------------------------------------ reset, statistics, close
 
+    /** PCIe Device Control bit 15: waits at most the 100 ms an FLR may take (PCIe Base 4.0 §6.6.2). */
     private void functionLevelReset() {
         synchronized (this) {
             resetController();
         }
+        reset.awaitIdle(100_000_000L); // a worker stuck longer: the reset thread completes it (CFS past CAP.TO)
     }
 
     private void resetController() {
-        disable();
+        disable(true);
         cc = 0;
         aqa = 0;
         asq = 0;
         acq = 0;
         intms = 0;
-        msix.reset();
         resets++;
     }
 
+    /** Waits until no worker can DMA, at most CAP.TO; past it CSTS.CFS is set (see {@link PciDevice#reset()}). */
     @Override
-    public synchronized void reset() {
-        config.reset();
-        resetController();
+    public void reset() {
+        synchronized (this) {
+            config.reset();
+            resetController();
+        }
+        reset.awaitIdle(reset.boundNanos() + 100_000_000L); // past the bound: CFS is set by then
     }
 
     @Override
@@ -816,12 +817,15 @@ public final class NvmeController implements PciDevice, QueueWorker.Host {
     }
 
     @Override
-    public synchronized void close() {
-        if (closed) {
-            return;
+    public void close() {
+        synchronized (this) {
+            if (closed) {
+                return;
+            }
+            closed = true;
+            disable(false);
         }
-        closed = true;
-        disable();
+        reset.close(); // waits up to CAP.TO for the workers
         for (Namespace ns : namespaces) {
             ns.backend().close();
         }

@@ -28,10 +28,12 @@ import java.util.Set;
  *                        ({@code doorbells=polled}); false = every doorbell write is an MMIO callback
  * @param napMicros  sleep between looks at an idle queue's tail (polled doorbells; DBBUF nap window)
  * @param napWindowMicros with DBBUF: how long to nap after a queue went idle before re-arming EventIdx
+ * @param stopTimeoutMillis how long a reset, shutdown or Delete I/O SQ waits for a worker stuck in its
+ *                          backend before reporting CSTS.CFS; CAP.TO covers it
  */
 public record NvmeOptions(List<NamespaceSpec> namespaces, int queues, boolean dbbuf, String serial, String model,
                           int mqes, int mdts, int pollMicros, boolean polledDoorbells, int napMicros,
-                          int napWindowMicros) {
+                          int napWindowMicros, int stopTimeoutMillis) {
 
     public static final String HELP = String.join("\n",
             "namespaces=LIST  comma-separated ram:SIZE | null:SIZE | file:PATH[:SIZE], each optionally @4096 for 4 KiB LBAs (default 512); SIZE like 64M, 1G or bytes (default ram:1G)",
@@ -51,10 +53,14 @@ public record NvmeOptions(List<NamespaceSpec> namespaces, int queues, boolean db
             "                 after a deep busy period, within nap-window-us; always with doorbells=polled;",
             "                 1..10000 (default 500, 200 with doorbells=polled; the kernel adds up to 50 us of slack)",
             "nap-window-us=N  with dbbuf: nap this long after a queue went idle before re-arming EventIdx (the guest",
-            "                 rings no doorbell meanwhile), 0..1000000 (default 2000; 0 = re-arm at once)");
+            "                 rings no doorbell meanwhile), 0..1000000 (default 2000; 0 = re-arm at once)",
+            "stop-timeout-ms=N  a reset, shutdown or Delete I/O SQ waits this long for a queue worker stuck in its",
+            "                 backend, then reports controller fatal status (CSTS.CFS) and keeps waiting; CAP.TO",
+            "                 covers it; 1..120000 (default 7500)");
 
     private static final Set<String> KEYS = Set.of("namespaces", "queues", "dbbuf", "serial", "model", "mqes", "mdts", "poll-us",
-            "doorbells", "nap-us", "nap-window-us");
+            "doorbells", "nap-us", "nap-window-us",
+            "stop-timeout-ms");
 
     /** One namespace: backend kind, size (0 = from the file), path for files, LBA size. */
     public record NamespaceSpec(String kind, long size, String path, int lbaSize) {
@@ -108,8 +114,10 @@ public record NvmeOptions(List<NamespaceSpec> namespaces, int queues, boolean db
         // polled doorbells 30K with 200 us looks vs 23K with 50 us and 16K with 10 us.
         int nap = intOption(options, "nap-us", polled ? 200 : 500, 1, 10_000);
         int napWindow = intOption(options, "nap-window-us", 2000, 0, 1_000_000);
+        // 7.5 s = CAP.TO 0xF, what this controller always reported; Linux waits (CAP.TO + 1) × 500 ms for RDY.
+        int stopTimeout = intOption(options, "stop-timeout-ms", 7500, 1, 120_000);
         return new NvmeOptions(namespaces, queues, db.equals("on"), serial, model, mqes, mdts, poll, polled, nap,
-                napWindow);
+                napWindow, stopTimeout);
     }
 
     private static String ascii(String value, String key, int max) {

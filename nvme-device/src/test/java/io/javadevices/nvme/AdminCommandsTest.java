@@ -225,12 +225,11 @@ class AdminCommandsTest {
         } while (events.isEmpty() && System.nanoTime() < deadline);
         assertEquals(1, events.size(), events.toString());
         assertEquals(0x010100, events.get(0).dw0());
-        // a reset completes the remaining AERs with "aborted due to SQ deletion" (SC 08h) in the admin CQ
+        // a reset drops the remaining AERs without a completion: no DMA into the admin CQ (NVMe 1.4 §7.3.2)
         d.disable();
         assertEquals(0, f.controller.asyncEvents().outstanding());
-        List<Completion> aborted = d.asyncCompletions().stream().filter(c -> c.cid() >= 100 && c.cid() < 104 && !c.ok()).toList();
-        assertEquals(3, aborted.size(), "remaining AERs aborted on reset: " + aborted);
-        aborted.forEach(c -> status(c, 0, 0x08));
+        List<Completion> late = d.asyncCompletions().stream().filter(c -> c.cid() >= 100 && c.cid() < 104 && !c.ok()).toList();
+        assertEquals(List.of(), late, "no AER completion after the reset");
     }
 
     @Test

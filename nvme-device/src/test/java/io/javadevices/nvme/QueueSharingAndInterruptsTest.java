@@ -52,6 +52,51 @@ class QueueSharingAndInterruptsTest {
         }
     }
 
+    /**
+     * A second SQ attaches to a CQ while the first SQ's worker is posting to it: the first one's
+     * lock-free posts must be over before the pair posts under the CQ lock, or tail and phase race
+     * (lost, duplicated or mis-phased CQEs). Each round uses a fresh CQ; bounded in time.
+     */
+    @Test
+    void secondSqJoiningABusyCompletionQueueLosesNoCompletion() {
+        try (Fixture f = Fixture.of("queues", "2", "namespaces", "null:1G")) {
+            f.driver.enable();
+            f.driver.setNumberOfQueues(2);
+            f.driver.enableMsix(3);
+            long buf = f.host.allocatePages(1);
+            long end = System.nanoTime() + Duration.ofMillis(1500).toNanos();
+            int rounds = 0;
+            while (System.nanoTime() < end && rounds < 300) {
+                rounds++;
+                HostQueue owner = f.driver.createQueuePair(1, 64, 256, 1);
+                Set<Long> expected = new HashSet<>();
+                for (int cid = 0; cid < 60; cid++) {
+                    owner.queueWithCid(Command.read(1, cid, 1, buf, 0), cid);
+                    expected.add(1L << 32 | cid);
+                }
+                owner.ringSq(); // the first worker posts while the second SQ is being created
+                HostQueue second = f.driver.createSharedSq(2, 64, owner);
+                for (int cid = 1000; cid < 1060; cid++) {
+                    second.queueWithCid(Command.read(1, cid, 1, buf, 0), cid);
+                    expected.add(2L << 32 | cid);
+                }
+                second.ringSq();
+                long deadline = System.nanoTime() + Duration.ofSeconds(5).toNanos();
+                while (!expected.isEmpty() && System.nanoTime() < deadline) {
+                    for (Completion c : owner.reap()) {
+                        assertTrue(c.ok(), c.toString());
+                        assertTrue(expected.remove((long) c.sqid() << 32 | c.cid()), "duplicate or stray " + c);
+                    }
+                }
+                assertTrue(expected.isEmpty(), "round " + rounds + ": lost " + expected.size() + " completions");
+                assertTrue(f.driver.admin(Command.deleteSq(2)).ok());
+                assertTrue(f.driver.admin(Command.deleteSq(1)).ok());
+                assertTrue(f.driver.admin(Command.deleteCq(1)).ok());
+                assertTrue(owner.pollFor(Duration.ZERO).isEmpty(), "nothing after the last expected CQE");
+            }
+        }
+    }
+
     @Test
     void interruptCoalescingStillDeliversAtIdle() {
         try (Fixture f = Fixture.of("queues", "1", "namespaces", "null:1G")) {

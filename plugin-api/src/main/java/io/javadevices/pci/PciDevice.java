@@ -20,7 +20,10 @@ public interface PciDevice extends AutoCloseable {
     /**
      * Function-level reset, requested by the host (vfio-user DEVICE_RESET, a VMM's machine reset).
      * Resets the config space and all device state; returns when the device is quiescent (no DMA and
-     * no interrupts from before the reset will follow). Must not throw.
+     * no interrupts from before the reset will follow). Must not throw. The wait may be bounded: a
+     * device whose internal work cannot be stopped in time (e.g. an NVMe worker inside a backend call)
+     * returns after its bound with an error state visible to the guest (NVMe: CSTS.CFS, never a false
+     * CSTS.RDY = 0) and completes the reset by itself once that work has ended.
      */
     void reset();
 

@@ -10,8 +10,8 @@ import java.util.concurrent.ConcurrentLinkedQueue;
  * Asynchronous Event Requests (NVMe 1.4 §5.2): up to AERL+1 outstanding commands (held by the admin
  * worker, completed only when an event occurs), and events raised from any thread (e.g. the MMIO
  * path on an invalid doorbell write). A reported event type stays masked until the host reads the
- * associated log page (§5.2.1). Outstanding requests are completed with "Command Aborted due to SQ
- * Deletion" when the controller is reset.
+ * associated log page (§5.2.1). A controller reset drops outstanding requests without a completion
+ * ({@link #reset}): it deletes every queue (§7.3.2), no DMA may follow it, and the host expects none.
  */
 public final class AsyncEvents {
     /** Identify AERL (0-based): 4 outstanding requests. */
@@ -79,18 +79,6 @@ public final class AsyncEvents {
         } else if (lid == 0x02) {
             maskedTypes &= ~2; // SMART / health status
         }
-    }
-
-    /** Controller reset: complete outstanding requests with Command Aborted due to SQ Deletion (no interrupt). */
-    public void abortOutstanding(QueueWorker admin) {
-        for (int i = 0; i < count; i++) {
-            try {
-                admin.post(outstanding[i], Status.ABORTED_SQ_DELETION, 0);
-            } catch (GuestMemoryException e) {
-                break;
-            }
-        }
-        count = 0;
     }
 
     public void reset() {

@@ -44,20 +44,21 @@ public final class IoCommandHandler implements CommandHandler {
     public long execute(Sqe cmd, QueueWorker worker) {
         QueueStats stats = worker.stats();
         stats.ioCommands++;
-        int status = dispatch(cmd, worker.queue().qid, stats);
+        int status = dispatch(cmd, worker, stats);
         if (status != Status.SUCCESS) {
             stats.ioErrors++;
         }
         return CommandHandler.result(status);
     }
 
-    private int dispatch(Sqe cmd, int sqid, QueueStats stats) {
+    private int dispatch(Sqe cmd, QueueWorker worker, QueueStats stats) {
+        int sqid = worker.queue().qid;
         if (cmd.fused() != 0 || cmd.psdt() != 0) {
             return Status.INVALID_FIELD; // no fused operations, no SGLs (Identify SGLS = 0)
         }
         return switch (cmd.opcode()) {
-            case Nvme.IO_READ -> readWrite(cmd, sqid, stats, false);
-            case Nvme.IO_WRITE -> readWrite(cmd, sqid, stats, true);
+            case Nvme.IO_READ -> readWrite(cmd, worker, stats, false);
+            case Nvme.IO_WRITE -> readWrite(cmd, worker, stats, true);
             case Nvme.IO_FLUSH -> flush(cmd, sqid, stats);
             case Nvme.IO_WRITE_ZEROES -> writeZeroes(cmd, sqid);
             case Nvme.IO_DSM -> datasetManagement(cmd, sqid);
@@ -66,7 +67,7 @@ public final class IoCommandHandler implements CommandHandler {
     }
 
     /** Read (NVMe 1.4 §6.9) / Write (§6.15): SLBA in CDW10-11, NLB (0-based) in CDW12 bits 15:0. */
-    private int readWrite(Sqe cmd, int sqid, QueueStats stats, boolean write) {
+    private int readWrite(Sqe cmd, QueueWorker worker, QueueStats stats, boolean write) {
         Namespace ns = controller.namespace(cmd.nsid());
         if (ns == null) {
             return Status.INVALID_NAMESPACE_OR_FORMAT;
@@ -89,14 +90,16 @@ public final class IoCommandHandler implements CommandHandler {
             if (!write && ns.backend().readsOnlyZeroes()) {
                 zeroFill();
             } else {
-                transfer(ns.backend(), offset, write);
+                if (!transfer(ns.backend(), offset, write, worker)) {
+                    return Status.ABORTED_SQ_DELETION; // stopped mid-transfer: never posted
+                }
             }
         } catch (GuestMemoryException e) {
             controller.guestErrors().record(GuestErrors.Kind.DMA_OUTSIDE_MEMORY, e.address());
             return Status.DATA_TRANSFER_ERROR;
         } catch (IOException | RuntimeException e) {
             int failed = write ? Status.WRITE_FAULT : Status.UNRECOVERED_READ_ERROR;
-            controller.errorLog().record(sqid, cmd.cid(), failed, slba, cmd.nsid());
+            controller.errorLog().record(worker.queue().qid, cmd.cid(), failed, slba, cmd.nsid());
             return failed;
         }
         if (write) {
@@ -109,9 +112,17 @@ public final class IoCommandHandler implements CommandHandler {
         return Status.SUCCESS;
     }
 
-    /** Moves the data between the guest pages the PRP walk found and the backend, slice by slice. */
-    private void transfer(BlockBackend backend, long offset, boolean write) throws GuestMemoryException, IOException {
+    /**
+     * Moves the data between the guest pages the PRP walk found and the backend, slice by slice; false if
+     * the worker was told to stop meanwhile (a reset during a long backend call): no further guest page
+     * is touched.
+     */
+    private boolean transfer(BlockBackend backend, long offset, boolean write, QueueWorker worker)
+            throws GuestMemoryException, IOException {
         for (int i = 0; i < prp.count(); i++) {
+            if (i > 0 && worker.stopping()) {
+                return false;
+            }
             MemorySegment buffer = memory.slice(prp.address(i), prp.length(i));
             if (write) {
                 backend.write(offset, buffer);
@@ -120,6 +131,7 @@ public final class IoCommandHandler implements CommandHandler {
             }
             offset += prp.length(i);
         }
+        return true;
     }
 
     /** A read from a backend that only reads zeroes: fill the guest pages directly (no slices). */

@@ -5,11 +5,16 @@ import io.javadevices.pci.GuestMemory;
 import io.javadevices.pci.GuestMemoryException;
 
 import java.util.Arrays;
+import java.util.concurrent.locks.LockSupport;
 
 /**
  * A completion queue (NVMe 1.4 §4.6): ring in guest memory, tail and phase owned by the posting worker,
  * head from the MMIO doorbell or (DBBUF active, qid ≥ 1) the shadow slot. Linux maps one SQ per CQ;
  * when several SQs share this CQ ({@link #shared}) posters serialise on this object's monitor.
+ *
+ * <p>The single-SQ case posts without a lock. When a second SQ attaches, its worker first waits
+ * ({@link #awaitHandOver}) until every earlier poster has seen {@link #shared} outside a post, so an
+ * unlocked post already under way can never interleave with a locked one on tail and phase.
  */
 public final class CompletionQueue {
     public final int qid;
@@ -22,7 +27,7 @@ public final class CompletionQueue {
     public volatile ShadowDoorbell shadow;
     /** Non-null with {@code doorbells=polled}: the head is read from this page (set before the CQ is published). */
     public volatile DoorbellPage polled;
-    /** True when more than one SQ posts here: posting then takes this object's lock. */
+    /** True once more than one SQ posted here: posting then takes this object's lock (never switched back). */
     public volatile boolean shared;
     /** Set by a poster blocked on a full queue, so the CQ doorbell wakes it. */
     volatile boolean waiting;
@@ -46,8 +51,27 @@ public final class CompletionQueue {
     public synchronized void attach(SubmissionQueue sq) {
         SubmissionQueue[] next = Arrays.copyOf(sqs, sqs.length + 1);
         next[sqs.length] = sq;
-        shared = next.length > 1;
+        if (next.length > 1) {
+            shared = true;
+        }
         sqs = next;
+    }
+
+    /**
+     * Called by a new worker of a shared CQ before its first fetch: waits until each other worker of
+     * this CQ posts only under the lock (it acknowledges at its next post or loop turn; a kick makes
+     * an idle one turn) or has ended. A worker stuck in its backend delays only the newcomer.
+     */
+    void awaitHandOver(QueueWorker self) {
+        for (SubmissionQueue other : sqs) {
+            QueueWorker w = other.worker;
+            long pause = 10_000L;
+            while (w != null && w != self && !w.postsLockedOrGone() && !self.stopping()) {
+                w.kick();
+                LockSupport.parkNanos(pause);
+                pause = Math.min(pause * 2, 1_000_000L);
+            }
+        }
     }
 
     public synchronized void detach(SubmissionQueue sq) {

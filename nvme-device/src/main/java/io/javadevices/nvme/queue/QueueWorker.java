@@ -5,7 +5,6 @@ import io.javadevices.nvme.Status;
 import io.javadevices.pci.GuestMemory;
 import io.javadevices.pci.GuestMemoryException;
 
-import java.time.Duration;
 import java.util.concurrent.locks.LockSupport;
 
 /**
@@ -100,6 +99,8 @@ public final class QueueWorker implements Runnable {
     private final Thread thread;
     private volatile boolean stop;
     private volatile boolean parked;
+    /** Set once this worker has seen its CQ {@link CompletionQueue#shared}: it then posts only under the CQ lock. */
+    private volatile boolean postsLocked;
     private int head;
     private int lastShadowTail;
     private int lastPolledTail;
@@ -184,28 +185,39 @@ public final class QueueWorker implements Runnable {
     }
 
     /**
-     * Stops the worker and waits until it has left its loop, so no DMA or interrupt from it follows.
-     * A command in progress finishes first. Never interrupts the thread (that would close FileChannels).
+     * Tells the worker to stop and returns at once: it fetches no further SQE and posts no completion
+     * from now on, even for a command whose backend call is still running (checked after every backend
+     * call, {@link #post}). The controller learns that it can no longer touch guest memory from
+     * {@link #awaitExit}. Never interrupts the thread (that would close FileChannels).
      */
-    public void stopAndJoin() {
+    public void requestStop() {
         stop = true;
         LockSupport.unpark(thread);
-        if (Thread.currentThread() == thread || !thread.isAlive() && thread.getState() == Thread.State.NEW) {
-            return;
+    }
+
+    /**
+     * Waits up to {@code millis} (0 = just look) for the thread to end; true once it can no longer touch
+     * guest memory: it ended, or it was stopped before it ever started (its loop then never runs).
+     */
+    public boolean awaitExit(long millis) {
+        if (Thread.currentThread() == thread) {
+            return false;
         }
-        boolean interrupted = false;
-        long deadline = System.nanoTime() + Duration.ofSeconds(10).toNanos();
-        while (thread.isAlive() && System.nanoTime() < deadline) {
-            try {
-                thread.join(100);
-            } catch (InterruptedException e) {
-                interrupted = true;
-            }
+        if (millis > 0 && thread.isAlive()) {
             LockSupport.unpark(thread);
+            try {
+                thread.join(millis);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
         }
-        if (interrupted) {
-            Thread.currentThread().interrupt();
-        }
+        Thread.State state = thread.getState();
+        return state == Thread.State.TERMINATED || state == Thread.State.NEW && stop;
+    }
+
+    /** Shared-CQ hand-over: true once this worker posts to its CQ only under the CQ lock, or is gone. */
+    boolean postsLockedOrGone() {
+        return postsLocked || thread.getState() == Thread.State.TERMINATED;
     }
 
     public boolean stopping() {
@@ -215,6 +227,10 @@ public final class QueueWorker implements Runnable {
     @Override
     public void run() {
         try {
+            postsLocked = cq.shared;
+            if (postsLocked) {
+                cq.awaitHandOver(this); // no unlocked post of an earlier poster may overlap ours
+            }
             loop();
         } catch (GuestMemoryException e) {
             host.fatal("queue " + sq.qid + ": completion queue not writable: " + e.getMessage());
@@ -225,6 +241,9 @@ public final class QueueWorker implements Runnable {
 
     private void loop() throws GuestMemoryException {
         while (!stop) {
+            if (!postsLocked && cq.shared) {
+                postsLocked = true; // a second SQ joined our CQ: from now on we post under its lock
+            }
             if (!host.busMasterEnabled()) {
                 // No DMA allowed: leave the queue untouched until the host sets Bus Master Enable again
                 // (the controller kicks its workers on that config write).
@@ -383,7 +402,8 @@ public final class QueueWorker implements Runnable {
     /** Runs the commands up to {@code tail}; returns how many there were. */
     private int drain(int tail) throws GuestMemoryException {
         int commands = tail >= head ? tail - head : tail + sq.size - head;
-        while (head != tail && !stop) {
+        // Bus Master Enable is looked at before every fetch (PCI 3.0 §6.2.2): the host may clear it mid-batch.
+        while (head != tail && !stop && host.busMasterEnabled()) {
             long at = sq.base + (long) head * 64;
             head = head + 1 == sq.size ? 0 : head + 1;
             long result;
@@ -423,13 +443,25 @@ public final class QueueWorker implements Runnable {
     }
 
     /**
-     * Posts a completion for this SQ, waiting while the CQ is full. Returns false if the worker is
-     * stopping. Also used by the admin handler for deferred (AER) completions, on this thread.
+     * Posts a completion for this SQ, waiting while the CQ is full. Returns false, posting nothing, if
+     * the worker is stopping: a command whose backend call outlived a reset or a Delete I/O SQ must not
+     * write into a CQ the host may already reuse. Also used by the admin handler for deferred (AER)
+     * completions, on this thread.
      */
     public boolean post(int cid, int status, int dw0) throws GuestMemoryException {
         while (true) {
+            if (stop) {
+                return false;
+            }
+            if (!host.busMasterEnabled()) {
+                LockSupport.parkNanos(parkNanosMmio); // a CQE is DMA too: hold it until BME is set (kick)
+                continue;
+            }
             boolean done;
             if (cq.shared) {
+                if (!postsLocked) {
+                    postsLocked = true; // hand-over acknowledged (CompletionQueue.awaitHandOver)
+                }
                 synchronized (cq) {
                     done = cq.tryPost(memory, sq.qid, head, cid, status, dw0, stats);
                 }
