@@ -90,7 +90,7 @@ public final class IoCommandHandler implements CommandHandler {
             } else {
                 transfer(ns.backend(), offset, write);
             }
-        } catch (GuestMemoryException e) {
+        } catch (GuestMemoryException | InternalError e) { // InternalError: a backend copy hit truncated guest RAM (GuestMemory)
             return Status.DATA_TRANSFER_ERROR;
         } catch (IOException | RuntimeException e) {
             int failed = write ? Status.WRITE_FAULT : Status.UNRECOVERED_READ_ERROR;

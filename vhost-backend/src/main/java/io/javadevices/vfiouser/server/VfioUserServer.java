@@ -156,6 +156,7 @@ public final class VfioUserServer implements AutoCloseable {
                 throw e;
             }
             try {
+                barWindows.seal(); // the device asked for its windows: fix their sizes before any client sees them
                 interrupts.attach(device.config());
                 layout = new DeviceLayout(device.config(), interrupts, barWindows);
                 dma = new DmaMappings(memory, limits.maxDmaMaps(), limits.maxMappedBytes());
@@ -282,6 +283,10 @@ public final class VfioUserServer implements AutoCloseable {
         return dma;
     }
 
+    MemfdBarWindows barWindows() {
+        return barWindows;
+    }
+
     EventfdInterrupts interrupts() {
         return interrupts;
     }
@@ -321,7 +326,8 @@ public final class VfioUserServer implements AutoCloseable {
     }
 
     /**
-     * Counters and gauges: {@code dma.maps}, {@code dma.bytes}, {@code irq.fds}, {@code clients.connected}
+     * Counters and gauges: {@code dma.maps}, {@code dma.bytes}, {@code dma.deferred} (unmapped, not yet
+     * released), {@code irq.fds}, {@code clients.connected}
      * (0/1), {@code clients.total}, {@code messages}, {@code errors.replied}, plus {@code clients.refused},
      * {@code irq.signalled}, {@code irq.dropped}.
      */
@@ -329,6 +335,7 @@ public final class VfioUserServer implements AutoCloseable {
         Map<String, Long> r = new LinkedHashMap<>();
         r.put("dma.maps", dma == null ? 0L : dma.count());
         r.put("dma.bytes", dma == null ? 0L : dma.mappedBytes());
+        r.put("dma.deferred", dma == null ? 0L : dma.deferredCloses());
         r.put("irq.fds", interrupts == null ? 0L : (long) interrupts.clientEventfds());
         boolean connected;
         synchronized (lock) {
