@@ -29,7 +29,7 @@ import static io.javadevices.vfiouser.protocol.VfioUserProtocol.REGION_FLAG_MMAP
  * {@link #renew()}, called when a session ends, gives every window a new sealed memfd and a new mapping,
  * under the {@link DirectBarMemory} rule: the caller resets the device next, then closes the
  * {@link Retired} memory (unmapping the old pages, after the device has re-read its windows). The fd the
- * server reports keeps its number (the new memfd is {@code dup2}ed onto it), so the region layout never
+ * server reports keeps its number (the new memfd is {@code dup3}ed onto it), so the region layout never
  * changes; the former client's pages become an orphan file that only it still maps.
  *
  * <p><b>Threads.</b> Windows are created while the device is constructed, on the thread that starts the
@@ -160,7 +160,7 @@ public final class MemfdBarWindows implements DirectBarMemory, AutoCloseable {
                 for (Granted w : list) {
                     created.add(map(fresh, w.offset, w.size));
                 }
-                LibC.dup2(fresh, fds[bar]); // the reported fd number now names the new file
+                LibC.dup3CloseOnExec(fresh, fds[bar]); // the reported fd number now names the new file
             } catch (ErrnoException e) {
                 LOG.log(System.Logger.Level.WARNING, "cannot give BAR" + bar + " windows fresh memory ("
                         + e.getMessage() + "); the next client gets the same pages");

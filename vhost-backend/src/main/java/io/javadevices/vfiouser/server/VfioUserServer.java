@@ -31,9 +31,10 @@ import java.util.function.Function;
  * {@link DeviceContext} whose {@link GuestMemory} the server fills from DMA_MAP and whose interrupt sink
  * writes the client's eventfds), binds the socket and starts the accept thread. One client is served at a
  * time; a second concurrent client is refused (closed, with a WARN line). When a client disconnects or
- * crashes, the server unmaps its guest memory, closes its eventfds and resets the device (a new client
- * is a new VM: QEMU never reconnects, so it must find the device in power-on state), then accepts the next
- * client. {@link #close()} stops everything and deletes the socket file.
+ * crashes, the server unmaps its guest memory, closes its eventfds, gives the device's direct BAR windows
+ * new sealed memory ({@link MemfdBarWindows#renew()}: the former client may keep its mapping of the old
+ * pages) and resets the device (a new client is a new VM: QEMU never reconnects, so it must find the
+ * device in power-on state), then accepts the next client ({@code SessionTeardown}). {@link #close()} stops everything and deletes the socket file.
  *
  * <p><b>Threads.</b> One accept thread, plus one thread per connected client that reads, handles and
  * answers its messages in order (device BAR handlers run on it). Device workers deliver interrupts

@@ -550,6 +550,8 @@ public final class LibC {
     private static final MethodHandle STATX = bind("statx",
             FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, ADDRESS));
     private static final MethodHandle FSTATFS = bind("fstatfs", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS));
+    private static final MethodHandle DUP3 = bind("dup3", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT));
+    private static final int O_CLOEXEC = 0x80000;
 
     /** What {@link #fstat} tells about an open file: identity (device, inode), type bits and size. */
     public record FileStat(long device, long inode, int mode, long size) {
@@ -595,6 +597,26 @@ public final class LibC {
             }
             checked("fstatfs", r, st);
             return buf.get(JAVA_LONG, 0) & 0xFFFF_FFFFL; // the magics are 32-bit; f_type is sign-extended on some ABIs
+        }
+    }
+
+    /** dup3(oldFd, newFd, O_CLOEXEC): like {@link #dup2} but {@code newFd} stays close-on-exec; retries EINTR/EBUSY. */
+    public static void dup3CloseOnExec(int oldFd, int newFd) throws ErrnoException {
+        MemorySegment st = state();
+        while (true) {
+            int r;
+            try {
+                r = (int) DUP3.invokeExact(st, oldFd, newFd, O_CLOEXEC);
+            } catch (Throwable t) {
+                throw linkage(t);
+            }
+            if (r >= 0) {
+                return;
+            }
+            int e = errno(st);
+            if (e != Errno.EINTR && e != Errno.EBUSY) {
+                throw new ErrnoException("dup3", e);
+            }
         }
     }
 
