@@ -33,10 +33,11 @@ import java.util.Optional;
  * former client (a VM that disconnected but kept its mapping) could still store into the old pages. So
  * a host that serves one client after another gives each window new, zeroed memory between them, under
  * one rule: it replaces a window's memory only immediately before it calls {@link PciDevice#reset()}
- * for the new session, and keeps the old memory valid until that {@code reset()} has returned. A device
- * that follows the rule above therefore never touches released memory, and after the reset it never
- * reads a value the previous client can still write. A host that never replaces memory (a single VM)
- * needs to do nothing; {@link Window#memory()} then always returns the same segment.
+ * for the new session, and keeps the old memory valid until that {@code reset()} has returned; then it
+ * releases it (unmaps it: a later access would crash the process). A device that follows the rule above
+ * therefore never touches released memory, and after the reset it never reads a value the previous
+ * client can still write. A host that never replaces memory (a single VM) needs to do nothing;
+ * {@link Window#memory()} then always returns the same segment.
  */
 @FunctionalInterface
 public interface DirectBarMemory {
@@ -60,11 +61,6 @@ public interface DirectBarMemory {
          * which it does only right before a {@link PciDevice#reset()}.
          */
         MemorySegment memory();
-
-        /** A window whose memory never changes (hosts that serve a single guest, tests). */
-        static Window fixed(MemorySegment memory) {
-            return () -> memory;
-        }
     }
 
     /** A host without directly mapped BAR memory: every BAR access goes through the handlers. */
