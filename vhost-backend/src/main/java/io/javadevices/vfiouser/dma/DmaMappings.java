@@ -73,6 +73,8 @@ public final class DmaMappings {
     private volatile int count;
     private volatile long mappedBytes;
     private volatile int deferredCount;
+    /** Maps refused for their file or as a differing re-map (guarded by this; for rate-limited logging). */
+    private long refusals;
     /** The deferred-release timer thread while one runs, else null (guarded by this). */
     private Thread releaser;
 
@@ -111,8 +113,14 @@ public final class DmaMappings {
             if (fd >= 0) {
                 try {
                     file = LibC.fstat(fd);
-                    if (!file.isRegularFile() || !memoryFilesystem(LibC.filesystemType(fd))) {
-                        return Errno.EINVAL; // not guest RAM (see class comment, "Which files")
+                    long type = LibC.filesystemType(fd);
+                    if (!file.isRegularFile() || !memoryFilesystem(type)) {
+                        // Not guest RAM (class comment, "Which files"). Logged: QEMU stops at the first failed
+                        // map, and the operator needs to know why (e.g. memory-backend-file on a disk).
+                        warnRefused(String.format("DMA_MAP of [0x%x, +0x%x): the fd is not a file on tmpfs or hugetlbfs"
+                                + " (f_type 0x%x); QEMU: memory-backend-memfd, or memory-backend-file on /dev/shm or"
+                                + " hugetlbfs", address, size, type));
+                        return Errno.EINVAL;
                     }
                 } catch (ErrnoException e) {
                     return Errno.EINVAL;
@@ -120,7 +128,12 @@ public final class DmaMappings {
             }
             Mapping same = byAddress.get(address);
             if (same != null && same.size == size) {
-                return same.sameAs(fileOffset, flags, file) ? 0 : Errno.EEXIST; // see class comment, "Re-maps"
+                if (same.sameAs(fileOffset, flags, file)) {
+                    return 0; // see class comment, "Re-maps"
+                }
+                warnRefused(String.format("DMA_MAP of [0x%x, +0x%x) with another file, offset or flags than the"
+                        + " mapping already there", address, size));
+                return Errno.EEXIST;
             }
             if (overlaps(address, size)) {
                 return Errno.EEXIST;
@@ -141,6 +154,14 @@ public final class DmaMappings {
             return mapFile(address, size, fileOffset, flags, fd, file);
         } finally {
             LibC.closeQuietly(fd);
+        }
+    }
+
+    /** Logs a refused map, rate-limited: the 1st, 2nd, 4th, 8th... refusal (a hostile client may send many). */
+    private void warnRefused(String what) {
+        refusals++;
+        if (Long.bitCount(refusals) == 1) {
+            LOG.log(System.Logger.Level.WARNING, "refused " + what + " (refusal #" + refusals + ")");
         }
     }
 

@@ -130,14 +130,14 @@ class DmaMapRulesTest {
             c.ok(CMD_DMA_MAP, TestClient.dmaMapPayload(GPA, SIZE, 0, DMA_FLAG_READ | DMA_FLAG_WRITE), ram.fd);
             GuestMemory memory = server.guestMemoryForTest();
             MemorySegment target = memory.slice(GPA, 8);
-            Thread reader = Thread.ofPlatform().name("t11-dma-reader").start(() -> {
+            Thread reader = Thread.ofPlatform().name("dma-reader").start(() -> {
                 try {
                     LibC.read(blocking, target, 8); // "file I/O straight into guest memory"
                 } catch (Throwable t) {
                     failed.set(t);
                 }
             });
-            awaitBlockedInKernel("t11-dma-reader");
+            awaitBlockedInKernel("dma-reader");
             c.ok(CMD_DMA_UNMAP, TestClient.le(24).putInt(24).putInt(0).putLong(GPA).putLong(SIZE).array());
             assertEquals(1L, server.resources().get("dma.deferred"), "the release waits for the native call");
             assertEquals(0L, server.resources().get("dma.maps"), "the mapping itself is gone");

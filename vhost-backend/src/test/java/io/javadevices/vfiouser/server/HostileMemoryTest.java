@@ -1,6 +1,7 @@
 package io.javadevices.vfiouser.server;
 
 import io.javadevices.pci.ConfigSpace;
+import io.javadevices.pci.GuestMemory;
 import io.javadevices.pci.PciDevice;
 import io.javadevices.pci.PciDevicePlugin;
 import io.javadevices.pci.sample.DmaCopyDevice;
@@ -120,7 +121,7 @@ class HostileMemoryTest {
                 long before = server.device().statistics().get("doorbell.polled.sq");
                 int id = second.queueIo(0x02, RAM_BASE + BUF, 0); // written, not rung
                 // The former client rings queue 1's tail doorbell in the page it kept.
-                io.javadevices.pci.GuestMemory.storeIntRelease(first.doorbells, 8, 1);
+                GuestMemory.storeIntRelease(first.doorbells, 8, 1);
                 assertEquals(-1, second.awaitIo(id, 200), "a store into the old page started the new client's command");
                 assertEquals(before, server.device().statistics().get("doorbell.polled.sq"));
                 second.ringIo();
