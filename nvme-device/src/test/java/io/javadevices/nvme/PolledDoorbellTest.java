@@ -143,6 +143,34 @@ class PolledDoorbellTest {
         }
     }
 
+    /**
+     * Between two guests the host replaces the window (DirectBarMemory's "fresh memory per session"):
+     * the controller's reset re-reads it, and the former guest's stores into the page it kept do not
+     * move the new guest's queues.
+     */
+    @Test
+    void aNewGuestGetsAFreshPageTheFormerOneCannotReach() throws Exception {
+        try (Fixture f = Fixture.of("queues", "1", "doorbells", "polled")) {
+            f.driver.bringUp(1, 32, false);
+            verifiedIo(f, f.driver.ioQueue(1), 1);
+            MemorySegment former = f.host.directWindow(0, 0x1000).orElseThrow();
+
+            f.host.replaceDirectWindows(); // new memory, then the device reset
+            assertNotEquals(former.address(), f.host.directWindow(0, 0x1000).orElseThrow().address());
+            f.driver.bringUp(1, 32, false); // the next guest
+            HostQueue q = f.driver.ioQueue(1);
+            long buf = f.host.allocatePages(1);
+            long before = f.stat("io.commands");
+            q.queue(Command.read(1, 0, 1, buf, 0)); // written, not rung
+            GuestMemory.storeIntRelease(former, 8, q.sqTail()); // the former guest rings queue 1 in its old page
+            Thread.sleep(20); // workers look at least every nap (200 us): give them many looks
+            assertEquals(before, f.stat("io.commands"), "a store into the old page ran the new guest's command");
+            q.ringSq();
+            assertTrue(q.awaitCompletions(1, Duration.ofSeconds(5)).get(0).ok());
+            assertEquals(before + 1, f.stat("io.commands"));
+        }
+    }
+
     @Test
     void invalidPolledTailRaisesOneAsyncEventAndIsIgnored() throws Exception {
         try (Fixture f = Fixture.of("queues", "1", "doorbells", "polled")) {

@@ -25,7 +25,19 @@ import java.util.Optional;
  *   <li>Accesses the host cannot send to the memory (e.g. a client that declined the mapping) still
  *       arrive at the BAR's {@link MmioHandler}; the handler must then store them into the same
  *       memory, so the device has one source of truth.</li>
+ *   <li>Read {@link Window#memory()} again in every {@link PciDevice#reset()}, after stopping
+ *       whatever touches the window, and use only that segment until the next reset (see below).</li>
  * </ul>
+ *
+ * <p><b>Fresh memory per session.</b> The guest's mapping of a window is not the device's to revoke: a
+ * former client (a VM that disconnected but kept its mapping) could still store into the old pages. So
+ * a host that serves one client after another gives each window new, zeroed memory between them, under
+ * one rule: it replaces a window's memory only immediately before it calls {@link PciDevice#reset()}
+ * for the new session, and keeps the old memory valid until that {@code reset()} has returned; then it
+ * releases it (unmaps it: a later access would crash the process). A device that follows the rule above
+ * therefore never touches released memory, and after the reset it never reads a value the previous
+ * client can still write. A host that never replaces memory (a single VM) needs to do nothing;
+ * {@link Window#memory()} then always returns the same segment.
  */
 @FunctionalInterface
 public interface DirectBarMemory {
@@ -39,7 +51,17 @@ public interface DirectBarMemory {
      *
      * @throws IllegalArgumentException if offset or size is not page-aligned, or size is 0
      */
-    Optional<MemorySegment> share(int bar, long offset, long size);
+    Optional<Window> share(int bar, long offset, long size);
+
+    /** One granted window: a handle whose memory the host may replace between sessions (class comment). */
+    @FunctionalInterface
+    interface Window {
+        /**
+         * The window's current memory, {@code size} bytes. The same segment until the host replaces it,
+         * which it does only right before a {@link PciDevice#reset()}.
+         */
+        MemorySegment memory();
+    }
 
     /** A host without directly mapped BAR memory: every BAR access goes through the handlers. */
     DirectBarMemory NONE = (bar, offset, size) -> Optional.empty();

@@ -26,6 +26,16 @@ import java.util.List;
  * arena while a device is copying, the JDK fails the concurrent access with an
  * {@link IllegalStateException}, which these methods turn into a {@link GuestMemoryException}.
  *
+ * <p><b>Truncated files.</b> Guest RAM received from a client is a mapping of the client's file; if the
+ * client shrinks the file (ftruncate) the pages past its new end raise SIGBUS when touched, which
+ * HotSpot turns into an {@link InternalError} ("a fault occurred in an unsafe memory access"). The
+ * access methods turn it into a {@link GuestMemoryException} too, so the device answers with its
+ * DMA-error status. HotSpot raises that error asynchronously, at the thread's next safepoint check,
+ * which in JIT-compiled code can lie after the access method has returned: devices that run guest
+ * work on their own threads therefore also keep a catch-all at the thread's top (the NVMe queue
+ * worker reports a controller fatal status), and zero-copy users of {@link #slice} catch it around
+ * their own accesses. The catches cost nothing on the hot path.
+ *
  * <p><b>Ordering.</b> Plain accesses give no ordering. {@link #loadIntAcquire}, {@link #storeIntRelease}
  * and {@link #fullFence} are for shared-memory protocols with the guest such as NVMe shadow doorbells
  * and EventIdx (a store-then-load pattern needs the full fence: release + acquire is not enough).
@@ -167,6 +177,11 @@ public final class GuestMemory {
         return null;
     }
 
+    /** The SIGBUS of a mapping whose file was shrunk under it (class comment, "Truncated files"). */
+    private static GuestMemoryException truncated(long address, long length) {
+        return new GuestMemoryException("guest memory fault (its file was truncated?)", address, length);
+    }
+
     private static void checkRange(long address, long length) throws GuestMemoryException {
         if (address < 0 || length < 0 || address + length < 0) {
             throw new GuestMemoryException("guest address out of range", address, length);
@@ -280,6 +295,8 @@ public final class GuestMemory {
             }
         } catch (IllegalStateException closedWhileInUse) {
             throw new GuestMemoryException("guest memory was unmapped during the access", address, length);
+        } catch (InternalError fault) {
+            throw truncated(address, length);
         }
     }
 
@@ -306,6 +323,8 @@ public final class GuestMemory {
             }
         } catch (IllegalStateException closedWhileInUse) {
             throw new GuestMemoryException("guest memory was unmapped during the access", address, length);
+        } catch (InternalError fault) {
+            throw truncated(address, length);
         }
     }
 
@@ -318,6 +337,8 @@ public final class GuestMemory {
             return r.segment().get(INT_LE, address - r.address());
         } catch (IllegalStateException closed) {
             throw new GuestMemoryException("guest memory was unmapped during the access", address, 4);
+        } catch (InternalError fault) {
+            throw truncated(address, 4);
         }
     }
 
@@ -328,6 +349,8 @@ public final class GuestMemory {
             return r.segment().get(LONG_LE, address - r.address());
         } catch (IllegalStateException closed) {
             throw new GuestMemoryException("guest memory was unmapped during the access", address, 8);
+        } catch (InternalError fault) {
+            throw truncated(address, 8);
         }
     }
 
@@ -338,6 +361,8 @@ public final class GuestMemory {
             r.segment().set(INT_LE, address - r.address(), value);
         } catch (IllegalStateException closed) {
             throw new GuestMemoryException("guest memory was unmapped during the access", address, 4);
+        } catch (InternalError fault) {
+            throw truncated(address, 4);
         }
     }
 
@@ -348,6 +373,8 @@ public final class GuestMemory {
             r.segment().set(LONG_LE, address - r.address(), value);
         } catch (IllegalStateException closed) {
             throw new GuestMemoryException("guest memory was unmapped during the access", address, 8);
+        } catch (InternalError fault) {
+            throw truncated(address, 8);
         }
     }
 
@@ -361,6 +388,8 @@ public final class GuestMemory {
             return (int) INT_ATOMIC.getAcquire(r.segment(), address - r.address());
         } catch (IllegalStateException | IllegalArgumentException e) {
             throw new GuestMemoryException("atomic access failed: " + e.getMessage(), address, 4);
+        } catch (InternalError fault) {
+            throw truncated(address, 4);
         }
     }
 
@@ -374,6 +403,8 @@ public final class GuestMemory {
             INT_ATOMIC.setRelease(r.segment(), address - r.address(), value);
         } catch (IllegalStateException | IllegalArgumentException e) {
             throw new GuestMemoryException("atomic access failed: " + e.getMessage(), address, 4);
+        } catch (InternalError fault) {
+            throw truncated(address, 4);
         }
     }
 

@@ -194,4 +194,34 @@ class GuestMemoryTest {
         assertNull(unexpected.get());
         assertTrue(sawError.get(), "the device thread saw a GuestMemoryException");
     }
+    /**
+     * A client that shrinks its guest-RAM file after mapping it: touching the pages past the new end
+     * raises SIGBUS, which HotSpot turns into an InternalError; every access path reports it as a
+     * GuestMemoryException (the device's DMA error), never as an Error.
+     */
+    @Test
+    void accessesToATruncatedFileAreGuestMemoryErrors(@TempDir Path dir) throws Exception {
+        try (FileChannel ch = FileChannel.open(dir.resolve("ram"), StandardOpenOption.CREATE, StandardOpenOption.READ,
+                StandardOpenOption.WRITE); Arena arena = Arena.ofShared()) {
+            ch.truncate(0);
+            ch.write(java.nio.ByteBuffer.allocate(64 * 1024), 0);
+            GuestMemory m = GuestMemory.of(0x10_0000, ch.map(FileChannel.MapMode.READ_WRITE, 0, 64 * 1024, arena));
+            m.writeLong(0x10_8000, 42);
+            ch.truncate(4096); // the client's ftruncate: pages 1.. are gone
+            long gone = 0x10_8000;
+            byte[] buf = new byte[512];
+            assertEquals(0, m.readInt(0x10_0000), "the page still inside the file works");
+            assertAll(
+                    () -> assertThrows(GuestMemoryException.class, () -> m.read(gone, buf, 0, buf.length)),
+                    () -> assertThrows(GuestMemoryException.class, () -> m.write(gone, buf, 0, buf.length)),
+                    () -> assertThrows(GuestMemoryException.class, () -> m.fill(gone, 512, (byte) 0)),
+                    () -> assertThrows(GuestMemoryException.class, () -> m.fill(gone, 512, (byte) 1)),
+                    () -> assertThrows(GuestMemoryException.class, () -> m.readInt(gone)),
+                    () -> assertThrows(GuestMemoryException.class, () -> m.readLong(gone)),
+                    () -> assertThrows(GuestMemoryException.class, () -> m.writeInt(gone, 1)),
+                    () -> assertThrows(GuestMemoryException.class, () -> m.writeLong(gone, 1)),
+                    () -> assertThrows(GuestMemoryException.class, () -> m.loadIntAcquire(gone)),
+                    () -> assertThrows(GuestMemoryException.class, () -> m.storeIntRelease(gone, 1)));
+        }
+    }
 }

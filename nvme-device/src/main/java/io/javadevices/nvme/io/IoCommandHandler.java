@@ -94,8 +94,9 @@ public final class IoCommandHandler implements CommandHandler {
                     return Status.ABORTED_SQ_DELETION; // stopped mid-transfer: never posted
                 }
             }
-        } catch (GuestMemoryException e) {
-            controller.guestErrors().record(GuestErrors.Kind.DMA_OUTSIDE_MEMORY, e.address());
+        } catch (GuestMemoryException | InternalError e) { // InternalError: a backend copy hit truncated guest RAM (GuestMemory)
+            controller.guestErrors().record(GuestErrors.Kind.DMA_OUTSIDE_MEMORY,
+                    e instanceof GuestMemoryException g ? g.address() : -1);
             return Status.DATA_TRANSFER_ERROR;
         } catch (IOException | RuntimeException e) {
             int failed = write ? Status.WRITE_FAULT : Status.UNRECOVERED_READ_ERROR;

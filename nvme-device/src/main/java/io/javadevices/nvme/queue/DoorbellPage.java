@@ -1,5 +1,6 @@
 package io.javadevices.nvme.queue;
 
+import io.javadevices.pci.DirectBarMemory;
 import io.javadevices.pci.GuestMemory;
 
 import java.lang.foreign.MemorySegment;
@@ -15,18 +16,29 @@ import java.lang.foreign.MemorySegment;
  * ({@link io.javadevices.nvme.Nvme#validDoorbell}), and a queue's slots are zeroed when the queue is
  * created and the whole page on controller reset: a stale tail from an earlier queue must never look
  * like new submissions.
+ *
+ * <p>The host may give the window new memory between two clients ({@link DirectBarMemory}, "fresh memory
+ * per session": a former VM that kept its mapping must not reach the next VM's queues). {@link #clearAll}
+ * runs in every controller reset after the workers have stopped, so that is where the page is re-read.
  */
 public final class DoorbellPage {
     /** Bytes one page covers; queues beyond 511 cannot exist (options cap queues at 511). */
     public static final int SIZE = 4096;
 
-    private final MemorySegment page;
+    private final DirectBarMemory.Window window;
+    /** The window's memory as of the last reset; volatile so workers started later see the new page. */
+    private volatile MemorySegment page;
 
-    public DoorbellPage(MemorySegment page) {
+    public DoorbellPage(DirectBarMemory.Window window) {
+        this.window = window;
+        this.page = checked(window.memory());
+    }
+
+    private static MemorySegment checked(MemorySegment page) {
         if (page.byteSize() < SIZE) {
             throw new IllegalArgumentException("doorbell page must be " + SIZE + " bytes: " + page.byteSize());
         }
-        this.page = page;
+        return page;
     }
 
     /** The SQ tail the guest wrote for {@code qid} (raw 32-bit value, acquire: SQEs written before it are visible). */
@@ -50,9 +62,14 @@ public final class DoorbellPage {
         store(8L * qid + 4, 0);
     }
 
-    /** Zeroes every doorbell (controller reset). */
+    /**
+     * Controller reset, with no worker running: takes the window's current memory (new if the host
+     * replaced it for a new client) and zeroes every doorbell in it.
+     */
     public void clearAll() {
-        page.asSlice(0, SIZE).fill((byte) 0);
+        MemorySegment current = checked(window.memory());
+        page = current;
+        current.asSlice(0, SIZE).fill((byte) 0);
         GuestMemory.fullFence();
     }
 }

@@ -44,7 +44,7 @@ public final class ShadowDoorbell {
         Resolved r = resolve();
         try {
             return GuestMemory.loadIntAcquire(r.shadow, 0) & 0xFFFF;
-        } catch (IllegalStateException e) {
+        } catch (IllegalStateException | InternalError e) { // unmapped, or its file truncated (GuestMemory)
             throw new GuestMemoryException("shadow doorbell unmapped", shadowAddress, 4);
         }
     }
@@ -54,7 +54,7 @@ public final class ShadowDoorbell {
         Resolved r = resolve();
         try {
             GuestMemory.storeIntRelease(r.eventIdx, 0, eventIdx & 0xFFFF);
-        } catch (IllegalStateException e) {
+        } catch (IllegalStateException | InternalError e) { // unmapped, or its file truncated (GuestMemory)
             throw new GuestMemoryException("EventIdx unmapped", eventIdxAddress, 4);
         }
     }

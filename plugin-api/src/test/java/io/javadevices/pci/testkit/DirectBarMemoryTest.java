@@ -20,14 +20,19 @@ import static org.junit.jupiter.api.Assertions.*;
 /** The {@link DirectBarMemory} contract as the test host implements it. */
 class DirectBarMemoryTest {
 
-    /** A device with an 8 KiB BAR0 whose second page is a direct window; records handler writes. */
+    /**
+     * A device with an 8 KiB BAR0 whose second page is a direct window; records handler writes. Follows
+     * the contract: reads the window's memory at construction and again in every reset.
+     */
     static final class WindowDevice implements PciDevice {
         final List<long[]> handlerWrites = new ArrayList<>();
-        final Optional<MemorySegment> window;
+        final Optional<DirectBarMemory.Window> granted;
         final ConfigSpace config;
+        MemorySegment memory;
 
         WindowDevice(DeviceContext ctx) {
-            window = ctx.barMemory().share(0, 0x1000, 0x1000);
+            granted = ctx.barMemory().share(0, 0x1000, 0x1000);
+            memory = granted.map(DirectBarMemory.Window::memory).orElse(null);
             config = ConfigSpace.builder().vendorId(0x4E58).deviceId(0x0002).classCode(0xFF, 0, 0)
                     .bar(Bar.memory32(0, 0x2000, new MmioHandler() {
                         @Override
@@ -50,6 +55,7 @@ class DirectBarMemoryTest {
         @Override
         public void reset() {
             config.reset();
+            memory = granted.map(DirectBarMemory.Window::memory).orElse(null);
         }
 
         @Override
@@ -61,7 +67,7 @@ class DirectBarMemoryTest {
     void guestStoresInsideAWindowReachTheMemoryNotTheHandler() {
         try (TestHost host = TestHost.heap(1 << 20)) {
             WindowDevice dev = host.attach(WindowDevice::new);
-            MemorySegment window = dev.window.orElseThrow();
+            MemorySegment window = dev.memory;
             assertEquals(0x1000, window.byteSize());
             assertEquals(0, GuestMemory.loadIntAcquire(window, 4), "windows start zeroed");
 
@@ -85,7 +91,7 @@ class DirectBarMemoryTest {
             host.mmioWrite32(0, 0x1008, 9);
             assertEquals(1, dev.handlerWrites.size());
             assertEquals(0x1008, dev.handlerWrites.get(0)[0]);
-            assertEquals(0, GuestMemory.loadIntAcquire(dev.window.orElseThrow(), 8), "the host did not store it");
+            assertEquals(0, GuestMemory.loadIntAcquire(dev.memory, 8), "the host did not store it");
         }
     }
 
@@ -93,7 +99,31 @@ class DirectBarMemoryTest {
     void aContextWithoutDirectMemoryGrantsNothing() {
         DeviceContext ctx = new DeviceContext(GuestMemory.of(0, MemorySegment.ofArray(new long[16])), InterruptSink.NONE);
         assertSame(DirectBarMemory.NONE, ctx.barMemory());
-        assertTrue(new WindowDevice(ctx).window.isEmpty());
+        assertTrue(new WindowDevice(ctx).granted.isEmpty());
+    }
+
+    /**
+     * Between two guests the host gives the window new memory and resets the device: the device then
+     * reads the new page, starts from zeroes, and a store into the old page (a former guest that kept
+     * its mapping) no longer reaches it.
+     */
+    @Test
+    void aReplacedWindowCutsOffTheFormerGuest() {
+        try (TestHost host = TestHost.heap(1 << 20)) {
+            WindowDevice dev = host.attach(WindowDevice::new);
+            host.mmioWrite32(0, 0x1004, 0x1234);
+            MemorySegment former = dev.memory;
+
+            host.replaceDirectWindows();
+
+            assertNotEquals(former.address(), dev.memory.address(), "the device re-read its window in reset()");
+            assertEquals(0, GuestMemory.loadIntAcquire(dev.memory, 4), "fresh memory starts zeroed");
+            GuestMemory.storeIntRelease(former, 4, 0x6666); // the former guest's late store
+            assertEquals(0, GuestMemory.loadIntAcquire(dev.memory, 4));
+            host.mmioWrite32(0, 0x1004, 7);
+            assertEquals(7, GuestMemory.loadIntAcquire(dev.memory, 4), "the new guest's stores reach the device");
+            assertEquals(dev.memory.address(), host.directWindow(0, 0x1000).orElseThrow().address());
+        }
     }
 
     @Test

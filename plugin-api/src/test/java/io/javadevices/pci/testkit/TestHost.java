@@ -51,8 +51,23 @@ public final class TestHost implements AutoCloseable {
     private final List<Window> windows = new ArrayList<>();
     private boolean trapWindows;
 
-    /** One granted direct window. */
-    private record Window(int bar, long offset, MemorySegment memory) {
+    /** One granted direct window; {@link #replaceDirectWindows()} swaps its memory. */
+    private static final class Window implements DirectBarMemory.Window {
+        final int bar;
+        final long offset;
+        volatile MemorySegment memory;
+
+        Window(int bar, long offset, MemorySegment memory) {
+            this.bar = bar;
+            this.offset = offset;
+            this.memory = memory;
+        }
+
+        @Override
+        public MemorySegment memory() {
+            return memory;
+        }
+
         boolean covers(int b, long o, int size) {
             return b == bar && o >= offset && o + size <= offset + memory.byteSize();
         }
@@ -104,11 +119,30 @@ public final class TestHost implements AutoCloseable {
         return new DeviceContext(memory, interrupts, this::shareWindow);
     }
 
-    private synchronized Optional<MemorySegment> shareWindow(int bar, long offset, long size) {
+    private synchronized Optional<DirectBarMemory.Window> shareWindow(int bar, long offset, long size) {
         DirectBarMemory.checkWindow(bar, offset, size);
-        MemorySegment segment = windowArena.allocate(size, DirectBarMemory.PAGE);
-        windows.add(new Window(bar, offset, segment));
-        return Optional.of(segment);
+        Window w = new Window(bar, offset, windowArena.allocate(size, DirectBarMemory.PAGE));
+        windows.add(w);
+        return Optional.of(w);
+    }
+
+    /**
+     * What a host does between two guests ({@link DirectBarMemory}, "fresh memory per session"): gives
+     * every direct window new zeroed memory, then resets the device and sets it up again as firmware does
+     * ({@link #attach}: BARs, memory decoding, bus mastering). The old memory stays allocated (a
+     * former guest's mapping) until {@link #close()}, so a test can store into it and check that the
+     * device no longer sees those stores.
+     */
+    public void replaceDirectWindows() {
+        synchronized (this) {
+            for (Window w : windows) {
+                w.memory = windowArena.allocate(w.memory.byteSize(), DirectBarMemory.PAGE);
+            }
+        }
+        synchronized (mmioLock) {
+            device().reset();
+        }
+        boot();
     }
 
     /**
@@ -150,11 +184,15 @@ public final class TestHost implements AutoCloseable {
         }
         D created = factory.apply(context());
         this.device = created;
+        boot();
+        return created;
+    }
+
+    private void boot() {
         programBars();
-        ConfigSpace config = created.config();
+        ConfigSpace config = device.config();
         config.write(ConfigSpace.COMMAND, 2, ConfigSpace.COMMAND_MEMORY | ConfigSpace.COMMAND_BUS_MASTER);
         interrupts.follow(config, msixTable);
-        return created;
     }
 
     /** The attached device. */

@@ -27,20 +27,43 @@ import static io.javadevices.vfiouser.protocol.VfioUserProtocol.DMA_FLAG_WRITE;
  * QEMU's DMA_READ/WRITE messages are not supported (vfio-user.md §1.13).
  *
  * <p>Rules (spec "VFIO_USER_DMA_MAP/UNMAP", libvfio-user {@code dma_controller_add_region}): a map that
- * overlaps an existing one fails with EEXIST, except an identical re-map, which is accepted as a no-op
- * because QEMU treats any failed map as fatal ({@code hw_error("vfio: DMA mapping failed")}); unmaps must
- * match a map exactly, or use the ALL flag. Every mapping counts against {@code maxMappings}; fd-backed
- * bytes count against {@code maxMappedBytes}. The file must be long enough for the range (checked with
- * {@code lseek}), because touching a mapping past end of file raises SIGBUS.
+ * overlaps an existing one fails with EEXIST; unmaps must match a map exactly, or use the ALL flag. Every
+ * mapping counts against {@code maxMappings}; fd-backed bytes count against {@code maxMappedBytes}.
+ *
+ * <p><b>Re-maps.</b> A map of exactly the range of an existing one is accepted as a no-op only if it is
+ * the same mapping again: the same file (st_dev and st_ino, whatever the fd number), file offset and
+ * flags, or again fd-less with the same offset and flags. QEMU treats any failed map as fatal
+ * ({@code hw_error("vfio: DMA mapping failed")}), which is why the identical re-map stays accepted. Any
+ * other re-map fails with EEXIST; it is not applied as a replacement. Decision: replacing would need
+ * an unmap the client did not ask for while device workers may be copying into the old pages, and
+ * acknowledging-and-ignoring (the old behaviour) is worse: a read-only mapping stays private, so device
+ * writes would land where the guest never looks. QEMU's listener always unmaps a section before it maps a
+ * changed one, so only a confused or hostile client sends a differing re-map; libvfio-user refuses it
+ * too (EINVAL, by its {@code fds_are_same_file} check).
+ *
+ * <p><b>Which files.</b> Only files whose pages are memory are accepted: tmpfs (memfd, /dev/shm) and
+ * hugetlbfs, checked with {@code fstatfs}. A device worker touching a page of a FUSE or NFS file can
+ * block in the page fault for as long as that filesystem likes, and a thread stuck in a fault also stalls
+ * every JVM safepoint, i.e. the whole server. A regular file on a disk filesystem (ext4, xfs, overlay) is
+ * refused as well: its faults wait for disk I/O and its dirty pages are written back to the file, which
+ * is not what guest RAM is (QEMU's memory backends are memfd, /dev/shm or hugetlbfs). Refused with EINVAL.
+ * The file must be long enough for the range (checked with {@code fstat}), because touching a mapping
+ * past end of file raises SIGBUS. If the client later shrinks a file it did not seal with F_SEAL_SHRINK
+ * (QEMU's memory-backend-memfd seals by default), the device's accesses fail as guest-memory errors
+ * (see {@link GuestMemory}).
  *
  * <p><b>Threads.</b> Only the connection's socket thread calls the mutating methods; the counters may be
  * read from any thread. Unmapping removes the region from guest memory first, then closes its arena; if a
  * device thread holds the segment in a native call at that moment the close is retried for a short while
- * and otherwise deferred (counted by {@link #deferredCloses()}) and retried on later calls.
+ * and otherwise deferred (counted by {@link #deferredCloses()}): a daemon timer then retries it every
+ * {@link #DEFERRED_RETRY_MILLIS} ms until the device has let go, so the memory is released promptly and
+ * not only at the client's next map.
  */
 public final class DmaMappings {
     private static final System.Logger LOG = System.getLogger(DmaMappings.class.getName());
-    private static final long CLOSE_RETRY_NANOS = 2_000_000_000L;
+    private static final long CLOSE_RETRY_NANOS = 100_000_000L;
+    /** Period of the deferred-release timer (class comment, "Threads"). */
+    static final long DEFERRED_RETRY_MILLIS = 5;
 
     private final GuestMemory memory;
     private final int maxMappings;
@@ -50,11 +73,21 @@ public final class DmaMappings {
     private volatile int count;
     private volatile long mappedBytes;
     private volatile int deferredCount;
+    /** Maps refused for their file or as a differing re-map (guarded by this; for rate-limited logging). */
+    private long refusals;
+    /** The deferred-release timer thread while one runs, else null (guarded by this). */
+    private Thread releaser;
 
-    /** One DMA_MAP. {@code arena} is null for fd-less mappings. */
-    private record Mapping(long address, long size, long fileOffset, int flags, Arena arena) {
+    /** One DMA_MAP. {@code arena} and {@code file} are null for fd-less mappings. */
+    private record Mapping(long address, long size, long fileOffset, int flags, LibC.FileStat file, Arena arena) {
         boolean fdBacked() {
             return arena != null;
+        }
+
+        /** True if a map of the same range with these arguments is this mapping again (class comment). */
+        boolean sameAs(long otherOffset, int otherFlags, LibC.FileStat otherFile) {
+            return fileOffset == otherOffset && flags == otherFlags
+                    && (file == null ? otherFile == null : otherFile != null && file.sameFile(otherFile));
         }
     }
 
@@ -76,9 +109,31 @@ public final class DmaMappings {
                     || address + size < 0 || fileOffset < 0 || fileOffset + size < 0) {
                 return Errno.EINVAL;
             }
+            LibC.FileStat file = null;
+            if (fd >= 0) {
+                try {
+                    file = LibC.fstat(fd);
+                    long type = LibC.filesystemType(fd);
+                    if (!file.isRegularFile() || !memoryFilesystem(type)) {
+                        // Not guest RAM (class comment, "Which files"). Logged: QEMU stops at the first failed
+                        // map, and the operator needs to know why (e.g. memory-backend-file on a disk).
+                        warnRefused(String.format("DMA_MAP of [0x%x, +0x%x): the fd is not a file on tmpfs or hugetlbfs"
+                                + " (f_type 0x%x); QEMU: memory-backend-memfd, or memory-backend-file on /dev/shm or"
+                                + " hugetlbfs", address, size, type));
+                        return Errno.EINVAL;
+                    }
+                } catch (ErrnoException e) {
+                    return Errno.EINVAL;
+                }
+            }
             Mapping same = byAddress.get(address);
             if (same != null && same.size == size) {
-                return 0; // identical re-map: accept (see class comment)
+                if (same.sameAs(fileOffset, flags, file)) {
+                    return 0; // see class comment, "Re-maps"
+                }
+                warnRefused(String.format("DMA_MAP of [0x%x, +0x%x) with another file, offset or flags than the"
+                        + " mapping already there", address, size));
+                return Errno.EEXIST;
             }
             if (overlaps(address, size)) {
                 return Errno.EEXIST;
@@ -87,30 +142,34 @@ public final class DmaMappings {
                 return Errno.ENOSPC;
             }
             if (fd < 0) {
-                add(new Mapping(address, size, fileOffset, flags, null));
+                add(new Mapping(address, size, fileOffset, flags, null, null));
                 return 0;
             }
             if (size > maxMappedBytes - mappedBytes) {
                 return Errno.ENOMEM;
             }
-            return mapFile(address, size, fileOffset, flags, fd);
+            if (fileOffset + size > file.size()) {
+                return Errno.EINVAL; // would SIGBUS on access past end of file
+            }
+            return mapFile(address, size, fileOffset, flags, fd, file);
         } finally {
             LibC.closeQuietly(fd);
         }
     }
 
-    private int mapFile(long address, long size, long fileOffset, int flags, int fd) {
-        long fileSize;
-        try {
-            long position = LibC.lseek(fd, 0, LibC.SEEK_CUR);
-            fileSize = LibC.lseek(fd, 0, LibC.SEEK_END);
-            LibC.lseek(fd, position, LibC.SEEK_SET);
-        } catch (ErrnoException e) {
-            return Errno.EINVAL; // not a seekable file (pipe, socket...): cannot be guest RAM
+    /** Logs a refused map, rate-limited: the 1st, 2nd, 4th, 8th... refusal (a hostile client may send many). */
+    private void warnRefused(String what) {
+        refusals++;
+        if (Long.bitCount(refusals) == 1) {
+            LOG.log(System.Logger.Level.WARNING, "refused " + what + " (refusal #" + refusals + ")");
         }
-        if (fileOffset + size > fileSize) {
-            return Errno.EINVAL; // would SIGBUS on access past end of file
-        }
+    }
+
+    private static boolean memoryFilesystem(long type) {
+        return type == LibC.TMPFS_MAGIC || type == LibC.HUGETLBFS_MAGIC;
+    }
+
+    private int mapFile(long address, long size, long fileOffset, int flags, int fd, LibC.FileStat file) {
         long pageOffset = fileOffset & -LibC.PAGE_SIZE;
         long delta = fileOffset - pageOffset;
         long length = size + delta;
@@ -132,7 +191,7 @@ public final class DmaMappings {
             arena.close();
             return Errno.EEXIST; // guest memory already has this range (cannot happen: checked above)
         }
-        add(new Mapping(address, size, fileOffset, flags, arena));
+        add(new Mapping(address, size, fileOffset, flags, file, arena));
         return 0;
     }
 
@@ -214,12 +273,36 @@ public final class DmaMappings {
                     LOG.log(System.Logger.Level.WARNING, "DMA mapping still in use by the device after unmap; deferring its release");
                     deferred.add(arena);
                     deferredCount = deferred.size();
+                    startReleaser();
                     return;
                 }
                 Thread.onSpinWait();
                 Thread.yield();
             }
         }
+    }
+
+    /** Starts the deferred-release timer unless it runs; it ends by itself once nothing is deferred. */
+    private void startReleaser() {
+        if (releaser != null) {
+            return;
+        }
+        releaser = Thread.ofPlatform().daemon().name("vfio-user-dma-release").start(() -> {
+            while (true) {
+                try {
+                    Thread.sleep(DEFERRED_RETRY_MILLIS);
+                } catch (InterruptedException e) {
+                    // keep going: the arenas must still be released
+                }
+                synchronized (this) {
+                    retryDeferred();
+                    if (deferred.isEmpty()) {
+                        releaser = null;
+                        return;
+                    }
+                }
+            }
+        });
     }
 
     private void retryDeferred() {

@@ -114,30 +114,18 @@ final class Connection implements Runnable {
         }
     }
 
-    /**
-     * Releases the session's resources in the order that keeps device workers safe: guest memory first
-     * (workers then get GuestMemoryException), then the client's eventfds, then a device reset so the next
-     * client (a new VM: QEMU never reconnects) starts from power-on state, then the interrupt slots.
-     */
+    /** Releases the session's resources ({@link SessionTeardown}); the socket closes and the session ends whatever happens. */
     private void cleanup(String reason) {
         int maps = dma.count();
         try {
-            dma.unmapAll();
-        } catch (RuntimeException e) {
-            LOG.log(System.Logger.Level.WARNING, "releasing DMA mappings failed", e);
+            SessionTeardown.release(server);
+        } finally {
+            socket.close();
+            arena.close();
+            LOG.log(System.Logger.Level.INFO, "vfio-user client " + name + " disconnected (" + reason
+                    + "; released " + maps + " DMA mappings, device reset)");
+            server.sessionEnded(this);
         }
-        interrupts.releaseAll();
-        try {
-            resetDevice();
-        } catch (RuntimeException e) {
-            LOG.log(System.Logger.Level.WARNING, "device reset after disconnect failed", e);
-        }
-        interrupts.closeSlots();
-        socket.close();
-        arena.close();
-        LOG.log(System.Logger.Level.INFO, "vfio-user client " + name + " disconnected (" + reason
-                + "; released " + maps + " DMA mappings, device reset)");
-        server.sessionEnded(this);
     }
 
     // ================================================================== framing

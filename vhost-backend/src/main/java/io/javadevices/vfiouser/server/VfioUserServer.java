@@ -33,9 +33,10 @@ import java.util.function.Function;
  * (SO_PEERCRED) is not allowed ({@link Builder#allowUids}; default: the server's own uid and root) is
  * closed before anything is read from it, counted and logged (rate-limited). One client is served at a
  * time; a second concurrent client is refused (closed, with a WARN line). When a client disconnects or
- * crashes, the server unmaps its guest memory, closes its eventfds and resets the device (a new client
- * is a new VM: QEMU never reconnects, so it must find the device in power-on state), then accepts the next
- * client. {@link #close()} stops everything and deletes the socket file.
+ * crashes, the server unmaps its guest memory, closes its eventfds, gives the device's direct BAR windows
+ * new sealed memory ({@link MemfdBarWindows#renew()}: the former client may keep its mapping of the old
+ * pages) and resets the device (a new client is a new VM: QEMU never reconnects, so it must find the
+ * device in power-on state), then accepts the next client ({@code SessionTeardown}). {@link #close()} stops everything and deletes the socket file.
  *
  * <p><b>Threads.</b> One accept thread, plus one thread per connected client that reads, handles and
  * answers its messages in order (device BAR handlers run on it). Device workers deliver interrupts
@@ -173,6 +174,7 @@ public final class VfioUserServer implements AutoCloseable {
                 throw e;
             }
             try {
+                barWindows.seal(); // the device asked for its windows: fix their sizes before any client sees them
                 interrupts.attach(device.config());
                 layout = new DeviceLayout(device.config(), interrupts, barWindows);
                 dma = new DmaMappings(memory, limits.maxDmaMaps(), limits.maxMappedBytes());
@@ -308,6 +310,10 @@ public final class VfioUserServer implements AutoCloseable {
         return dma;
     }
 
+    MemfdBarWindows barWindows() {
+        return barWindows;
+    }
+
     EventfdInterrupts interrupts() {
         return interrupts;
     }
@@ -347,7 +353,8 @@ public final class VfioUserServer implements AutoCloseable {
     }
 
     /**
-     * Counters and gauges: {@code dma.maps}, {@code dma.bytes}, {@code irq.fds}, {@code clients.connected}
+     * Counters and gauges: {@code dma.maps}, {@code dma.bytes}, {@code dma.deferred} (unmapped, not yet
+     * released), {@code irq.fds}, {@code clients.connected}
      * (0/1), {@code clients.total}, {@code messages}, {@code errors.replied}, plus {@code clients.refused},
      * {@code clients.denied} (closed at accept: uid not allowed), {@code irq.signalled}, {@code irq.dropped}.
      */
@@ -355,6 +362,7 @@ public final class VfioUserServer implements AutoCloseable {
         Map<String, Long> r = new LinkedHashMap<>();
         r.put("dma.maps", dma == null ? 0L : dma.count());
         r.put("dma.bytes", dma == null ? 0L : dma.mappedBytes());
+        r.put("dma.deferred", dma == null ? 0L : dma.deferredCloses());
         r.put("irq.fds", interrupts == null ? 0L : (long) interrupts.clientEventfds());
         boolean connected;
         synchronized (lock) {

@@ -231,7 +231,8 @@ class MalformedTrafficTest {
             assertError(c.dmaMap(0x7FFF_FFFF_FFFF_F000L, 0x2000, 0, -1), EINVAL); // wraps
             assertError(c.request(CMD_DMA_MAP, TestClient.dmaMapPayload(0, 4096, 0, 0x10)), EINVAL); // flags
             assertFalse(c.dmaMap(0, 1 << 20, 0, small.fd).isError());
-            assertFalse(c.dmaMap(0, 1 << 20, 0, -1).isError(), "identical re-map is a no-op");
+            assertFalse(c.dmaMap(0, 1 << 20, 0, small.fd).isError(), "identical re-map is a no-op");
+            assertError(c.dmaMap(0, 1 << 20, 0, -1), EEXIST); // same range, but fd-less: not the same mapping
             assertError(c.dmaMap(0x8000, 0x1000, 0, -1), EEXIST);
             assertFalse(c.dmaMap(0x200000, 0x1000, 0, -1).isError());
             assertFalse(c.dmaMap(0x300000, 0x1000, 0, -1).isError());
