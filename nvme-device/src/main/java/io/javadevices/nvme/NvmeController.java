@@ -113,7 +113,7 @@ public final class NvmeController implements PciDevice, QueueWorker.Host {
             throw e;
         }
         this.namespaces = List.copyOf(list);
-        this.features = new FeatureState(maxQueues + 1);
+        this.features = new FeatureState(maxQueues + 1, list.stream().anyMatch(ns -> ns.backend().volatileWriteCache()));
         this.sqs = new AtomicReferenceArray<>(maxQueues + 1);
         this.cqs = new AtomicReferenceArray<>(maxQueues + 1);
         // CAP (NVMe 1.4 Figure 68): MQES, CQR=1, AMS=0, TO=0xF (7.5 s), DSTRD=0, CSS bit 37 (NVM), MPSMIN=0, MPSMAX.
@@ -774,6 +774,7 @@ public final class NvmeController implements PciDevice, QueueWorker.Host {
         m.put("io.queues", (long) ioQueues);
         m.put("controller.resets", resets);
         m.put("errors.logged", errorLog.count());
+        namespaces.forEach(ns -> ns.putStatistics(m));
         // Commands by opcode: admin.opcode.0x06 (Identify), io.opcode.0x02 (Read), ... only those seen.
         for (int op = 0; op < 256; op++) {
             long admin = total.adminByOpcode[op];
