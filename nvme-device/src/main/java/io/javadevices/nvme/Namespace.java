@@ -2,6 +2,9 @@ package io.javadevices.nvme;
 
 import io.javadevices.nvme.backend.BlockBackend;
 
+import java.util.Map;
+import java.util.concurrent.atomic.LongAdder;
+
 /**
  * One active namespace: NSID, backend and LBA format (NVMe 1.4 §6, one LBA format, no metadata).
  */
@@ -10,6 +13,11 @@ public final class Namespace {
     private final BlockBackend backend;
     private final int lbaShift;
     private final long blocks;
+    /**
+     * Durability counters, counted by the I/O workers of every queue: LongAdders (no shared cache line) and
+     * only on the durable paths (Flush, FUA, write-through), which pay for an fdatasync anyway.
+     */
+    private final LongAdder flushes = new LongAdder(), fuaWrites = new LongAdder(), writeThroughs = new LongAdder();
 
     public Namespace(int nsid, BlockBackend backend, int lbaSize) {
         this.nsid = nsid;
@@ -34,6 +42,36 @@ public final class Namespace {
     /** Namespace size in logical blocks (NSZE = NCAP = NUSE). */
     public long blocks() {
         return blocks;
+    }
+
+    /** A Flush command reached this namespace (directly or through NSID FFFFFFFFh). */
+    public void countFlush() {
+        flushes.increment();
+    }
+
+    /** A write with FUA set completed (made durable). */
+    public void countFuaWrite() {
+        fuaWrites.increment();
+    }
+
+    /** A write completed while the volatile write cache was disabled (made durable). */
+    public void countWriteThrough() {
+        writeThroughs.increment();
+    }
+
+    /**
+     * Adds {@code nsN.flushes}, {@code nsN.writes.fua}, {@code nsN.writes.through} (cache disabled),
+     * {@code nsN.syncs} (fdatasyncs done), {@code nsN.sync.errors} and {@code nsN.sync.failed} (1 once a sync
+     * failed: flushes fail until the namespace is opened again).
+     */
+    public void putStatistics(Map<String, Long> m) {
+        String p = "ns" + nsid + ".";
+        m.put(p + "flushes", flushes.sum());
+        m.put(p + "writes.fua", fuaWrites.sum());
+        m.put(p + "writes.through", writeThroughs.sum());
+        m.put(p + "syncs", backend.syncs());
+        m.put(p + "sync.errors", backend.syncErrors());
+        m.put(p + "sync.failed", backend.syncFailed() ? 1L : 0L);
     }
 
     /** True if {@code [slba, slba + count)} lies inside the namespace (overflow-safe). */

@@ -122,7 +122,7 @@ public final class NvmeController implements PciDevice, QueueWorker.Host {
             throw e;
         }
         this.namespaces = List.copyOf(list);
-        this.features = new FeatureState(maxQueues + 1);
+        this.features = new FeatureState(maxQueues + 1, list.stream().anyMatch(ns -> ns.backend().volatileWriteCache()));
         this.sqs = new AtomicReferenceArray<>(maxQueues + 1);
         this.cqs = new AtomicReferenceArray<>(maxQueues + 1);
         this.reset = new ControllerReset(options.stopTimeoutMillis() * 1_000_000L, this::fatal);
@@ -790,6 +790,7 @@ public final class NvmeController implements PciDevice, QueueWorker.Host {
         m.put("controller.resets", resets);
         m.put("errors.logged", errorLog.count());
         guestErrors.addTo(m);
+        namespaces.forEach(ns -> ns.putStatistics(m));
         // Commands by opcode: admin.opcode.0x06 (Identify), io.opcode.0x02 (Read), ... only those seen.
         for (int op = 0; op < 256; op++) {
             long admin = total.adminByOpcode[op];

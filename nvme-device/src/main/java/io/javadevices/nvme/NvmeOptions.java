@@ -4,6 +4,7 @@ import io.javadevices.nvme.backend.BlockBackend;
 import io.javadevices.nvme.backend.FileBackend;
 import io.javadevices.nvme.backend.NullBackend;
 import io.javadevices.nvme.backend.RamBackend;
+import io.javadevices.nvme.backend.RamBudget;
 import io.javadevices.nvme.queue.QueueWorker;
 import io.javadevices.pci.ByteSizes;
 
@@ -37,6 +38,10 @@ public record NvmeOptions(List<NamespaceSpec> namespaces, int queues, boolean db
 
     public static final String HELP = String.join("\n",
             "namespaces=LIST  comma-separated ram:SIZE | null:SIZE | file:PATH[:SIZE], each optionally @4096 for 4 KiB LBAs (default 512); SIZE like 64M, 1G or bytes (default ram:1G)",
+            "                 ram: is sparse anonymous memory outside the Java heap and direct-memory limit; all ram: sizes together",
+            "                 must fit the host's RAM + swap. file: images are locked like QEMU locks them (a second server or a",
+            "                 QEMU writer is refused); a block device must hold SIZE; Flush, FUA writes and a disabled write cache",
+            "                 fdatasync the file",
             "queues=N         maximum I/O queue pairs, 1..511 (default 4)",
             "dbbuf=on|off     Doorbell Buffer Config / shadow doorbells (default on; off clears OACS bit 8)",
             "serial=TEXT      serial number, at most 20 ASCII characters (default JD0001)",
@@ -90,6 +95,8 @@ public record NvmeOptions(List<NamespaceSpec> namespaces, int queues, boolean db
             }
         }
         List<NamespaceSpec> namespaces = parseNamespaces(options.getOrDefault("namespaces", "ram:1G"));
+        RamBudget.check(namespaces.stream().filter(ns -> ns.kind().equals("ram")).mapToLong(NamespaceSpec::size)
+                .reduce(0, (a, b) -> a > Long.MAX_VALUE - b ? Long.MAX_VALUE : a + b)); // saturating: no overflow to "small"
         int queues = intOption(options, "queues", 4, 1, 511);
         String db = options.getOrDefault("dbbuf", "on").toLowerCase(Locale.ROOT);
         if (!db.equals("on") && !db.equals("off")) {

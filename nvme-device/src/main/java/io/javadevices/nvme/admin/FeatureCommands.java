@@ -1,15 +1,21 @@
 package io.javadevices.nvme.admin;
 
+import io.javadevices.nvme.Namespace;
 import io.javadevices.nvme.NvmeController;
 import io.javadevices.nvme.Status;
 import io.javadevices.nvme.queue.CommandHandler;
 import io.javadevices.nvme.queue.Sqe;
 
+import java.io.IOException;
+
 /**
  * Set Features (09h) and Get Features (0Ah), NVMe 1.4 §5.21/§5.15. Nothing is saveable (SV → Feature
  * Identifier Not Saveable); Get SEL 01b/10b return the default, 11b the capabilities (changeable).
  * APST (0Ch) is not supported (Identify APSTA = 0, Linux never sends it) → Invalid Field, as are
- * Host Memory Buffer, Timestamp, Host Identifier and unknown FIDs.
+ * Host Memory Buffer, Timestamp, Host Identifier and unknown FIDs. Volatile Write Cache (06h) exists
+ * only when the controller advertises a cache (Identify VWC bit 0, set when a namespace's backend has one):
+ * WCE = 0 makes every write durable before it completes; without a cache it is Invalid Field, as for any
+ * feature the controller does not implement.
  */
 final class FeatureCommands {
     static final int ARBITRATION = 0x01, POWER_MANAGEMENT = 0x02, TEMPERATURE_THRESHOLD = 0x04,
@@ -64,7 +70,12 @@ final class FeatureCommands {
                 }
                 state.errorRecovery = v & 0xFFFF;
             }
-            case VOLATILE_WRITE_CACHE -> state.volatileWriteCache = v & 1;
+            case VOLATILE_WRITE_CACHE -> {
+                if (!state.writeCachePresent()) {
+                    return CommandHandler.result(Status.INVALID_FIELD);
+                }
+                return CommandHandler.result(setWriteCache(v & 1));
+            }
             case NUMBER_OF_QUEUES -> {
                 if ((v & 0xFFFF) == 0xFFFF || (v >>> 16) == 0xFFFF) {
                     return CommandHandler.result(Status.INVALID_FIELD);
@@ -94,10 +105,34 @@ final class FeatureCommands {
         return CommandHandler.result(Status.SUCCESS);
     }
 
+    /**
+     * WCE 1 → 0: the flag flips first (writes submitted from now on are synced), then what the cache holds is
+     * flushed, as QEMU's nvme_set_feature does, so the completion means "nothing acknowledged is volatile".
+     * A failed flush is Internal Error; the cache stays disabled (the safer state) and the backend's failed
+     * write-back is sticky, so the next Flush fails too.
+     */
+    private int setWriteCache(int wce) {
+        boolean wasEnabled = state.volatileWriteCacheEnabled();
+        state.volatileWriteCache = wce;
+        if (wasEnabled && wce == 0) {
+            for (Namespace ns : controller.namespaces()) {
+                try {
+                    ns.backend().flush();
+                } catch (IOException | RuntimeException e) {
+                    return Status.INTERNAL_ERROR;
+                }
+            }
+        }
+        return Status.SUCCESS;
+    }
+
     long get(Sqe cmd) {
         int fid = cmd.cdw10() & 0xFF;
         int sel = (cmd.cdw10() >>> 8) & 7;
         if (sel > 3) {
+            return CommandHandler.result(Status.INVALID_FIELD);
+        }
+        if (fid == VOLATILE_WRITE_CACHE && !state.writeCachePresent()) {
             return CommandHandler.result(Status.INVALID_FIELD);
         }
         if (sel == 3) {
@@ -124,7 +159,7 @@ final class FeatureCommands {
                 v = thsel == 0 ? (dflt ? FeatureState.DEFAULT_TEMP_OVER : state.tempOver) : (dflt ? 0 : state.tempUnder);
             }
             case ERROR_RECOVERY -> v = dflt ? 0 : state.errorRecovery;
-            case VOLATILE_WRITE_CACHE -> v = dflt ? 1 : state.volatileWriteCache;
+            case VOLATILE_WRITE_CACHE -> v = dflt ? state.defaultVolatileWriteCache() : state.volatileWriteCache;
             case NUMBER_OF_QUEUES -> v = queuesAllocated();
             case INTERRUPT_COALESCING -> v = dflt ? 0 : state.coalescing;
             case INTERRUPT_VECTOR_CONFIG -> {

@@ -9,20 +9,24 @@ public final class FeatureState {
     public static final int DEFAULT_TEMP_OVER = 343;
 
     private final int vectors;
+    /** Identify VWC bit 0: some namespace's backend has a volatile cache (see {@code BlockBackend.volatileWriteCache}). */
+    private final boolean writeCachePresent;
     volatile int arbitration;
     volatile int powerManagement;
     volatile int tempOver = DEFAULT_TEMP_OVER;
     volatile int tempUnder;
     volatile int errorRecovery;
-    volatile int volatileWriteCache = 1;
+    /** Feature 06h WCE; read by every write (write-through when 0). Defaults to on when a cache is present. */
+    volatile int volatileWriteCache;
     volatile int coalescing;
     volatile boolean[] coalescingDisabled;
     volatile int writeAtomicity;
     volatile int asyncEventConfig;
     volatile int softwareProgress;
 
-    public FeatureState(int vectors) {
+    public FeatureState(int vectors, boolean writeCachePresent) {
         this.vectors = vectors;
+        this.writeCachePresent = writeCachePresent;
         reset();
     }
 
@@ -32,7 +36,7 @@ public final class FeatureState {
         tempOver = DEFAULT_TEMP_OVER;
         tempUnder = 0;
         errorRecovery = 0;
-        volatileWriteCache = 1;
+        volatileWriteCache = defaultVolatileWriteCache();
         coalescing = 0;
         coalescingDisabled = new boolean[vectors];
         writeAtomicity = 0;
@@ -56,7 +60,25 @@ public final class FeatureState {
         return thr + 1;
     }
 
+    /** True if writes may complete before they are durable; false: every write is synced before it completes. */
     public boolean volatileWriteCacheEnabled() {
         return (volatileWriteCache & 1) != 0;
+    }
+
+    /**
+     * True if every write must be durable before it completes: a cache is present and the host disabled it
+     * (WCE = 0). Without a cache there is nothing to write through (ram:/null: backends hold no cache).
+     */
+    public boolean writeThrough() {
+        return writeCachePresent && (volatileWriteCache & 1) == 0;
+    }
+
+    /** Identify Controller VWC bit 0 (NVMe 1.4 Figure 247) and whether Feature 06h exists. */
+    public boolean writeCachePresent() {
+        return writeCachePresent;
+    }
+
+    int defaultVolatileWriteCache() {
+        return writeCachePresent ? 1 : 0;
     }
 }

@@ -88,7 +88,11 @@ final class IdentifyCommand {
         d.set(ValueLayout.JAVA_BYTE, 513, (byte) 0x44);               // CQES
         d.set(INT, 516, controller.namespaces().size());              // NN
         d.set(SHORT, 520, (short) ONCS);                              // ONCS
-        d.set(ValueLayout.JAVA_BYTE, 525, (byte) 1);                  // VWC present
+        // VWC: bit 0 a volatile write cache (a namespace on a file: the host page cache), bits 2:1 = 11b Flush
+        // accepts NSID FFFFFFFFh. ram:/null: only: no cache (nothing a flush could save), so Linux sends no
+        // Flush and no FUA at all (nvme_update_ns_info_block sets BLK_FEAT_WRITE_CACHE | BLK_FEAT_FUA only with
+        // VWC present; older kernels: blk_queue_write_cache(q, vwc, vwc) in nvme_set_queue_limits).
+        d.set(ValueLayout.JAVA_BYTE, 525, (byte) (controller.features().writeCachePresent() ? 0x07 : 0));
         d.set(INT, 536, 0);                                           // SGLS: no SGLs
         ascii(d, 768, 256, "");
         byte[] nqn = AdminIds.subsystemNqn(o.serial()).getBytes(StandardCharsets.US_ASCII);

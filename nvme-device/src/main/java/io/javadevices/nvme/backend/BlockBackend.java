@@ -19,8 +19,43 @@ public interface BlockBackend extends AutoCloseable {
     /** Stores all of {@code src} at {@code offset}. */
     void write(long offset, MemorySegment src) throws IOException;
 
-    /** Makes completed writes durable. */
+    /**
+     * Makes completed writes durable (NVMe Flush). Once a backend's write-back has failed, this keeps failing
+     * until the backend is opened again: the lost writes cannot be recovered by trying again.
+     */
     void flush() throws IOException;
+
+    /**
+     * Makes the completed write of {@code [offset, offset + length)} durable: a FUA write, or any write while
+     * the volatile write cache is disabled. Backends that cannot sync a range sync everything (the default).
+     */
+    default void sync(long offset, long length) throws IOException {
+        flush();
+    }
+
+    /**
+     * True if a completed write can be lost unless it is flushed (a host page cache in front of the media):
+     * the controller then advertises a volatile write cache (Identify VWC). A RAM disk has none: its data is
+     * lost with the process whatever the guest flushes, and survives anything short of that.
+     */
+    default boolean volatileWriteCache() {
+        return false;
+    }
+
+    /** Successful syncs (fdatasync calls) so far, for the statistics. */
+    default long syncs() {
+        return 0;
+    }
+
+    /** Failed syncs so far, including those refused because an earlier one failed. */
+    default long syncErrors() {
+        return 0;
+    }
+
+    /** True once a sync has failed: every later flush and sync fails too. */
+    default boolean syncFailed() {
+        return false;
+    }
 
     /** Sets {@code length} bytes at {@code offset} to zero. */
     void writeZeroes(long offset, long length) throws IOException;

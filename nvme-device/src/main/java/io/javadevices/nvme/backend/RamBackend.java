@@ -5,16 +5,27 @@ import java.lang.foreign.MemorySegment;
 import java.util.concurrent.atomic.AtomicReferenceArray;
 
 /**
- * Sparse RAM disk: 1 MiB chunks of native memory allocated on first write (compare-and-set, so
- * concurrent first writes from two queues agree on one chunk); unwritten chunks read as zeroes. No
- * global lock: queues only contend on the chunk table slot when a chunk is first created. A
- * deallocated whole chunk is dropped (its memory is freed by the GC through {@link Arena#ofAuto()}).
+ * Sparse RAM disk in one anonymous private mapping ({@code mmap(MAP_PRIVATE | MAP_ANONYMOUS |
+ * MAP_NORESERVE)}): memory the kernel hands out page by page on first write and the JVM does not count, so
+ * a namespace is not capped by {@code -XX:MaxDirectMemorySize} (about a quarter of RAM by default, which
+ * {@code Arena} allocations are charged against) and costs nothing until written. {@code MAP_NORESERVE}
+ * skips swap accounting for the mapping: a guest that fills more than the host can hold meets the OOM
+ * killer rather than an error, which is why {@link RamBudget} refuses, at start-up, RAM namespaces larger
+ * than RAM + swap. The mapping is unmapped when the backend is closed (its shared arena is closed: later
+ * accesses throw instead of touching unmapped memory).
+ *
+ * <p>A 1 MiB chunk table records which chunks were written (compare-and-set on the first write, so two
+ * queues agree); unwritten chunks read as zeroes without touching the mapping. No global lock: queues only
+ * contend on a table slot when a chunk is first written. A deallocated whole chunk is dropped and its pages
+ * are given back ({@code madvise(MADV_DONTNEED)}: a private anonymous range then reads zero).
  */
 public final class RamBackend implements BlockBackend {
     public static final int CHUNK_SHIFT = 20;
     public static final long CHUNK = 1L << CHUNK_SHIFT;
 
     private final long size;
+    private final Arena arena = Arena.ofShared();
+    private final MemorySegment region;
     private final AtomicReferenceArray<MemorySegment> chunks;
 
     public RamBackend(long size) {
@@ -23,6 +34,15 @@ public final class RamBackend implements BlockBackend {
         }
         this.size = size;
         this.chunks = new AtomicReferenceArray<>((int) ((size + CHUNK - 1) >>> CHUNK_SHIFT));
+        long address;
+        try {
+            address = Posix.mapAnonymous(size);
+        } catch (Posix.Failure e) {
+            arena.close();
+            throw new IllegalArgumentException("ram namespace of " + size + " bytes cannot be mapped: " + e.getMessage()
+                    + (e.errno == Posix.ENOMEM ? " (vm.overcommit_memory=2 counts MAP_NORESERVE mappings in full)" : ""));
+        }
+        this.region = MemorySegment.ofAddress(address).reinterpret(size, arena, unmapped -> Posix.unmap(address, size));
     }
 
     @Override
@@ -33,7 +53,8 @@ public final class RamBackend implements BlockBackend {
     private MemorySegment chunkForWrite(int index) {
         MemorySegment c = chunks.get(index);
         if (c == null) {
-            MemorySegment fresh = Arena.ofAuto().allocate(CHUNK, 4096);
+            long start = (long) index << CHUNK_SHIFT;
+            MemorySegment fresh = region.asSlice(start, Math.min(CHUNK, size - start));
             c = chunks.compareAndExchange(index, null, fresh);
             if (c == null) {
                 c = fresh;
@@ -93,7 +114,9 @@ public final class RamBackend implements BlockBackend {
             long within = at & (CHUNK - 1);
             long n = Math.min(length - done, CHUNK - within);
             if (within == 0 && n == CHUNK) {
-                chunks.set(index, null);
+                if (chunks.getAndSet(index, null) != null) {
+                    Posix.dontNeed(region.address() + at, CHUNK);
+                }
             } else {
                 MemorySegment c = chunks.get(index);
                 if (c != null) {
@@ -129,6 +152,11 @@ public final class RamBackend implements BlockBackend {
     public void close() {
         for (int i = 0; i < chunks.length(); i++) {
             chunks.set(i, null);
+        }
+        try {
+            arena.close(); // munmap
+        } catch (IllegalStateException alreadyClosed) {
+            // closed twice: the mapping is gone already
         }
     }
 }

@@ -7,6 +7,7 @@ import io.javadevices.nvme.Namespace;
 import io.javadevices.nvme.Nvme;
 import io.javadevices.nvme.NvmeController;
 import io.javadevices.nvme.Status;
+import io.javadevices.nvme.admin.FeatureState;
 import io.javadevices.nvme.dma.PrpWalker;
 import io.javadevices.nvme.queue.CommandHandler;
 import io.javadevices.nvme.queue.QueueStats;
@@ -26,16 +27,26 @@ import static io.javadevices.nvme.LittleEndian.LONG;
  * One instance per I/O queue worker (it owns a {@link PrpWalker} and a DSM range buffer). Data moves
  * between the backend and zero-copy slices of guest memory; no per-command allocation beyond the
  * slice views. Backend I/O errors become media statuses plus an error log entry, never exceptions.
+ *
+ * <p>Durability: a Write with FUA (CDW12 bit 30), and every write while the volatile write cache is
+ * disabled (Set Features 06h WCE = 0), is synced by the backend before it completes. A failed sync is
+ * Write Fault with DNR: the backend's failure is sticky, so a retry could only fail again.
  */
 public final class IoCommandHandler implements CommandHandler {
+    /** Read/Write/Write Zeroes CDW12 bit 30: Force Unit Access (NVMe 1.4 §6.9, §6.15, §6.16). */
+    static final int FUA = 1 << 30;
+    /** A sync (fdatasync) failed or an earlier one had: not retryable. */
+    static final int SYNC_FAILED = Status.WRITE_FAULT | Status.DNR;
 
     private final NvmeController controller;
+    private final FeatureState features;
     private final GuestMemory memory;
     private final PrpWalker prp;
     private final MemorySegment ranges = MemorySegment.ofArray(new long[4096 / 8]);
 
     public IoCommandHandler(NvmeController controller) {
         this.controller = controller;
+        this.features = controller.features();
         this.memory = controller.memory();
         this.prp = new PrpWalker(memory, (int) (controller.maxTransferBytes() / 4096) + 2, controller.guestErrors());
     }
@@ -86,6 +97,16 @@ public final class IoCommandHandler implements CommandHandler {
             return status;
         }
         long offset = slba << ns.lbaShift();
+        boolean fua = (cmd.cdw12() & FUA) != 0;
+        if (!write && fua) {
+            // Read FUA: "commit that data to non-volatile media, then read it from there" (§6.9). The sync is the
+            // commit; the read then comes from the page cache, which after a successful sync holds exactly what
+            // the media holds (only O_DIRECT would bypass it, and it could not return anything different).
+            status = durable(ns, offset, bytes, sqid, cmd, slba);
+            if (status != Status.SUCCESS) {
+                return status;
+            }
+        }
         try {
             if (!write && ns.backend().readsOnlyZeroes()) {
                 zeroFill();
@@ -104,6 +125,10 @@ public final class IoCommandHandler implements CommandHandler {
             return failed;
         }
         if (write) {
+            status = writeDurability(ns, fua, offset, bytes, sqid, cmd, slba);
+            if (status != Status.SUCCESS) {
+                return status;
+            }
             stats.writes++;
             stats.bytesWritten += bytes;
         } else {
@@ -111,6 +136,34 @@ public final class IoCommandHandler implements CommandHandler {
             stats.bytesRead += bytes;
         }
         return Status.SUCCESS;
+    }
+
+    /** After a completed write: sync it if it is FUA or the write cache is off, and count that. */
+    private int writeDurability(Namespace ns, boolean fua, long offset, long bytes, int sqid, Sqe cmd, long slba) {
+        boolean writeThrough = features.writeThrough();
+        if (!fua && !writeThrough) {
+            return Status.SUCCESS;
+        }
+        int status = durable(ns, offset, bytes, sqid, cmd, slba);
+        if (status == Status.SUCCESS) {
+            if (fua) {
+                ns.countFuaWrite();
+            } else {
+                ns.countWriteThrough();
+            }
+        }
+        return status;
+    }
+
+    /** Makes {@code [offset, offset + bytes)} durable; a failure is logged and reported as {@link #SYNC_FAILED}. */
+    private int durable(Namespace ns, long offset, long bytes, int sqid, Sqe cmd, long slba) {
+        try {
+            ns.backend().sync(offset, bytes);
+            return Status.SUCCESS;
+        } catch (IOException | RuntimeException e) {
+            controller.errorLog().record(sqid, cmd.cid(), SYNC_FAILED, slba, cmd.nsid());
+            return SYNC_FAILED;
+        }
     }
 
     /**
@@ -142,12 +195,16 @@ public final class IoCommandHandler implements CommandHandler {
         }
     }
 
-    /** Flush (§6.8); NSID FFFFFFFFh flushes every namespace. */
+    /**
+     * Flush (§6.8); NSID FFFFFFFFh flushes every namespace. After a failed write-back the backend keeps
+     * failing (sticky), so this reports {@link #SYNC_FAILED} rather than a success that would be a lie.
+     */
     private int flush(Sqe cmd, int sqid, QueueStats stats) {
         int nsid = cmd.nsid();
         try {
             if (nsid == Nvme.BROADCAST_NSID) {
                 for (Namespace ns : controller.namespaces()) {
+                    ns.countFlush();
                     ns.backend().flush();
                 }
             } else {
@@ -155,17 +212,18 @@ public final class IoCommandHandler implements CommandHandler {
                 if (ns == null) {
                     return Status.INVALID_NAMESPACE_OR_FORMAT;
                 }
+                ns.countFlush();
                 ns.backend().flush();
             }
         } catch (IOException | RuntimeException e) {
-            controller.errorLog().record(sqid, cmd.cid(), Status.WRITE_FAULT, 0, nsid);
-            return Status.WRITE_FAULT;
+            controller.errorLog().record(sqid, cmd.cid(), SYNC_FAILED, 0, nsid);
+            return SYNC_FAILED;
         }
         stats.flushes++;
         return Status.SUCCESS;
     }
 
-    /** Write Zeroes (§6.16): no data transfer, so not limited by MDTS. */
+    /** Write Zeroes (§6.16): no data transfer, so not limited by MDTS; FUA and a disabled cache as for Write. */
     private int writeZeroes(Sqe cmd, int sqid) {
         Namespace ns = controller.namespace(cmd.nsid());
         if (ns == null) {
@@ -176,13 +234,15 @@ public final class IoCommandHandler implements CommandHandler {
         if (!ns.inRange(slba, blocks)) {
             return Status.LBA_OUT_OF_RANGE;
         }
+        long offset = slba << ns.lbaShift();
+        long bytes = (long) blocks << ns.lbaShift();
         try {
-            ns.backend().writeZeroes(slba << ns.lbaShift(), (long) blocks << ns.lbaShift());
+            ns.backend().writeZeroes(offset, bytes);
         } catch (IOException | RuntimeException e) {
             controller.errorLog().record(sqid, cmd.cid(), Status.WRITE_FAULT, slba, cmd.nsid());
             return Status.WRITE_FAULT;
         }
-        return Status.SUCCESS;
+        return writeDurability(ns, (cmd.cdw12() & FUA) != 0, offset, bytes, sqid, cmd, slba);
     }
 
     /**
