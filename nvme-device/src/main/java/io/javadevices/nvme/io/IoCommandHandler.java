@@ -79,6 +79,7 @@ public final class IoCommandHandler implements CommandHandler {
 
     /** Read (NVMe 1.4 §6.9) / Write (§6.15): SLBA in CDW10-11, NLB (0-based) in CDW12 bits 15:0. */
     private int readWrite(Sqe cmd, QueueWorker worker, QueueStats stats, boolean write) {
+        int sqid = worker.queue().qid;
         Namespace ns = controller.namespace(cmd.nsid());
         if (ns == null) {
             return Status.INVALID_NAMESPACE_OR_FORMAT;
@@ -121,7 +122,7 @@ public final class IoCommandHandler implements CommandHandler {
             return Status.DATA_TRANSFER_ERROR;
         } catch (IOException | RuntimeException e) {
             int failed = write ? Status.WRITE_FAULT : Status.UNRECOVERED_READ_ERROR;
-            controller.errorLog().record(worker.queue().qid, cmd.cid(), failed, slba, cmd.nsid());
+            controller.errorLog().record(sqid, cmd.cid(), failed, slba, cmd.nsid());
             return failed;
         }
         if (write) {
