@@ -230,7 +230,7 @@ public final class NvmeController implements PciDevice, QueueWorker.Host {
     public void installCompletionQueue(CompletionQueue cq) {
         if (doorbellPage != null) {
             doorbellPage.clearQueue(cq.qid); // no stale head from an earlier queue with this id
-            cq.polled = doorbellPage;
+            cq.usePolled(doorbellPage);
         }
         DbbufPages pages = dbbuf;
         if (pages != null) {
@@ -243,11 +243,11 @@ public final class NvmeController implements PciDevice, QueueWorker.Host {
     public void installSubmissionQueue(SubmissionQueue sq) {
         DbbufPages pages = dbbuf;
         if (pages != null) {
-            sq.shadow = new ShadowDoorbell(memory, pages.shadow(), pages.eventIdx(), sq.qid, false);
+            sq.useShadow(new ShadowDoorbell(memory, pages.shadow(), pages.eventIdx(), sq.qid, false));
         }
         if (doorbellPage != null) {
             doorbellPage.clearQueue(sq.qid); // a stale tail must not look like new submissions
-            sq.polled = doorbellPage;
+            sq.usePolled(doorbellPage);
         }
         sq.cq.attach(sq);
         sqs.set(sq.qid, sq);
@@ -312,7 +312,7 @@ public final class NvmeController implements PciDevice, QueueWorker.Host {
             if (sq != null) {
                 ShadowDoorbell next = new ShadowDoorbell(memory, shadowPage, eventIdxPage, qid, false);
                 ShadowSeeding.submission(memory, sq, next);
-                sq.shadow = next;
+                sq.useShadow(next);
                 QueueWorker w = sq.worker();
                 if (w != null) {
                     w.kick();
@@ -323,14 +323,10 @@ public final class NvmeController implements PciDevice, QueueWorker.Host {
 
     private void associate(CompletionQueue cq, DbbufPages pages) {
         ShadowDoorbell sh = new ShadowDoorbell(memory, pages.shadow(), pages.eventIdx(), cq.qid, true);
-        try {
-            // CQ EventIdx "never" (0xFFFF, as SPDK): the host MMIOs the CQ head at most once per wrap; a
-            // poster blocked on a full CQ re-arms it with the known head (dbbuf.md §5.5).
-            sh.publish(0xFFFF);
-        } catch (Exception e) {
-            return;
-        }
-        cq.shadow = sh;
+        // CQ EventIdx "never" (0xFFFF, as SPDK): the host MMIOs the CQ head at most once per wrap; a poster
+        // blocked on a full CQ re-arms it with the known head (QEMU fa5db2aa168b). An unreachable slot leaves
+        // the CQ on its MMIO or polled head.
+        cq.useShadow(sh, 0xFFFF);
     }
 
     // ------------------------------------------------------------------ QueueWorker.Host
@@ -350,7 +346,7 @@ public final class NvmeController implements PciDevice, QueueWorker.Host {
 
     @Override
     public void completionsPosted(CompletionQueue cq, int posted, QueueStats stats) {
-        if (!cq.interruptsEnabled) {
+        if (!cq.interruptsEnabled()) {
             return;
         }
         int threshold = cq.qid == 0 ? 1 : features.coalescingThreshold(cq.vector);
@@ -358,33 +354,17 @@ public final class NvmeController implements PciDevice, QueueWorker.Host {
             raise(cq, stats);
             return;
         }
-        boolean fire;
-        if (cq.shared) {
-            synchronized (cq) {
-                fire = cq.addPendingInterrupts(posted, threshold);
-            }
-        } else {
-            fire = cq.addPendingInterrupts(posted, threshold);
-        }
-        if (fire) {
+        if (cq.addPendingInterrupts(posted, threshold)) {
             raise(cq, stats);
         }
     }
 
     @Override
     public void flushInterrupts(CompletionQueue cq, QueueStats stats) {
-        if (!cq.interruptsEnabled) {
+        if (!cq.interruptsEnabled()) {
             return;
         }
-        boolean fire;
-        if (cq.shared) {
-            synchronized (cq) {
-                fire = cq.takePendingInterrupts();
-            }
-        } else {
-            fire = cq.takePendingInterrupts();
-        }
-        if (fire) {
+        if (cq.takePendingInterrupts()) {
             raise(cq, stats);
         }
     }
@@ -401,16 +381,10 @@ public final class NvmeController implements PciDevice, QueueWorker.Host {
 
     private void assertIntx(CompletionQueue cq) {
         synchronized (intxLock) {
-            ShadowDoorbell sh = cq.shadow;
-            if (sh != null) {
-                // INTx is level-triggered and deasserted on the CQ head doorbell: make the host MMIO the
-                // head once it has consumed the last posted entry (checklist 29).
-                try {
-                    sh.publish(cq.tail() == 0 ? cq.size - 1 : cq.tail() - 1);
-                } catch (Exception ignored) {
-                    // page unmapped: the host's MMIO doorbells still deassert
-                }
-            }
+            // INTx is level-triggered and deasserted on the CQ head doorbell: with a shadow slot, make the host
+            // MMIO the head once it has consumed the last posted entry (nvme_dbbuf_need_event crosses it). An
+            // unmapped page falls back to MMIO heads, which deassert anyway.
+            cq.publishEventIdx(cq.tail() == 0 ? cq.size - 1 : cq.tail() - 1);
             intxAsserted = true;
             interrupts.setIntx(true);
         }
@@ -549,7 +523,7 @@ public final class NvmeController implements PciDevice, QueueWorker.Host {
                     // Unmasked with completions pending: re-assert.
                     for (int qid = 0; qid <= maxQueues; qid++) {
                         CompletionQueue cq = cqs.get(qid);
-                        if (cq != null && cq.interruptsEnabled && cq.hostHead() != cq.tail()) {
+                        if (cq != null && cq.interruptsEnabled() && cq.hostHead() != cq.tail()) {
                             intxAsserted = true;
                             interrupts.setIntx(true);
                             break;
@@ -602,12 +576,12 @@ public final class NvmeController implements PciDevice, QueueWorker.Host {
         CompletionQueue adminCq = adminSq.cq;
         if (doorbellPage != null) {
             doorbellPage.clearQueue(0);
-            adminSq.polled = doorbellPage;
-            adminCq.polled = doorbellPage;
+            adminSq.usePolled(doorbellPage);
+            adminCq.usePolled(doorbellPage);
         }
         cqs.set(0, adminCq);
         sqs.set(0, adminSq);
-        QueueWorker worker = new QueueWorker(this, adminSq, new AdminCommandDispatcher(this), QueueWorker.Idle.ADMIN);
+        QueueWorker worker = new QueueWorker(this, adminSq, new AdminCommandDispatcher(this), options.idle().admin());
         synchronized (live) {
             live.add(worker);
         }
@@ -694,7 +668,7 @@ public final class NvmeController implements PciDevice, QueueWorker.Host {
             if (doorbellPage != null) {
                 doorbellPage.store(offset - Nvme.DOORBELL_BASE, value); // the page is the one source of truth
             }
-            sq.mmioTail = value;
+            sq.mmioTail(value);
             ShadowSeeding.mirrorAdmin(memory, dbbuf, qid, false, value); // QEMU nvme_process_db
             QueueWorker w = sq.worker();
             if (w != null) {
@@ -714,7 +688,7 @@ public final class NvmeController implements PciDevice, QueueWorker.Host {
             if (doorbellPage != null) {
                 doorbellPage.store(offset - Nvme.DOORBELL_BASE, value);
             }
-            cq.mmioHead = value;
+            cq.mmioHead(value);
             ShadowSeeding.mirrorAdmin(memory, dbbuf, qid, true, value);
             cq.wakePosters();
             updateIntx();

@@ -5,7 +5,7 @@ import io.javadevices.nvme.backend.FileBackend;
 import io.javadevices.nvme.backend.NullBackend;
 import io.javadevices.nvme.backend.RamBackend;
 import io.javadevices.nvme.backend.RamBudget;
-import io.javadevices.nvme.queue.QueueWorker;
+import io.javadevices.nvme.queue.IdlePolicy;
 import io.javadevices.pci.ByteSizes;
 
 import java.nio.file.Path;
@@ -31,10 +31,13 @@ import java.util.Set;
  * @param napWindowMicros with DBBUF: how long to nap after a queue went idle before re-arming EventIdx
  * @param stopTimeoutMillis how long a reset, shutdown or Delete I/O SQ waits for a worker stuck in its
  *                          backend before reporting CSTS.CFS; CAP.TO covers it
+ * @param parkDbbufMicros   safety-net park of an idle worker whose queue has a shadow doorbell
+ * @param parkTrappedMicros safety-net park of an idle worker with trapped (MMIO) doorbells
  */
 public record NvmeOptions(List<NamespaceSpec> namespaces, int queues, boolean dbbuf, String serial, String model,
                           int mqes, int mdts, int pollMicros, boolean polledDoorbells, int napMicros,
-                          int napWindowMicros, int stopTimeoutMillis) {
+                          int napWindowMicros, int stopTimeoutMillis, int parkDbbufMicros,
+                          int parkTrappedMicros) {
 
     public static final String HELP = String.join("\n",
             "namespaces=LIST  comma-separated ram:SIZE | null:SIZE | file:PATH[:SIZE], each optionally @4096 for 4 KiB LBAs (default 512); SIZE like 64M, 1G or bytes (default ram:1G)",
@@ -61,11 +64,15 @@ public record NvmeOptions(List<NamespaceSpec> namespaces, int queues, boolean db
             "                 rings no doorbell meanwhile), 0..1000000 (default 2000; 0 = re-arm at once)",
             "stop-timeout-ms=N  a reset, shutdown or Delete I/O SQ waits this long for a queue worker stuck in its",
             "                 backend, then reports controller fatal status (CSTS.CFS) and keeps waiting; CAP.TO",
-            "                 covers it; 1..120000 (default 7500)");
+            "                 covers it; 1..120000 (default 7500)",
+            "park-dbbuf-us=N  an idle worker with a shadow doorbell (dbbuf) re-checks its queue after this long even",
+            "                 without a doorbell; a safety net, correctness never depends on it; 1..10000000 (default 2000)",
+            "park-trapped-us=N  the same for trapped doorbells, and the re-check interval while Bus Master Enable is",
+            "                 clear; 1..10000000 (default 50000)");
 
     private static final Set<String> KEYS = Set.of("namespaces", "queues", "dbbuf", "serial", "model", "mqes", "mdts", "poll-us",
             "doorbells", "nap-us", "nap-window-us",
-            "stop-timeout-ms");
+            "stop-timeout-ms", "park-dbbuf-us", "park-trapped-us");
 
     /** One namespace: backend kind, size (0 = from the file), path for files, LBA size. */
     public record NamespaceSpec(String kind, long size, String path, int lbaSize) {
@@ -79,9 +86,9 @@ public record NvmeOptions(List<NamespaceSpec> namespaces, int queues, boolean db
         }
     }
 
-    /** How the I/O queue workers wait for work. */
-    public QueueWorker.Idle idle() {
-        return new QueueWorker.Idle(pollMicros, napMicros, napWindowMicros);
+    /** How the I/O queue workers wait for work ({@link IdlePolicy.Settings#admin} for the admin queue). */
+    public IdlePolicy.Settings idle() {
+        return new IdlePolicy.Settings(pollMicros, napMicros, napWindowMicros, parkDbbufMicros, parkTrappedMicros);
     }
 
     public static NvmeOptions defaults() {
@@ -111,20 +118,20 @@ public record NvmeOptions(List<NamespaceSpec> namespaces, int queues, boolean db
             throw new IllegalArgumentException("option doorbells must be trapped or polled: '" + doorbells + "'");
         }
         boolean polled = doorbells.equals("polled");
-        // The spin runs only after single-command busy periods (QD1-like) and never with polled doorbells:
-        // spinning after every busy period halved QD32 IOPS with polled doorbells on a 2-CPU TCG host (13.7K
-        // vs 23.4K, README benchmark) because it took the CPU the vCPUs needed. 300 us covers a TCG guest's
-        // turnaround between two QD1 commands: QD1 p50 54 us vs 106 us with 100 us (QEMU's NVMe: 85-92 us).
+        // The spin runs only after single-command busy periods (QD1-like) and never with polled doorbells: a
+        // spin after every busy period takes the CPU the vCPUs need. The default covers a TCG guest's turnaround
+        // between two QD1 commands; the README's benchmark section has the measurements behind these defaults.
         int poll = intOption(options, "poll-us", 300, 0, 100_000);
-        // Measured on a 2-CPU TCG host, fio randread QD32 x 2 (README benchmark): DBBUF with 500 us naps in a
-        // 2 ms window 45K IOPS and 0.02 doorbells/I/O vs 26K and 0.10 when re-arming EventIdx at once;
-        // polled doorbells 30K with 200 us looks vs 23K with 50 us and 16K with 10 us.
         int nap = intOption(options, "nap-us", polled ? 200 : 500, 1, 10_000);
         int napWindow = intOption(options, "nap-window-us", 2000, 0, 1_000_000);
         // 7.5 s = CAP.TO 0xF, what this controller always reported; Linux waits (CAP.TO + 1) × 500 ms for RDY.
         int stopTimeout = intOption(options, "stop-timeout-ms", 7500, 1, 120_000);
+        // Safety-net parks (IdlePolicy): short with DBBUF, where a host that writes only the shadow slot (not
+        // permitted, but seen) is then picked up within it; tests raise both to prove no wake-up is lost.
+        int parkDbbuf = intOption(options, "park-dbbuf-us", 2000, 1, 10_000_000);
+        int parkTrapped = intOption(options, "park-trapped-us", 50_000, 1, 10_000_000);
         return new NvmeOptions(namespaces, queues, db.equals("on"), serial, model, mqes, mdts, poll, polled, nap,
-                napWindow, stopTimeout);
+                napWindow, stopTimeout, parkDbbuf, parkTrapped);
     }
 
     private static String ascii(String value, String key, int max) {

@@ -1,7 +1,6 @@
 package io.javadevices.nvme;
 
 import io.javadevices.nvme.queue.CompletionQueue;
-import io.javadevices.nvme.queue.DoorbellPage;
 import io.javadevices.nvme.queue.ShadowDoorbell;
 import io.javadevices.nvme.queue.SubmissionQueue;
 import io.javadevices.pci.GuestMemory;
@@ -34,22 +33,22 @@ final class ShadowSeeding {
 
     /** Seeds an existing I/O SQ's new slot pair (before the queue is switched to it). */
     static void submission(GuestMemory memory, SubmissionQueue sq, ShadowDoorbell next) {
-        int tail = seedSlot(memory, next.shadowAddress(), controllerTail(sq), sq.size);
+        int tail = seedSlot(memory, next.shadowAddress(), sq.knownTail(), sq.size);
         store(memory, next.eventIdxAddress(), tail);
     }
 
     /** Seeds an existing I/O CQ's new head slot (its EventIdx is armed by the association itself). */
     static void completion(GuestMemory memory, CompletionQueue cq, long shadowPage) {
-        seedSlot(memory, shadowPage + 8L * cq.qid + 4, controllerHead(cq), cq.size);
+        seedSlot(memory, shadowPage + 8L * cq.qid + 4, cq.knownHead(), cq.size);
     }
 
     /** Writes the admin queue's current tail and head into slot 0 of both pages. */
     static void admin(GuestMemory memory, SubmissionQueue sq, CompletionQueue cq, NvmeController.DbbufPages pages) {
         if (sq != null) {
-            mirrorAdmin(memory, pages, 0, false, sq.mmioTail);
+            mirrorAdmin(memory, pages, 0, false, sq.mmioTail());
         }
         if (cq != null) {
-            mirrorAdmin(memory, pages, 0, true, cq.mmioHead);
+            mirrorAdmin(memory, pages, 0, true, cq.mmioHead());
         }
     }
 
@@ -86,51 +85,5 @@ final class ShadowSeeding {
         } catch (GuestMemoryException e) {
             // as above: nothing to seed in a page that is gone
         }
-    }
-
-    /** The SQ tail the controller works towards: the current shadow if valid, else the polled page or BAR0 value. */
-    private static int controllerTail(SubmissionQueue sq) {
-        ShadowDoorbell old = sq.shadow;
-        if (old != null) {
-            try {
-                int t = old.load();
-                if (Nvme.validDoorbell(t, sq.size)) {
-                    return t;
-                }
-            } catch (GuestMemoryException e) {
-                // the old page is gone: the MMIO value is all we have
-            }
-        }
-        DoorbellPage page = sq.polled;
-        if (page != null) {
-            int t = page.sqTail(sq.qid);
-            if (Nvme.validDoorbell(t, sq.size)) {
-                return t;
-            }
-        }
-        return sq.mmioTail;
-    }
-
-    /** The CQ head as the controller knows it (same sources as the tail). */
-    private static int controllerHead(CompletionQueue cq) {
-        ShadowDoorbell old = cq.shadow;
-        if (old != null) {
-            try {
-                int h = old.load();
-                if (Nvme.validDoorbell(h, cq.size)) {
-                    return h;
-                }
-            } catch (GuestMemoryException e) {
-                // fall through
-            }
-        }
-        DoorbellPage page = cq.polled;
-        if (page != null) {
-            int h = page.cqHead(cq.qid);
-            if (Nvme.validDoorbell(h, cq.size)) {
-                return h;
-            }
-        }
-        return cq.mmioHead;
     }
 }

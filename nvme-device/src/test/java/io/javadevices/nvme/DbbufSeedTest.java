@@ -5,7 +5,6 @@ import io.javadevices.nvme.driver.Completion;
 import io.javadevices.nvme.driver.HostQueue;
 import io.javadevices.pci.GuestMemoryException;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.extension.ExtendWith;
 
 import java.time.Duration;
 import java.util.HashSet;
@@ -19,7 +18,6 @@ import static org.junit.jupiter.api.Assertions.*;
  * (zeroed) shadow slots with its own view (QEMU nvme_dbbuf_config, SPDK copy_doorbells), so a zero in a
  * fresh page never reads as "the host submitted up to slot 0" and no ring slot runs twice.
  */
-@ExtendWith(NoSafetyNetTimers.class)
 class DbbufSeedTest {
     private static final int DEPTH = 64;
     private static final int BEFORE = 27;
@@ -60,7 +58,7 @@ class DbbufSeedTest {
 
     @Test
     void dbbufAfterMmioIoWithZeroedPagesRunsNoPhantomCommand() {
-        try (Fixture f = Fixture.of("queues", "1")) {
+        try (Fixture f = Fixture.withoutSafetyNet("queues", "1")) {
             f.driver.enable();
             f.driver.setNumberOfQueues(1);
             f.driver.enableMsix(2);
@@ -84,7 +82,7 @@ class DbbufSeedTest {
 
     @Test
     void reissuedDbbufWithFreshZeroedPagesRunsNoPhantomCommand() {
-        try (Fixture f = Fixture.of("queues", "2")) {
+        try (Fixture f = Fixture.withoutSafetyNet("queues", "2")) {
             f.driver.bringUp(2, DEPTH, true);
             HostQueue q = f.driver.ioQueue(1);
             assertTrue(q.shadowed());
@@ -104,7 +102,7 @@ class DbbufSeedTest {
 
     @Test
     void adminSlotsSeededAndMirroredLikeQemu() {
-        try (Fixture f = Fixture.of("queues", "1")) {
+        try (Fixture f = Fixture.withoutSafetyNet("queues", "1")) {
             f.driver.bringUp(1, 16, true);
             HostQueue admin = f.driver.adminQueue();
             // Seeded at DBBUF time and kept equal to every later admin MMIO doorbell (QEMU nvme_process_db).

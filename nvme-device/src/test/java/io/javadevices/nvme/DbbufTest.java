@@ -4,11 +4,9 @@ import io.javadevices.nvme.driver.Command;
 import io.javadevices.nvme.driver.Completion;
 import io.javadevices.nvme.driver.HostQueue;
 import io.javadevices.nvme.driver.LinuxLikeDriver;
-import io.javadevices.nvme.queue.QueueWorker;
 import io.javadevices.pci.GuestMemory;
 import io.javadevices.pci.GuestMemoryException;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
@@ -22,7 +20,6 @@ import java.util.Set;
 import static org.junit.jupiter.api.Assertions.*;
 
 /** The Doorbell Buffer Config checklist of dbbuf.md §6, item numbers in the test names. */
-@ExtendWith(NoSafetyNetTimers.class)
 class DbbufTest {
     private static int readInt(Fixture f, long a) {
         try {
@@ -55,7 +52,7 @@ class DbbufTest {
 
     @Test
     void item1_oacsBitAndEffectsLog() {
-        try (Fixture f = Fixture.of()) {
+        try (Fixture f = Fixture.withoutSafetyNet()) {
             f.driver.enable();
             byte[] id = f.driver.identify(1, 0);
             assertEquals(1, id[257] & 1);
@@ -66,7 +63,7 @@ class DbbufTest {
 
     @Test
     void items2to9_commandValidation() {
-        try (Fixture f = Fixture.of()) {
+        try (Fixture f = Fixture.withoutSafetyNet()) {
             HostQueue q = queuesOnly(f, 16);
             LinuxLikeDriver d = f.driver;
             long a = f.host.allocatePages(1), b = f.host.allocatePages(1);
@@ -86,7 +83,7 @@ class DbbufTest {
             d.disable();
         }
         // 9: with CC.MPS = 1 (8 KiB pages) a 4 KiB-aligned address is unaligned.
-        try (Fixture f = Fixture.of()) {
+        try (Fixture f = Fixture.withoutSafetyNet()) {
             f.driver.enable(1);
             long a = f.host.allocate(8192, 8192), b = f.host.allocate(8192, 8192);
             status(f.driver.admin(Command.dbbuf(a + 4096, b)), 0, 0x02);
@@ -96,7 +93,7 @@ class DbbufTest {
 
     @Test
     void item10_linuxOrderAndMmioRate() {
-        try (Fixture f = Fixture.of("queues", "1", "namespaces", "null:1G")) {
+        try (Fixture f = Fixture.withoutSafetyNet("queues", "1", "namespaces", "null:1G")) {
             f.driver.bringUp(1, 64, true);
             HostQueue q = f.driver.ioQueue(1);
             assertTrue(q.shadowed());
@@ -113,7 +110,7 @@ class DbbufTest {
 
     @Test
     void item36_dbbufOffRingsOncePerSubmission() {
-        try (Fixture f = Fixture.of("queues", "1", "namespaces", "null:1G", "dbbuf", "off")) {
+        try (Fixture f = Fixture.withoutSafetyNet("queues", "1", "namespaces", "null:1G", "dbbuf", "off")) {
             f.driver.bringUp(1, 64, true);
             HostQueue q = f.driver.ioQueue(1);
             assertFalse(q.shadowed());
@@ -146,7 +143,7 @@ class DbbufTest {
 
     @Test
     void item11_spdkOrderDbbufBeforeQueues() {
-        try (Fixture f = Fixture.of("queues", "2")) {
+        try (Fixture f = Fixture.withoutSafetyNet("queues", "2")) {
             f.driver.enable();
             f.driver.setNumberOfQueues(2);
             f.driver.allocateDbbuf();
@@ -166,7 +163,7 @@ class DbbufTest {
 
     @Test
     void item12_staleShadowValueAtCreation() {
-        try (Fixture f = Fixture.of("queues", "1")) {
+        try (Fixture f = Fixture.withoutSafetyNet("queues", "1")) {
             f.driver.enable();
             f.driver.setNumberOfQueues(1);
             f.driver.allocateDbbuf();
@@ -183,7 +180,7 @@ class DbbufTest {
 
     @Test
     void item13_reissueWithNewPages() throws Exception {
-        try (Fixture f = Fixture.of("queues", "2")) {
+        try (Fixture f = Fixture.withoutSafetyNet("queues", "2")) {
             f.driver.bringUp(2, 16, true);
             HostQueue q = f.driver.ioQueue(1);
             long buf = f.host.allocatePages(1);
@@ -215,7 +212,7 @@ class DbbufTest {
 
     @Test
     void item14_dbbufWhileIoInFlight() {
-        try (Fixture f = Fixture.of("queues", "1")) {
+        try (Fixture f = Fixture.withoutSafetyNet("queues", "1")) {
             f.driver.enable();
             f.driver.setNumberOfQueues(1);
             f.driver.allocateDbbuf(); // host points queues at the slots before the controller knows
@@ -237,7 +234,7 @@ class DbbufTest {
 
     @Test
     void item15_shadowOnlyWriteIsPickedUp() throws Exception {
-        QueueWorker.parkNanosShadow = 2_000_000L; // this item relies on the poll timer by definition
+        // Relies on the safety-net park by definition: the default park-dbbuf-us.
         try (Fixture f = Fixture.of("queues", "1")) {
             f.driver.bringUp(1, 16, true);
             HostQueue q = f.driver.ioQueue(1);
@@ -258,7 +255,7 @@ class DbbufTest {
 
     @Test
     void item16_staleMmioNeverRegressesTail() throws Exception {
-        try (Fixture f = Fixture.of("queues", "1")) {
+        try (Fixture f = Fixture.withoutSafetyNet("queues", "1")) {
             f.driver.bringUp(1, 16, true);
             HostQueue q = f.driver.ioQueue(1);
             long buf = f.host.allocatePages(1);
@@ -279,7 +276,7 @@ class DbbufTest {
 
     @Test
     void item17_mmioWithoutShadowUpdate() throws Exception {
-        try (Fixture f = Fixture.of("queues", "1")) {
+        try (Fixture f = Fixture.withoutSafetyNet("queues", "1")) {
             f.driver.bringUp(1, 16, true);
             HostQueue q = f.driver.ioQueue(1);
             long buf = f.host.allocatePages(1);
@@ -301,7 +298,7 @@ class DbbufTest {
     @ParameterizedTest
     @ValueSource(ints = {2, 3, 16, 1024})
     void items18and19_batchesAndWraparound(int depth) {
-        try (Fixture f = Fixture.of("queues", "1", "namespaces", "null:1G")) {
+        try (Fixture f = Fixture.withoutSafetyNet("queues", "1", "namespaces", "null:1G")) {
             f.driver.bringUp(1, depth, true);
             wraps(f, f.driver.ioQueue(1), depth, 3);
         }
@@ -309,7 +306,7 @@ class DbbufTest {
 
     @Test
     void item19_wraparoundAtMqesPlusOne() {
-        try (Fixture f = Fixture.of("queues", "1", "namespaces", "null:1G", "mqes", "63")) {
+        try (Fixture f = Fixture.withoutSafetyNet("queues", "1", "namespaces", "null:1G", "mqes", "63")) {
             f.driver.bringUp(1, 64, true);
             wraps(f, f.driver.ioQueue(1), 64, 4);
         }
@@ -355,8 +352,8 @@ class DbbufTest {
 
     @Test
     void item21_racingHostNeverLosesAWakeup() {
-        // The safety-net timers are off (NoSafetyNetTimers): a lost wake-up hangs and fails this test.
-        try (Fixture f = Fixture.of("queues", "1", "namespaces", "null:1G", "poll-us", "0")) {
+        // The safety-net parks are 5 s (withoutSafetyNet): a lost wake-up hangs and fails this test.
+        try (Fixture f = Fixture.withoutSafetyNet("queues", "1", "namespaces", "null:1G", "poll-us", "0")) {
             f.driver.bringUp(1, 8, true);
             HostQueue q = f.driver.ioQueue(1);
             long buf = f.host.allocatePages(1);
@@ -369,7 +366,7 @@ class DbbufTest {
 
     @Test
     void item22_invalidShadowValue() throws Exception {
-        try (Fixture f = Fixture.of("queues", "1")) {
+        try (Fixture f = Fixture.withoutSafetyNet("queues", "1")) {
             f.driver.bringUp(1, 16, true);
             HostQueue q = f.driver.ioQueue(1);
             long buf = f.host.allocatePages(1);
@@ -384,7 +381,7 @@ class DbbufTest {
 
     @Test
     void item23_eventIdxLittleEndianUpper16Zero() throws Exception {
-        try (Fixture f = Fixture.of("queues", "1")) {
+        try (Fixture f = Fixture.withoutSafetyNet("queues", "1")) {
             f.driver.bringUp(1, 16, true);
             HostQueue q = f.driver.ioQueue(1);
             f.host.memory().writeInt(f.driver.eventIdxPage() + 8, 0xFFFF_FFFF);
@@ -404,7 +401,7 @@ class DbbufTest {
 
     @Test
     void item24_adminStaysOnMmio() {
-        try (Fixture f = Fixture.of("queues", "1")) {
+        try (Fixture f = Fixture.withoutSafetyNet("queues", "1")) {
             f.driver.bringUp(1, 16, true);
             // The admin tail and head come from BAR0 only: a value in slot 0 is never read as a tail. The
             // controller mirrors its MMIO values into slot 0 as QEMU does (DbbufSeedTest).
@@ -418,7 +415,7 @@ class DbbufTest {
 
     @Test
     void items26and27_cqHeadShadowOnlyAndFullCq() throws Exception {
-        try (Fixture f = Fixture.of("queues", "1", "mqes", "63")) {
+        try (Fixture f = Fixture.withoutSafetyNet("queues", "1", "mqes", "63")) {
             f.driver.enable();
             f.driver.setNumberOfQueues(1);
             f.driver.allocateDbbuf();
@@ -446,7 +443,7 @@ class DbbufTest {
 
     @Test
     void item28_interruptForEveryBatchAfterShadowOnlyConsumption() {
-        try (Fixture f = Fixture.of("queues", "1")) {
+        try (Fixture f = Fixture.withoutSafetyNet("queues", "1")) {
             f.driver.bringUp(1, 16, true);
             HostQueue q = f.driver.ioQueue(1);
             long buf = f.host.allocatePages(1);
@@ -466,7 +463,7 @@ class DbbufTest {
 
     @Test
     void item29_intxDeassertUsesShadowHead() throws Exception {
-        try (Fixture f = Fixture.of("queues", "1")) {
+        try (Fixture f = Fixture.withoutSafetyNet("queues", "1")) {
             f.driver.bringUp(1, 16, true);
             f.host.disableMsix();
             HostQueue q = f.driver.ioQueue(1);
@@ -485,7 +482,7 @@ class DbbufTest {
     @Test
     void items30and31_resetForgetsDbbuf() throws Exception {
         for (String kind : new String[] {"cc", "shutdown", "flr", "reset"}) {
-            try (Fixture f = Fixture.of("queues", "1")) {
+            try (Fixture f = Fixture.withoutSafetyNet("queues", "1")) {
                 f.driver.bringUp(1, 16, true);
                 long oldShadow = f.driver.shadowPage(), oldEvent = f.driver.eventIdxPage();
                 assertTrue(f.driver.ioQueue(1).execute(Command.flush(1)).ok());
@@ -526,7 +523,7 @@ class DbbufTest {
 
     @Test
     void item32_linuxResetCycleRepeatsDbbuf() {
-        try (Fixture f = Fixture.of("queues", "2")) {
+        try (Fixture f = Fixture.withoutSafetyNet("queues", "2")) {
             long buf;
             for (int cycle = 0; cycle < 3; cycle++) {
                 f.driver.bringUp(2, 32, true);
@@ -543,7 +540,7 @@ class DbbufTest {
 
     @Test
     void item33_deleteAndRecreateQueueWhileActive() {
-        try (Fixture f = Fixture.of("queues", "1")) {
+        try (Fixture f = Fixture.withoutSafetyNet("queues", "1")) {
             f.driver.bringUp(1, 16, true);
             HostQueue q = f.driver.ioQueue(1);
             long buf = f.host.allocatePages(1);
@@ -565,7 +562,7 @@ class DbbufTest {
 
     @Test
     void item34_unmappedDbbufPageFallsBackToMmio() {
-        try (Fixture f = Fixture.of("queues", "1")) {
+        try (Fixture f = Fixture.withoutSafetyNet("queues", "1")) {
             long extra = 0x1_0000_0000L;
             f.host.memory().map(extra, MemorySegment.ofArray(new long[8192 / 8]));
             f.driver.useDbbufPages(extra, extra + 4096);

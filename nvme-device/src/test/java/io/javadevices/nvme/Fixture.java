@@ -25,12 +25,30 @@ final class Fixture implements AutoCloseable {
         driver = new LinuxLikeDriver(host);
     }
 
+    /** Safety-net parks long enough (5 s) that a lost wake-up shows up as a test timeout, not hidden by a timer. */
+    private static final String SAFETY_NET_OFF = "5000000";
+
+    /**
+     * A fixture whose workers' safety-net parks ({@code park-dbbuf-us}, {@code park-trapped-us}) are 5 s, so a
+     * lost wake-up (a doorbell, a look, an EventIdx re-arm gone wrong) fails the test instead of being hidden.
+     */
+    static Fixture withoutSafetyNet(String... keyValues) {
+        Map<String, String> o = pairs(keyValues);
+        o.putIfAbsent("park-dbbuf-us", SAFETY_NET_OFF);
+        o.putIfAbsent("park-trapped-us", SAFETY_NET_OFF);
+        return new Fixture(o);
+    }
+
     static Fixture of(String... keyValues) {
+        return new Fixture(pairs(keyValues));
+    }
+
+    private static Map<String, String> pairs(String... keyValues) {
         Map<String, String> o = new HashMap<>();
         for (int i = 0; i < keyValues.length; i += 2) {
             o.put(keyValues[i], keyValues[i + 1]);
         }
-        return new Fixture(o);
+        return o;
     }
 
     long stat(String key) {

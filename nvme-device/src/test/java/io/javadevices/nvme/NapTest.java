@@ -5,7 +5,6 @@ import io.javadevices.nvme.driver.Completion;
 import io.javadevices.nvme.driver.HostQueue;
 import io.javadevices.pci.GuestMemoryException;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.extension.ExtendWith;
 
 import java.time.Duration;
 
@@ -17,7 +16,6 @@ import static org.junit.jupiter.api.Assertions.*;
  * it re-arms EventIdx and waits for one. Safety-net timers are raised: only looks and doorbells may make
  * progress.
  */
-@ExtendWith(NoSafetyNetTimers.class)
 class NapTest {
     private static int eventIdx(Fixture f, int qid) {
         try {
@@ -45,7 +43,7 @@ class NapTest {
 
     @Test
     void deepBatchesNapAndTheGuestRingsNoDoorbell() throws Exception {
-        try (Fixture f = Fixture.of("queues", "1", "nap-us", "200", "nap-window-us", "200000")) {
+        try (Fixture f = Fixture.withoutSafetyNet("queues", "1", "nap-us", "200", "nap-window-us", "200000")) {
             HostQueue q = oneQueue(f);
             long buf = f.host.allocatePages(1);
             batch(q, buf, 16); // first batch: the guest rings (EventIdx was armed at 0)
@@ -62,7 +60,7 @@ class NapTest {
 
     @Test
     void afterTheWindowEventIdxIsReArmedAndADoorbellWakesTheWorker() throws Exception {
-        try (Fixture f = Fixture.of("queues", "1", "nap-us", "100", "nap-window-us", "2000")) {
+        try (Fixture f = Fixture.withoutSafetyNet("queues", "1", "nap-us", "100", "nap-window-us", "2000")) {
             HostQueue q = oneQueue(f);
             long buf = f.host.allocatePages(1);
             batch(q, buf, 16);
@@ -81,7 +79,7 @@ class NapTest {
 
     @Test
     void singleCommandTrafficDoesNotNap() throws Exception {
-        try (Fixture f = Fixture.of("queues", "1", "nap-us", "500", "nap-window-us", "100000")) {
+        try (Fixture f = Fixture.withoutSafetyNet("queues", "1", "nap-us", "500", "nap-window-us", "100000")) {
             HostQueue q = oneQueue(f);
             long buf = f.host.allocatePages(1);
             for (int i = 0; i < 50; i++) {
@@ -99,7 +97,7 @@ class NapTest {
 
     @Test
     void napsCanBeSwitchedOff() {
-        try (Fixture f = Fixture.of("queues", "1", "nap-window-us", "0")) {
+        try (Fixture f = Fixture.withoutSafetyNet("queues", "1", "nap-window-us", "0")) {
             HostQueue q = oneQueue(f);
             long buf = f.host.allocatePages(1);
             for (int i = 0; i < 10; i++) {
@@ -111,7 +109,7 @@ class NapTest {
 
     @Test
     void aGuestThatRefillsAtOnceIsNotSlowedByNaps() {
-        try (Fixture f = Fixture.of("queues", "1", "nap-us", "5000", "nap-window-us", "100000")) {
+        try (Fixture f = Fixture.withoutSafetyNet("queues", "1", "nap-us", "5000", "nap-window-us", "100000")) {
             HostQueue q = oneQueue(f);
             long buf = f.host.allocatePages(1);
             long t0 = System.nanoTime();

@@ -8,7 +8,6 @@ import io.javadevices.pci.GuestMemory;
 import io.javadevices.pci.GuestMemoryException;
 import io.javadevices.pci.InterruptSink;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
@@ -27,7 +26,6 @@ import static org.junit.jupiter.api.Assertions.*;
  * polling. No MMIO doorbell callback may happen, and the workers' safety-net timers are raised so that
  * only polling can make progress.
  */
-@ExtendWith(NoSafetyNetTimers.class)
 class PolledDoorbellTest {
     private static byte[] pattern(long seed, int length) {
         byte[] b = new byte[length];
@@ -71,7 +69,7 @@ class PolledDoorbellTest {
     @ParameterizedTest(name = "dbbuf={0}")
     @ValueSource(booleans = {false, true})
     void multiQueueIoWithoutAnyMmioDoorbell(boolean dbbuf) throws Exception {
-        try (Fixture f = Fixture.of("queues", "2", "doorbells", "polled")) {
+        try (Fixture f = Fixture.withoutSafetyNet("queues", "2", "doorbells", "polled")) {
             int queues = f.driver.bringUp(2, 32, dbbuf);
             assertEquals(2, queues);
             List<Thread> threads = new ArrayList<>();
@@ -108,7 +106,7 @@ class PolledDoorbellTest {
 
     @Test
     void clientThatDeclinedTheMappingStillWorks() throws Exception {
-        try (Fixture f = Fixture.of("queues", "1", "doorbells", "polled")) {
+        try (Fixture f = Fixture.withoutSafetyNet("queues", "1", "doorbells", "polled")) {
             f.host.trapDirectWindows(); // doorbells arrive as MMIO writes, as when QEMU's mmap fails
             f.driver.bringUp(1, 16, false);
             HostQueue q = f.driver.ioQueue(1);
@@ -121,7 +119,7 @@ class PolledDoorbellTest {
 
     @Test
     void resetClearsThePageSoStaleTailsNeverRunAgain() throws Exception {
-        try (Fixture f = Fixture.of("queues", "1", "doorbells", "polled")) {
+        try (Fixture f = Fixture.withoutSafetyNet("queues", "1", "doorbells", "polled")) {
             f.driver.bringUp(1, 32, false);
             verifiedIo(f, f.driver.ioQueue(1), 3);
             MemorySegment page = f.host.directWindow(0, 0x1000).orElseThrow();
@@ -150,7 +148,7 @@ class PolledDoorbellTest {
      */
     @Test
     void aNewGuestGetsAFreshPageTheFormerOneCannotReach() throws Exception {
-        try (Fixture f = Fixture.of("queues", "1", "doorbells", "polled")) {
+        try (Fixture f = Fixture.withoutSafetyNet("queues", "1", "doorbells", "polled")) {
             f.driver.bringUp(1, 32, false);
             verifiedIo(f, f.driver.ioQueue(1), 1);
             MemorySegment former = f.host.directWindow(0, 0x1000).orElseThrow();
@@ -173,7 +171,7 @@ class PolledDoorbellTest {
 
     @Test
     void invalidPolledTailRaisesOneAsyncEventAndIsIgnored() throws Exception {
-        try (Fixture f = Fixture.of("queues", "1", "doorbells", "polled")) {
+        try (Fixture f = Fixture.withoutSafetyNet("queues", "1", "doorbells", "polled")) {
             f.driver.bringUp(1, 16, false);
             HostQueue q = f.driver.ioQueue(1);
             long buf = f.host.allocatePages(1);

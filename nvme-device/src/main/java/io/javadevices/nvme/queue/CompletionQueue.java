@@ -1,6 +1,5 @@
 package io.javadevices.nvme.queue;
 
-import io.javadevices.nvme.Nvme;
 import io.javadevices.pci.GuestMemory;
 import io.javadevices.pci.GuestMemoryException;
 
@@ -8,27 +7,30 @@ import java.util.Arrays;
 import java.util.concurrent.locks.LockSupport;
 
 /**
- * A completion queue (NVMe 1.4 §4.6): ring in guest memory, tail and phase owned by the posting worker,
- * head from the MMIO doorbell or (DBBUF active, qid ≥ 1) the shadow slot. Linux maps one SQ per CQ;
- * when several SQs share this CQ ({@link #shared}) posters serialise on this object's monitor.
+ * A completion queue (NVMe 1.4 §4.6): ring in guest memory, tail and phase owned by the posting worker, head
+ * doorbell ({@link QueueDoorbell}: BAR0, polled page or, with DBBUF on an I/O queue, the shadow slot).
  *
- * <p>The single-SQ case posts without a lock. When a second SQ attaches, its worker first waits
- * ({@link #awaitHandOver}) until every earlier poster has seen {@link #shared} outside a post, so an
- * unlocked post already under way can never interleave with a locked one on tail and phase.
+ * <p>Poster-owned state (tail, phase, cached head, pending interrupts, the head source's change tracking) has
+ * one rule, applied here and nowhere else ({@link #post} and the interrupt bookkeeping): Linux maps one SQ per CQ,
+ * and while only one SQ posts here it is touched without a lock; once several SQs share this CQ
+ * ({@link #attach}) posters serialise on this object's monitor, never switched back. When a second SQ
+ * attaches, its worker first waits ({@link #awaitHandOver}) until every earlier poster has seen the CQ shared
+ * outside a post, so an unlocked post already under way can never interleave with a locked one.
+ *
+ * <p>Threads: the MMIO thread stores BAR0 head writes ({@link #mmioHead(int)}) and wakes blocked posters; the
+ * queue-creating thread chooses the head source ({@link #usePolled}, {@link #useShadow}); {@link #hostHead}
+ * and {@link #publishEventIdx} may run on any thread.
  */
 public final class CompletionQueue {
     public final int qid;
     public final int size;
     public final long base;
     public final int vector;
-    public final boolean interruptsEnabled;
+    private final boolean interruptsEnabled;
 
-    public volatile int mmioHead;
-    public volatile ShadowDoorbell shadow;
-    /** Non-null with {@code doorbells=polled}: the head is read from this page (set before the CQ is published). */
-    public volatile DoorbellPage polled;
+    private final QueueDoorbell head;
     /** True once more than one SQ posted here: posting then takes this object's lock (never switched back). */
-    public volatile boolean shared;
+    private volatile boolean shared;
     /** Set by a poster blocked on a full queue, so the CQ doorbell wakes it. */
     volatile boolean waiting;
     private volatile SubmissionQueue[] sqs = new SubmissionQueue[0];
@@ -37,8 +39,7 @@ public final class CompletionQueue {
     private int tail;
     private boolean phase = true;
     private int cachedHead;
-    int pendingInterrupts;
-    private int lastShadowHead;
+    private int pendingInterrupts;
 
     public CompletionQueue(int qid, int size, long base, int vector, boolean interruptsEnabled) {
         this.qid = qid;
@@ -46,6 +47,64 @@ public final class CompletionQueue {
         this.base = base;
         this.vector = vector;
         this.interruptsEnabled = interruptsEnabled;
+        this.head = new QueueDoorbell(qid, size, true);
+    }
+
+    /** Create I/O Completion Queue IEN (NVMe 1.4 §5.3): false = never interrupt for this CQ. */
+    public boolean interruptsEnabled() {
+        return interruptsEnabled;
+    }
+
+    /** MMIO thread: a BAR0 head write, already validated ({@code Nvme.validDoorbell}). */
+    public void mmioHead(int value) {
+        head.storeMmio(value);
+    }
+
+    /** The last valid head written through BAR0. */
+    public int mmioHead() {
+        return head.mmio();
+    }
+
+    /** {@code doorbells=polled}: read the head from this page (set before the CQ is used). */
+    public void usePolled(DoorbellPage page) {
+        head.usePolled(page);
+    }
+
+    /**
+     * Doorbell Buffer Config: publishes {@code eventIdx} in the slot, then reads the head from its shadow slot.
+     * Returns false, keeping the current source, if the slot is not reachable.
+     */
+    public boolean useShadow(ShadowDoorbell slot, int eventIdx) {
+        try {
+            slot.publish(eventIdx);
+        } catch (GuestMemoryException e) {
+            return false;
+        }
+        head.useShadow(slot);
+        return true;
+    }
+
+    /** Publishes the CQ EventIdx if a shadow slot is in use (any thread); false if none or unreachable. */
+    public boolean publishEventIdx(int eventIdx) {
+        return head.publish(eventIdx);
+    }
+
+    /** The head the controller knows (current source if valid, else its fallback, else BAR0). */
+    public int knownHead() {
+        return head.known();
+    }
+
+    /** The host's head as seen now, validated, for INTx deassertion; -1 if invalid or unreachable. */
+    public int hostHead() {
+        return head.peek();
+    }
+
+    public int tail() {
+        return tail;
+    }
+
+    boolean shared() {
+        return shared;
     }
 
     public synchronized void attach(SubmissionQueue sq) {
@@ -94,43 +153,25 @@ public final class CompletionQueue {
         }
     }
 
-    /** The host's head: shadow slot when DBBUF is active, else the polled page or the MMIO value (validated). */
-    int currentHead(QueueStats stats) throws GuestMemoryException {
-        ShadowDoorbell sh = shadow;
-        if (sh != null) {
-            int h = sh.load();
-            if (Nvme.validDoorbell(h, size)) {
-                if (h != lastShadowHead) {
-                    lastShadowHead = h;
-                    if (h != mmioHead) {
-                        stats.shadowCq++;
-                    }
-                }
-                return h;
-            }
-            return cachedHead; // invalid shadow value: ignore it (dbbuf.md checklist 22)
-        }
-        DoorbellPage page = polled;
-        if (page != null) {
-            int h = page.cqHead(qid);
-            return Nvme.validDoorbell(h, size) ? h : cachedHead;
-        }
-        return mmioHead;
-    }
-
-    public int tail() {
-        return tail;
-    }
-
     /**
-     * Writes one CQE (NVMe 1.4 Figure 124) if there is room. DW3 (CID, phase, status) is written last
-     * with release semantics, so the host never sees the new phase before the rest of the entry.
+     * Writes one CQE (NVMe 1.4 Figure 124) if there is room; false if the queue is full. DW3 (CID, phase,
+     * status) is written last with release semantics, so the host never sees the new phase before the rest.
      */
-    boolean tryPost(GuestMemory memory, int sqid, int sqHead, int cid, int status, int dw0, QueueStats stats)
+    boolean post(GuestMemory memory, int sqid, int sqHead, int cid, int status, int dw0, QueueStats stats)
+            throws GuestMemoryException {
+        if (!shared) {
+            return tryPost(memory, sqid, sqHead, cid, status, dw0, stats);
+        }
+        synchronized (this) {
+            return tryPost(memory, sqid, sqHead, cid, status, dw0, stats);
+        }
+    }
+
+    private boolean tryPost(GuestMemory memory, int sqid, int sqHead, int cid, int status, int dw0, QueueStats stats)
             throws GuestMemoryException {
         int next = tail + 1 == size ? 0 : tail + 1;
         if (next == cachedHead) {
-            cachedHead = currentHead(stats);
+            refreshHead(stats);
             if (next == cachedHead) {
                 return false;
             }
@@ -146,14 +187,20 @@ public final class CompletionQueue {
         return true;
     }
 
-    /** Refreshes the cached head (used while waiting for room). */
-    boolean headMoved(QueueStats stats) throws GuestMemoryException {
-        int h = currentHead(stats);
-        if (h != cachedHead) {
-            cachedHead = h;
-            return true;
+    /** Re-reads the host's head (an invalid value keeps the cached one); true if it moved. Poster only. */
+    boolean headMoved(QueueStats stats) {
+        synchronized (this) { // rare (full queue): always locked, also correct before the CQ is shared
+            int before = cachedHead;
+            refreshHead(stats);
+            return cachedHead != before;
         }
-        return false;
+    }
+
+    private void refreshHead(QueueStats stats) {
+        int h = head.load(stats, DoorbellSource.Rejects.IGNORE);
+        if (h != DoorbellSource.INVALID) {
+            cachedHead = h;
+        }
     }
 
     int cachedHead() {
@@ -162,42 +209,33 @@ public final class CompletionQueue {
 
     /**
      * Interrupt coalescing bookkeeping (Set Features 08h, NVMe 1.4 §5.21.1.8): adds {@code posted}
-     * completions and returns true if an interrupt should fire now ({@code threshold} = entries per
-     * interrupt, 1 = no coalescing). Callers hold the CQ lock when the CQ is shared.
+     * completions and returns true (clearing the count) if an interrupt should fire now ({@code threshold} =
+     * entries per interrupt, 1 = no coalescing). Poster only.
      */
     public boolean addPendingInterrupts(int posted, int threshold) {
-        pendingInterrupts += posted;
-        if (pendingInterrupts >= threshold) {
-            pendingInterrupts = 0;
-            return true;
-        }
-        return false;
+        return interruptDue(posted, threshold);
     }
 
-    /** True (and clears) if completions are waiting for a coalesced interrupt. */
+    /** True (and clears) if completions are waiting for a coalesced interrupt. Poster only. */
     public boolean takePendingInterrupts() {
-        if (pendingInterrupts > 0) {
+        return interruptDue(0, 1);
+    }
+
+    private boolean interruptDue(int posted, int threshold) {
+        if (!shared) {
+            return countPending(posted, threshold);
+        }
+        synchronized (this) {
+            return countPending(posted, threshold);
+        }
+    }
+
+    private boolean countPending(int posted, int threshold) {
+        pendingInterrupts += posted;
+        if (pendingInterrupts > 0 && pendingInterrupts >= threshold) {
             pendingInterrupts = 0;
             return true;
         }
         return false;
-    }
-
-    /** The host's head as seen now (shadow if DBBUF is active), for INTx deassertion; -1 if unknown. */
-    public int hostHead() {
-        ShadowDoorbell sh = shadow;
-        if (sh != null) {
-            try {
-                return sh.load();
-            } catch (GuestMemoryException e) {
-                return -1;
-            }
-        }
-        DoorbellPage page = polled;
-        if (page != null) {
-            int h = page.cqHead(qid);
-            return Nvme.validDoorbell(h, size) ? h : -1;
-        }
-        return mmioHead;
     }
 }

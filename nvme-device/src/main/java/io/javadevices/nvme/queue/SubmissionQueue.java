@@ -1,8 +1,12 @@
 package io.javadevices.nvme.queue;
 
 /**
- * A submission queue: ring in guest memory, the MMIO tail doorbell value (written by the MMIO thread)
- * and, once Doorbell Buffer Config is active, its shadow slot. Its head is owned by its worker.
+ * A submission queue (NVMe 1.4 §4.1): ring in guest memory, its tail doorbell ({@link QueueDoorbell}: BAR0,
+ * polled page or, once Doorbell Buffer Config is active, its shadow slot) and the worker that owns its head.
+ *
+ * <p>Threads: the MMIO thread stores BAR0 tail writes ({@link #mmioTail(int)}); the thread that creates or
+ * reconfigures queues chooses the doorbell source ({@link #usePolled} before the worker starts,
+ * {@link #useShadow} at any time, then kicks the worker); only the worker loads the tail and publishes EventIdx.
  */
 public final class SubmissionQueue {
     public final int qid;
@@ -11,12 +15,7 @@ public final class SubmissionQueue {
     public final CompletionQueue cq;
     public final int priority;
 
-    /** Last valid tail written through BAR0 (validated {@code < size} by the MMIO path). */
-    public volatile int mmioTail;
-    /** Non-null while DBBUF is active for this queue (never for the admin queue, dbbuf.md §1.5). */
-    public volatile ShadowDoorbell shadow;
-    /** Non-null with {@code doorbells=polled}: the tail is read from this page, set before the worker starts. */
-    public volatile DoorbellPage polled;
+    private final QueueDoorbell tail;
     volatile QueueWorker worker;
 
     public SubmissionQueue(int qid, int size, long base, CompletionQueue cq, int priority) {
@@ -25,9 +24,56 @@ public final class SubmissionQueue {
         this.base = base;
         this.cq = cq;
         this.priority = priority;
+        this.tail = new QueueDoorbell(qid, size, false);
     }
 
     public QueueWorker worker() {
         return worker;
+    }
+
+    /** MMIO thread: a BAR0 tail write, already validated ({@code Nvme.validDoorbell}). With a shadow it only wakes. */
+    public void mmioTail(int value) {
+        tail.storeMmio(value);
+    }
+
+    /** The last valid tail written through BAR0. */
+    public int mmioTail() {
+        return tail.mmio();
+    }
+
+    /** {@code doorbells=polled}: read the tail from this page (set before the worker starts). */
+    public void usePolled(DoorbellPage page) {
+        tail.usePolled(page);
+    }
+
+    /**
+     * Doorbell Buffer Config: the shadow slot is authoritative for the tail from now on. I/O queues only: the
+     * admin queue stays on BAR0, as Linux {@code nvme_dbbuf_init} (which skips qid 0) and SPDK expect.
+     */
+    public void useShadow(ShadowDoorbell slot) {
+        tail.useShadow(slot);
+    }
+
+    /** The tail the controller works towards (current source if valid, else its fallback, else BAR0). */
+    public int knownTail() {
+        return tail.known();
+    }
+
+    boolean shadowed() {
+        return tail.shadowed();
+    }
+
+    boolean polled() {
+        return tail.polled();
+    }
+
+    /** Worker: the tail to consume up to, or {@link DoorbellSource#INVALID}. */
+    int loadTail(QueueStats stats, DoorbellSource.Rejects rejects) {
+        return tail.load(stats, rejects);
+    }
+
+    /** Worker: publishes the SQ EventIdx; false without a (reachable) shadow slot. */
+    boolean publishEventIdx(int eventIdx) {
+        return tail.publish(eventIdx);
     }
 }
