@@ -19,7 +19,10 @@ import java.util.Set;
 
 import static org.junit.jupiter.api.Assertions.*;
 
-/** The Doorbell Buffer Config checklist of dbbuf.md §6, item numbers in the test names. */
+/**
+ * Doorbell Buffer Config (admin 7Ch, NVMe 1.3 §5.7) end to end with the Linux-like driver: command validation,
+ * the shadow/EventIdx protocol of Linux nvme_dbbuf_update_and_check_event, resets and hostile shadow values.
+ */
 class DbbufTest {
     private static int readInt(Fixture f, long a) {
         try {
@@ -51,7 +54,7 @@ class DbbufTest {
     }
 
     @Test
-    void item1_oacsBitAndEffectsLog() {
+    void oacsAdvertisesDbbufAndTheEffectsLogListsIt() {
         try (Fixture f = Fixture.withoutSafetyNet()) {
             f.driver.enable();
             byte[] id = f.driver.identify(1, 0);
@@ -62,27 +65,27 @@ class DbbufTest {
     }
 
     @Test
-    void items2to9_commandValidation() {
+    void malformedDbbufCommandsAreRejectedWithInvalidField() {
         try (Fixture f = Fixture.withoutSafetyNet()) {
             HostQueue q = queuesOnly(f, 16);
             LinuxLikeDriver d = f.driver;
             long a = f.host.allocatePages(1), b = f.host.allocatePages(1);
-            status(d.admin(Command.dbbuf(a + 8, b)), 0, 0x02);          // 2 PRP1 unaligned
-            status(d.admin(Command.dbbuf(a, b + 8)), 0, 0x02);          // 3 PRP2 unaligned
-            status(d.admin(Command.dbbuf(a, a)), 0, 0x02);              // 4 PRP1 == PRP2
-            status(d.admin(Command.dbbuf(a, b).flags(0x40)), 0, 0x02);  // 5 PSDT = SGL
-            status(d.admin(Command.dbbuf(1L << 40, b)), 0, 0x02);       // 6 outside RAM
+            status(d.admin(Command.dbbuf(a + 8, b)), 0, 0x02);          // PRP1 unaligned
+            status(d.admin(Command.dbbuf(a, b + 8)), 0, 0x02);          // PRP2 unaligned
+            status(d.admin(Command.dbbuf(a, a)), 0, 0x02);              // PRP1 == PRP2
+            status(d.admin(Command.dbbuf(a, b).flags(0x40)), 0, 0x02);  // PSDT = SGL
+            status(d.admin(Command.dbbuf(1L << 40, b)), 0, 0x02);       // outside RAM
             status(d.admin(Command.dbbuf(a, f.host.ramSize())), 0, 0x02);
-            status(d.admin(Command.dbbuf(a, b).flags(0x01)), 0, 0x02);  // 8 fused
+            status(d.admin(Command.dbbuf(a, b).flags(0x01)), 0, 0x02);  // fused
             assertEquals(0, f.stat("dbbuf.active"), "state unchanged: still MMIO");
             assertEquals(7, f.stat("admin.dbbuf.rejected"));
             assertTrue(q.execute(Command.flush(1)).ok());
-            // 7: GPA 0 is mapped RAM in the test host: accepted (like QEMU/SPDK), and "enabled" is a flag.
+            // GPA 0 is mapped RAM in the test host: accepted (like QEMU/SPDK), and "enabled" is a flag.
             assertTrue(d.admin(Command.dbbuf(0, b)).ok());
             assertEquals(1, f.stat("dbbuf.active"));
             d.disable();
         }
-        // 9: with CC.MPS = 1 (8 KiB pages) a 4 KiB-aligned address is unaligned.
+        // With CC.MPS = 1 (8 KiB pages) a 4 KiB-aligned address is unaligned.
         try (Fixture f = Fixture.withoutSafetyNet()) {
             f.driver.enable(1);
             long a = f.host.allocate(8192, 8192), b = f.host.allocate(8192, 8192);
@@ -92,7 +95,7 @@ class DbbufTest {
     }
 
     @Test
-    void item10_linuxOrderAndMmioRate() {
+    void linuxOrderQueuesThenDbbufRingsFarLessThanOncePerCommand() {
         try (Fixture f = Fixture.withoutSafetyNet("queues", "1", "namespaces", "null:1G")) {
             f.driver.bringUp(1, 64, true);
             HostQueue q = f.driver.ioQueue(1);
@@ -109,7 +112,7 @@ class DbbufTest {
     }
 
     @Test
-    void item36_dbbufOffRingsOncePerSubmission() {
+    void withoutDbbufEverySubmissionRingsTheMmioDoorbell() {
         try (Fixture f = Fixture.withoutSafetyNet("queues", "1", "namespaces", "null:1G", "dbbuf", "off")) {
             f.driver.bringUp(1, 64, true);
             HostQueue q = f.driver.ioQueue(1);
@@ -142,7 +145,7 @@ class DbbufTest {
     }
 
     @Test
-    void item11_spdkOrderDbbufBeforeQueues() {
+    void spdkOrderDbbufBeforeQueuesAssociatesNewQueues() {
         try (Fixture f = Fixture.withoutSafetyNet("queues", "2")) {
             f.driver.enable();
             f.driver.setNumberOfQueues(2);
@@ -162,7 +165,7 @@ class DbbufTest {
     }
 
     @Test
-    void item12_staleShadowValueAtCreation() {
+    void staleShadowValueAtQueueCreationRunsNoStaleCommands() {
         try (Fixture f = Fixture.withoutSafetyNet("queues", "1")) {
             f.driver.enable();
             f.driver.setNumberOfQueues(1);
@@ -179,7 +182,7 @@ class DbbufTest {
     }
 
     @Test
-    void item13_reissueWithNewPages() throws Exception {
+    void reissuedDbbufMovesQueuesToTheNewPages() throws Exception {
         try (Fixture f = Fixture.withoutSafetyNet("queues", "2")) {
             f.driver.bringUp(2, 16, true);
             HostQueue q = f.driver.ioQueue(1);
@@ -211,7 +214,7 @@ class DbbufTest {
     }
 
     @Test
-    void item14_dbbufWhileIoInFlight() {
+    void dbbufWhileIoIsInFlightLosesNoCommand() {
         try (Fixture f = Fixture.withoutSafetyNet("queues", "1")) {
             f.driver.enable();
             f.driver.setNumberOfQueues(1);
@@ -233,7 +236,7 @@ class DbbufTest {
     }
 
     @Test
-    void item15_shadowOnlyWriteIsPickedUp() throws Exception {
+    void shadowOnlyTailWriteIsPickedUpByTheSafetyNetPark() throws Exception {
         // Relies on the safety-net park by definition: the default park-dbbuf-us.
         try (Fixture f = Fixture.of("queues", "1")) {
             f.driver.bringUp(1, 16, true);
@@ -254,7 +257,7 @@ class DbbufTest {
     }
 
     @Test
-    void item16_staleMmioNeverRegressesTail() throws Exception {
+    void lateMmioWithAnOlderTailNeverRegressesTheShadowTail() throws Exception {
         try (Fixture f = Fixture.withoutSafetyNet("queues", "1")) {
             f.driver.bringUp(1, 16, true);
             HostQueue q = f.driver.ioQueue(1);
@@ -275,7 +278,7 @@ class DbbufTest {
     }
 
     @Test
-    void item17_mmioWithoutShadowUpdate() throws Exception {
+    void mmioWithoutShadowUpdateOnlyWakesTheWorker() throws Exception {
         try (Fixture f = Fixture.withoutSafetyNet("queues", "1")) {
             f.driver.bringUp(1, 16, true);
             HostQueue q = f.driver.ioQueue(1);
@@ -297,7 +300,7 @@ class DbbufTest {
 
     @ParameterizedTest
     @ValueSource(ints = {2, 3, 16, 1024})
-    void items18and19_batchesAndWraparound(int depth) {
+    void batchedShadowUpdatesAcrossRingWraparound(int depth) {
         try (Fixture f = Fixture.withoutSafetyNet("queues", "1", "namespaces", "null:1G")) {
             f.driver.bringUp(1, depth, true);
             wraps(f, f.driver.ioQueue(1), depth, 3);
@@ -305,7 +308,7 @@ class DbbufTest {
     }
 
     @Test
-    void item19_wraparoundAtMqesPlusOne() {
+    void wraparoundAtMaximumQueueEntries() {
         try (Fixture f = Fixture.withoutSafetyNet("queues", "1", "namespaces", "null:1G", "mqes", "63")) {
             f.driver.bringUp(1, 64, true);
             wraps(f, f.driver.ioQueue(1), 64, 4);
@@ -325,7 +328,7 @@ class DbbufTest {
                 int cid = q.queue(Command.read(1, i, 1, buf, 0));
                 assertTrue(outstanding.add(cid), "cid reused while outstanding");
             }
-            q.ringSq(); // one shadow update advancing the tail by the whole batch (item 18)
+            q.ringSq(); // one shadow update advancing the tail by the whole batch
             for (Completion c : q.awaitCompletions(1, Duration.ofSeconds(10))) {
                 assertTrue(c.ok());
                 assertTrue(outstanding.remove(c.cid()), "cid completed twice or unknown: " + c);
@@ -341,7 +344,7 @@ class DbbufTest {
     }
 
     @Test
-    void item20_needEventWindowEdges() {
+    void needEventWindowEdgesMatchLinux() {
         assertTrue(LinuxLikeDriver.needEvent(5, 6, 5), "ei = old");
         assertFalse(LinuxLikeDriver.needEvent(6, 6, 5), "ei = new");
         assertFalse(LinuxLikeDriver.needEvent(4, 6, 5), "ei = old - 1");
@@ -351,7 +354,7 @@ class DbbufTest {
     }
 
     @Test
-    void item21_racingHostNeverLosesAWakeup() {
+    void racingHostNeverLosesAWakeupWithoutSafetyNet() {
         // The safety-net parks are 5 s (withoutSafetyNet): a lost wake-up hangs and fails this test.
         try (Fixture f = Fixture.withoutSafetyNet("queues", "1", "namespaces", "null:1G", "poll-us", "0")) {
             f.driver.bringUp(1, 8, true);
@@ -365,7 +368,7 @@ class DbbufTest {
     }
 
     @Test
-    void item22_invalidShadowValue() throws Exception {
+    void invalidShadowTailRaisesAnAsyncEventAndIsIgnored() throws Exception {
         try (Fixture f = Fixture.withoutSafetyNet("queues", "1")) {
             f.driver.bringUp(1, 16, true);
             HostQueue q = f.driver.ioQueue(1);
@@ -380,7 +383,7 @@ class DbbufTest {
     }
 
     @Test
-    void item23_eventIdxLittleEndianUpper16Zero() throws Exception {
+    void eventIdxIsLittleEndianWithUpper16BitsZero() throws Exception {
         try (Fixture f = Fixture.withoutSafetyNet("queues", "1")) {
             f.driver.bringUp(1, 16, true);
             HostQueue q = f.driver.ioQueue(1);
@@ -400,7 +403,7 @@ class DbbufTest {
     }
 
     @Test
-    void item24_adminStaysOnMmio() {
+    void adminQueueStaysOnMmioDoorbells() {
         try (Fixture f = Fixture.withoutSafetyNet("queues", "1")) {
             f.driver.bringUp(1, 16, true);
             // The admin tail and head come from BAR0 only: a value in slot 0 is never read as a tail. The
@@ -414,7 +417,7 @@ class DbbufTest {
     }
 
     @Test
-    void items26and27_cqHeadShadowOnlyAndFullCq() throws Exception {
+    void shadowOnlyCqHeadUpdatesAndAFullCqMakeProgress() throws Exception {
         try (Fixture f = Fixture.withoutSafetyNet("queues", "1", "mqes", "63")) {
             f.driver.enable();
             f.driver.setNumberOfQueues(1);
@@ -442,7 +445,7 @@ class DbbufTest {
     }
 
     @Test
-    void item28_interruptForEveryBatchAfterShadowOnlyConsumption() {
+    void interruptForEveryBatchAfterShadowOnlyConsumption() {
         try (Fixture f = Fixture.withoutSafetyNet("queues", "1")) {
             f.driver.bringUp(1, 16, true);
             HostQueue q = f.driver.ioQueue(1);
@@ -462,7 +465,7 @@ class DbbufTest {
     }
 
     @Test
-    void item29_intxDeassertUsesShadowHead() throws Exception {
+    void intxDeassertsOnTheShadowHead() throws Exception {
         try (Fixture f = Fixture.withoutSafetyNet("queues", "1")) {
             f.driver.bringUp(1, 16, true);
             f.host.disableMsix();
@@ -480,7 +483,7 @@ class DbbufTest {
     }
 
     @Test
-    void items30and31_resetForgetsDbbuf() throws Exception {
+    void controllerResetForgetsDbbuf() throws Exception {
         for (String kind : new String[] {"cc", "shutdown", "flr", "reset"}) {
             try (Fixture f = Fixture.withoutSafetyNet("queues", "1")) {
                 f.driver.bringUp(1, 16, true);
@@ -522,7 +525,7 @@ class DbbufTest {
     }
 
     @Test
-    void item32_linuxResetCycleRepeatsDbbuf() {
+    void linuxResetCycleRepeatsDbbuf() {
         try (Fixture f = Fixture.withoutSafetyNet("queues", "2")) {
             long buf;
             for (int cycle = 0; cycle < 3; cycle++) {
@@ -539,7 +542,7 @@ class DbbufTest {
     }
 
     @Test
-    void item33_deleteAndRecreateQueueWhileActive() {
+    void deleteAndRecreateQueueWhileDbbufIsActive() {
         try (Fixture f = Fixture.withoutSafetyNet("queues", "1")) {
             f.driver.bringUp(1, 16, true);
             HostQueue q = f.driver.ioQueue(1);
@@ -561,7 +564,7 @@ class DbbufTest {
     }
 
     @Test
-    void item34_unmappedDbbufPageFallsBackToMmio() {
+    void unmappedDbbufPageFallsBackToMmio() {
         try (Fixture f = Fixture.withoutSafetyNet("queues", "1")) {
             long extra = 0x1_0000_0000L;
             f.host.memory().map(extra, MemorySegment.ofArray(new long[8192 / 8]));

@@ -3,6 +3,9 @@ package io.javadevices.nvme.queue;
 import io.javadevices.nvme.Nvme;
 import io.javadevices.pci.GuestMemoryException;
 
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
+
 /**
  * Where a queue reads the value the host last gave one of its doorbells (SQ tail, NVMe 1.4 §3.1.10; CQ head,
  * §3.1.11). Each queue has exactly one current source, so "shadow, polled or MMIO?" is decided here and
@@ -54,27 +57,65 @@ sealed interface DoorbellSource permits DoorbellSource.Mmio, DoorbellSource.Poll
     /** The source to use once this one is unreachable (itself if it cannot become unreachable). */
     DoorbellSource fallback();
 
-    /** BAR0 doorbell writes. The value is stored by the MMIO thread after validation. */
+    /**
+     * BAR0 doorbell writes. The value is kept with a count of writes, so that a shadow falling back can tell
+     * whether BAR0 was written since it last read its slot ({@link #adopt}).
+     */
     final class Mmio implements DoorbellSource {
-        private volatile int value;
+        private static final VarHandle STAMPED = stampedHandle();
+
+        /** (BAR0 writes so far {@literal <<} 32) | the last value written. */
+        private volatile long stamped;
+
+        private static VarHandle stampedHandle() {
+            try {
+                return MethodHandles.lookup().findVarHandle(Mmio.class, "stamped", long.class);
+            } catch (ReflectiveOperationException e) {
+                throw new ExceptionInInitializerError(e);
+            }
+        }
 
         /** MMIO thread: stores a doorbell write already checked with {@link Nvme#validDoorbell}. */
         void store(int v) {
-            value = v;
+            long s;
+            do {
+                s = stamped;
+            } while (!STAMPED.compareAndSet(this, s, ((s >>> 32) + 1) << 32 | (v & 0xFFFF_FFFFL)));
         }
 
         int value() {
-            return value;
+            return (int) stamped;
+        }
+
+        /** How many BAR0 writes there were so far. */
+        int writes() {
+            return (int) (stamped >>> 32);
+        }
+
+        /**
+         * A shadow slot became unreachable: continue from the last value it gave ({@code v}), unless BAR0 was
+         * written after that value was read ({@code writes} changed). Without this the MMIO value, stale
+         * while the host rang only when {@code nvme_dbbuf_need_event} said so, would make a tail jump back
+         * over commands already run, or a head back over entries not yet consumed.
+         */
+        void adopt(int writes, int v) {
+            long s;
+            do {
+                s = stamped;
+                if ((int) (s >>> 32) != writes) {
+                    return; // the host wrote BAR0 since: that value is newer
+                }
+            } while (!STAMPED.compareAndSet(this, s, s & ~0xFFFF_FFFFL | (v & 0xFFFF_FFFFL)));
         }
 
         @Override
         public int load(QueueStats stats, Rejects rejects) {
-            return value;
+            return value();
         }
 
         @Override
         public int peek() {
-            return value;
+            return value();
         }
 
         @Override
@@ -146,6 +187,10 @@ sealed interface DoorbellSource permits DoorbellSource.Mmio, DoorbellSource.Poll
         private final int entries;
         private final boolean completion;
         private int lastSeen; // owner only
+        /** The last valid value read, and the BAR0 write count read just before it. Owner only. */
+        private int lastValid;
+        private int writesBeforeLastValid;
+        private boolean seenValid;
 
         Shadow(ShadowDoorbell slot, Mmio mmio, DoorbellSource fallback, int qid, int entries, boolean completion) {
             this.slot = slot;
@@ -162,8 +207,14 @@ sealed interface DoorbellSource permits DoorbellSource.Mmio, DoorbellSource.Poll
 
         @Override
         public int load(QueueStats stats, Rejects rejects) throws GuestMemoryException {
+            int writes = mmio.writes(); // before the slot: a BAR0 write after this point is newer than v
             int v = slot.load();
             boolean valid = Nvme.validDoorbell(v, entries);
+            if (valid) {
+                lastValid = v;
+                writesBeforeLastValid = writes;
+                seenValid = true;
+            }
             if (v != lastSeen) {
                 lastSeen = v;
                 if (!valid) {
@@ -197,6 +248,13 @@ sealed interface DoorbellSource permits DoorbellSource.Mmio, DoorbellSource.Poll
         @Override
         public DoorbellSource fallback() {
             return fallback;
+        }
+
+        /** Owner, when this slot became unreachable: hand the last value it gave to BAR0 ({@link Mmio#adopt}). */
+        void handOver() {
+            if (seenValid && fallback == mmio) {
+                mmio.adopt(writesBeforeLastValid, lastValid);
+            }
         }
     }
 }

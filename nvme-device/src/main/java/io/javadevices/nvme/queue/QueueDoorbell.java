@@ -124,6 +124,9 @@ final class QueueDoorbell {
     }
 
     private void fallBack(DoorbellSource unreachable) {
+        if (unreachable instanceof DoorbellSource.Shadow sh) {
+            sh.handOver();
+        }
         SOURCE.compareAndSet(this, unreachable, unreachable.fallback());
     }
 }

@@ -6,7 +6,7 @@ import io.javadevices.pci.GuestMemoryException;
 import java.lang.foreign.MemorySegment;
 
 /**
- * One queue's pair of Doorbell Buffer Config slots (Doorbell Buffer Config, NVMe 1.3 §5.7 / Base 2.1 Figure 486): the host-owned
+ * One queue's pair of Doorbell Buffer Config slots (NVMe 1.3 §5.7 / Base 2.1 Figure 486): the host-owned
  * shadow doorbell entry (read only, acquire, LE32, low 16 bits) and the controller-owned EventIdx entry
  * (written with release, upper 16 bits 0). Slot offsets follow the BAR0 doorbell layout with
  * CAP.DSTRD = 0: SQ y at 8y, CQ y at 8y + 4. The 4-byte slices are cached and re-resolved when the

@@ -1,0 +1,98 @@
+package io.javadevices.nvme.queue;
+
+import org.junit.jupiter.api.Test;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+/** The spin / nap / park decisions, without threads: each follows from the settings and the last busy period. */
+class IdlePolicyTest {
+    private static final IdlePolicy.Settings SETTINGS = new IdlePolicy.Settings(300, 500, 1_000_000, 2000, 50_000);
+
+    @Test
+    void singleCommandPeriodSpinsThenParksWithoutNapping() {
+        IdlePolicy p = new IdlePolicy(SETTINGS, false);
+        p.ran(1);
+        assertEquals(300_000, p.spinNanos(true));
+        assertEquals(0, p.spinNanos(true), "only the first look after a busy period spins");
+        assertEquals(0, p.napNanos(true));
+        assertEquals(2_000_000, p.parkNanos(true));
+        assertEquals(50_000_000, p.parkNanos(false));
+        assertEquals(50_000_000, p.busMasterWaitNanos());
+    }
+
+    @Test
+    void deepPeriodWithShadowNapsAfterAShortSpin() {
+        IdlePolicy p = new IdlePolicy(SETTINGS, false);
+        p.ran(8);
+        assertEquals(IdlePolicy.NAP_SPIN_NANOS, p.spinNanos(true));
+        assertEquals(500_000, p.napNanos(true));
+        assertEquals(0, p.napNanos(false), "a queue that lost its shadow re-arms and parks");
+    }
+
+    @Test
+    void deepPeriodWithoutShadowNeverNaps() {
+        IdlePolicy p = new IdlePolicy(SETTINGS, false);
+        p.ran(8);
+        assertEquals(300_000, p.spinNanos(false));
+        assertEquals(0, p.napNanos(false));
+    }
+
+    @Test
+    void napWindowZeroMeansReArmAtOnce() {
+        IdlePolicy p = new IdlePolicy(new IdlePolicy.Settings(300, 500, 0, 2000, 50_000), false);
+        p.ran(8);
+        p.spinNanos(true);
+        assertEquals(0, p.napNanos(true));
+    }
+
+    @Test
+    void polledQueuesNeverSpinAndLookEveryNap() {
+        IdlePolicy p = new IdlePolicy(SETTINGS, true);
+        p.ran(1);
+        assertEquals(0, p.spinNanos(false));
+        assertEquals(500_000, p.parkNanos(false));
+        IdlePolicy admin = new IdlePolicy(SETTINGS.admin(), true);
+        assertEquals(1_000_000, admin.parkNanos(false), "the polled admin queue looks every millisecond");
+        assertEquals(2_000_000, new IdlePolicy(SETTINGS.admin(), false).parkNanos(true), "parks are per controller");
+    }
+
+    @Test
+    void napHalvesWhileLooksFindTheSameCountAndGrowsBackWhenItShrinks() {
+        IdlePolicy p = new IdlePolicy(SETTINGS, false);
+        p.ran(8);
+        p.spinNanos(true);
+        for (int i = 0; i < 2; i++) { // two looks that each find the guest's whole depth of 8
+            long nap = p.napNanos(true);
+            p.napped(nap, nap);
+            p.ran(8);
+        }
+        p.spinNanos(true);
+        assertEquals(250_000, p.napNanos(true));
+        for (int i = 0; i < 10; i++) {
+            long nap = p.napNanos(true);
+            p.napped(nap, nap);
+            p.ran(8);
+            p.spinNanos(true);
+        }
+        assertEquals(IdlePolicy.NAP_FLOOR_NANOS, p.napNanos(true), "never below the floor");
+        long nap = p.napNanos(true);
+        p.napped(nap, nap);
+        p.ran(2); // the count shrank: a guest limited by its own speed
+        p.spinNanos(true);
+        assertEquals(2 * IdlePolicy.NAP_FLOOR_NANOS, p.napNanos(true));
+    }
+
+    @Test
+    void anOversleptNapStaysLong() {
+        IdlePolicy p = new IdlePolicy(SETTINGS, false);
+        p.ran(8);
+        p.spinNanos(true);
+        for (int i = 0; i < 5; i++) {
+            long nap = p.napNanos(true);
+            p.napped(nap, nap * 3); // the host's CPUs are busy
+            p.ran(8);
+            p.spinNanos(true);
+        }
+        assertEquals(500_000, p.napNanos(true));
+    }
+}
