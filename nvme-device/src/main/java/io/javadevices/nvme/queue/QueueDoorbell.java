@@ -108,7 +108,11 @@ final class QueueDoorbell {
         }
     }
 
-    /** Publishes EventIdx if a shadow is in use; true if it was published, false if none or it became unreachable. */
+    /**
+     * Publishes EventIdx if a shadow is in use; true if it was published, false if none or it became unreachable.
+     * An SQ publishes only on its worker. A CQ may also publish from another poster (INTx assertion): a fallback
+     * there may hand over a head older than the newest one, which only makes the controller wait for more room.
+     */
     boolean publish(int eventIdx) {
         DoorbellSource s = source;
         if (!(s instanceof DoorbellSource.Shadow)) {

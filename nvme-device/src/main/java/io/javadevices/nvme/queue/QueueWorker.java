@@ -334,7 +334,7 @@ public final class QueueWorker implements Runnable {
 
     /**
      * CQ full: flush the interrupt so the host consumes, arm CQ EventIdx = known head so the host's next
-     * head update MMIOs (QEMU fa5db2aa168b "hw/nvme: fix missing cq eventidx update"), fence, re-check, park.
+     * head update MMIOs (QEMU commit fa5db2aa168b), fence, re-check, park.
      */
     private boolean waitForCompletionSpace() {
         signalPosted(); // the host must see what is already posted, or it never frees space
