@@ -116,13 +116,11 @@ final class Connection implements Runnable {
         int id = channel.messageId();
         int command = channel.command();
         boolean noReply = (channel.flags() & FLAG_NO_REPLY) != 0;
-        if (received == MessageChannel.Received.BAD_SIZE) {
-            if (!noReply) {
+        if (received != MessageChannel.Received.MESSAGE) {
+            // BAD_SIZE or TRUNCATED: where the next message starts is unknown, so the session ends.
+            if (received == MessageChannel.Received.BAD_SIZE && !noReply) {
                 replyError(id, command, channel.size() < HEADER_SIZE ? Errno.EINVAL : Errno.E2BIG);
             }
-            return false;
-        }
-        if (received == MessageChannel.Received.TRUNCATED) {
             return false;
         }
         if ((channel.flags() & FLAG_TYPE_MASK) == FLAG_TYPE_REPLY) {
@@ -171,12 +169,12 @@ final class Connection implements Runnable {
             case Version v -> version(v, reply);
             case DmaMap m -> requests.dmaMap(m, channel);
             case DmaUnmap m -> requests.dmaUnmap(m, reply);
-            case DeviceGetInfo m -> requests.deviceInfo(reply);
+            case DeviceGetInfo _ -> requests.deviceInfo(reply);
             case RegionInfoRequest m -> requests.regionInfo(m, reply);
             case IrqInfoRequest m -> requests.irqInfo(m, reply);
             case SetIrqs m -> requests.setIrqs(m, channel);
             case WriteMulti m -> requests.regionWriteMulti(m, reply);
-            case DeviceReset m -> requests.reset();
+            case DeviceReset _ -> requests.reset();
         };
     }
 
