@@ -12,6 +12,7 @@ import java.lang.foreign.ValueLayout;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.util.List;
+import java.util.Random;
 
 import static io.javadevices.vfiouser.protocol.VfioUserProtocol.*;
 import static org.junit.jupiter.api.Assertions.*;
@@ -106,6 +107,37 @@ class ProtocolStructsTest {
         assertErrno(Errno.ENOTSUP, CMD_DMA_UNMAP, 0, body, 24, none);
         ByteBuffer write = ByteBuffer.allocate(20).order(ByteOrder.LITTLE_ENDIAN).putLong(0).putInt(0).putInt(8);
         assertErrno(Errno.EINVAL, CMD_REGION_WRITE, 0, MemorySegment.ofArray(write.array()), 20, none); // count > data
+    }
+
+    /** Random bodies of every command: the decoder answers with a message or a VfioUserError, never anything else. */
+    @Test
+    void decodeOfRandomBytesNeverThrowsAnythingButAVfioUserError() {
+        Random random = new Random(12);
+        byte[] bytes = new byte[256];
+        MemorySegment body = MemorySegment.ofArray(bytes);
+        Messages messages = new Messages();
+        int decoded = 0;
+        for (int i = 0; i < 20_000; i++) {
+            random.nextBytes(bytes);
+            int command = 1 + random.nextInt(CMD_MAX + 2);
+            int length = random.nextInt(bytes.length + 1);
+            if (random.nextBoolean()) { // plausible argsz, counts and wr_cnt so the deeper checks run too
+                body.set(ValueLayout.JAVA_INT_UNALIGNED, 0, random.nextInt(64));
+                body.set(ValueLayout.JAVA_INT_UNALIGNED, 12, random.nextInt(16));
+                body.set(ValueLayout.JAVA_INT_UNALIGNED, 16, random.nextInt(16));
+                if (command == CMD_REGION_WRITE_MULTI) {
+                    body.set(ValueLayout.JAVA_LONG_UNALIGNED, 0, Math.max(0, (length - 8) / 24));
+                }
+            }
+            try {
+                assertNotNull(messages.decode(header(command, 0), body, length,
+                        new Fds(random.nextInt(3), random.nextInt(10) == 0)));
+                decoded++;
+            } catch (VfioUserError e) {
+                assertTrue(e.errno() > 0, "an errno for the reply header");
+            }
+        }
+        assertTrue(decoded > 0, "some random messages are well-formed, so the accepting paths ran too");
     }
 
     private static void assertErrno(int errno, int command, int flags, MemorySegment body, int length, Fds fds) {
