@@ -47,6 +47,12 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  * a vector without an eventfd is dropped and counted ({@link #dropped()}). INTx follows the vfio-pci
  * model: level-triggered, auto-masked after each trigger until the client unmasks it (SET_IRQS UNMASK or
  * the resample eventfd).
+ *
+ * <p><b>Hostile fds.</b> Every fd a client gives (vector or resample fd) must pass {@link ClientEventfd}:
+ * an eventfd, made non-blocking. So no interrupt write ever blocks: a write that finds the counter at
+ * its maximum fails with EAGAIN, which means the interrupt is already pending; it is counted
+ * ({@link #saturated()}) and dropped. No lock is held across a write (INTx decides under
+ * {@code intxLock}, then writes after releasing it), so even a slow write cannot stall another thread.
  */
 public final class EventfdInterrupts implements InterruptSink, AutoCloseable {
     /** An 8-byte value of 1, written to eventfds. Global arena: it must outlive any late worker write. */
@@ -61,6 +67,8 @@ public final class EventfdInterrupts implements InterruptSink, AutoCloseable {
     private final VectorTable[] tables = new VectorTable[NUM_IRQS];
     private final LongAdder signalled = new LongAdder();
     private final LongAdder dropped = new LongAdder();
+    private final LongAdder saturated = new LongAdder();
+    private final ClientFdLog clientFdLog = new ClientFdLog();
     private final Object intxLock = new Object();
     private final MemorySegment scratch = Arena.ofAuto().allocate(JAVA_LONG);
     private volatile ConfigSpace config;
@@ -150,9 +158,13 @@ public final class EventfdInterrupts implements InterruptSink, AutoCloseable {
             dropped.increment();
             return;
         }
-        // EAGAIN (counter saturated) means the interrupt is already pending: nothing to do.
-        LibC.writeNoErrno(fd, ONE, 8);
-        signalled.increment();
+        // Non-blocking (ClientEventfd): a failure is EAGAIN, the counter is at its maximum, so the
+        // interrupt is already pending and the reader will see it (eventfd(2)).
+        if (LibC.writeNoErrno(fd, ONE, 8) == 8) {
+            signalled.increment();
+        } else {
+            saturated.increment();
+        }
     }
 
     @Override
@@ -167,38 +179,67 @@ public final class EventfdInterrupts implements InterruptSink, AutoCloseable {
         if (t.count() == 0) {
             return;
         }
+        boolean fire;
         synchronized (intxLock) {
             boolean rising = asserted && !intxAsserted;
             intxAsserted = asserted;
-            if (rising) {
-                fireIntxIfUnmasked();
-            }
+            fire = rising && takeIntxEdge();
+        }
+        if (fire) {
+            write(t, 0); // after releasing intxLock: see "Hostile fds"
         }
     }
 
-    /** With intxLock held: signal INTx unless auto-masked, then auto-mask (vfio-pci AUTOMASKED). */
-    private void fireIntxIfUnmasked() {
+    /**
+     * With intxLock held: true if INTx is to be signalled now (asserted, unmasked, not disabled, an
+     * eventfd assigned), and then auto-masks it (vfio-pci AUTOMASKED). The caller writes after
+     * releasing the lock; if the eventfd is de-assigned in between, {@link #write} drops the interrupt.
+     */
+    private boolean takeIntxEdge() {
         ConfigSpace c = config;
-        if (intxMasked || !intxAsserted || (c != null && c.isIntxDisabled())) {
-            return;
-        }
-        VectorTable t = tables[IRQ_INTX];
-        if (t.live.get(0) < 0) {
-            return;
+        if (intxMasked || !intxAsserted || (c != null && c.isIntxDisabled()) || tables[IRQ_INTX].live.get(0) < 0) {
+            return false;
         }
         intxMasked = true;
-        write(t, 0);
+        return true;
+    }
+
+    /** Unmasks INTx and re-fires it if the line is still asserted; no lock held across the write. */
+    private void unmaskIntx() {
+        boolean fire;
+        synchronized (intxLock) {
+            intxMasked = false;
+            fire = takeIntxEdge();
+        }
+        if (fire) {
+            write(tables[IRQ_INTX], 0);
+        }
     }
 
     // ================================================================== client side (socket thread)
 
     /**
      * Assigns eventfds to vectors {@code start..start+count-1} (DATA_EVENTFD + ACTION_TRIGGER). Takes
-     * ownership of every fd in {@code fds[0..count)}, also on failure.
+     * ownership of every fd in {@code fds[0..count)}, also on failure. All or nothing: if any fd is not
+     * an eventfd ({@link ClientEventfd}), none is assigned.
      *
-     * @return 0, or an errno if the range is invalid or a call failed (all fds then closed)
+     * @return 0, or an errno if the range is invalid, an fd is refused or a call failed (all fds then closed)
      */
-    public synchronized int assign(int index, int start, int count, int[] fds) {
+    public int assign(int index, int start, int count, int[] fds) {
+        for (int i = 0; i < count && i < fds.length; i++) {
+            if (!acceptable(fds[i], index, start + i)) {
+                closeAll(fds, count);
+                return io.javadevices.vfiouser.sys.Errno.EINVAL;
+            }
+        }
+        int error = assignChecked(index, start, count, fds);
+        if (error == 0 && index == IRQ_INTX) {
+            unmaskIntx(); // a line asserted before the eventfd arrived
+        }
+        return error;
+    }
+
+    private synchronized int assignChecked(int index, int start, int count, int[] fds) {
         VectorTable t = table(index);
         if (t == null || !inRange(t, start, count) || closed) {
             closeAll(fds, count);
@@ -227,13 +268,16 @@ public final class EventfdInterrupts implements InterruptSink, AutoCloseable {
             t.holdsClientFd[vector] = true;
             t.live.set(vector, t.slot[vector]);
         }
-        if (index == IRQ_INTX) {
-            synchronized (intxLock) {
-                intxMasked = false;
-                fireIntxIfUnmasked(); // a line asserted before the eventfd arrived
-            }
-        }
         return 0;
+    }
+
+    /** Checks a client's interrupt fd; a refusal is counted and logged (once per session). */
+    private boolean acceptable(int fd, int index, int vector) {
+        String refusal = ClientEventfd.refusal(fd);
+        if (refusal != null) {
+            clientFdLog.refused(index, vector, refusal);
+        }
+        return refusal == null;
     }
 
     /** De-assigns vectors {@code start..start+count-1} (DATA_EVENTFD with no fds). */
@@ -258,7 +302,7 @@ public final class EventfdInterrupts implements InterruptSink, AutoCloseable {
             release(t, v);
         }
         if (index == IRQ_INTX) {
-            setResampleFd(-1);
+            replaceResampleFd(-1);
         }
         return 0;
     }
@@ -308,10 +352,7 @@ public final class EventfdInterrupts implements InterruptSink, AutoCloseable {
             return io.javadevices.vfiouser.sys.Errno.EINVAL;
         }
         if (index == IRQ_INTX && count > 0) {
-            synchronized (intxLock) {
-                intxMasked = false;
-                fireIntxIfUnmasked();
-            }
+            unmaskIntx();
         }
         return 0;
     }
@@ -319,9 +360,21 @@ public final class EventfdInterrupts implements InterruptSink, AutoCloseable {
     /**
      * Sets (or with -1 clears) the INTx resample eventfd (ACTION_UNMASK + DATA_EVENTFD): the client
      * signals it when the guest acknowledges INTx; the socket thread polls it alongside the socket and
-     * calls {@link #resampled()}. Takes ownership of {@code fd}.
+     * calls {@link #resampleEvents}. Takes ownership of {@code fd}; an fd {@link ClientEventfd} refuses
+     * is closed and the previous resample fd stays.
+     *
+     * @return 0, or EINVAL if {@code fd} is not an eventfd
      */
-    public synchronized void setResampleFd(int fd) {
+    public int setResampleFd(int fd) {
+        if (fd >= 0 && !acceptable(fd, IRQ_INTX, -1)) {
+            LibC.closeQuietly(fd);
+            return io.javadevices.vfiouser.sys.Errno.EINVAL;
+        }
+        replaceResampleFd(fd);
+        return 0;
+    }
+
+    private synchronized void replaceResampleFd(int fd) {
         int old = resampleFd;
         resampleFd = fd;
         // Only the socket thread uses this fd, so a plain close is safe here.
@@ -333,17 +386,29 @@ public final class EventfdInterrupts implements InterruptSink, AutoCloseable {
         return resampleFd;
     }
 
-    /** The resample eventfd became readable: consume it and treat it as an unmask. Socket thread only. */
-    public void resampled() {
-        int fd = resampleFd();
-        if (fd >= 0) {
-            try {
-                LibC.read(fd, scratch, 8);
-            } catch (ErrnoException ignored) {
-                // EAGAIN: nothing to consume
+    /**
+     * Handles poll(2)'s {@code revents} for the resample fd. Socket thread only. POLLIN: consume the
+     * counter (non-blocking, so EAGAIN if already consumed) and treat it as an unmask. POLLHUP, POLLERR
+     * or POLLNVAL: the fd can never become quiet again (poll would report it at once, forever, and the
+     * session thread would spin), so it is de-assigned, counted and logged once; INTx stays usable
+     * through SET_IRQS UNMASK. An eventfd only reports POLLERR if its counter overflowed.
+     */
+    public void resampleEvents(short revents) {
+        if ((revents & LibC.POLLIN) != 0) {
+            int fd = resampleFd();
+            if (fd >= 0) {
+                try {
+                    LibC.read(fd, scratch, 8);
+                } catch (ErrnoException ignored) {
+                    // EAGAIN: nothing to consume
+                }
             }
+            unmask(IRQ_INTX, 0, 1);
         }
-        unmask(IRQ_INTX, 0, 1);
+        if ((revents & (LibC.POLLHUP | LibC.POLLERR | LibC.POLLNVAL)) != 0) {
+            replaceResampleFd(-1);
+            clientFdLog.resampleFailed(revents);
+        }
     }
 
     /**
@@ -356,10 +421,11 @@ public final class EventfdInterrupts implements InterruptSink, AutoCloseable {
                 release(t, v);
             }
         }
-        setResampleFd(-1);
+        replaceResampleFd(-1);
         synchronized (intxLock) {
             intxMasked = false;
         }
+        clientFdLog.newSession();
     }
 
     /**
@@ -414,6 +480,21 @@ public final class EventfdInterrupts implements InterruptSink, AutoCloseable {
     /** Interrupts dropped so far (no eventfd, MSI-X disabled, bad vector). */
     public long dropped() {
         return dropped.sum();
+    }
+
+    /** Interrupt writes that found the eventfd counter at its maximum (EAGAIN: already pending). */
+    public long saturated() {
+        return saturated.sum();
+    }
+
+    /** Interrupt fds refused so far (not an eventfd, see {@link ClientEventfd}). */
+    public long refusedFds() {
+        return clientFdLog.refused();
+    }
+
+    /** Resample fds de-assigned because poll reported POLLHUP, POLLERR or POLLNVAL. */
+    public long resampleFailures() {
+        return clientFdLog.resampleFailures();
     }
 
     private VectorTable table(int index) {

@@ -232,9 +232,7 @@ final class Connection implements Runnable {
             pollFds.set(JAVA_SHORT, second + SocketStructs.POLL_EVENTS, LibC.POLLIN);
             pollFds.set(JAVA_SHORT, second + SocketStructs.POLL_REVENTS, (short) 0);
             LibC.poll(pollFds, 2, -1);
-            if (pollFds.get(JAVA_SHORT, second + SocketStructs.POLL_REVENTS) != 0) {
-                interrupts.resampled();
-            }
+            interrupts.resampleEvents(pollFds.get(JAVA_SHORT, second + SocketStructs.POLL_REVENTS));
             if (pollFds.get(JAVA_SHORT, SocketStructs.POLL_REVENTS) != 0) {
                 return;
             }
@@ -550,8 +548,7 @@ final class Connection implements Runnable {
                         error = interrupts.assign(ix, s, c, taken);
                     }
                 } else if (action == IRQ_SET_ACTION_UNMASK && ix == IRQ_INTX && c <= 1) {
-                    interrupts.setResampleFd(fdCount == 1 ? takeFd(0) : -1);
-                    error = 0;
+                    error = interrupts.setResampleFd(fdCount == 1 ? takeFd(0) : -1);
                 } else {
                     error = Errno.EINVAL;
                 }

@@ -323,7 +323,9 @@ public final class VfioUserServer implements AutoCloseable {
     /**
      * Counters and gauges: {@code dma.maps}, {@code dma.bytes}, {@code irq.fds}, {@code clients.connected}
      * (0/1), {@code clients.total}, {@code messages}, {@code errors.replied}, plus {@code clients.refused},
-     * {@code irq.signalled}, {@code irq.dropped}.
+     * {@code irq.signalled}, {@code irq.dropped}, {@code irq.saturated} (interrupt writes that found the
+     * eventfd counter at its maximum), {@code irq.fds.refused} (SET_IRQS fds that were not eventfds),
+     * {@code irq.resample.failures} (resample fds dropped after POLLHUP/POLLERR).
      */
     public Map<String, Long> resources() {
         Map<String, Long> r = new LinkedHashMap<>();
@@ -341,6 +343,9 @@ public final class VfioUserServer implements AutoCloseable {
         r.put("clients.refused", clientsRefused.get());
         r.put("irq.signalled", interrupts == null ? 0L : interrupts.signalled());
         r.put("irq.dropped", interrupts == null ? 0L : interrupts.dropped());
+        r.put("irq.saturated", interrupts == null ? 0L : interrupts.saturated());
+        r.put("irq.fds.refused", interrupts == null ? 0L : interrupts.refusedFds());
+        r.put("irq.resample.failures", interrupts == null ? 0L : interrupts.resampleFailures());
         return r;
     }
 

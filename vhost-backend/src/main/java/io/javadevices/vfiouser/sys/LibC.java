@@ -507,4 +507,39 @@ public final class LibC {
             return checked("memfd_create", r, st);
         }
     }
+
+    // ================================================================== interrupt fd checks (issue 11, irq)
+    // fcntl(2) on the fds a client sends as interrupt eventfds: they must be non-blocking (see
+    // io.javadevices.vfiouser.irq.ClientEventfd).
+
+    public static final int F_GETFL = 3;
+    public static final int F_SETFL = 4;
+    /** O_NONBLOCK in fcntl(2) file status flags (the same bit as EFD_NONBLOCK and SOCK_NONBLOCK). */
+    public static final int O_NONBLOCK = 0x800;
+
+    /** fcntl is variadic: the third argument is passed as the first variadic one (int for F_SETFL). */
+    private static final MethodHandle FCNTL = LINKER.downcallHandle(
+            LINKER.defaultLookup().find("fcntl").orElseThrow(() -> new UnsatisfiedLinkError("libc symbol not found: fcntl")),
+            FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT),
+            CAPTURE_ERRNO, Linker.Option.firstVariadicArg(2));
+
+    /** fcntl(2) with an int argument (0 for F_GETFL); retries EINTR; returns the call's result. */
+    public static int fcntl(int fd, int cmd, int arg) throws ErrnoException {
+        MemorySegment st = state();
+        while (true) {
+            int r;
+            try {
+                r = (int) FCNTL.invokeExact(st, fd, cmd, arg);
+            } catch (Throwable t) {
+                throw linkage(t);
+            }
+            if (r >= 0) {
+                return r;
+            }
+            int e = errno(st);
+            if (e != Errno.EINTR) {
+                throw new ErrnoException("fcntl", e);
+            }
+        }
+    }
 }

@@ -1,0 +1,82 @@
+package io.javadevices.vfiouser.irq;
+
+import io.javadevices.vfiouser.sys.ErrnoException;
+import io.javadevices.vfiouser.sys.LibC;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+/**
+ * Decides whether an fd a client sent with DEVICE_SET_IRQS may serve as an interrupt fd, and makes
+ * writes to it non-blocking. The server writes interrupt fds from device worker threads and from the
+ * session thread; an fd that can block there (a full pipe, a socket, a FIFO, an eventfd whose counter
+ * a client pre-loaded to its maximum) would stall the device or the whole session. Socket thread only;
+ * not the hot path (it runs once per SET_IRQS).
+ *
+ * <ol>
+ *   <li><b>Only eventfds.</b> The spec's DATA_EVENTFD carries eventfds, and QEMU sends nothing else.
+ *       {@code /proc/self/fd/N} of an eventfd reads {@code anon_inode:[eventfd]} (fs/eventfd.c creates it
+ *       as the anonymous inode {@code "[eventfd]"}); a regular file's link is an absolute path, a
+ *       pipe's {@code pipe:[ino]}, a socket's {@code socket:[ino]}, so no other fd can match it.</li>
+ *   <li><b>No EFD_SEMAPHORE.</b> A semaphore eventfd reads 1 per read(2): a client that pre-loads one
+ *       used as the INTx resample fd would make the session thread loop 2^64 times. QEMU's
+ *       {@code event_notifier_init} never sets it. Older kernels whose fdinfo lacks the
+ *       {@code eventfd-semaphore} line cannot be checked (the fd is then accepted).</li>
+ *   <li><b>O_NONBLOCK.</b> Set on the open file description, which the client shares. QEMU creates its
+ *       eventfds with {@code EFD_NONBLOCK} already ({@code event_notifier_init}), so this changes nothing
+ *       for it; for any other client it turns "counter at its maximum" into EAGAIN, which the writers
+ *       treat as "interrupt already pending" (eventfd(2): a write that would overflow the counter
+ *       blocks, or fails with EAGAIN on a non-blocking fd).</li>
+ * </ol>
+ */
+final class ClientEventfd {
+    private static final String EVENTFD_LINK = "anon_inode:[eventfd]";
+    private static final String SEMAPHORE_LINE = "eventfd-semaphore:";
+
+    private ClientEventfd() {
+    }
+
+    /**
+     * Checks {@code fd} and, if it is acceptable, makes it non-blocking. Never closes it.
+     *
+     * @return null if the fd may be used as an interrupt fd, else why not (for the log)
+     */
+    static String refusal(int fd) {
+        String target;
+        try {
+            target = Files.readSymbolicLink(Path.of("/proc/self/fd/" + fd)).toString();
+        } catch (IOException | RuntimeException e) {
+            return "its type cannot be determined (" + e.getMessage() + ")";
+        }
+        if (!EVENTFD_LINK.equals(target)) {
+            return "it is not an eventfd but " + target;
+        }
+        if (isSemaphore(fd)) {
+            return "it is a semaphore-mode eventfd (EFD_SEMAPHORE)";
+        }
+        try {
+            int flags = LibC.fcntl(fd, LibC.F_GETFL, 0);
+            if ((flags & LibC.O_NONBLOCK) == 0) {
+                LibC.fcntl(fd, LibC.F_SETFL, flags | LibC.O_NONBLOCK);
+            }
+        } catch (ErrnoException e) {
+            return "it cannot be made non-blocking (" + e.getMessage() + ")";
+        }
+        return null;
+    }
+
+    /** Recent kernels list "eventfd-semaphore: 0|1" in an eventfd's fdinfo (fs/eventfd.c eventfd_show_fdinfo). */
+    private static boolean isSemaphore(int fd) {
+        try {
+            for (String line : Files.readAllLines(Path.of("/proc/self/fdinfo/" + fd))) {
+                if (line.startsWith(SEMAPHORE_LINE)) {
+                    return !line.substring(SEMAPHORE_LINE.length()).trim().equals("0");
+                }
+            }
+        } catch (IOException | RuntimeException e) {
+            // fdinfo unreadable: the link check already proved an eventfd; nothing more to learn
+        }
+        return false;
+    }
+}
