@@ -29,6 +29,13 @@ import java.nio.file.Path;
  *       treat as "interrupt already pending" (eventfd(2): a write that would overflow the counter
  *       blocks, or fails with EAGAIN on a non-blocking fd).</li>
  * </ol>
+ *
+ * <p><b>Limit.</b> Because the file description is shared, a client could clear O_NONBLOCK again with
+ * its own {@code fcntl} after SET_IRQS and then saturate the counter. The server cannot get a private
+ * description (an eventfd cannot be reopened through {@code /proc/self/fd}: ENXIO) nor a per-call
+ * non-blocking write (eventfd has no {@code write_iter}, so {@code pwritev2(RWF_NOWAIT)} fails with
+ * EOPNOTSUPP). Such a client can therefore still stall writes to its own eventfds; no lock is held
+ * across those writes, so nothing else waits on them.
  */
 final class ClientEventfd {
     private static final String EVENTFD_LINK = "anon_inode:[eventfd]";
@@ -50,7 +57,7 @@ final class ClientEventfd {
             return "its type cannot be determined (" + e.getMessage() + ")";
         }
         if (!EVENTFD_LINK.equals(target)) {
-            return "it is not an eventfd but " + target;
+            return "it is not an eventfd but " + printable(target);
         }
         if (isSemaphore(fd)) {
             return "it is a semaphore-mode eventfd (EFD_SEMAPHORE)";
@@ -64,6 +71,12 @@ final class ClientEventfd {
             return "it cannot be made non-blocking (" + e.getMessage() + ")";
         }
         return null;
+    }
+
+    /** A file name is the client's text: no control characters (log lines), at most 120 characters. */
+    private static String printable(String target) {
+        String clean = target.replaceAll("\\p{Cntrl}", "?");
+        return clean.length() <= 120 ? clean : clean.substring(0, 120) + "...";
     }
 
     /** Recent kernels list "eventfd-semaphore: 0|1" in an eventfd's fdinfo (fs/eventfd.c eventfd_show_fdinfo). */
