@@ -1,9 +1,11 @@
 package io.javadevices.vfiouser.irq;
 
+import io.javadevices.vfiouser.sys.Errno;
 import io.javadevices.vfiouser.sys.ErrnoException;
 import io.javadevices.vfiouser.sys.LibC;
 
 import java.io.IOException;
+import java.lang.foreign.MemorySegment;
 import java.nio.file.Files;
 import java.nio.file.Path;
 
@@ -30,12 +32,16 @@ import java.nio.file.Path;
  *       blocks, or fails with EAGAIN on a non-blocking fd).</li>
  * </ol>
  *
- * <p><b>Limit.</b> Because the file description is shared, a client could clear O_NONBLOCK again with
- * its own {@code fcntl} after SET_IRQS and then saturate the counter. The server cannot get a private
- * description (an eventfd cannot be reopened through {@code /proc/self/fd}: ENXIO) nor a per-call
- * non-blocking write (eventfd has no {@code write_iter}, so {@code pwritev2(RWF_NOWAIT)} fails with
- * EOPNOTSUPP). Such a client can therefore still stall writes to its own eventfds; no lock is held
- * across those writes, so nothing else waits on them.
+ * <p><b>Limit, and how the server never waits on it.</b> Because the file description is shared, a
+ * client could clear O_NONBLOCK again with its own {@code fcntl} after SET_IRQS and then saturate the
+ * counter. The server cannot get a private description (an eventfd cannot be reopened through
+ * {@code /proc/self/fd}: ENXIO) nor a per-call non-blocking write (eventfd has no {@code write_iter}, so
+ * {@code pwritev2(RWF_NOWAIT)} fails with EOPNOTSUPP), and a check before every interrupt write would
+ * cost a syscall on the hot path. Such a client can therefore stall a device worker writing to its own
+ * eventfd; no lock is held across that write, so no other thread waits on it, except whoever waits for
+ * that worker: a device reset joins its workers. So before an eventfd leaves a vector (de-assigned,
+ * replaced, client gone, server closed) and before a device reset, the server {@link #unblockWriters
+ * drains} it, which wakes a blocked writer.
  */
 final class ClientEventfd {
     private static final String EVENTFD_LINK = "anon_inode:[eventfd]";
@@ -71,6 +77,53 @@ final class ClientEventfd {
             return "it cannot be made non-blocking (" + e.getMessage() + ")";
         }
         return null;
+    }
+
+    /**
+     * Wakes every thread blocked writing to the eventfd {@code fd}: reading an eventfd resets its
+     * counter to 0 and wakes its write waiters (fs/eventfd.c {@code eventfd_read} calls
+     * {@code wake_up_locked_poll(..., EPOLLOUT)}), whose writes of 1 then fit. The pending interrupt is
+     * consumed, i.e. lost to the client: callers only do this when the vector is going away or the device
+     * is being reset, when no interrupt is owed any more. O_NONBLOCK is set again first (for writers to
+     * come), but the client may clear it again at any moment, and a plain read(2) of a zero counter on a
+     * blocking eventfd would hang the caller; so the read is {@code preadv2(RWF_NOWAIT)}, which cannot
+     * block whatever the flags say. EAGAIN means the counter is 0, and then nobody can be blocked writing
+     * 1 (a write only waits while the counter is at its maximum). Never throws; not the hot path.
+     *
+     * @param buffer 8 bytes for the drained value
+     */
+    static void unblockWriters(int fd, MemorySegment buffer) {
+        try {
+            int flags = LibC.fcntl(fd, LibC.F_GETFL, 0);
+            if ((flags & LibC.O_NONBLOCK) == 0) {
+                LibC.fcntl(fd, LibC.F_SETFL, flags | LibC.O_NONBLOCK);
+            }
+        } catch (ErrnoException e) {
+            // the read below does not rely on the flag
+        }
+        try {
+            LibC.readNoWait(fd, buffer, 8);
+        } catch (ErrnoException e) {
+            if (e.errno() == Errno.ENOTSUP) {
+                readBeforeLinux512(fd, buffer);
+            }
+            // EAGAIN: nothing to drain, so no writer waits
+        }
+    }
+
+    /**
+     * Kernels before 5.12 (eventfd without {@code read_iter}) refuse RWF_NOWAIT: fall back on read(2)
+     * while O_NONBLOCK is still set. A client that clears it and drains the counter between the check
+     * and the read could block this read; on such kernels that window stays open.
+     */
+    private static void readBeforeLinux512(int fd, MemorySegment buffer) {
+        try {
+            if ((LibC.fcntl(fd, LibC.F_GETFL, 0) & LibC.O_NONBLOCK) != 0) {
+                LibC.read(fd, buffer, 8);
+            }
+        } catch (ErrnoException e) {
+            // EAGAIN: nothing to drain
+        }
     }
 
     /** A file name is the client's text: no control characters (log lines), at most 120 characters. */

@@ -53,6 +53,11 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  * its maximum fails with EAGAIN, which means the interrupt is already pending; it is counted
  * ({@link #saturated()}) and dropped. No lock is held across a write (INTx decides under
  * {@code intxLock}, then writes after releasing it), so even a slow write cannot stall another thread.
+ * A client can still clear O_NONBLOCK on its shared copy and saturate the counter, so that a worker's
+ * write blocks (see {@link ClientEventfd}); the hot path does not check for that (it would cost a
+ * syscall per interrupt). Instead, whenever the server would have to wait for that worker, it first
+ * drains the eventfd, which wakes the writer: before a client's eventfd leaves its slot (de-assigned,
+ * replaced, {@link #releaseAll}, {@link #close}), and in {@link #unblockWriters} before a device reset.
  */
 public final class EventfdInterrupts implements InterruptSink, AutoCloseable {
     /** An 8-byte value of 1, written to eventfds. Global arena: it must outlive any late worker write. */
@@ -71,6 +76,7 @@ public final class EventfdInterrupts implements InterruptSink, AutoCloseable {
     private final ClientFdLog clientFdLog = new ClientFdLog();
     private final Object intxLock = new Object();
     private final MemorySegment scratch = Arena.ofAuto().allocate(JAVA_LONG);
+    private final MemorySegment drained = Arena.ofAuto().allocate(JAVA_LONG); // guarded by this
     private volatile ConfigSpace config;
     private int resampleFd = -1;
     private boolean intxAsserted;
@@ -254,6 +260,9 @@ public final class EventfdInterrupts implements InterruptSink, AutoCloseable {
                     // First use: the received number becomes the slot. No worker has seen it yet.
                     t.slot[vector] = fd;
                 } else {
+                    if (t.holdsClientFd[vector]) {
+                        unblockClientWriters(t, vector); // the old eventfd goes away
+                    }
                     LibC.dup2(fd, t.slot[vector]); // atomically re-points the slot, releasing the old file
                     LibC.close(fd);
                 }
@@ -310,6 +319,7 @@ public final class EventfdInterrupts implements InterruptSink, AutoCloseable {
     private void release(VectorTable t, int vector) {
         t.live.set(vector, -1);
         if (t.holdsClientFd[vector]) {
+            unblockClientWriters(t, vector); // while the slot still refers to the client's eventfd
             try {
                 LibC.dup2(placeholderFd, t.slot[vector]); // drops the client's eventfd, keeps the number
             } catch (ErrnoException e) {
@@ -317,6 +327,36 @@ public final class EventfdInterrupts implements InterruptSink, AutoCloseable {
             }
             t.holdsClientFd[vector] = false;
         }
+    }
+
+    /**
+     * Wakes any device worker blocked writing to a client's eventfd (one whose client cleared O_NONBLOCK
+     * and saturated the counter, see {@link ClientEventfd}) by draining every assigned eventfd. The
+     * connection calls it before a device reset, because a reset joins the device's workers and would
+     * otherwise wait forever on such a worker. The drained interrupts are lost to the client, which is
+     * fine there: the reset discards the device state that raised them (and QEMU disables the device's
+     * interrupts before resetting it, so it has de-assigned them already). Vectors stay assigned.
+     */
+    public synchronized void unblockWriters() {
+        for (VectorTable t : tables) {
+            for (int v = 0; v < t.count(); v++) {
+                if (t.holdsClientFd[v]) {
+                    unblockClientWriters(t, v);
+                }
+            }
+        }
+    }
+
+    /**
+     * Drains the client eventfd in a vector's slot, waking a writer blocked on it, before that eventfd
+     * is replaced or released (afterwards the server could no longer reach it, and the worker would stay
+     * blocked on it for good). The drained interrupt is lost, which is fine: the vector is going away. A
+     * worker that loaded the slot just before {@code live} was cleared may still write afterwards; it
+     * can only block if the client saturates the counter again in that instant (not closed: see
+     * {@link ClientEventfd}).
+     */
+    private void unblockClientWriters(VectorTable t, int vector) {
+        ClientEventfd.unblockWriters(t.slot[vector], drained);
     }
 
     /** Fires vectors by request of the client (DATA_NONE or DATA_BOOL + ACTION_TRIGGER). */

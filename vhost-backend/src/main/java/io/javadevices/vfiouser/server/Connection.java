@@ -116,7 +116,8 @@ final class Connection implements Runnable {
 
     /**
      * Releases the session's resources in the order that keeps device workers safe: guest memory first
-     * (workers then get GuestMemoryException), then the client's eventfds, then a device reset so the next
+     * (workers then get GuestMemoryException), then the client's eventfds (drained first, which wakes a
+     * worker blocked writing to one: the reset joins the workers), then a device reset so the next
      * client (a new VM: QEMU never reconnects) starts from power-on state, then the interrupt slots.
      */
     private void cleanup(String reason) {
@@ -694,8 +695,14 @@ final class Connection implements Runnable {
         return 0;
     }
 
-    /** Function-level reset: {@link io.javadevices.pci.PciDevice#reset} resets config space and device state. */
+    /**
+     * Function-level reset: {@link io.javadevices.pci.PciDevice#reset} resets config space and device
+     * state. It joins the device's workers, so first wake any worker a hostile client blocked in an
+     * interrupt write (EventfdInterrupts#unblockWriters); else the reset, and with it this session or
+     * its teardown, would wait forever.
+     */
     private void resetDevice() {
+        interrupts.unblockWriters();
         device.reset();
     }
 

@@ -542,4 +542,45 @@ public final class LibC {
             }
         }
     }
+
+    // preadv2(2) with RWF_NOWAIT: a read that never blocks whatever the file's O_NONBLOCK says. Used to
+    // drain a client's eventfd, whose O_NONBLOCK the client can clear at any moment (the open file
+    // description is shared); eventfd reads are read_iter and honour IOCB_NOWAIT (fs/eventfd.c
+    // eventfd_read) since Linux 5.12, older kernels fail with EOPNOTSUPP.
+
+    /** preadv2(2) flag: fail with EAGAIN instead of waiting. */
+    public static final int RWF_NOWAIT = 0x8;
+    private static final MethodHandle PREADV2 = bind("preadv2",
+            FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_INT, JAVA_LONG, JAVA_INT));
+
+    /**
+     * {@code preadv2(fd, {buffer, length}, 1, -1, RWF_NOWAIT)}: reads at the current position without
+     * waiting; retries EINTR. Allocates the iovec per call (not for hot paths).
+     *
+     * @return bytes read
+     * @throws ErrnoException EAGAIN if nothing is available, EOPNOTSUPP if the file cannot read without waiting
+     */
+    public static long readNoWait(int fd, MemorySegment buffer, long length) throws ErrnoException {
+        MemorySegment st = state();
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment iovec = arena.allocate(16, 8);
+            iovec.set(ADDRESS, 0, buffer);
+            iovec.set(JAVA_LONG, 8, length);
+            while (true) {
+                long r;
+                try {
+                    r = (long) PREADV2.invokeExact(st, fd, iovec, 1, -1L, RWF_NOWAIT);
+                } catch (Throwable t) {
+                    throw linkage(t);
+                }
+                if (r >= 0) {
+                    return r;
+                }
+                int e = errno(st);
+                if (e != Errno.EINTR) {
+                    throw new ErrnoException("preadv2", e);
+                }
+            }
+        }
+    }
 }

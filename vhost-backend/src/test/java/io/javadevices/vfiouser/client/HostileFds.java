@@ -109,6 +109,22 @@ public final class HostileFds {
         return fd;
     }
 
+    /**
+     * What a hostile client can do after SET_IRQS with its own copy of an eventfd it handed over (the
+     * server's copy shares the open file description): clear O_NONBLOCK again and add to the counter
+     * until it is at {@link #EVENTFD_MAX}, so that a further write of 1 through ANY copy blocks. The
+     * counter must be 0 (nothing pending), so the write of the maximum returns at once.
+     */
+    public static void makeBlockingAndSaturate(int eventfd) throws Throwable {
+        int flags = check("fcntl", (int) FCNTL.invokeExact(eventfd, F_GETFL, 0));
+        check("fcntl", (int) FCNTL.invokeExact(eventfd, F_SETFL, flags & ~O_NONBLOCK));
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment v = a.allocate(JAVA_LONG);
+            v.set(JAVA_LONG, 0, EVENTFD_MAX);
+            LibC.write(eventfd, v, 8);
+        }
+    }
+
     /** True if {@code fd}'s open file description has O_NONBLOCK. */
     public static boolean isNonBlocking(int fd) throws Throwable {
         return (check("fcntl", (int) FCNTL.invokeExact(fd, F_GETFL, 0)) & O_NONBLOCK) != 0;
