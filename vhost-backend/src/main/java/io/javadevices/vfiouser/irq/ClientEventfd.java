@@ -9,6 +9,8 @@ import java.lang.foreign.MemorySegment;
 import java.nio.file.Files;
 import java.nio.file.Path;
 
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
+
 /**
  * Decides whether an fd a client sent with DEVICE_SET_IRQS may serve as an interrupt fd, and makes
  * writes to it non-blocking. The server writes interrupt fds from device worker threads and from the
@@ -40,12 +42,14 @@ import java.nio.file.Path;
  * cost a syscall on the hot path. Such a client can therefore stall a device worker writing to its own
  * eventfd; no lock is held across that write, so no other thread waits on it, except whoever waits for
  * that worker: a device reset joins its workers. So before an eventfd leaves a vector (de-assigned,
- * replaced, client gone, server closed) and before a device reset, the server {@link #unblockWriters
- * drains} it, which wakes a blocked writer.
+ * replaced, client gone, server closed) and during a device reset, the server {@link #unblockWriters
+ * drains} it, which wakes a blocked writer ({@link BlockedWriters}).
  */
 final class ClientEventfd {
     private static final String EVENTFD_LINK = "anon_inode:[eventfd]";
     private static final String SEMAPHORE_LINE = "eventfd-semaphore:";
+    /** The largest value an eventfd counter holds (eventfd(2)); a write of 1 then waits. */
+    private static final long COUNTER_MAX = 0xFFFF_FFFF_FFFF_FFFEL;
 
     private ClientEventfd() {
     }
@@ -91,16 +95,21 @@ final class ClientEventfd {
      * 1 (a write only waits while the counter is at its maximum). Never throws; not the hot path.
      *
      * @param buffer 8 bytes for the drained value
+     * @return true if the eventfd could block a writer: the client had cleared O_NONBLOCK again, or the
+     *         counter was at its maximum (QEMU does neither)
      */
-    static void unblockWriters(int fd, MemorySegment buffer) {
+    static boolean unblockWriters(int fd, MemorySegment buffer) {
+        boolean reblocked = false;
         try {
             int flags = LibC.fcntl(fd, LibC.F_GETFL, 0);
             if ((flags & LibC.O_NONBLOCK) == 0) {
+                reblocked = true;
                 LibC.fcntl(fd, LibC.F_SETFL, flags | LibC.O_NONBLOCK);
             }
         } catch (ErrnoException e) {
             // the read below does not rely on the flag
         }
+        buffer.set(JAVA_LONG, 0, 0L);
         try {
             LibC.readNoWait(fd, buffer, 8);
         } catch (ErrnoException e) {
@@ -109,6 +118,7 @@ final class ClientEventfd {
             }
             // EAGAIN: nothing to drain, so no writer waits
         }
+        return reblocked || buffer.get(JAVA_LONG, 0) == COUNTER_MAX;
     }
 
     /**

@@ -14,6 +14,8 @@ final class ClientFdLog {
 
     private final LongAdder refused = new LongAdder();
     private final LongAdder resampleFailures = new LongAdder();
+    private final LongAdder reblocked = new LongAdder();
+    private volatile boolean reblockedLogged;
     private volatile boolean refusalLogged;
     private volatile boolean resampleFailureLogged;
 
@@ -39,8 +41,27 @@ final class ClientFdLog {
         }
     }
 
+    /**
+     * The client's eventfd for {@code index}/{@code vector} was found blocking again (its O_NONBLOCK
+     * cleared on the shared file description) or saturated when the server drained it.
+     */
+    void reblocked(int index, int vector) {
+        reblocked.increment();
+        if (!reblockedLogged) {
+            reblockedLogged = true;
+            LOG.log(System.Logger.Level.WARNING, "the client made its interrupt eventfd for index " + index
+                    + " vector " + vector + " blocking again or saturated it; drained it (a worker blocked"
+                    + " writing to it is woken, the interrupt is lost; further cases this session are only counted)");
+        }
+    }
+
+    long reblocked() {
+        return reblocked.sum();
+    }
+
     /** A new client session starts: log its first misbehaviour again. */
     void newSession() {
+        reblockedLogged = false;
         refusalLogged = false;
         resampleFailureLogged = false;
     }

@@ -55,9 +55,10 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  * {@code intxLock}, then writes after releasing it), so even a slow write cannot stall another thread.
  * A client can still clear O_NONBLOCK on its shared copy and saturate the counter, so that a worker's
  * write blocks (see {@link ClientEventfd}); the hot path does not check for that (it would cost a
- * syscall per interrupt). Instead, whenever the server would have to wait for that worker, it first
- * drains the eventfd, which wakes the writer: before a client's eventfd leaves its slot (de-assigned,
- * replaced, {@link #releaseAll}, {@link #close}), and in {@link #unblockWriters} before a device reset.
+ * syscall per interrupt). Instead the server drains the eventfd, which wakes the writer, before a
+ * client eventfd leaves its slot (de-assigned, replaced, {@link #releaseAll}, {@link #close}) and
+ * throughout a device reset, which joins the workers ({@link #drainDuringReset}): see
+ * {@link BlockedWriters}.
  */
 public final class EventfdInterrupts implements InterruptSink, AutoCloseable {
     /** An 8-byte value of 1, written to eventfds. Global arena: it must outlive any late worker write. */
@@ -76,7 +77,7 @@ public final class EventfdInterrupts implements InterruptSink, AutoCloseable {
     private final ClientFdLog clientFdLog = new ClientFdLog();
     private final Object intxLock = new Object();
     private final MemorySegment scratch = Arena.ofAuto().allocate(JAVA_LONG);
-    private final MemorySegment drained = Arena.ofAuto().allocate(JAVA_LONG); // guarded by this
+    private final BlockedWriters blockedWriters = new BlockedWriters(clientFdLog);
     private volatile ConfigSpace config;
     private int resampleFd = -1;
     private boolean intxAsserted;
@@ -88,8 +89,10 @@ public final class EventfdInterrupts implements InterruptSink, AutoCloseable {
         final AtomicIntegerArray live;   // slot fd while an eventfd is assigned, else -1
         final int[] slot;                // slot fd number owned by this class, -1 until first use
         final boolean[] holdsClientFd;   // slot currently refers to a client's eventfd
+        final int index;                 // IRQ index, for log lines
 
-        VectorTable(int count) {
+        VectorTable(int index, int count) {
+            this.index = index;
             live = new AtomicIntegerArray(count);
             slot = new int[count];
             holdsClientFd = new boolean[count];
@@ -118,7 +121,7 @@ public final class EventfdInterrupts implements InterruptSink, AutoCloseable {
         this.maxMsixVectors = maxMsixVectors;
         this.placeholderFd = LibC.eventfd(0, LibC.EFD_CLOEXEC | LibC.EFD_NONBLOCK);
         for (int i = 0; i < NUM_IRQS; i++) {
-            tables[i] = new VectorTable(0);
+            tables[i] = new VectorTable(i, 0);
         }
     }
 
@@ -132,12 +135,12 @@ public final class EventfdInterrupts implements InterruptSink, AutoCloseable {
             throw new IllegalStateException("already attached");
         }
         int pin = configSpace.read(ConfigSpace.INTERRUPT_PIN, 1);
-        tables[IRQ_INTX] = new VectorTable(pin != 0 ? 1 : 0);
-        tables[IRQ_MSI] = new VectorTable(0);
+        tables[IRQ_INTX] = new VectorTable(IRQ_INTX, pin != 0 ? 1 : 0);
+        tables[IRQ_MSI] = new VectorTable(IRQ_MSI, 0);
         int msix = Math.min(configSpace.msixVectorCount(), maxMsixVectors);
-        tables[IRQ_MSIX] = new VectorTable(msix);
-        tables[IRQ_ERR] = new VectorTable(1);
-        tables[IRQ_REQ] = new VectorTable(1);
+        tables[IRQ_MSIX] = new VectorTable(IRQ_MSIX, msix);
+        tables[IRQ_ERR] = new VectorTable(IRQ_ERR, 1);
+        tables[IRQ_REQ] = new VectorTable(IRQ_REQ, 1);
         config = configSpace;
     }
 
@@ -261,7 +264,7 @@ public final class EventfdInterrupts implements InterruptSink, AutoCloseable {
                     t.slot[vector] = fd;
                 } else {
                     if (t.holdsClientFd[vector]) {
-                        unblockClientWriters(t, vector); // the old eventfd goes away
+                        blockedWriters.beforeLeavingSlot(t.slot[vector], index, vector);
                     }
                     LibC.dup2(fd, t.slot[vector]); // atomically re-points the slot, releasing the old file
                     LibC.close(fd);
@@ -319,7 +322,7 @@ public final class EventfdInterrupts implements InterruptSink, AutoCloseable {
     private void release(VectorTable t, int vector) {
         t.live.set(vector, -1);
         if (t.holdsClientFd[vector]) {
-            unblockClientWriters(t, vector); // while the slot still refers to the client's eventfd
+            blockedWriters.beforeLeavingSlot(t.slot[vector], t.index, vector); // while the slot still has it
             try {
                 LibC.dup2(placeholderFd, t.slot[vector]); // drops the client's eventfd, keeps the number
             } catch (ErrnoException e) {
@@ -330,33 +333,31 @@ public final class EventfdInterrupts implements InterruptSink, AutoCloseable {
     }
 
     /**
-     * Wakes any device worker blocked writing to a client's eventfd (one whose client cleared O_NONBLOCK
-     * and saturated the counter, see {@link ClientEventfd}) by draining every assigned eventfd. The
-     * connection calls it before a device reset, because a reset joins the device's workers and would
-     * otherwise wait forever on such a worker. The drained interrupts are lost to the client, which is
-     * fine there: the reset discards the device state that raised them (and QEMU disables the device's
-     * interrupts before resetting it, so it has de-assigned them already). Vectors stay assigned.
+     * Drains every assigned client eventfd now, waking a worker a hostile client blocked writing to one,
+     * and keeps draining them and the eventfds {@link BlockedWriters} kept until the returned drain is
+     * closed. The connection wraps every device reset in it: a reset joins the device's workers and
+     * would otherwise wait forever on such a worker. The drained interrupts are lost, which is fine
+     * there: the reset discards the device state that raised them (and QEMU disables the device's
+     * interrupts before it resets it, hw/vfio/pci.c {@code vfio_pci_pre_reset}, so normally none is
+     * assigned). Vectors stay assigned.
      */
-    public synchronized void unblockWriters() {
+    public synchronized ResetDrain drainDuringReset() {
+        int[] dups = new int[clientEventfds()];
+        int n = 0;
         for (VectorTable t : tables) {
             for (int v = 0; v < t.count(); v++) {
                 if (t.holdsClientFd[v]) {
-                    unblockClientWriters(t, v);
+                    blockedWriters.wake(t.slot[v], t.index, v);
+                    try {
+                        dups[n] = LibC.dup(t.slot[v]); // the drain's own fd: the slot may change later
+                        n++;
+                    } catch (ErrnoException e) {
+                        // no fd to spare: this eventfd was drained once
+                    }
                 }
             }
         }
-    }
-
-    /**
-     * Drains the client eventfd in a vector's slot, waking a writer blocked on it, before that eventfd
-     * is replaced or released (afterwards the server could no longer reach it, and the worker would stay
-     * blocked on it for good). The drained interrupt is lost, which is fine: the vector is going away. A
-     * worker that loaded the slot just before {@code live} was cleared may still write afterwards; it
-     * can only block if the client saturates the counter again in that instant (not closed: see
-     * {@link ClientEventfd}).
-     */
-    private void unblockClientWriters(VectorTable t, int vector) {
-        ClientEventfd.unblockWriters(t.slot[vector], drained);
+        return blockedWriters.duringReset(dups, n);
     }
 
     /** Fires vectors by request of the client (DATA_NONE or DATA_BOOL + ACTION_TRIGGER). */
@@ -474,6 +475,7 @@ public final class EventfdInterrupts implements InterruptSink, AutoCloseable {
      * behind. Socket/connection thread only.
      */
     public synchronized void closeSlots() {
+        blockedWriters.closeKept();
         for (VectorTable t : tables) {
             for (int v = 0; v < t.count(); v++) {
                 if (t.live.get(v) < 0 && !t.holdsClientFd[v] && t.slot[v] >= 0) {
@@ -532,6 +534,11 @@ public final class EventfdInterrupts implements InterruptSink, AutoCloseable {
         return clientFdLog.refused();
     }
 
+    /** Client eventfds found made blocking again or saturated when the server drained them. */
+    public long reblockedFds() {
+        return clientFdLog.reblocked();
+    }
+
     /** Resample fds de-assigned because poll reported POLLHUP, POLLERR or POLLNVAL. */
     public long resampleFailures() {
         return clientFdLog.resampleFailures();
@@ -562,6 +569,7 @@ public final class EventfdInterrupts implements InterruptSink, AutoCloseable {
             return;
         }
         releaseAll();
+        blockedWriters.closeKept();
         closed = true;
         for (VectorTable t : tables) {
             for (int v = 0; v < t.count(); v++) {

@@ -697,13 +697,14 @@ final class Connection implements Runnable {
 
     /**
      * Function-level reset: {@link io.javadevices.pci.PciDevice#reset} resets config space and device
-     * state. It joins the device's workers, so first wake any worker a hostile client blocked in an
-     * interrupt write (EventfdInterrupts#unblockWriters); else the reset, and with it this session or
-     * its teardown, would wait forever.
+     * state. It joins the device's workers, so the eventfds are drained throughout, which wakes any
+     * worker a hostile client blocked in an interrupt write (EventfdInterrupts#drainDuringReset); else
+     * the reset, and with it this session or its teardown, would wait forever.
      */
     private void resetDevice() {
-        interrupts.unblockWriters();
-        device.reset();
+        try (var drain = interrupts.drainDuringReset()) {
+            device.reset();
+        }
     }
 
     private int deviceFailure(String what, long region, long offset, RuntimeException e) {

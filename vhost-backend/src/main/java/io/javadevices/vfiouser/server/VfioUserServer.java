@@ -325,7 +325,8 @@ public final class VfioUserServer implements AutoCloseable {
      * (0/1), {@code clients.total}, {@code messages}, {@code errors.replied}, plus {@code clients.refused},
      * {@code irq.signalled}, {@code irq.dropped}, {@code irq.saturated} (interrupt writes that found the
      * eventfd counter at its maximum), {@code irq.fds.refused} (SET_IRQS fds that were not eventfds),
-     * {@code irq.resample.failures} (resample fds dropped after POLLHUP/POLLERR).
+     * {@code irq.resample.failures} (resample fds dropped after POLLHUP/POLLERR), {@code irq.fds.reblocked}
+     * (client eventfds found made blocking again or saturated when drained).
      */
     public Map<String, Long> resources() {
         Map<String, Long> r = new LinkedHashMap<>();
@@ -346,6 +347,7 @@ public final class VfioUserServer implements AutoCloseable {
         r.put("irq.saturated", interrupts == null ? 0L : interrupts.saturated());
         r.put("irq.fds.refused", interrupts == null ? 0L : interrupts.refusedFds());
         r.put("irq.resample.failures", interrupts == null ? 0L : interrupts.resampleFailures());
+        r.put("irq.fds.reblocked", interrupts == null ? 0L : interrupts.reblockedFds());
         return r;
     }
 

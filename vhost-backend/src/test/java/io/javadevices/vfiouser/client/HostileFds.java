@@ -125,6 +125,58 @@ public final class HostileFds {
         }
     }
 
+    /**
+     * Client threads that keep an eventfd saturated: each does a blocking write of {@link #EVENTFD_MAX},
+     * again each time the counter is drained to 0. They compete for the counter with every writer a
+     * drain wakes (the drain wakes them all), so one drain mostly hands it back to them. {@link #close}
+     * stops them.
+     */
+    public static final class Resaturator implements AutoCloseable {
+        private final int eventfd;
+        private final Thread[] threads;
+        private volatile boolean stopped;
+
+        /** Starts {@code count} threads on {@code eventfd}, the client's own copy, blocking and saturated. */
+        public Resaturator(int eventfd, int count) {
+            this.eventfd = eventfd;
+            this.threads = new Thread[count];
+            for (int i = 0; i < count; i++) {
+                threads[i] = Thread.ofPlatform().daemon().name("client-resaturator-" + i).start(this::resaturate);
+            }
+        }
+
+        private void resaturate() {
+            try (Arena a = Arena.ofConfined()) {
+                MemorySegment max = a.allocate(JAVA_LONG);
+                max.set(JAVA_LONG, 0, EVENTFD_MAX);
+                while (!stopped) {
+                    LibC.write(eventfd, max, 8);
+                }
+            } catch (ErrnoException e) {
+                // the eventfd is gone
+            }
+        }
+
+        /** Stops the threads: drains the counter until their blocked writes returned and they saw the stop. */
+        @Override
+        public void close() throws InterruptedException {
+            stopped = true;
+            try (Arena a = Arena.ofConfined()) {
+                MemorySegment value = a.allocate(JAVA_LONG);
+                for (Thread thread : threads) {
+                    while (thread.isAlive()) {
+                        try {
+                            LibC.readNoWait(eventfd, value, 8);
+                        } catch (ErrnoException e) {
+                            // EAGAIN: nothing to drain yet
+                        }
+                        thread.join(10);
+                    }
+                }
+            }
+        }
+    }
+
     /** True if {@code fd}'s open file description has O_NONBLOCK. */
     public static boolean isNonBlocking(int fd) throws Throwable {
         return (check("fcntl", (int) FCNTL.invokeExact(fd, F_GETFL, 0)) & O_NONBLOCK) != 0;

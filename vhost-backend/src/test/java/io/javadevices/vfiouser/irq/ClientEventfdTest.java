@@ -17,7 +17,8 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
 import static org.junit.jupiter.api.Assertions.*;
 
 /**
- * Draining a client's eventfd to wake a writer the client blocked ({@link ClientEventfd#unblockWriters}):
+ * Draining a client's eventfd to wake a writer the client blocked ({@link ClientEventfd#unblockWriters},
+ * {@link EventfdInterrupts#drainDuringReset}):
  * it wakes the writer, and it never blocks itself, even on an eventfd the client made blocking again
  * with nothing to drain. Preemptive timeouts, because the failures guarded against are hangs.
  */
@@ -66,7 +67,7 @@ class ClientEventfdTest {
     void unblockingAnEmptyBlockingEventfdReturnsAndMakesItNonBlocking() {
         assertTimeoutPreemptively(LIMIT, () -> {
             fd = LibC.eventfd(0, LibC.EFD_CLOEXEC);
-            ClientEventfd.unblockWriters(fd, value);
+            assertTrue(ClientEventfd.unblockWriters(fd, value), "a blocking eventfd is hostile");
             assertTrue(HostileFds.isNonBlocking(fd));
             assertThrows(ErrnoException.class, () -> LibC.read(fd, value, 8), "the counter stays 0");
         });
@@ -77,7 +78,7 @@ class ClientEventfdTest {
         assertTimeoutPreemptively(LIMIT, () -> {
             fd = HostileFds.saturatedBlockingEventfd(0);
             Thread writer = blockedWriter(() -> writeOne(fd));
-            ClientEventfd.unblockWriters(fd, value);
+            assertTrue(ClientEventfd.unblockWriters(fd, value));
             assertEquals(HostileFds.EVENTFD_MAX, value.get(JAVA_LONG, 0), "the drained counter");
             writer.join(2000);
             assertFalse(writer.isAlive(), "the blocked write returns once the counter is drained");
@@ -87,7 +88,7 @@ class ClientEventfdTest {
     }
 
     @Test
-    void unblockWritersBeforeAResetWakesABlockedIntxWriterAndKeepsTheVectorAssigned() {
+    void theDrainDuringAResetWakesABlockedIntxWriterAndKeepsTheVectorAssigned() {
         assertTimeoutPreemptively(LIMIT, () -> {
             fd = LibC.eventfd(0, LibC.EFD_CLOEXEC | LibC.EFD_NONBLOCK); // the client's copy
             try (EventfdInterrupts interrupts = new EventfdInterrupts(0)) {
@@ -95,11 +96,13 @@ class ClientEventfdTest {
                 assertEquals(0, interrupts.assign(IRQ_INTX, 0, 1, new int[] {LibC.dup(fd)}));
                 HostileFds.makeBlockingAndSaturate(fd);
                 Thread writer = blockedWriter(() -> interrupts.setIntx(true));
-                interrupts.unblockWriters();
-                writer.join(2000);
-                assertFalse(writer.isAlive(), "the INTx write returns once the eventfd is drained");
+                try (ResetDrain drain = interrupts.drainDuringReset()) {
+                    writer.join(2000);
+                    assertFalse(writer.isAlive(), "the INTx write returns once the eventfd is drained");
+                }
                 assertEquals(1, interrupts.assignedVectors(IRQ_INTX), "a reset does not de-assign the vector");
                 assertEquals(1, interrupts.signalled());
+                assertEquals(1, interrupts.reblockedFds(), "the client's blocking eventfd is counted");
             }
         });
     }

@@ -185,6 +185,75 @@ class BlockedInterruptWriterTest {
         });
     }
 
+    // ===================== a client thread of its own keeps re-saturating the eventfd after each drain
+
+    /** Four client threads blocked writing the maximum value beside the worker: all wait on the counter. */
+    private static HostileFds.Resaturator resaturator(EventFd eventfd) {
+        return new HostileFds.Resaturator(eventfd.fd, 4);
+    }
+
+    @Test
+    void aWorkerIsReleasedWhenTheClientDisconnectsAlthoughClientThreadsKeepResaturatingTheEventfd() {
+        assertTimeoutPreemptively(LIMIT, () -> {
+            VfioUserServer server = start();
+            try (EventFd eventfd = new EventFd()) {
+                TestClient c = client(server);
+                Thread worker = blockedWorker(server, c, eventfd);
+                try (HostileFds.Resaturator hostile = resaturator(eventfd)) {
+                    c.close();
+                    // A single drain mostly loses the counter to the client's threads: the
+                    // reset drains until the worker is through, so the teardown completes.
+                    assertReturns(worker, "the client disconnected");
+                    server.awaitNoClient(Duration.ofSeconds(3));
+                }
+                assertTrue(counter(server, "irq.fds.reblocked") >= 1, "the hostile eventfd is counted");
+                assertServesAnotherClientAndCloses(server);
+            }
+        });
+    }
+
+    @Test
+    void aWorkerIsReleasedByTheTeardownAfterADisableAlthoughClientThreadsKeepResaturatingTheEventfd() {
+        assertTimeoutPreemptively(LIMIT, () -> {
+            VfioUserServer server = start();
+            try (EventFd eventfd = new EventFd()) {
+                TestClient c = client(server);
+                Thread worker = blockedWorker(server, c, eventfd);
+                try (HostileFds.Resaturator hostile = resaturator(eventfd)) {
+                    // The eventfd leaves the vector: the worker may stay blocked on it (the client's
+                    // threads may win the drained counter), so the server keeps it for the reset.
+                    assertFalse(c.setIrqs(IRQ_SET_DATA_NONE | IRQ_SET_ACTION_TRIGGER, IRQ_MSIX, 0, 0).isError());
+                    assertAnswers(c);
+                    c.close();
+                    assertReturns(worker, "the client disabled MSI-X and disconnected");
+                    server.awaitNoClient(Duration.ofSeconds(3));
+                }
+                assertServesAnotherClientAndCloses(server);
+            }
+        });
+    }
+
+    @Test
+    void aDeviceResetReturnsAlthoughClientThreadsKeepResaturatingTheEventfd() {
+        assertTimeoutPreemptively(LIMIT, () -> {
+            VfioUserServer server = start();
+            try (EventFd eventfd = new EventFd(); TestClient c = client(server)) {
+                Thread worker = blockedWorker(server, c, eventfd);
+                try (HostileFds.Resaturator hostile = resaturator(eventfd)) {
+                    assertFalse(c.request(CMD_DEVICE_RESET, new byte[0]).isError());
+                    assertFalse(worker.isAlive(), "the reset returned, so it joined the released worker");
+                    assertAnswers(c);
+                }
+            }
+            assertServesAnotherClientAndCloses(server);
+        });
+    }
+
+    private static long counter(VfioUserServer server, String name) {
+        Long v = server.resources().get(name);
+        return v == null ? -1 : v;
+    }
+
     @Test
     void aDeviceResetDoesNotWaitForAWorkerBlockedOnASaturatedEventfd() {
         assertTimeoutPreemptively(LIMIT, () -> {

@@ -1,0 +1,89 @@
+package io.javadevices.vfiouser.irq;
+
+import io.javadevices.vfiouser.sys.ErrnoException;
+import io.javadevices.vfiouser.sys.LibC;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.Arrays;
+
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
+
+/**
+ * Wakes device workers a hostile client blocked in an interrupt write, for {@link EventfdInterrupts}.
+ * A client can clear O_NONBLOCK on the eventfd it shares with the server and saturate the counter (see
+ * {@link ClientEventfd}); the server does not check for that per interrupt (a syscall on the hot path),
+ * it drains the eventfd whenever it would otherwise lose track of, or wait for, such a worker:
+ * <ul>
+ *   <li>before a client eventfd leaves its vector's slot ({@link #beforeLeavingSlot}): afterwards the
+ *       server could no longer reach it and a blocked worker would stay blocked for good;</li>
+ *   <li>throughout a device reset, which joins the workers ({@link #duringReset}).</li>
+ * </ul>
+ * One drain wakes every writer (fs/eventfd.c {@code eventfd_read}), but a client thread blocked writing
+ * the maximum value may win the drained counter back before the worker's write of 1. So an eventfd
+ * found hostile (made blocking again, or saturated) when it leaves its slot is kept as a dup, up to
+ * {@value #KEPT_MAX} of them, for the next reset's {@link ResetDrain} to drain until the workers are
+ * through; the reset then closes them. QEMU's eventfds are never hostile, so nothing is kept for it.
+ * Socket thread only (the session's or the closing server's), never the hot path.
+ */
+final class BlockedWriters {
+    /** Hostile eventfds kept after they left their slot; more within one reset cycle are drained once. */
+    static final int KEPT_MAX = 64;
+
+    private final ClientFdLog log;
+    private final MemorySegment drained = Arena.ofAuto().allocate(JAVA_LONG);
+    private final int[] kept = new int[KEPT_MAX];
+    private int keptCount;
+
+    BlockedWriters(ClientFdLog log) {
+        this.log = log;
+    }
+
+    /**
+     * Drains the client eventfd {@code fd} (of {@code index}/{@code vector}), waking a worker blocked
+     * writing to it; the pending interrupt is lost. Counts and logs a hostile eventfd.
+     *
+     * @return true if it was hostile
+     */
+    synchronized boolean wake(int fd, int index, int vector) {
+        boolean hostile = ClientEventfd.unblockWriters(fd, drained);
+        if (hostile) {
+            log.reblocked(index, vector);
+        }
+        return hostile;
+    }
+
+    /**
+     * {@link #wake} for a client eventfd about to be replaced or released, and keeps it if it was hostile.
+     * Losing its pending interrupt is fine: the vector is going away.
+     */
+    synchronized void beforeLeavingSlot(int fd, int index, int vector) {
+        if (wake(fd, index, vector) && keptCount < KEPT_MAX) {
+            try {
+                kept[keptCount] = LibC.dup(fd);
+                keptCount++;
+            } catch (ErrnoException e) {
+                // no fd to spare: this one was drained once
+            }
+        }
+    }
+
+    /**
+     * Starts draining, until the returned drain is closed, {@code assigned} (dups of the assigned
+     * eventfds, drained once already; ownership passes) and the kept eventfds (which the drain closes).
+     */
+    synchronized ResetDrain duringReset(int[] assigned, int count) {
+        int[] fds = Arrays.copyOf(assigned, count + keptCount);
+        System.arraycopy(kept, 0, fds, count, keptCount);
+        keptCount = 0;
+        return ResetDrain.start(fds);
+    }
+
+    /** Closes the kept eventfds (once no worker can be blocked on them: the device is reset or closed). */
+    synchronized void closeKept() {
+        for (int i = 0; i < keptCount; i++) {
+            LibC.closeQuietly(kept[i]);
+        }
+        keptCount = 0;
+    }
+}
