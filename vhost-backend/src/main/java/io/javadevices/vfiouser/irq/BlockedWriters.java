@@ -15,8 +15,9 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  * {@link ClientEventfd}); the server does not check for that per interrupt (a syscall on the hot path),
  * it drains the eventfd whenever it would otherwise lose track of, or wait for, such a worker:
  * <ul>
- *   <li>before a client eventfd leaves its vector's slot ({@link #beforeLeavingSlot}): afterwards the
- *       server could no longer reach it and a blocked worker would stay blocked for good;</li>
+ *   <li>when a client eventfd leaves its vector's slot: it is {@link #hold held} (a dup) across the
+ *       {@code dup2} that replaces it and {@link #letGo drained} right after, when no new writer can
+ *       reach it any more; without that a worker blocked on it would stay blocked for good;</li>
  *   <li>throughout a device reset, which joins the workers ({@link #duringReset}).</li>
  * </ul>
  * One drain wakes every writer (fs/eventfd.c {@code eventfd_read}), but a client thread blocked writing
@@ -54,17 +55,33 @@ final class BlockedWriters {
     }
 
     /**
-     * {@link #wake} for a client eventfd about to be replaced or released, and keeps it if it was hostile.
-     * Losing its pending interrupt is fine: the vector is going away.
+     * Holds on to the client eventfd in a slot that is about to be re-pointed ({@code dup2}) elsewhere.
+     *
+     * @return a dup of {@code slotFd} for {@link #letGo}, or -1 if no fd is left (then it is drained now,
+     *         while the slot still refers to it: a worker writing before the dup2 can still block)
      */
-    synchronized void beforeLeavingSlot(int fd, int index, int vector) {
-        if (wake(fd, index, vector) && keptCount < KEPT_MAX) {
-            try {
-                kept[keptCount] = LibC.dup(fd);
-                keptCount++;
-            } catch (ErrnoException e) {
-                // no fd to spare: this one was drained once
-            }
+    synchronized int hold(int slotFd, int index, int vector) {
+        try {
+            return LibC.dup(slotFd);
+        } catch (ErrnoException e) {
+            wake(slotFd, index, vector);
+            return -1;
+        }
+    }
+
+    /**
+     * Drains a {@link #hold held} eventfd that has left its slot, waking a worker blocked on it, and
+     * keeps it if it was hostile (a client thread may win the drained counter back), else closes it.
+     * Losing its pending interrupt is fine: the vector is going away. Ignores -1.
+     */
+    synchronized void letGo(int held, int index, int vector) {
+        if (held < 0) {
+            return;
+        }
+        if (wake(held, index, vector) && keptCount < KEPT_MAX) {
+            kept[keptCount++] = held;
+        } else {
+            LibC.closeQuietly(held);
         }
     }
 

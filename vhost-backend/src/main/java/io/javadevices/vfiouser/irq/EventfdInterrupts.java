@@ -258,14 +258,13 @@ public final class EventfdInterrupts implements InterruptSink, AutoCloseable {
             int vector = start + i;
             int fd = fds[i];
             fds[i] = -1;
+            int old = -1; // the replaced client eventfd, held to drain it once it has left the slot
             try {
                 if (t.slot[vector] < 0) {
                     // First use: the received number becomes the slot. No worker has seen it yet.
                     t.slot[vector] = fd;
                 } else {
-                    if (t.holdsClientFd[vector]) {
-                        blockedWriters.beforeLeavingSlot(t.slot[vector], index, vector);
-                    }
+                    old = t.holdsClientFd[vector] ? blockedWriters.hold(t.slot[vector], index, vector) : -1;
                     LibC.dup2(fd, t.slot[vector]); // atomically re-points the slot, releasing the old file
                     LibC.close(fd);
                 }
@@ -276,6 +275,8 @@ public final class EventfdInterrupts implements InterruptSink, AutoCloseable {
                     fds[j] = -1;
                 }
                 return e.errno();
+            } finally {
+                blockedWriters.letGo(old, index, vector);
             }
             t.holdsClientFd[vector] = true;
             t.live.set(vector, t.slot[vector]);
@@ -322,11 +323,13 @@ public final class EventfdInterrupts implements InterruptSink, AutoCloseable {
     private void release(VectorTable t, int vector) {
         t.live.set(vector, -1);
         if (t.holdsClientFd[vector]) {
-            blockedWriters.beforeLeavingSlot(t.slot[vector], t.index, vector); // while the slot still has it
+            int old = blockedWriters.hold(t.slot[vector], t.index, vector); // drained once it left the slot
             try {
                 LibC.dup2(placeholderFd, t.slot[vector]); // drops the client's eventfd, keeps the number
             } catch (ErrnoException e) {
                 throw new IllegalStateException("dup2 onto an interrupt slot failed", e);
+            } finally {
+                blockedWriters.letGo(old, t.index, vector);
             }
             t.holdsClientFd[vector] = false;
         }
