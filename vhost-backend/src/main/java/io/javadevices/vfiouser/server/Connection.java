@@ -696,10 +696,9 @@ final class Connection implements Runnable {
     }
 
     /**
-     * Function-level reset: {@link io.javadevices.pci.PciDevice#reset} resets config space and device
-     * state. It joins the device's workers, so the eventfds are drained throughout, which wakes any
-     * worker a hostile client blocked in an interrupt write (EventfdInterrupts#drainDuringReset); else
-     * the reset, and with it this session or its teardown, would wait forever.
+     * Function-level reset of config space and device state. It joins the device's workers, so the
+     * eventfds are drained throughout: that wakes a worker a hostile client blocked in an interrupt
+     * write, which the reset (and this session's teardown) would otherwise wait for forever.
      */
     private void resetDevice() {
         try (var drain = interrupts.drainDuringReset()) {
