@@ -17,7 +17,8 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  * <ul>
  *   <li>when a client eventfd leaves its vector's slot: it is {@link #hold held} (a dup) across the
  *       {@code dup2} that replaces it and {@link #letGo drained} right after, when no new writer can
- *       reach it any more; without that a worker blocked on it would stay blocked for good;</li>
+ *       reach it any more, if its counter is at the maximum (only then can a writer be blocked); without
+ *       that a worker blocked on it would stay blocked for good;</li>
  *   <li>throughout a device reset, which joins the workers ({@link #duringReset}).</li>
  * </ul>
  * One drain wakes every writer (fs/eventfd.c {@code eventfd_read}), but a client thread blocked writing
@@ -41,17 +42,25 @@ final class BlockedWriters {
     }
 
     /**
-     * Drains the client eventfd {@code fd} (of {@code index}/{@code vector}), waking a worker blocked
-     * writing to it; the pending interrupt is lost. Counts and logs a hostile eventfd.
+     * Wakes a worker blocked writing to the client eventfd {@code fd} (of {@code index}/{@code vector})
+     * if one can be: only when the counter is at its maximum is it drained (its pending interrupt is
+     * then lost). Any other counter is left alone, because QEMU re-points a vector's eventfd on every
+     * MSI-X mask and unmask (hw/vfio/pci.c {@code vfio_msix_vector_release}, {@code
+     * vfio_msix_vector_do_use}) and still delivers what is pending on the old one. Counts and logs a
+     * hostile eventfd.
      *
-     * @return true if it was hostile
+     * @return true if it was hostile: O_NONBLOCK cleared again, or the counter at its maximum
      */
     synchronized boolean wake(int fd, int index, int vector) {
-        boolean hostile = ClientEventfd.unblockWriters(fd, drained);
-        if (hostile) {
+        boolean blockingAgain = ClientEventfd.isBlockingAgain(fd);
+        boolean saturated = ClientEventfd.isSaturated(fd);
+        if (saturated) {
+            ClientEventfd.unblockWriters(fd, drained);
+        }
+        if (blockingAgain || saturated) {
             log.reblocked(index, vector);
         }
-        return hostile;
+        return blockingAgain || saturated;
     }
 
     /**
@@ -70,9 +79,9 @@ final class BlockedWriters {
     }
 
     /**
-     * Drains a {@link #hold held} eventfd that has left its slot, waking a worker blocked on it, and
-     * keeps it if it was hostile (a client thread may win the drained counter back), else closes it.
-     * Losing its pending interrupt is fine: the vector is going away. Ignores -1.
+     * {@link #wake Wakes} a worker blocked on a {@link #hold held} eventfd that has left its slot, and
+     * keeps the eventfd if it was hostile (a client thread may win the drained counter back, or saturate
+     * it later), else closes it. Ignores -1.
      */
     synchronized void letGo(int held, int index, int vector) {
         if (held < 0) {

@@ -41,13 +41,14 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  * {@code pwritev2(RWF_NOWAIT)} fails with EOPNOTSUPP), and a check before every interrupt write would
  * cost a syscall on the hot path. Such a client can therefore stall a device worker writing to its own
  * eventfd; no lock is held across that write, so no other thread waits on it, except whoever waits for
- * that worker: a device reset joins its workers. So before an eventfd leaves a vector (de-assigned,
- * replaced, client gone, server closed) and during a device reset, the server {@link #unblockWriters
- * drains} it, which wakes a blocked writer ({@link BlockedWriters}).
+ * that worker: a device reset joins its workers. So when a saturated eventfd leaves a vector
+ * (de-assigned, replaced, client gone, server closed) and during a device reset, the server
+ * {@link #unblockWriters drains} it, which wakes a blocked writer ({@link BlockedWriters}).
  */
 final class ClientEventfd {
     private static final String EVENTFD_LINK = "anon_inode:[eventfd]";
     private static final String SEMAPHORE_LINE = "eventfd-semaphore:";
+    private static final String COUNT_LINE = "eventfd-count:";
     /** The largest value an eventfd counter holds (eventfd(2)); a write of 1 then waits. */
     private static final long COUNTER_MAX = 0xFFFF_FFFF_FFFF_FFFEL;
 
@@ -87,8 +88,8 @@ final class ClientEventfd {
      * Wakes every thread blocked writing to the eventfd {@code fd}: reading an eventfd resets its
      * counter to 0 and wakes its write waiters (fs/eventfd.c {@code eventfd_read} calls
      * {@code wake_up_locked_poll(..., EPOLLOUT)}), whose writes of 1 then fit. The pending interrupt is
-     * consumed, i.e. lost to the client: callers only do this when the vector is going away or the device
-     * is being reset, when no interrupt is owed any more. O_NONBLOCK is set again first (for writers to
+     * consumed, i.e. lost to the client: callers only do this to a counter at its maximum (a hostile
+     * client's) or during a device reset, when no interrupt is owed any more. O_NONBLOCK is set again first (for writers to
      * come), but the client may clear it again at any moment, and a plain read(2) of a zero counter on a
      * blocking eventfd would hang the caller; so the read is {@code preadv2(RWF_NOWAIT)}, which cannot
      * block whatever the flags say. EAGAIN means the counter is 0, and then nobody can be blocked writing
@@ -142,17 +143,49 @@ final class ClientEventfd {
         return clean.length() <= 120 ? clean : clean.substring(0, 120) + "...";
     }
 
+    /**
+     * True if a writer of 1 may be blocked on the eventfd {@code fd} now: its counter is at the maximum
+     * (a write of 1 waits exactly then, fs/eventfd.c {@code eventfd_write}). Reads the counter from
+     * fdinfo ({@code eventfd-count}, fs/eventfd.c {@code eventfd_show_fdinfo}) without consuming it, so
+     * an honest client's pending interrupt stays; if fdinfo has no counter (very old kernels), answers
+     * true, so that a blocked writer is still woken.
+     */
+    static boolean isSaturated(int fd) {
+        String count = fdinfo(fd, COUNT_LINE);
+        try {
+            return count == null || Long.parseUnsignedLong(count, 16) == COUNTER_MAX;
+        } catch (NumberFormatException e) {
+            return true;
+        }
+    }
+
+    /** True if the client cleared O_NONBLOCK again on the shared description (QEMU never does). */
+    static boolean isBlockingAgain(int fd) {
+        try {
+            return (LibC.fcntl(fd, LibC.F_GETFL, 0) & LibC.O_NONBLOCK) == 0;
+        } catch (ErrnoException e) {
+            return false;
+        }
+    }
+
     /** Recent kernels list "eventfd-semaphore: 0|1" in an eventfd's fdinfo (fs/eventfd.c eventfd_show_fdinfo). */
     private static boolean isSemaphore(int fd) {
+        String semaphore = fdinfo(fd, SEMAPHORE_LINE);
+        // no line, or fdinfo unreadable: the link check already proved an eventfd; nothing more to learn
+        return semaphore != null && !semaphore.equals("0");
+    }
+
+    /** The trimmed value of the fdinfo line of {@code fd} starting with {@code prefix}, or null. */
+    private static String fdinfo(int fd, String prefix) {
         try {
             for (String line : Files.readAllLines(Path.of("/proc/self/fdinfo/" + fd))) {
-                if (line.startsWith(SEMAPHORE_LINE)) {
-                    return !line.substring(SEMAPHORE_LINE.length()).trim().equals("0");
+                if (line.startsWith(prefix)) {
+                    return line.substring(prefix.length()).trim();
                 }
             }
         } catch (IOException | RuntimeException e) {
-            // fdinfo unreadable: the link check already proved an eventfd; nothing more to learn
+            // unreadable: unknown
         }
-        return false;
+        return null;
     }
 }

@@ -55,9 +55,9 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  * {@code intxLock}, then writes after releasing it), so even a slow write cannot stall another thread.
  * A client can still clear O_NONBLOCK on its shared copy and saturate the counter, so that a worker's
  * write blocks (see {@link ClientEventfd}); the hot path does not check for that (it would cost a
- * syscall per interrupt). Instead the server drains the eventfd, which wakes the writer, before a
- * client eventfd leaves its slot (de-assigned, replaced, {@link #releaseAll}, {@link #close}) and
- * throughout a device reset, which joins the workers ({@link #drainDuringReset}): see
+ * syscall per interrupt). Instead the server drains the eventfd, which wakes the writer, when a
+ * saturated client eventfd leaves its slot (de-assigned, replaced, {@link #releaseAll}, {@link #close})
+ * and throughout a device reset, which joins the workers ({@link #drainDuringReset}): see
  * {@link BlockedWriters}.
  */
 public final class EventfdInterrupts implements InterruptSink, AutoCloseable {
@@ -323,7 +323,7 @@ public final class EventfdInterrupts implements InterruptSink, AutoCloseable {
     private void release(VectorTable t, int vector) {
         t.live.set(vector, -1);
         if (t.holdsClientFd[vector]) {
-            int old = blockedWriters.hold(t.slot[vector], t.index, vector); // drained once it left the slot
+            int old = blockedWriters.hold(t.slot[vector], t.index, vector); // checked once it left the slot
             try {
                 LibC.dup2(placeholderFd, t.slot[vector]); // drops the client's eventfd, keeps the number
             } catch (ErrnoException e) {
@@ -336,9 +336,8 @@ public final class EventfdInterrupts implements InterruptSink, AutoCloseable {
     }
 
     /**
-     * Drains every assigned client eventfd now, waking a worker a hostile client blocked writing to one,
-     * and keeps draining them and the eventfds {@link BlockedWriters} kept until the returned drain is
-     * closed. The connection wraps every device reset in it: a reset joins the device's workers and
+     * Wakes a worker a hostile client blocked writing to an assigned eventfd now, and keeps draining the
+     * assigned eventfds and those {@link BlockedWriters} kept until the returned drain is closed. The connection wraps every device reset in it: a reset joins the device's workers and
      * would otherwise wait forever on such a worker. The drained interrupts are lost, which is fine
      * there: the reset discards the device state that raised them (and QEMU disables the device's
      * interrupts before it resets it, hw/vfio/pci.c {@code vfio_pci_pre_reset}, so normally none is
@@ -355,7 +354,7 @@ public final class EventfdInterrupts implements InterruptSink, AutoCloseable {
                         dups[n] = LibC.dup(t.slot[v]); // the drain's own fd: the slot may change later
                         n++;
                     } catch (ErrnoException e) {
-                        // no fd to spare: this eventfd was drained once
+                        // no fd to spare: this eventfd was checked once
                     }
                 }
             }

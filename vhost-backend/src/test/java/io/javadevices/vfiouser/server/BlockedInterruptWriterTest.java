@@ -185,6 +185,29 @@ class BlockedInterruptWriterTest {
         });
     }
 
+    /**
+     * The drains are for hostile eventfds only: QEMU re-points a vector's eventfd on every MSI-X mask
+     * and unmask, and delivers what is still pending on the old one, so a replaced or de-assigned
+     * honest eventfd keeps its count.
+     */
+    @Test
+    void anInterruptPendingOnAnHonestEventfdSurvivesItsReplacementAndItsDeassignment() {
+        assertTimeoutPreemptively(LIMIT, () -> {
+            VfioUserServer server = start();
+            try (EventFd first = new EventFd(); EventFd second = new EventFd(); TestClient c = client(server)) {
+                assertFalse(c.setIrqs(IRQ_SET_DATA_EVENTFD | IRQ_SET_ACTION_TRIGGER, IRQ_MSIX, 0, 1, first.fd).isError());
+                server.interruptsForTest().signalMsix(0);
+                assertFalse(c.setIrqs(IRQ_SET_DATA_EVENTFD | IRQ_SET_ACTION_TRIGGER, IRQ_MSIX, 0, 1, second.fd).isError());
+                server.interruptsForTest().signalMsix(0);
+                assertFalse(c.setIrqs(IRQ_SET_DATA_EVENTFD | IRQ_SET_ACTION_TRIGGER, IRQ_MSIX, 0, 1).isError());
+                assertEquals(1, first.await(0), "the interrupt pending when the eventfd was replaced");
+                assertEquals(1, second.await(0), "the interrupt pending when the vector was de-assigned");
+                assertEquals(0L, counter(server, "irq.fds.reblocked"));
+            }
+            assertServesAnotherClientAndCloses(server);
+        });
+    }
+
     // ===================== a client thread of its own keeps re-saturating the eventfd after each drain
 
     /** Four client threads blocked writing the maximum value beside the worker: all wait on the counter. */
