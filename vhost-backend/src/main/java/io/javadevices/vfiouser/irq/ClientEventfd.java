@@ -89,10 +89,10 @@ final class ClientEventfd {
      * counter to 0 and wakes its write waiters (fs/eventfd.c {@code eventfd_read} calls
      * {@code wake_up_locked_poll(..., EPOLLOUT)}), whose writes of 1 then fit. The pending interrupt is
      * consumed, i.e. lost to the client: callers only do this to a counter at its maximum (a hostile
-     * client's) or during a device reset, when no interrupt is owed any more. O_NONBLOCK is set again first (for writers to
-     * come), but the client may clear it again at any moment, and a plain read(2) of a zero counter on a
-     * blocking eventfd would hang the caller; so the read is {@code preadv2(RWF_NOWAIT)}, which cannot
-     * block whatever the flags say. EAGAIN means the counter is 0, and then nobody can be blocked writing
+     * client's) or during a device reset, when no interrupt is owed any more. O_NONBLOCK is set again
+     * first (for writers to come), but the client may clear it again at any moment, and a plain read(2)
+     * of a zero counter on a blocking eventfd would hang the caller; so the read is
+     * {@code preadv2(RWF_NOWAIT)}, which cannot block whatever the flags say. EAGAIN means the counter is 0, and then nobody can be blocked writing
      * 1 (a write only waits while the counter is at its maximum). Never throws; not the hot path.
      *
      * @param buffer 8 bytes for the drained value
