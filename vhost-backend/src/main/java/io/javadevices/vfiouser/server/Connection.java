@@ -220,9 +220,7 @@ final class Connection implements Runnable {
             pollFds.set(JAVA_SHORT, second + SocketStructs.POLL_EVENTS, LibC.POLLIN);
             pollFds.set(JAVA_SHORT, second + SocketStructs.POLL_REVENTS, (short) 0);
             LibC.poll(pollFds, 2, -1);
-            if (pollFds.get(JAVA_SHORT, second + SocketStructs.POLL_REVENTS) != 0) {
-                interrupts.resampled();
-            }
+            interrupts.resampleEvents(pollFds.get(JAVA_SHORT, second + SocketStructs.POLL_REVENTS));
             if (pollFds.get(JAVA_SHORT, SocketStructs.POLL_REVENTS) != 0) {
                 return;
             }
@@ -538,8 +536,7 @@ final class Connection implements Runnable {
                         error = interrupts.assign(ix, s, c, taken);
                     }
                 } else if (action == IRQ_SET_ACTION_UNMASK && ix == IRQ_INTX && c <= 1) {
-                    interrupts.setResampleFd(fdCount == 1 ? takeFd(0) : -1);
-                    error = 0;
+                    error = interrupts.setResampleFd(fdCount == 1 ? takeFd(0) : -1);
                 } else {
                     error = Errno.EINVAL;
                 }
@@ -685,9 +682,15 @@ final class Connection implements Runnable {
         return 0;
     }
 
-    /** Function-level reset: {@link io.javadevices.pci.PciDevice#reset} resets config space and device state. */
+    /**
+     * Function-level reset of config space and device state. It joins the device's workers, so the
+     * eventfds are drained throughout: that wakes a worker a hostile client blocked in an interrupt
+     * write, which the reset (and this session's teardown) would otherwise wait for forever.
+     */
     private void resetDevice() {
-        device.reset();
+        try (var drain = interrupts.drainDuringReset()) {
+            device.reset();
+        }
     }
 
     private int deviceFailure(String what, long region, long offset, RuntimeException e) {

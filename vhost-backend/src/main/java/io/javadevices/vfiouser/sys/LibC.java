@@ -606,10 +606,6 @@ public final class LibC {
     /** struct statfs: f_type is the first member, a long, on x86-64 and arm64; the struct is under 128 bytes. */
     private static final long STATFS_SIZE = 128;
 
-    private static final MethodHandle FCNTL_INT = LINKER.downcallHandle(
-            LINKER.defaultLookup().find("fcntl").orElseThrow(() -> new UnsatisfiedLinkError("libc symbol not found: fcntl")),
-            FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT),
-            Linker.Option.firstVariadicArg(2), CAPTURE_ERRNO);
     private static final MethodHandle FSTATFS = bind("fstatfs", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS));
     private static final MethodHandle DUP3 = bind("dup3", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT));
 
@@ -684,13 +680,86 @@ public final class LibC {
     }
 
     private static int fcntlInt(String call, int fd, int command, int argument) throws ErrnoException {
-        MemorySegment st = state();
-        int r;
         try {
-            r = (int) FCNTL_INT.invokeExact(st, fd, command, argument);
-        } catch (Throwable t) {
-            throw linkage(t);
+            return fcntl(fd, command, argument);
+        } catch (ErrnoException e) {
+            throw new ErrnoException(call, e.errno());
         }
-        return checked(call, r, st);
+    }
+
+    // ================================================================== interrupt fd checks (issue 11, irq)
+    // fcntl(2) on the fds a client sends as interrupt eventfds: they must be non-blocking (see
+    // io.javadevices.vfiouser.irq.ClientEventfd).
+
+    public static final int F_GETFL = 3;
+    public static final int F_SETFL = 4;
+    /** O_NONBLOCK in fcntl(2) file status flags (the same bit as EFD_NONBLOCK and SOCK_NONBLOCK). */
+    public static final int O_NONBLOCK = 0x800;
+
+    /** fcntl is variadic: the third argument is passed as the first variadic one (int for F_SETFL). */
+    private static final MethodHandle FCNTL = LINKER.downcallHandle(
+            LINKER.defaultLookup().find("fcntl").orElseThrow(() -> new UnsatisfiedLinkError("libc symbol not found: fcntl")),
+            FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT),
+            CAPTURE_ERRNO, Linker.Option.firstVariadicArg(2));
+
+    /** fcntl(2) with an int argument (0 for F_GETFL); retries EINTR; returns the call's result. */
+    public static int fcntl(int fd, int cmd, int arg) throws ErrnoException {
+        MemorySegment st = state();
+        while (true) {
+            int r;
+            try {
+                r = (int) FCNTL.invokeExact(st, fd, cmd, arg);
+            } catch (Throwable t) {
+                throw linkage(t);
+            }
+            if (r >= 0) {
+                return r;
+            }
+            int e = errno(st);
+            if (e != Errno.EINTR) {
+                throw new ErrnoException("fcntl", e);
+            }
+        }
+    }
+
+    // preadv2(2) with RWF_NOWAIT: a read that never blocks whatever the file's O_NONBLOCK says. Used to
+    // drain a client's eventfd, whose O_NONBLOCK the client can clear at any moment (the open file
+    // description is shared); eventfd reads are read_iter and honour IOCB_NOWAIT (fs/eventfd.c
+    // eventfd_read) since Linux 5.12, older kernels fail with EOPNOTSUPP.
+
+    /** preadv2(2) flag: fail with EAGAIN instead of waiting. */
+    public static final int RWF_NOWAIT = 0x8;
+    private static final MethodHandle PREADV2 = bind("preadv2",
+            FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_INT, JAVA_LONG, JAVA_INT));
+
+    /**
+     * {@code preadv2(fd, {buffer, length}, 1, -1, RWF_NOWAIT)}: reads at the current position without
+     * waiting; retries EINTR. Allocates the iovec per call (not for hot paths).
+     *
+     * @return bytes read
+     * @throws ErrnoException EAGAIN if nothing is available, EOPNOTSUPP if the file cannot read without waiting
+     */
+    public static long readNoWait(int fd, MemorySegment buffer, long length) throws ErrnoException {
+        MemorySegment st = state();
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment iovec = arena.allocate(16, 8);
+            iovec.set(ADDRESS, 0, buffer);
+            iovec.set(JAVA_LONG, 8, length);
+            while (true) {
+                long r;
+                try {
+                    r = (long) PREADV2.invokeExact(st, fd, iovec, 1, -1L, RWF_NOWAIT);
+                } catch (Throwable t) {
+                    throw linkage(t);
+                }
+                if (r >= 0) {
+                    return r;
+                }
+                int e = errno(st);
+                if (e != Errno.EINTR) {
+                    throw new ErrnoException("preadv2", e);
+                }
+            }
+        }
     }
 }
