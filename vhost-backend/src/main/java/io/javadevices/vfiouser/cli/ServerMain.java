@@ -98,8 +98,8 @@ public final class ServerMain implements Callable<Integer> {
         CommandLine cli;
         try {
             cli = commandLine(args);
-        } catch (IllegalStateException e) { // a plugin whose options clash with the server's
-            System.err.println("nvme-server: " + oneLine(e));
+        } catch (RuntimeException e) { // a plugin bug: its options clash with the server's or are malformed
+            System.err.println("nvme-server: device plugin options: " + oneLine(e));
             return 1;
         }
         return cli.execute(args);
