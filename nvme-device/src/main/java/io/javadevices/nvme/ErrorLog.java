@@ -2,9 +2,9 @@ package io.javadevices.nvme;
 
 import java.lang.foreign.MemorySegment;
 
-import static io.javadevices.nvme.LittleEndian.SHORT;
-import static io.javadevices.nvme.LittleEndian.INT;
-import static io.javadevices.nvme.LittleEndian.LONG;
+import static io.javadevices.pci.LittleEndian.SHORT;
+import static io.javadevices.pci.LittleEndian.INT;
+import static io.javadevices.pci.LittleEndian.LONG;
 
 /**
  * Error Information log (Get Log Page 01h, NVMe 1.4 §5.14.1.1, Figure 194): the last 64 errors, newest

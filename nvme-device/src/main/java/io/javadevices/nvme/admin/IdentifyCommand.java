@@ -11,9 +11,9 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.charset.StandardCharsets;
 
-import static io.javadevices.nvme.LittleEndian.SHORT;
-import static io.javadevices.nvme.LittleEndian.INT;
-import static io.javadevices.nvme.LittleEndian.LONG;
+import static io.javadevices.pci.LittleEndian.SHORT;
+import static io.javadevices.pci.LittleEndian.INT;
+import static io.javadevices.pci.LittleEndian.LONG;
 
 /**
  * Identify (06h, NVMe 1.4 §5.15). CNS 00h namespace, 01h controller, 02h active namespace list,

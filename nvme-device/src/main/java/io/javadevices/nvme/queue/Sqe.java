@@ -5,8 +5,8 @@ import io.javadevices.nvme.Nvme;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 
-import static io.javadevices.nvme.LittleEndian.INT;
-import static io.javadevices.nvme.LittleEndian.LONG;
+import static io.javadevices.pci.LittleEndian.INT;
+import static io.javadevices.pci.LittleEndian.LONG;
 
 /**
  * A reusable 64-byte submission queue entry buffer (NVMe 1.4 §4.2 Figure 105), one per worker: the
