@@ -30,11 +30,6 @@ public final class Nvme {
     // NVM command set opcodes (NVMe 1.4 Figure 346).
     public static final int IO_FLUSH = 0x00, IO_WRITE = 0x01, IO_READ = 0x02, IO_WRITE_ZEROES = 0x08, IO_DSM = 0x09;
 
-    // SQE layout (NVMe 1.4 §4.2, Figure 105): byte offsets.
-    public static final int SQE_OPCODE = 0, SQE_FLAGS = 1, SQE_CID = 2, SQE_NSID = 4, SQE_MPTR = 16, SQE_PRP1 = 24,
-            SQE_PRP2 = 32, SQE_CDW10 = 40, SQE_CDW11 = 44, SQE_CDW12 = 48, SQE_CDW13 = 52, SQE_CDW14 = 56,
-            SQE_CDW15 = 60;
-
     public static final int BROADCAST_NSID = 0xFFFF_FFFF;
 
     /** OACS bit 8: Doorbell Buffer Config supported (Linux NVME_CTRL_OACS_DBBUF_SUPP). */
