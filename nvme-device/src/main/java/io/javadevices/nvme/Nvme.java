@@ -18,8 +18,8 @@ public final class Nvme {
     public static final int CSTS_RDY = 1, CSTS_CFS = 1 << 1, CSTS_SHST_MASK = 3 << 2, CSTS_SHST_COMPLETE = 2 << 2,
             CSTS_SHST_OCCURRING = 1 << 2;
 
-    /** Submission queue entry is 64 bytes (2^6), completion queue entry 16 bytes (2^4). */
-    public static final int SQE_SIZE = 64, CQE_SIZE = 16, SQES_LOG2 = 6, CQES_LOG2 = 4;
+    /** Queue entry sizes as powers of two (CC.IOSQES/IOCQES, Identify SQES/CQES): SqeLayout 2^6, CqeLayout 2^4 bytes. */
+    public static final int SQES_LOG2 = 6, CQES_LOG2 = 4;
 
     // Admin opcodes (NVMe 1.4 Figure 139).
     public static final int ADM_DELETE_SQ = 0x00, ADM_CREATE_SQ = 0x01, ADM_GET_LOG_PAGE = 0x02, ADM_DELETE_CQ = 0x04,

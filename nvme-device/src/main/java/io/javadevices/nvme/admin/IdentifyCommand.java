@@ -54,7 +54,7 @@ final class IdentifyCommand {
         return status != Status.SUCCESS ? status : dispatcher.toHost(cmd, data, 4096);
     }
 
-    /** Identify Controller data structure, NVMe 1.4 §5.15.2.2, Figure 247. */
+    /** Identify Controller data structure, NVMe 1.4 §5.15, Figure 247 ({@link IdCtrl}). */
     private int controller(MemorySegment d) {
         var o = controller.options();
         IdCtrl.VID.set(d, (short) NvmeController.VENDOR_ID);
@@ -93,7 +93,7 @@ final class IdentifyCommand {
         return Status.SUCCESS;
     }
 
-    /** Identify Namespace, NVMe 1.4 §5.15.2.1, Figure 245: one LBA format (Figure 246), no metadata. */
+    /** Identify Namespace, NVMe 1.4 §5.15, Figure 245 ({@link IdNs}): one LBA format, no metadata. */
     private int namespace(int nsid, MemorySegment d) {
         Namespace ns = controller.namespace(nsid);
         if (ns == null) {

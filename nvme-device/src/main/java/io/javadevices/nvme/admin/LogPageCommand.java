@@ -79,7 +79,7 @@ final class LogPageCommand {
         return status;
     }
 
-    /** SMART / Health Information, NVMe 1.4 §5.14.1.2, Figure 194: controller-wide, no warnings. */
+    /** SMART / Health Information, NVMe 1.4 §5.14.1.2: controller-wide, no warnings. */
     private void smart(MemorySegment d) {
         QueueStats t = controller.totals();
         SmartLog.CW.set(d, (byte) 0);

@@ -5,7 +5,7 @@ import java.lang.foreign.StructLayout;
 import static io.javadevices.nvme.spec.Fields.*;
 
 /**
- * One Error Information log entry, 64 bytes (Get Log Page 01h, NVMe 1.4 §5.14.1.1, Figure 193); QEMU's
+ * One Error Information log entry, 64 bytes (Get Log Page 01h, NVMe 1.4 §5.14.1.1); QEMU's
  * {@code NvmeErrorLog}. The log is an array of these, so a field is set with the entry's byte offset in the page:
  * {@code ErrorLogEntry.SQID.set(page, entryOffset, value)}.
  */

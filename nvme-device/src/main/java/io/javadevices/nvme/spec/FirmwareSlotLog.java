@@ -5,7 +5,7 @@ import java.lang.foreign.StructLayout;
 import static io.javadevices.nvme.spec.Fields.*;
 
 /**
- * Firmware Slot Information log, 512 bytes (Get Log Page 03h, NVMe 1.4 §5.14.1.3, Figure 195); QEMU's
+ * Firmware Slot Information log, 512 bytes (Get Log Page 03h, NVMe 1.4 §5.14.1.3); QEMU's
  * {@code NvmeFwSlotInfoLog}. AFI bits 2:0 name the active slot; FRS1 to FRS7 hold each slot's revision (ASCII).
  */
 public final class FirmwareSlotLog {

@@ -5,7 +5,7 @@ import java.lang.foreign.StructLayout;
 import static io.javadevices.nvme.spec.Fields.*;
 
 /**
- * Identify Controller data structure, 4096 bytes (Identify CNS 01h, NVMe 1.4 §5.15.2.2, Figure 247); QEMU's
+ * Identify Controller data structure, 4096 bytes (Identify CNS 01h, NVMe 1.4 §5.15, Figure 247); QEMU's
  * {@code NvmeIdCtrl}. Field names are the spec's abbreviations. Each field is set with {@code IdCtrl.X.set(page, value)}.
  */
 public final class IdCtrl {

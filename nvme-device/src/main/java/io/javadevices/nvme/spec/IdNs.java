@@ -6,7 +6,7 @@ import java.lang.foreign.StructLayout;
 import static io.javadevices.nvme.spec.Fields.*;
 
 /**
- * Identify Namespace data structure, 4096 bytes (Identify CNS 00h, NVM command set, NVMe 1.4 §5.15.2.1, Figure 245);
+ * Identify Namespace data structure, 4096 bytes (Identify CNS 00h, NVM command set, NVMe 1.4 §5.15, Figure 245);
  * QEMU's {@code NvmeIdNs}. LBA format n is set with {@code LbaFormat.LBADS.set(page, IdNs.lbaf(n), value)}.
  */
 public final class IdNs {

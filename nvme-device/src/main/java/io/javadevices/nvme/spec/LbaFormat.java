@@ -5,7 +5,7 @@ import java.lang.foreign.StructLayout;
 import static io.javadevices.nvme.spec.Fields.*;
 
 /**
- * LBA Format data structure, 4 bytes (NVMe 1.4 §5.15.2.1, Figure 246): MS metadata bytes per LBA, LBADS the LBA
+ * LBA Format data structure, 4 bytes (NVMe 1.4 §5.15, Identify Namespace bytes 191:128): MS metadata bytes per LBA, LBADS the LBA
  * data size as a power of two, RP relative performance in bits 1:0 of the last byte. Identify Namespace holds
  * sixteen (LBAF0 to LBAF15).
  */

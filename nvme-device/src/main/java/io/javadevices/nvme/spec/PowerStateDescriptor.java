@@ -5,7 +5,7 @@ import java.lang.foreign.StructLayout;
 import static io.javadevices.nvme.spec.Fields.*;
 
 /**
- * Power State Descriptor, 32 bytes (NVMe 1.4 §5.15.2.2, Figure 248); Identify Controller holds 32 of them (PSD0 to
+ * Power State Descriptor, 32 bytes (NVMe 1.4 §5.15, Identify Controller bytes 3071:2048); Identify Controller holds 32 of them (PSD0 to
  * PSD31). MP is the maximum power in 0.01 W units (MXPS = 0); FLAGS holds MXPS (bit 0) and NOPS (bit 1).
  */
 public final class PowerStateDescriptor {

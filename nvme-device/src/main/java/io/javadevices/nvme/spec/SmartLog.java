@@ -6,7 +6,7 @@ import java.lang.foreign.StructLayout;
 import static io.javadevices.nvme.spec.Fields.*;
 
 /**
- * SMART / Health Information log, 512 bytes (Get Log Page 02h, NVMe 1.4 §5.14.1.2, Figure 194); QEMU's
+ * SMART / Health Information log, 512 bytes (Get Log Page 02h, NVMe 1.4 §5.14.1.2); QEMU's
  * {@code NvmeSmartLog}. The counters are 128-bit; the fields named {@code *_LOW} are their low 64 bits, which is
  * all this controller ever counts (the high half stays zero).
  */

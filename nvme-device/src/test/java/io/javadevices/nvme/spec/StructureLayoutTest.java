@@ -1,5 +1,6 @@
 package io.javadevices.nvme.spec;
 
+import io.javadevices.nvme.Nvme;
 import org.junit.jupiter.api.Test;
 
 import java.lang.foreign.MemoryLayout.PathElement;
@@ -23,7 +24,7 @@ class StructureLayoutTest {
     }
 
     @Test
-    void identifyControllerMatchesFigure247() {
+    void identifyControllerFieldsSitAtTheFigure247Offsets() {
         assertEquals(4096, IdCtrl.LAYOUT.byteSize());
         assertEquals(0, IdCtrl.VID.offset());
         assertEquals(2, IdCtrl.SSVID.offset());
@@ -64,7 +65,7 @@ class StructureLayoutTest {
     }
 
     @Test
-    void powerStateDescriptorMatchesFigure248() {
+    void powerStateDescriptorFieldsSitAtTheSpecOffsets() {
         StructLayout l = PowerStateDescriptor.LAYOUT;
         assertEquals(32, l.byteSize());
         assertEquals(0, at(l, "MP"));
@@ -80,7 +81,7 @@ class StructureLayoutTest {
     }
 
     @Test
-    void identifyNamespaceAndLbaFormatMatchTheSpec() {
+    void identifyNamespaceAndLbaFormatFieldsSitAtTheSpecOffsets() {
         assertEquals(4096, IdNs.LAYOUT.byteSize());
         assertEquals(0, IdNs.NSZE.offset());
         assertEquals(8, IdNs.NCAP.offset());
@@ -109,7 +110,7 @@ class StructureLayoutTest {
     }
 
     @Test
-    void smartLogMatchesFigure194() {
+    void smartLogFieldsSitAtTheSpecOffsets() {
         assertEquals(512, SmartLog.LAYOUT.byteSize());
         assertEquals(0, SmartLog.CW.offset());
         assertEquals(1, SmartLog.CTEMP.offset());
@@ -131,7 +132,7 @@ class StructureLayoutTest {
     }
 
     @Test
-    void errorLogEntryMatchesTheSpec() {
+    void errorLogEntryFieldsSitAtTheSpecOffsets() {
         assertEquals(64, ErrorLogEntry.LAYOUT.byteSize());
         assertEquals(0, ErrorLogEntry.ERRCNT.offset());
         assertEquals(8, ErrorLogEntry.SQID.offset());
@@ -147,7 +148,7 @@ class StructureLayoutTest {
     }
 
     @Test
-    void firmwareSlotAndEffectsLogsMatchTheSpec() {
+    void firmwareSlotAndEffectsLogFieldsSitAtTheSpecOffsets() {
         assertEquals(512, FirmwareSlotLog.LAYOUT.byteSize());
         assertEquals(0, FirmwareSlotLog.AFI.offset());
         assertEquals(8, FirmwareSlotLog.FRS1.offset());
@@ -161,7 +162,7 @@ class StructureLayoutTest {
     }
 
     @Test
-    void queueEntriesMatchFigures105And124() {
+    void queueEntryFieldsSitAtTheFigure105And124Offsets() {
         assertEquals(64, SqeLayout.LAYOUT.byteSize());
         assertEquals(0, SqeLayout.OPC);
         assertEquals(1, SqeLayout.FLAGS);
@@ -173,7 +174,9 @@ class StructureLayoutTest {
         assertEquals(40, SqeLayout.CDW10);
         assertEquals(48, SqeLayout.CDW12);
         assertEquals(60, SqeLayout.CDW15);
+        assertEquals(1 << Nvme.SQES_LOG2, SqeLayout.SIZE, "CC.IOSQES / Identify SQES");
         assertEquals(16, CqeLayout.LAYOUT.byteSize());
+        assertEquals(1 << Nvme.CQES_LOG2, CqeLayout.SIZE, "CC.IOCQES / Identify CQES");
         assertEquals(0, CqeLayout.DW0);
         assertEquals(8, CqeLayout.SQHD);
         assertEquals(10, CqeLayout.SQID);
