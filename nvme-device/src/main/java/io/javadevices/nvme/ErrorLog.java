@@ -5,8 +5,8 @@ import io.javadevices.nvme.spec.ErrorLogEntry;
 import java.lang.foreign.MemorySegment;
 
 /**
- * Error Information log (Get Log Page 01h, NVMe 1.4 §5.14.1.1; entries are {@link ErrorLogEntry}): the last 64 errors, newest
- * first, each 64 bytes. Errors are rare, so a lock is fine here.
+ * Error Information log (Get Log Page 01h, NVMe 1.4 §5.14.1.1): the last 64 errors, newest first, each one
+ * {@link ErrorLogEntry} of 64 bytes. Errors are rare, so a lock is fine here.
  */
 public final class ErrorLog {
     public static final int ENTRIES = 64;

@@ -8,7 +8,6 @@ import io.javadevices.nvme.NvmeController;
 import io.javadevices.nvme.Status;
 import io.javadevices.nvme.queue.QueueStats;
 import io.javadevices.nvme.queue.Sqe;
-
 import io.javadevices.nvme.spec.EffectsLog;
 import io.javadevices.nvme.spec.ErrorLogEntry;
 import io.javadevices.nvme.spec.FirmwareSlotLog;
