@@ -62,8 +62,8 @@ final class Connection implements Runnable {
                     }
 
                     @Override
-                    public void readable() {
-                        interrupts.resampled();
+                    public void events(short revents) {
+                        interrupts.resampleEvents(revents);
                     }
                 });
         this.requests = new DeviceRequests(server);

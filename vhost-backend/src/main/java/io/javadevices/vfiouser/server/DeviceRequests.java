@@ -193,7 +193,7 @@ final class DeviceRequests {
                         check(interrupts.assign(ix, s, c, taken));
                     }
                 } else if (action == IRQ_SET_ACTION_UNMASK && ix == IRQ_INTX && c <= 1) {
-                    interrupts.setResampleFd(fds.count() == 1 ? fds.take(0) : -1);
+                    check(interrupts.setResampleFd(fds.count() == 1 ? fds.take(0) : -1));
                 } else {
                     throw new VfioUserError(Errno.EINVAL);
                 }
@@ -251,9 +251,14 @@ final class DeviceRequests {
         return (int) WireStructs.WRITE_MULTI.byteSize();
     }
 
-    /** VFIO_USER_DEVICE_RESET: a function-level reset ({@link PciDevice#reset}: config space and device state). */
+    /**
+     * VFIO_USER_DEVICE_RESET: a function-level reset ({@link PciDevice#reset}: config space and device
+     * state). It joins the device's workers, so the eventfds are drained throughout: that wakes a worker a
+     * hostile client blocked in an interrupt write, which the reset (and this session's teardown) would
+     * otherwise wait for forever.
+     */
     int reset() throws VfioUserError {
-        try {
+        try (var drain = interrupts.drainDuringReset()) {
             device.reset();
         } catch (RuntimeException e) {
             LOG.log(System.Logger.Level.WARNING, "device reset failed", e);

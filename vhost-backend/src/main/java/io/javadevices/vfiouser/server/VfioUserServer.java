@@ -357,7 +357,11 @@ public final class VfioUserServer implements AutoCloseable {
      * Counters and gauges: {@code dma.maps}, {@code dma.bytes}, {@code dma.deferred} (unmapped, not yet
      * released), {@code irq.fds}, {@code clients.connected}
      * (0/1), {@code clients.total}, {@code messages}, {@code errors.replied}, plus {@code clients.refused},
-     * {@code clients.denied} (closed at accept: uid not allowed), {@code irq.signalled}, {@code irq.dropped}.
+     * {@code clients.denied} (closed at accept: uid not allowed), {@code irq.signalled}, {@code irq.dropped},
+     * {@code irq.saturated} (interrupt writes that found the eventfd counter at its maximum),
+     * {@code irq.fds.refused} (SET_IRQS fds that were not eventfds), {@code irq.resample.failures} (resample
+     * fds dropped after POLLHUP/POLLERR), {@code irq.fds.reblocked} (client eventfds found made blocking again
+     * or saturated when drained).
      */
     public Map<String, Long> resources() {
         Map<String, Long> r = new LinkedHashMap<>();
@@ -377,6 +381,10 @@ public final class VfioUserServer implements AutoCloseable {
         r.put("clients.denied", peers.denied());
         r.put("irq.signalled", interrupts == null ? 0L : interrupts.signalled());
         r.put("irq.dropped", interrupts == null ? 0L : interrupts.dropped());
+        r.put("irq.saturated", interrupts == null ? 0L : interrupts.saturated());
+        r.put("irq.fds.refused", interrupts == null ? 0L : interrupts.refusedFds());
+        r.put("irq.resample.failures", interrupts == null ? 0L : interrupts.resampleFailures());
+        r.put("irq.fds.reblocked", interrupts == null ? 0L : interrupts.reblockedFds());
         return r;
     }
 

@@ -111,10 +111,6 @@ public final class FileIdentity {
     /** struct statfs: f_type is the first member, a long, on x86-64 and arm64; the struct is under 128 bytes. */
     private static final long STATFS_SIZE = 128;
 
-    private static final MethodHandle FCNTL_INT = LINKER.downcallHandle(
-            symbol("fcntl"),
-            FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT),
-            Linker.Option.firstVariadicArg(2), CAPTURE_ERRNO);
     private static final MethodHandle FSTATFS = downcall("fstatfs", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS));
 
     /** What {@link #fstat} tells about an open file: identity (device, inode), type bits and size. */
@@ -168,13 +164,10 @@ public final class FileIdentity {
     }
 
     private static int fcntlInt(String call, int fd, int command, int argument) throws ErrnoException {
-        MemorySegment st = state();
-        int r;
         try {
-            r = (int) FCNTL_INT.invokeExact(st, fd, command, argument);
-        } catch (Throwable t) {
-            throw linkage(t);
+            return LibC.fcntl(fd, command, argument);
+        } catch (ErrnoException e) {
+            throw new ErrnoException(call, e.errno());
         }
-        return checked(call, r, st);
     }
 }

@@ -491,4 +491,79 @@ public final class LibC {
             return checked("memfd_create", r, st);
         }
     }
+
+    // ------------------------------------------------------------------ fd status flags and non-blocking reads
+    // fcntl(2) on the fds a client sends as interrupt eventfds: they must be non-blocking (see
+    // io.javadevices.vfiouser.irq.ClientEventfd); FileIdentity's seal calls go through the same fcntl.
+
+    public static final int F_GETFL = 3;
+    public static final int F_SETFL = 4;
+    /** O_NONBLOCK in fcntl(2) file status flags (the same bit as EFD_NONBLOCK and SOCK_NONBLOCK). */
+    public static final int O_NONBLOCK = 0x800;
+
+    /** fcntl is variadic: the third argument is passed as the first variadic one (int for F_SETFL). */
+    private static final MethodHandle FCNTL = LINKER.downcallHandle(symbol("fcntl"),
+            FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT),
+            CAPTURE_ERRNO, Linker.Option.firstVariadicArg(2));
+
+    /** fcntl(2) with an int argument (0 for F_GETFL); retries EINTR; returns the call's result. */
+    public static int fcntl(int fd, int cmd, int arg) throws ErrnoException {
+        MemorySegment st = state();
+        while (true) {
+            int r;
+            try {
+                r = (int) FCNTL.invokeExact(st, fd, cmd, arg);
+            } catch (Throwable t) {
+                throw linkage(t);
+            }
+            if (r >= 0) {
+                return r;
+            }
+            int e = errno(st);
+            if (e != Errno.EINTR) {
+                throw new ErrnoException("fcntl", e);
+            }
+        }
+    }
+
+    // preadv2(2) with RWF_NOWAIT: a read that never blocks whatever the file's O_NONBLOCK says. Used to
+    // drain a client's eventfd, whose O_NONBLOCK the client can clear at any moment (the open file
+    // description is shared); eventfd reads are read_iter and honour IOCB_NOWAIT (fs/eventfd.c
+    // eventfd_read) since Linux 5.12, older kernels fail with EOPNOTSUPP.
+
+    /** preadv2(2) flag: fail with EAGAIN instead of waiting. */
+    public static final int RWF_NOWAIT = 0x8;
+    private static final MethodHandle PREADV2 = downcall("preadv2",
+            FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_INT, JAVA_LONG, JAVA_INT));
+
+    /**
+     * {@code preadv2(fd, {buffer, length}, 1, -1, RWF_NOWAIT)}: reads at the current position without
+     * waiting; retries EINTR. Allocates the iovec per call (not for hot paths).
+     *
+     * @return bytes read
+     * @throws ErrnoException EAGAIN if nothing is available, EOPNOTSUPP if the file cannot read without waiting
+     */
+    public static long readNoWait(int fd, MemorySegment buffer, long length) throws ErrnoException {
+        MemorySegment st = state();
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment iovec = arena.allocate(16, 8);
+            iovec.set(ADDRESS, 0, buffer);
+            iovec.set(JAVA_LONG, 8, length);
+            while (true) {
+                long r;
+                try {
+                    r = (long) PREADV2.invokeExact(st, fd, iovec, 1, -1L, RWF_NOWAIT);
+                } catch (Throwable t) {
+                    throw linkage(t);
+                }
+                if (r >= 0) {
+                    return r;
+                }
+                int e = errno(st);
+                if (e != Errno.EINTR) {
+                    throw new ErrnoException("preadv2", e);
+                }
+            }
+        }
+    }
 }

@@ -58,8 +58,8 @@ public final class MessageChannel implements ReceivedFds, AutoCloseable {
         /** The fd to watch, or negative for none. */
         int fd();
 
-        /** Called when {@link #fd()} is readable. */
-        void readable();
+        /** Called after every poll with the {@code revents} of {@link #fd()} (0 when nothing happened on it). */
+        void events(short revents);
     }
 
     private final UnixSocket socket;
@@ -247,9 +247,7 @@ public final class MessageChannel implements ReceivedFds, AutoCloseable {
             pollFds.set(JAVA_SHORT, second + SocketStructs.POLL_EVENTS, LibC.POLLIN);
             pollFds.set(JAVA_SHORT, second + SocketStructs.POLL_REVENTS, (short) 0);
             LibC.poll(pollFds, 2, -1);
-            if (pollFds.get(JAVA_SHORT, second + SocketStructs.POLL_REVENTS) != 0) {
-                sideband.readable();
-            }
+            sideband.events(pollFds.get(JAVA_SHORT, second + SocketStructs.POLL_REVENTS));
             if (pollFds.get(JAVA_SHORT, SocketStructs.POLL_REVENTS) != 0) {
                 return;
             }
