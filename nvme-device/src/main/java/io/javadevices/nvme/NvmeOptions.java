@@ -118,10 +118,13 @@ public record NvmeOptions(List<NamespaceSpec> namespaces, int queues, boolean db
             throw new IllegalArgumentException("option doorbells must be trapped or polled: '" + doorbells + "'");
         }
         boolean polled = doorbells.equals("polled");
-        // The spin runs only after single-command busy periods (QD1-like) and never with polled doorbells: a
-        // spin after every busy period takes the CPU the vCPUs need. The default covers a TCG guest's turnaround
-        // between two QD1 commands; the README's benchmark section has the measurements behind these defaults.
+        // The spin runs only after single-command busy periods (QD1-like) and never with polled doorbells:
+        // spinning after every busy period takes the CPU the vCPUs need on a small host (the README's benchmark
+        // shows the effect). The default spin is meant to cover a TCG guest's turnaround between two QD1 commands.
         int poll = intOption(options, "poll-us", 300, 0, 100_000);
+        // With DBBUF, napping through a short window after a queue goes idle keeps EventIdx un-armed, so the guest
+        // rings fewer MMIO doorbells than when it is re-armed at once. With polled doorbells each look at the
+        // page costs CPU the vCPUs need, so looks are not made much more often than the default (README benchmark).
         int nap = intOption(options, "nap-us", polled ? 200 : 500, 1, 10_000);
         int napWindow = intOption(options, "nap-window-us", 2000, 0, 1_000_000);
         // 7.5 s = CAP.TO 0xF, what this controller always reported; Linux waits (CAP.TO + 1) × 500 ms for RDY.

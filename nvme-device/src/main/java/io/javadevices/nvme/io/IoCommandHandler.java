@@ -19,8 +19,8 @@ import io.javadevices.pci.GuestMemoryException;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 
-import static io.javadevices.nvme.LittleEndian.INT;
-import static io.javadevices.nvme.LittleEndian.LONG;
+import static io.javadevices.pci.LittleEndian.INT;
+import static io.javadevices.pci.LittleEndian.LONG;
 
 /**
  * NVM command set I/O commands (NVMe 1.4 §6): Read, Write, Flush, Write Zeroes, Dataset Management.
