@@ -54,6 +54,7 @@ class FdMessageFuzzTest {
     static Path dir;
     private static VfioUserServer server;
     private static int servers;
+    private static boolean failed;
     private static Thread.UncaughtExceptionHandler savedHandler;
     /** The server's loggers (held: JUL keeps loggers weakly); quiet while fuzzing, one session per input. */
     private static final Logger SERVER_LOG = Logger.getLogger("io.javadevices.vfiouser");
@@ -91,6 +92,18 @@ class FdMessageFuzzTest {
 
     @FuzzTest(maxDuration = "20s")
     void messagesWithFds(FuzzedDataProvider data) throws Exception {
+        if (failed) {
+            // The previous input failed and may have left the device unusable: do not blame this one for it.
+            UNCAUGHT.clear();
+            restartServer();
+            failed = false;
+        }
+        failed = true;
+        checkOneSession(data);
+        failed = false;
+    }
+
+    private static void checkOneSession(FuzzedDataProvider data) throws Exception {
         Map<Integer, String> before = HostileFds.sessionKinds(dir);
         boolean broken;
         try (Session session = new Session(data)) {
