@@ -4,6 +4,7 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.regex.Pattern;
 
 /**
  * A small, strict-syntax but schema-tolerant JSON reader for the VERSION capabilities (RFC 8259 values:
@@ -16,6 +17,9 @@ import java.util.Map;
  * {@link IllegalArgumentException} on malformed input (the server replies EINVAL).
  */
 public final class MiniJson {
+    /** The number grammar of RFC 8259 §6: {@code -? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?}. */
+    private static final Pattern NUMBER = Pattern.compile("-?(0|[1-9][0-9]*)(\\.[0-9]+)?([eE][+-]?[0-9]+)?");
+
     /** The JSON {@code null} value. */
     public static final Object NULL = new Object() {
         @Override
@@ -146,11 +150,16 @@ public final class MiniJson {
                     if (at + 4 > text.length()) {
                         throw error("short \\u escape");
                     }
-                    try {
-                        sb.append((char) Integer.parseInt(text.substring(at, at + 4), 16));
-                    } catch (NumberFormatException bad) {
-                        throw error("bad \\u escape");
+                    int code = 0;
+                    for (int i = 0; i < 4; i++) { // exactly four hex digits (RFC 8259 §7); no sign, unlike parseInt
+                        char h = text.charAt(at + i);
+                        int digit = h <= 'f' ? Character.digit(h, 16) : -1; // ASCII hex only
+                        if (digit < 0) {
+                            throw error("bad \\u escape");
+                        }
+                        code = code << 4 | digit;
                     }
+                    sb.append((char) code);
                     at += 4;
                 }
                 default -> throw error("bad escape \\" + e);
@@ -176,6 +185,9 @@ public final class MiniJson {
             }
         }
         String s = text.substring(start, at);
+        if (!NUMBER.matcher(s).matches()) {
+            throw error("bad number " + s); // e.g. a leading zero (01), "1." or "-.5", which RFC 8259 §6 forbids
+        }
         try {
             if (integral) {
                 return Long.parseLong(s);
