@@ -2,7 +2,6 @@ package io.javadevices.nvme.admin;
 
 import io.javadevices.nvme.GuestErrors;
 import io.javadevices.nvme.Nvme;
-import io.javadevices.nvme.NvmeController;
 import io.javadevices.nvme.Status;
 import io.javadevices.nvme.dma.PrpWalker;
 import io.javadevices.nvme.queue.CommandHandler;
@@ -26,7 +25,7 @@ import java.lang.foreign.MemorySegment;
  * </pre>
  */
 public final class AdminCommandDispatcher implements CommandHandler {
-    private final NvmeController controller;
+    private final AdminContext context;
     private final PrpWalker prp;
     private final MemorySegment buffer = MemorySegment.ofArray(new long[8192 / 8]);
     private final IdentifyCommand identify;
@@ -35,14 +34,14 @@ public final class AdminCommandDispatcher implements CommandHandler {
     private final LogPageCommand logs;
     private final DoorbellBufferConfigCommand dbbuf;
 
-    public AdminCommandDispatcher(NvmeController controller) {
-        this.controller = controller;
-        this.prp = new PrpWalker(controller.memory(), (int) (controller.maxTransferBytes() / 4096) + 2, controller.guestErrors());
-        this.identify = new IdentifyCommand(controller, this);
-        this.queues = new QueueCommands(controller);
-        this.features = new FeatureCommands(controller);
-        this.logs = new LogPageCommand(controller, this);
-        this.dbbuf = new DoorbellBufferConfigCommand(controller);
+    public AdminCommandDispatcher(AdminContext context) {
+        this.context = context;
+        this.prp = new PrpWalker(context.memory(), (int) (context.maxTransferBytes() / 4096) + 2, context.guestErrors());
+        this.identify = new IdentifyCommand(context, this);
+        this.queues = new QueueCommands(context);
+        this.features = new FeatureCommands(context);
+        this.logs = new LogPageCommand(context, this);
+        this.dbbuf = new DoorbellBufferConfigCommand(context);
     }
 
     @Override
@@ -51,7 +50,7 @@ public final class AdminCommandDispatcher implements CommandHandler {
         // An unsupported Identify CNS is a capability probe (Linux asks CNS 06h on every probe), not an error.
         boolean probe = cmd.opcode() == Nvme.ADM_IDENTIFY && !IdentifyCommand.supported(cmd.cdw10() & 0xFF);
         if (result != CommandHandler.DEFERRED && CommandHandler.status(result) == Status.INVALID_FIELD && !probe) {
-            controller.guestErrors().record(GuestErrors.Kind.ADMIN_INVALID_FIELD, cmd.opcode());
+            context.guestErrors().record(GuestErrors.Kind.ADMIN_INVALID_FIELD, cmd.opcode());
         }
         return result;
     }
@@ -77,11 +76,11 @@ public final class AdminCommandDispatcher implements CommandHandler {
             case Nvme.ADM_GET_FEATURES -> features.get(cmd);
             // Abort (§5.1): best effort is allowed; we never abort. DW0 bit 0 = 1: command not aborted.
             case Nvme.ADM_ABORT -> CommandHandler.result(Status.SUCCESS, 1);
-            case Nvme.ADM_ASYNC_EVENT_REQUEST -> controller.asyncEvents().submit(cmd.cid())
+            case Nvme.ADM_ASYNC_EVENT_REQUEST -> context.asyncEvents().submit(cmd.cid())
                     ? CommandHandler.DEFERRED : CommandHandler.result(Status.AER_LIMIT_EXCEEDED);
             case Nvme.ADM_KEEP_ALIVE -> CommandHandler.result(Status.SUCCESS);
             case Nvme.ADM_DOORBELL_BUFFER_CONFIG -> {
-                if (!controller.options().dbbuf()) {
+                if (!context.options().dbbuf()) {
                     yield CommandHandler.result(Status.INVALID_OPCODE);
                 }
                 int status = dbbuf.execute(cmd);
@@ -98,8 +97,8 @@ public final class AdminCommandDispatcher implements CommandHandler {
 
     @Override
     public void poll(QueueWorker worker) {
-        controller.asyncEvents().poll(worker,
-                () -> controller.completionsPosted(worker.queue().cq, 1, worker.stats()));
+        context.asyncEvents().poll(worker,
+                () -> context.interrupts().posted(worker.queue().cq, 1, worker.stats()));
     }
 
     /** A zeroed scratch buffer of {@code length} (≤ 8 KiB) bytes for building a data structure. */
@@ -111,17 +110,17 @@ public final class AdminCommandDispatcher implements CommandHandler {
 
     /** Transfers {@code length} bytes of {@code data} to the host buffer described by PRP1/PRP2. */
     int toHost(Sqe cmd, MemorySegment data, long length) {
-        if (length > controller.maxTransferBytes()) {
+        if (length > context.maxTransferBytes()) {
             return Status.INVALID_FIELD;
         }
-        int status = prp.walk(cmd.prp1(), cmd.prp2(), length, controller.pageSize());
+        int status = prp.walk(cmd.prp1(), cmd.prp2(), length, context.pageSize());
         if (status != Status.SUCCESS) {
             return status;
         }
         try {
             prp.copyToGuest(data, length);
         } catch (GuestMemoryException e) {
-            controller.guestErrors().record(GuestErrors.Kind.DMA_OUTSIDE_MEMORY, e.address());
+            context.guestErrors().record(GuestErrors.Kind.DMA_OUTSIDE_MEMORY, e.address());
             return Status.DATA_TRANSFER_ERROR;
         }
         return Status.SUCCESS;

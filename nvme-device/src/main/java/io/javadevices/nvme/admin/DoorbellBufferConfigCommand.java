@@ -1,6 +1,5 @@
 package io.javadevices.nvme.admin;
 
-import io.javadevices.nvme.NvmeController;
 import io.javadevices.nvme.Status;
 import io.javadevices.nvme.queue.Sqe;
 
@@ -13,21 +12,21 @@ import io.javadevices.nvme.queue.Sqe;
  * bit 8); otherwise the dispatcher answers Invalid Opcode.
  */
 final class DoorbellBufferConfigCommand {
-    private final NvmeController controller;
+    private final AdminContext context;
 
-    DoorbellBufferConfigCommand(NvmeController controller) {
-        this.controller = controller;
+    DoorbellBufferConfigCommand(AdminContext context) {
+        this.context = context;
     }
 
     int execute(Sqe cmd) {
         long shadow = cmd.prp1();
         long eventIdx = cmd.prp2();
-        int page = controller.pageSize();
+        int page = context.pageSize();
         if ((shadow & (page - 1)) != 0 || (eventIdx & (page - 1)) != 0 || shadow == eventIdx
-                || !controller.memory().isContiguous(shadow, page) || !controller.memory().isContiguous(eventIdx, page)) {
+                || !context.memory().isContiguous(shadow, page) || !context.memory().isContiguous(eventIdx, page)) {
             return Status.INVALID_FIELD;
         }
-        controller.configureDoorbellBuffer(shadow, eventIdx);
+        context.queues().configureDoorbellBuffer(shadow, eventIdx);
         return Status.SUCCESS;
     }
 }

@@ -3,7 +3,6 @@ package io.javadevices.nvme.admin;
 import io.javadevices.nvme.AdminIds;
 import io.javadevices.nvme.Namespace;
 import io.javadevices.nvme.Nvme;
-import io.javadevices.nvme.NvmeController;
 import io.javadevices.nvme.Status;
 import io.javadevices.nvme.queue.Sqe;
 
@@ -25,11 +24,11 @@ final class IdentifyCommand {
     /** Identify Controller: ONCS bit 2 Dataset Management, bit 3 Write Zeroes. */
     static final int ONCS = 0x0C;
 
-    private final NvmeController controller;
+    private final AdminContext context;
     private final AdminCommandDispatcher dispatcher;
 
-    IdentifyCommand(NvmeController controller, AdminCommandDispatcher dispatcher) {
-        this.controller = controller;
+    IdentifyCommand(AdminContext context, AdminCommandDispatcher dispatcher) {
+        this.context = context;
         this.dispatcher = dispatcher;
     }
 
@@ -60,9 +59,9 @@ final class IdentifyCommand {
 
     /** Identify Controller data structure, NVMe 1.4 Figure 247. */
     private int controller(MemorySegment d) {
-        var o = controller.options();
-        d.set(SHORT, 0, (short) NvmeController.VENDOR_ID);            // VID
-        d.set(SHORT, 2, (short) NvmeController.VENDOR_ID);            // SSVID
+        var o = context.options();
+        d.set(SHORT, 0, (short) Nvme.VENDOR_ID);            // VID
+        d.set(SHORT, 2, (short) Nvme.VENDOR_ID);            // SSVID
         ascii(d, 4, 20, o.serial());                                  // SN
         ascii(d, 24, 40, o.model());                                  // MN
         ascii(d, 64, 8, AdminIds.FIRMWARE_REVISION);                  // FR
@@ -86,13 +85,13 @@ final class IdentifyCommand {
         d.set(SHORT, 268, (short) 0x175);                             // CCTEMP 373 K
         d.set(ValueLayout.JAVA_BYTE, 512, (byte) 0x66);               // SQES
         d.set(ValueLayout.JAVA_BYTE, 513, (byte) 0x44);               // CQES
-        d.set(INT, 516, controller.namespaces().size());              // NN
+        d.set(INT, 516, context.namespaces().size());              // NN
         d.set(SHORT, 520, (short) ONCS);                              // ONCS
         // VWC: bit 0 a volatile write cache (a namespace on a file: the host page cache), bits 2:1 = 11b Flush
         // accepts NSID FFFFFFFFh. ram:/null: only: no cache (nothing a flush could save), so Linux sends no
         // Flush and no FUA at all (nvme_update_ns_info_block sets BLK_FEAT_WRITE_CACHE | BLK_FEAT_FUA only with
         // VWC present; older kernels: blk_queue_write_cache(q, vwc, vwc) in nvme_set_queue_limits).
-        d.set(ValueLayout.JAVA_BYTE, 525, (byte) (controller.features().writeCachePresent() ? 0x07 : 0));
+        d.set(ValueLayout.JAVA_BYTE, 525, (byte) (context.features().writeCachePresent() ? 0x07 : 0));
         d.set(INT, 536, 0);                                           // SGLS: no SGLs
         ascii(d, 768, 256, "");
         byte[] nqn = AdminIds.subsystemNqn(o.serial()).getBytes(StandardCharsets.US_ASCII);
@@ -105,7 +104,7 @@ final class IdentifyCommand {
 
     /** Identify Namespace, NVMe 1.4 Figure 245 (one LBA format, no metadata). */
     private int namespace(int nsid, MemorySegment d) {
-        Namespace ns = controller.namespace(nsid);
+        Namespace ns = context.namespace(nsid);
         if (ns == null) {
             if (nsid == Nvme.BROADCAST_NSID) {
                 d.set(INT, 128, 9 << 16); // LBAF0 of the common format: 512-byte LBAs
@@ -119,11 +118,11 @@ final class IdentifyCommand {
         d.set(ValueLayout.JAVA_BYTE, 25, (byte) 0);                   // NLBAF: 1 format
         d.set(ValueLayout.JAVA_BYTE, 26, (byte) 0);                   // FLBAS: format 0
         d.set(ValueLayout.JAVA_BYTE, 33, (byte) (ns.backend().deallocatedReadsZero() ? 0x09 : 0)); // DLFEAT
-        byte[] nguid = AdminIds.nguid(controller.options().serial(), nsid);
+        byte[] nguid = AdminIds.nguid(context.options().serial(), nsid);
         for (int i = 0; i < 16; i++) {
             d.set(ValueLayout.JAVA_BYTE, 104 + i, nguid[i]);          // NGUID
         }
-        byte[] eui = AdminIds.eui64(controller.options().serial(), nsid);
+        byte[] eui = AdminIds.eui64(context.options().serial(), nsid);
         for (int i = 0; i < 8; i++) {
             d.set(ValueLayout.JAVA_BYTE, 120 + i, eui[i]);            // EUI64
         }
@@ -137,7 +136,7 @@ final class IdentifyCommand {
             return Status.INVALID_NAMESPACE_OR_FORMAT;
         }
         int at = 0;
-        for (Namespace ns : controller.namespaces()) {
+        for (Namespace ns : context.namespaces()) {
             if (Integer.compareUnsigned(ns.nsid(), nsid) > 0 && at < 1024) {
                 d.set(INT, 4L * at++, ns.nsid());
             }
@@ -147,10 +146,10 @@ final class IdentifyCommand {
 
     /** Namespace Identification Descriptor list (CNS 03h, Figure 249): EUI64, NGUID, UUID. */
     private int descriptors(int nsid, MemorySegment d) {
-        if (controller.namespace(nsid) == null) {
+        if (context.namespace(nsid) == null) {
             return Status.INVALID_NAMESPACE_OR_FORMAT;
         }
-        String serial = controller.options().serial();
+        String serial = context.options().serial();
         int at = put(d, 0, 1, AdminIds.eui64(serial, nsid));
         at = put(d, at, 2, AdminIds.nguid(serial, nsid));
         put(d, at, 3, AdminIds.uuid(serial, nsid));

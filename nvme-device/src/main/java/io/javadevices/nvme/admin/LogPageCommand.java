@@ -3,7 +3,6 @@ package io.javadevices.nvme.admin;
 import io.javadevices.nvme.AdminIds;
 import io.javadevices.nvme.GuestErrors;
 import io.javadevices.nvme.Nvme;
-import io.javadevices.nvme.NvmeController;
 import io.javadevices.nvme.Status;
 import io.javadevices.nvme.queue.QueueStats;
 import io.javadevices.nvme.queue.Sqe;
@@ -25,11 +24,11 @@ import static io.javadevices.nvme.LittleEndian.LONG;
 final class LogPageCommand {
     static final int ERROR_INFO = 0x01, SMART = 0x02, FIRMWARE_SLOT = 0x03, COMMAND_EFFECTS = 0x05;
 
-    private final NvmeController controller;
+    private final AdminContext context;
     private final AdminCommandDispatcher dispatcher;
 
-    LogPageCommand(NvmeController controller, AdminCommandDispatcher dispatcher) {
-        this.controller = controller;
+    LogPageCommand(AdminContext context, AdminCommandDispatcher dispatcher) {
+        this.context = context;
         this.dispatcher = dispatcher;
     }
 
@@ -52,10 +51,10 @@ final class LogPageCommand {
         // than a negative offset. A dword-misaligned LPO or one at or past the log's end is Invalid Field
         // (NVMe 1.4 §5.14.1; QEMU pci_nvme_err_invalid_log_page_offset).
         if ((offset & 3) != 0 || Long.compareUnsigned(offset, size) >= 0) {
-            controller.guestErrors().record(GuestErrors.Kind.INVALID_LOG_OFFSET, offset);
+            context.guestErrors().record(GuestErrors.Kind.INVALID_LOG_OFFSET, offset);
             return Status.INVALID_FIELD;
         }
-        if (length > controller.maxTransferBytes()) {
+        if (length > context.maxTransferBytes()) {
             return Status.INVALID_FIELD;
         }
         if (lid == SMART && cmd.nsid() != 0 && cmd.nsid() != Nvme.BROADCAST_NSID) {
@@ -63,7 +62,7 @@ final class LogPageCommand {
         }
         MemorySegment data = dispatcher.buffer(8192);
         switch (lid) {
-            case ERROR_INFO -> controller.errorLog().render(data);
+            case ERROR_INFO -> context.errorLog().render(data);
             case SMART -> smart(data);
             case FIRMWARE_SLOT -> firmware(data);
             default -> effects(data);
@@ -73,7 +72,7 @@ final class LogPageCommand {
         MemorySegment out = data.asSlice(offset, available);
         int status = dispatcher.toHost(cmd, out, available);
         if (status == Status.SUCCESS && !retainEvent) {
-            controller.asyncEvents().logPageRead(lid);
+            context.asyncEvents().logPageRead(lid);
         }
         return status;
     }
@@ -84,7 +83,7 @@ final class LogPageCommand {
 
     /** SMART / Health Information, Figure 196. */
     private void smart(MemorySegment d) {
-        QueueStats t = controller.totals();
+        QueueStats t = context.queues().totals();
         d.set(ValueLayout.JAVA_BYTE, 0, (byte) 0);           // critical warning
         d.set(SHORT, 1, (short) 296);                         // composite temperature, K
         d.set(ValueLayout.JAVA_BYTE, 3, (byte) 100);          // available spare %
@@ -94,7 +93,7 @@ final class LogPageCommand {
         put128(d, 64, t.reads);                               // host read commands
         put128(d, 80, t.writes);                              // host write commands
         put128(d, 112, 1);                                    // power cycles
-        put128(d, 176, controller.errorLog().count());        // error log entries
+        put128(d, 176, context.errorLog().count());        // error log entries
     }
 
     /** Firmware Slot Information, Figure 197: slot 1 active. */
@@ -114,7 +113,7 @@ final class LogPageCommand {
         for (int op : admin) {
             d.set(INT, 4L * op, 1);
         }
-        if (controller.options().dbbuf()) {
+        if (context.options().dbbuf()) {
             d.set(INT, 4L * Nvme.ADM_DOORBELL_BUFFER_CONFIG, 1);
         }
         d.set(INT, 1024 + 4L * Nvme.IO_FLUSH, 1);

@@ -5,7 +5,6 @@ import io.javadevices.nvme.backend.BlockBackend;
 import io.javadevices.nvme.GuestErrors;
 import io.javadevices.nvme.Namespace;
 import io.javadevices.nvme.Nvme;
-import io.javadevices.nvme.NvmeController;
 import io.javadevices.nvme.Status;
 import io.javadevices.nvme.admin.FeatureState;
 import io.javadevices.nvme.dma.PrpWalker;
@@ -38,17 +37,21 @@ public final class IoCommandHandler implements CommandHandler {
     /** A sync (fdatasync) failed or an earlier one had: not retryable. */
     static final int SYNC_FAILED = Status.WRITE_FAULT | Status.DNR;
 
-    private final NvmeController controller;
+    private final IoContext context;
     private final FeatureState features;
     private final GuestMemory memory;
+    private final int pageSize;
+    private final long maxTransferBytes;
     private final PrpWalker prp;
     private final MemorySegment ranges = MemorySegment.ofArray(new long[4096 / 8]);
 
-    public IoCommandHandler(NvmeController controller) {
-        this.controller = controller;
-        this.features = controller.features();
-        this.memory = controller.memory();
-        this.prp = new PrpWalker(memory, (int) (controller.maxTransferBytes() / 4096) + 2, controller.guestErrors());
+    public IoCommandHandler(IoContext context) {
+        this.context = context;
+        this.features = context.features();
+        this.memory = context.memory();
+        this.pageSize = context.pageSize();
+        this.maxTransferBytes = context.maxTransferBytes();
+        this.prp = new PrpWalker(memory, (int) (maxTransferBytes / 4096) + 2, context.guestErrors());
     }
 
     @Override
@@ -80,20 +83,20 @@ public final class IoCommandHandler implements CommandHandler {
     /** Read (NVMe 1.4 §6.9) / Write (§6.15): SLBA in CDW10-11, NLB (0-based) in CDW12 bits 15:0. */
     private int readWrite(Sqe cmd, QueueWorker worker, QueueStats stats, boolean write) {
         int sqid = worker.queue().qid;
-        Namespace ns = controller.namespace(cmd.nsid());
+        Namespace ns = context.namespace(cmd.nsid());
         if (ns == null) {
             return Status.INVALID_NAMESPACE_OR_FORMAT;
         }
         long slba = cmd.cdw10and11();
         int blocks = (cmd.cdw12() & 0xFFFF) + 1;
         long bytes = (long) blocks << ns.lbaShift();
-        if (bytes > controller.maxTransferBytes()) {
+        if (bytes > maxTransferBytes) {
             return Status.INVALID_FIELD;
         }
         if (!ns.inRange(slba, blocks)) {
             return Status.LBA_OUT_OF_RANGE;
         }
-        int status = prp.walk(cmd.prp1(), cmd.prp2(), bytes, controller.pageSize());
+        int status = prp.walk(cmd.prp1(), cmd.prp2(), bytes, pageSize);
         if (status != Status.SUCCESS) {
             return status;
         }
@@ -117,12 +120,12 @@ public final class IoCommandHandler implements CommandHandler {
                 }
             }
         } catch (GuestMemoryException | InternalError e) { // InternalError: a backend copy hit truncated guest RAM (GuestMemory)
-            controller.guestErrors().record(GuestErrors.Kind.DMA_OUTSIDE_MEMORY,
+            context.guestErrors().record(GuestErrors.Kind.DMA_OUTSIDE_MEMORY,
                     e instanceof GuestMemoryException g ? g.address() : -1);
             return Status.DATA_TRANSFER_ERROR;
         } catch (IOException | RuntimeException e) {
             int failed = write ? Status.WRITE_FAULT : Status.UNRECOVERED_READ_ERROR;
-            controller.errorLog().record(sqid, cmd.cid(), failed, slba, cmd.nsid());
+            context.errorLog().record(sqid, cmd.cid(), failed, slba, cmd.nsid());
             return failed;
         }
         if (write) {
@@ -162,7 +165,7 @@ public final class IoCommandHandler implements CommandHandler {
             ns.backend().sync(offset, bytes);
             return Status.SUCCESS;
         } catch (IOException | RuntimeException e) {
-            controller.errorLog().record(sqid, cmd.cid(), SYNC_FAILED, slba, cmd.nsid());
+            context.errorLog().record(sqid, cmd.cid(), SYNC_FAILED, slba, cmd.nsid());
             return SYNC_FAILED;
         }
     }
@@ -204,12 +207,12 @@ public final class IoCommandHandler implements CommandHandler {
         int nsid = cmd.nsid();
         try {
             if (nsid == Nvme.BROADCAST_NSID) {
-                for (Namespace ns : controller.namespaces()) {
+                for (Namespace ns : context.namespaces()) {
                     ns.countFlush();
                     ns.backend().flush();
                 }
             } else {
-                Namespace ns = controller.namespace(nsid);
+                Namespace ns = context.namespace(nsid);
                 if (ns == null) {
                     return Status.INVALID_NAMESPACE_OR_FORMAT;
                 }
@@ -217,7 +220,7 @@ public final class IoCommandHandler implements CommandHandler {
                 ns.backend().flush();
             }
         } catch (IOException | RuntimeException e) {
-            controller.errorLog().record(sqid, cmd.cid(), SYNC_FAILED, 0, nsid);
+            context.errorLog().record(sqid, cmd.cid(), SYNC_FAILED, 0, nsid);
             return SYNC_FAILED;
         }
         stats.flushes++;
@@ -226,7 +229,7 @@ public final class IoCommandHandler implements CommandHandler {
 
     /** Write Zeroes (§6.16): no data transfer, so not limited by MDTS; FUA and a disabled cache as for Write. */
     private int writeZeroes(Sqe cmd, int sqid) {
-        Namespace ns = controller.namespace(cmd.nsid());
+        Namespace ns = context.namespace(cmd.nsid());
         if (ns == null) {
             return Status.INVALID_NAMESPACE_OR_FORMAT;
         }
@@ -240,7 +243,7 @@ public final class IoCommandHandler implements CommandHandler {
         try {
             ns.backend().writeZeroes(offset, bytes);
         } catch (IOException | RuntimeException e) {
-            controller.errorLog().record(sqid, cmd.cid(), Status.WRITE_FAULT, slba, cmd.nsid());
+            context.errorLog().record(sqid, cmd.cid(), Status.WRITE_FAULT, slba, cmd.nsid());
             return Status.WRITE_FAULT;
         }
         return writeDurability(ns, (cmd.cdw12() & FUA) != 0, offset, bytes, sqid, cmd, slba);
@@ -251,12 +254,12 @@ public final class IoCommandHandler implements CommandHandler {
      * Attribute-Deallocate (CDW11 bit 2) changes anything.
      */
     private int datasetManagement(Sqe cmd, int sqid) {
-        Namespace ns = controller.namespace(cmd.nsid());
+        Namespace ns = context.namespace(cmd.nsid());
         if (ns == null) {
             return Status.INVALID_NAMESPACE_OR_FORMAT;
         }
         int count = (cmd.cdw10() & 0xFF) + 1;
-        int status = prp.walk(cmd.prp1(), cmd.prp2(), 16L * count, controller.pageSize());
+        int status = prp.walk(cmd.prp1(), cmd.prp2(), 16L * count, pageSize);
         if (status != Status.SUCCESS) {
             return status;
         }
@@ -282,7 +285,7 @@ public final class IoCommandHandler implements CommandHandler {
                 ns.backend().deallocate(slba << ns.lbaShift(), blocks << ns.lbaShift());
             }
         } catch (IOException | RuntimeException e) {
-            controller.errorLog().record(sqid, cmd.cid(), Status.INTERNAL_ERROR, 0, cmd.nsid());
+            context.errorLog().record(sqid, cmd.cid(), Status.INTERNAL_ERROR, 0, cmd.nsid());
             return Status.INTERNAL_ERROR;
         }
         return Status.SUCCESS;

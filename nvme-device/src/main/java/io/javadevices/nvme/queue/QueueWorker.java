@@ -41,7 +41,7 @@ import java.util.concurrent.locks.LockSupport;
  */
 public final class QueueWorker implements Runnable {
     /** What the worker needs from the controller. */
-    public interface Host {
+    public interface Controller {
         GuestMemory memory();
 
         /** A batch of {@code posted} completions was written to {@code cq}: maybe interrupt. */
@@ -84,7 +84,7 @@ public final class QueueWorker implements Runnable {
     /** Idle park of the polled admin queue: admin commands are rare and not latency-critical. */
     public static final long POLLED_ADMIN_PARK_NANOS = 1_000_000L;
 
-    private final Host host;
+    private final Controller host;
     private final GuestMemory memory;
     private final SubmissionQueue sq;
     private final CompletionQueue cq;
@@ -139,7 +139,7 @@ public final class QueueWorker implements Runnable {
         public static final Idle ADMIN = new Idle(0, (int) (POLLED_ADMIN_PARK_NANOS / 1000), 0);
     }
 
-    public QueueWorker(Host host, SubmissionQueue sq, CommandHandler handler, Idle idle) {
+    public QueueWorker(Controller host, SubmissionQueue sq, CommandHandler handler, Idle idle) {
         this.host = host;
         this.memory = host.memory();
         this.sq = sq;

@@ -1,0 +1,41 @@
+package io.javadevices.nvme.admin;
+
+import io.javadevices.nvme.ErrorLog;
+import io.javadevices.nvme.GuestErrors;
+import io.javadevices.nvme.Namespace;
+import io.javadevices.nvme.NvmeOptions;
+import io.javadevices.nvme.queue.CompletionQueue;
+import io.javadevices.nvme.queue.QueueStats;
+import io.javadevices.nvme.queue.QueueTable;
+import io.javadevices.pci.GuestMemory;
+
+import java.util.List;
+
+/**
+ * What admin commands see of the controller, handed to the admin command set when the controller is
+ * enabled (so {@code pageSize} is this enable's CC.MPS). The admin code never reaches the controller
+ * itself: the queue table, the logs and the feature state are passed in.
+ *
+ * @param pageSize         host memory page size from CC.MPS (bytes)
+ * @param maxTransferBytes MDTS in bytes
+ * @param msixVectors      MSI-X table size (valid interrupt vectors are below it)
+ * @param interrupts       delivers the completion of an asynchronous event
+ */
+public record AdminContext(NvmeOptions options, GuestMemory memory, List<Namespace> namespaces, int pageSize,
+                           long maxTransferBytes, int msixVectors, ErrorLog errorLog, GuestErrors guestErrors,
+                           FeatureState features, AsyncEvents asyncEvents, QueueTable queues, Completions interrupts) {
+    /** Interrupt delivery for completions the admin queue posts outside its worker's batch. */
+    @FunctionalInterface
+    public interface Completions {
+        void posted(CompletionQueue cq, int posted, QueueStats stats);
+    }
+
+    /** Active namespace {@code nsid}, or null. */
+    public Namespace namespace(int nsid) {
+        return nsid >= 1 && nsid <= namespaces.size() ? namespaces.get(nsid - 1) : null;
+    }
+
+    public int maxIoQueues() {
+        return queues.maxQueues();
+    }
+}
