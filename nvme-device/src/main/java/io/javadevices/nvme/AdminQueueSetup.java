@@ -21,7 +21,7 @@ final class AdminQueueSetup {
     static SubmissionQueue admin(int cc, int aqa, long asq, long acq, GuestMemory memory) {
         int css = (cc >>> 4) & 7, mps = (cc >>> 7) & 0xF, ams = (cc >>> 11) & 7;
         int iosqes = (cc >>> 16) & 0xF, iocqes = (cc >>> 20) & 0xF;
-        if (css != 0 || mps > NvmeController.MPS_MAX || ams != 0 || iosqes != Nvme.SQES_LOG2 || iocqes != Nvme.CQES_LOG2) {
+        if (css != 0 || mps > Nvme.MPS_MAX || ams != 0 || iosqes != Nvme.SQES_LOG2 || iocqes != Nvme.CQES_LOG2) {
             return null;
         }
         int page = pageSize(cc);

@@ -119,6 +119,6 @@ public final class GuestErrors {
         for (Kind k : KINDS) {
             statistics.put(k.key, counts.get(k.ordinal()));
         }
-        statistics.put("guest.error.log.lines", lines.get());
+        statistics.put(NvmeStatistics.GUEST_ERROR_LOG_LINES, lines.get());
     }
 }

@@ -7,6 +7,7 @@ import io.javadevices.nvme.admin.FeatureState;
 import io.javadevices.nvme.backend.BlockBackend;
 import io.javadevices.nvme.io.IoCommandHandler;
 import io.javadevices.nvme.io.IoContext;
+import io.javadevices.nvme.io.NvmOpcodes;
 import io.javadevices.nvme.irq.InterruptDelivery;
 import io.javadevices.nvme.queue.CompletionQueue;
 import io.javadevices.nvme.queue.QueueStats;
@@ -51,7 +52,7 @@ public final class NvmeController implements PciDevice, QueueWorker.Controller {
     /** MSI-X table at 0 and PBA at 0x2000 of BAR4 (16 KiB, room for 512 vectors' table). */
     public static final int MSIX_BAR = 4, MSIX_TABLE_OFFSET = 0, MSIX_PBA_OFFSET = 0x2000;
     /** CAP.MPSMAX: host pages up to 64 KiB. */
-    public static final int MPS_MAX = 4;
+    public static final int MPS_MAX = Nvme.MPS_MAX;
 
     private static final System.Logger LOG = System.getLogger(NvmeController.class.getName());
 
@@ -247,7 +248,7 @@ public final class NvmeController implements PciDevice, QueueWorker.Controller {
         int pageSize = AdminQueueSetup.pageSize(cc());
         shutdown = false;
         AdminContext admin = new AdminContext(options, memory, namespaces, pageSize, maxTransferBytes(), msix.vectors(),
-                errorLog, guestErrors, features, asyncEvents, queues, irq::completionsPosted);
+                errorLog, guestErrors, features, asyncEvents, queues, irq::completionsPosted, NvmOpcodes.TABLE);
         IoContext io = new IoContext(memory, namespaces, pageSize, maxTransferBytes(), errorLog, guestErrors, features);
         queues.startAdmin(adminSq, new AdminCommandDispatcher(admin), () -> new IoCommandHandler(io));
         csts = Nvme.CSTS_RDY;
@@ -424,39 +425,36 @@ public final class NvmeController implements PciDevice, QueueWorker.Controller {
     public Map<String, Long> statistics() {
         QueueStats total = queues.totals();
         Map<String, Long> m = new LinkedHashMap<>();
-        m.put("admin.commands", total.adminCommands);
-        m.put("admin.dbbuf.accepted", total.dbbufAccepted);
-        m.put("admin.dbbuf.rejected", total.dbbufRejected);
-        m.put("io.commands", total.ioCommands);
-        m.put("io.reads", total.reads);
-        m.put("io.writes", total.writes);
-        m.put("io.flushes", total.flushes);
-        m.put("io.bytes.read", total.bytesRead);
-        m.put("io.bytes.written", total.bytesWritten);
-        m.put("io.errors", total.ioErrors);
-        m.put("doorbell.mmio.sq", mmioSq);
-        m.put("doorbell.mmio.cq", mmioCq);
-        m.put("doorbell.shadow.sq", total.shadowSq);
-        m.put("doorbell.shadow.cq", total.shadowCq);
-        m.put("doorbell.polled.sq", total.polledSq);
-        m.put("worker.naps", total.naps);
-        m.put("doorbells.polled", queues.doorbellPage() != null ? 1L : 0L);
-        m.put("interrupts", total.interrupts);
-        m.put("dbbuf.active", queues.doorbellBufferActive() ? 1L : 0L);
-        m.put("io.queues", (long) queues.ioQueueCount());
-        m.put("controller.resets", resets);
-        m.put("errors.logged", errorLog.count());
+        m.put(NvmeStatistics.ADMIN_COMMANDS, total.adminCommands());
+        m.put(NvmeStatistics.DBBUF_ACCEPTED, total.dbbufAccepted());
+        m.put(NvmeStatistics.DBBUF_REJECTED, total.dbbufRejected());
+        m.put(NvmeStatistics.IO_COMMANDS, total.ioCommands());
+        m.put(NvmeStatistics.IO_READS, total.reads());
+        m.put(NvmeStatistics.IO_WRITES, total.writes());
+        m.put(NvmeStatistics.IO_FLUSHES, total.flushes());
+        m.put(NvmeStatistics.IO_BYTES_READ, total.bytesRead());
+        m.put(NvmeStatistics.IO_BYTES_WRITTEN, total.bytesWritten());
+        m.put(NvmeStatistics.IO_ERRORS, total.ioErrors());
+        m.put(NvmeStatistics.DOORBELL_MMIO_SQ, mmioSq);
+        m.put(NvmeStatistics.DOORBELL_MMIO_CQ, mmioCq);
+        m.put(NvmeStatistics.DOORBELL_SHADOW_SQ, total.shadowSq());
+        m.put(NvmeStatistics.DOORBELL_SHADOW_CQ, total.shadowCq());
+        m.put(NvmeStatistics.DOORBELL_POLLED_SQ, total.polledSq());
+        m.put(NvmeStatistics.WORKER_NAPS, total.naps());
+        m.put(NvmeStatistics.DOORBELLS_POLLED, queues.doorbellPage() != null ? 1L : 0L);
+        m.put(NvmeStatistics.INTERRUPTS, total.interrupts());
+        m.put(NvmeStatistics.DBBUF_ACTIVE, queues.doorbellBufferActive() ? 1L : 0L);
+        m.put(NvmeStatistics.IO_QUEUES, (long) queues.ioQueueCount());
+        m.put(NvmeStatistics.CONTROLLER_RESETS, resets);
+        m.put(NvmeStatistics.ERRORS_LOGGED, errorLog.count());
         guestErrors.addTo(m);
         namespaces.forEach(ns -> ns.putStatistics(m));
-        // Commands by opcode: admin.opcode.0x06 (Identify), io.opcode.0x02 (Read), ... only those seen.
         for (int op = 0; op < 256; op++) {
-            long admin = total.adminByOpcode[op];
-            if (admin > 0) {
-                m.put(String.format("admin.opcode.0x%02x", op), admin);
+            if (total.adminByOpcode(op) > 0) {
+                m.put(NvmeStatistics.adminOpcode(op), total.adminByOpcode(op));
             }
-            long io = total.ioByOpcode[op];
-            if (io > 0) {
-                m.put(String.format("io.opcode.0x%02x", op), io);
+            if (total.ioByOpcode(op) > 0) {
+                m.put(NvmeStatistics.ioOpcode(op), total.ioByOpcode(op));
             }
         }
         return m;

@@ -5,6 +5,7 @@ import io.javadevices.nvme.GuestErrors;
 import io.javadevices.nvme.Namespace;
 import io.javadevices.nvme.NvmeOptions;
 import io.javadevices.nvme.queue.CompletionQueue;
+import io.javadevices.nvme.queue.OpcodeTable;
 import io.javadevices.nvme.queue.QueueStats;
 import io.javadevices.nvme.queue.QueueTable;
 import io.javadevices.pci.GuestMemory;
@@ -20,10 +21,12 @@ import java.util.List;
  * @param maxTransferBytes MDTS in bytes
  * @param msixVectors      MSI-X table size (valid interrupt vectors are below it)
  * @param interrupts       delivers the completion of an asynchronous event
+ * @param nvmCommands      the I/O command set's table (effects log, ONCS)
  */
 public record AdminContext(NvmeOptions options, GuestMemory memory, List<Namespace> namespaces, int pageSize,
                            long maxTransferBytes, int msixVectors, ErrorLog errorLog, GuestErrors guestErrors,
-                           FeatureState features, AsyncEvents asyncEvents, QueueTable queues, Completions interrupts) {
+                           FeatureState features, AsyncEvents asyncEvents, QueueTable queues, Completions interrupts,
+                           OpcodeTable<?> nvmCommands) {
     /** Interrupt delivery for completions the admin queue posts outside its worker's batch. */
     @FunctionalInterface
     public interface Completions {

@@ -21,8 +21,6 @@ import static io.javadevices.nvme.LittleEndian.LONG;
  */
 final class IdentifyCommand {
 
-    /** Identify Controller: ONCS bit 2 Dataset Management, bit 3 Write Zeroes. */
-    static final int ONCS = 0x0C;
 
     private final AdminContext context;
     private final AdminCommandDispatcher dispatcher;
@@ -74,7 +72,7 @@ final class IdentifyCommand {
         d.set(INT, 80, Nvme.VERSION_1_4);                             // VER
         d.set(INT, 92, 1 << 8);                                       // OAES: namespace attribute notices
         d.set(ValueLayout.JAVA_BYTE, 111, (byte) 1);                  // CNTRLTYPE: I/O controller
-        d.set(SHORT, 256, (short) (o.dbbuf() ? Nvme.OACS_DBBUF : 0)); // OACS
+        d.set(SHORT, 256, (short) dispatcher.commands().capabilities()); // OACS, from AdminOpcodes
         d.set(ValueLayout.JAVA_BYTE, 258, (byte) 3);                  // ACL: 4 aborts
         d.set(ValueLayout.JAVA_BYTE, 259, (byte) AsyncEvents.AERL);   // AERL
         d.set(ValueLayout.JAVA_BYTE, 260, (byte) 0x03);               // FRMW: slot 1 read-only, 1 slot
@@ -86,7 +84,7 @@ final class IdentifyCommand {
         d.set(ValueLayout.JAVA_BYTE, 512, (byte) 0x66);               // SQES
         d.set(ValueLayout.JAVA_BYTE, 513, (byte) 0x44);               // CQES
         d.set(INT, 516, context.namespaces().size());              // NN
-        d.set(SHORT, 520, (short) ONCS);                              // ONCS
+        d.set(SHORT, 520, (short) context.nvmCommands().capabilities()); // ONCS, from the NVM table
         // VWC: bit 0 a volatile write cache (a namespace on a file: the host page cache), bits 2:1 = 11b Flush
         // accepts NSID FFFFFFFFh. ram:/null: only: no cache (nothing a flush could save), so Linux sends no
         // Flush and no FUA at all (nvme_update_ns_info_block sets BLK_FEAT_WRITE_CACHE | BLK_FEAT_FUA only with

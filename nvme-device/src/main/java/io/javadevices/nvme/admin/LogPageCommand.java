@@ -4,6 +4,7 @@ import io.javadevices.nvme.AdminIds;
 import io.javadevices.nvme.GuestErrors;
 import io.javadevices.nvme.Nvme;
 import io.javadevices.nvme.Status;
+import io.javadevices.nvme.queue.OpcodeTable;
 import io.javadevices.nvme.queue.QueueStats;
 import io.javadevices.nvme.queue.Sqe;
 
@@ -88,10 +89,10 @@ final class LogPageCommand {
         d.set(SHORT, 1, (short) 296);                         // composite temperature, K
         d.set(ValueLayout.JAVA_BYTE, 3, (byte) 100);          // available spare %
         d.set(ValueLayout.JAVA_BYTE, 4, (byte) 10);           // spare threshold %
-        put128(d, 32, (t.bytesRead / 512 + 999) / 1000);      // data units read (1000 × 512 B)
-        put128(d, 48, (t.bytesWritten / 512 + 999) / 1000);   // data units written
-        put128(d, 64, t.reads);                               // host read commands
-        put128(d, 80, t.writes);                              // host write commands
+        put128(d, 32, (t.bytesRead() / 512 + 999) / 1000);      // data units read (1000 × 512 B)
+        put128(d, 48, (t.bytesWritten() / 512 + 999) / 1000);   // data units written
+        put128(d, 64, t.reads());                             // host read commands
+        put128(d, 80, t.writes());                            // host write commands
         put128(d, 112, 1);                                    // power cycles
         put128(d, 176, context.errorLog().count());        // error log entries
     }
@@ -105,21 +106,13 @@ final class LogPageCommand {
         }
     }
 
-    /** Commands Supported and Effects, Figure 198: CSUPP (bit 0), LBCC (bit 1) for media writes. */
+    /** Commands Supported and Effects, Figure 198: one dword per admin opcode, then per I/O opcode at 1024. */
     private void effects(MemorySegment d) {
-        int[] admin = {Nvme.ADM_DELETE_SQ, Nvme.ADM_CREATE_SQ, Nvme.ADM_GET_LOG_PAGE, Nvme.ADM_DELETE_CQ,
-                Nvme.ADM_CREATE_CQ, Nvme.ADM_IDENTIFY, Nvme.ADM_ABORT, Nvme.ADM_SET_FEATURES, Nvme.ADM_GET_FEATURES,
-                Nvme.ADM_ASYNC_EVENT_REQUEST, Nvme.ADM_KEEP_ALIVE};
-        for (int op : admin) {
-            d.set(INT, 4L * op, 1);
+        for (OpcodeTable.Entry<?> e : dispatcher.commands().entries()) {
+            d.set(INT, 4L * e.opcode(), e.effects());
         }
-        if (context.options().dbbuf()) {
-            d.set(INT, 4L * Nvme.ADM_DOORBELL_BUFFER_CONFIG, 1);
+        for (OpcodeTable.Entry<?> e : context.nvmCommands().entries()) {
+            d.set(INT, 1024 + 4L * e.opcode(), e.effects());
         }
-        d.set(INT, 1024 + 4L * Nvme.IO_FLUSH, 1);
-        d.set(INT, 1024 + 4L * Nvme.IO_READ, 1);
-        d.set(INT, 1024 + 4L * Nvme.IO_WRITE, 0x3);
-        d.set(INT, 1024 + 4L * Nvme.IO_WRITE_ZEROES, 0x3);
-        d.set(INT, 1024 + 4L * Nvme.IO_DSM, 0x3);
     }
 }

@@ -57,31 +57,18 @@ public final class IoCommandHandler implements CommandHandler {
     @Override
     public long execute(Sqe cmd, QueueWorker worker) {
         QueueStats stats = worker.stats();
-        stats.ioCommands++;
-        int status = dispatch(cmd, worker, stats);
-        if (status != Status.SUCCESS) {
-            stats.ioErrors++;
+        stats.countIoCommand();
+        long result = cmd.fused() != 0 || cmd.psdt() != 0
+                ? CommandHandler.result(Status.INVALID_FIELD) // no fused operations, no SGLs (Identify SGLS = 0)
+                : NvmOpcodes.TABLE.execute(this, cmd, worker);
+        if (CommandHandler.status(result) != Status.SUCCESS) {
+            stats.countIoError();
         }
-        return CommandHandler.result(status);
-    }
-
-    private int dispatch(Sqe cmd, QueueWorker worker, QueueStats stats) {
-        int sqid = worker.queue().qid;
-        if (cmd.fused() != 0 || cmd.psdt() != 0) {
-            return Status.INVALID_FIELD; // no fused operations, no SGLs (Identify SGLS = 0)
-        }
-        return switch (cmd.opcode()) {
-            case Nvme.IO_READ -> readWrite(cmd, worker, stats, false);
-            case Nvme.IO_WRITE -> readWrite(cmd, worker, stats, true);
-            case Nvme.IO_FLUSH -> flush(cmd, sqid, stats);
-            case Nvme.IO_WRITE_ZEROES -> writeZeroes(cmd, sqid);
-            case Nvme.IO_DSM -> datasetManagement(cmd, sqid);
-            default -> Status.INVALID_OPCODE;
-        };
+        return result;
     }
 
     /** Read (NVMe 1.4 §6.9) / Write (§6.15): SLBA in CDW10-11, NLB (0-based) in CDW12 bits 15:0. */
-    private int readWrite(Sqe cmd, QueueWorker worker, QueueStats stats, boolean write) {
+    int readWrite(Sqe cmd, QueueWorker worker, QueueStats stats, boolean write) {
         int sqid = worker.queue().qid;
         Namespace ns = context.namespace(cmd.nsid());
         if (ns == null) {
@@ -133,11 +120,9 @@ public final class IoCommandHandler implements CommandHandler {
             if (status != Status.SUCCESS) {
                 return status;
             }
-            stats.writes++;
-            stats.bytesWritten += bytes;
+            stats.countWrite(bytes);
         } else {
-            stats.reads++;
-            stats.bytesRead += bytes;
+            stats.countRead(bytes);
         }
         return Status.SUCCESS;
     }
@@ -203,7 +188,7 @@ public final class IoCommandHandler implements CommandHandler {
      * Flush (§6.8); NSID FFFFFFFFh flushes every namespace. After a failed write-back the backend keeps
      * failing (sticky), so this reports {@link #SYNC_FAILED} rather than a success that would be a lie.
      */
-    private int flush(Sqe cmd, int sqid, QueueStats stats) {
+    int flush(Sqe cmd, int sqid, QueueStats stats) {
         int nsid = cmd.nsid();
         try {
             if (nsid == Nvme.BROADCAST_NSID) {
@@ -223,12 +208,12 @@ public final class IoCommandHandler implements CommandHandler {
             context.errorLog().record(sqid, cmd.cid(), SYNC_FAILED, 0, nsid);
             return SYNC_FAILED;
         }
-        stats.flushes++;
+        stats.countFlush();
         return Status.SUCCESS;
     }
 
     /** Write Zeroes (§6.16): no data transfer, so not limited by MDTS; FUA and a disabled cache as for Write. */
-    private int writeZeroes(Sqe cmd, int sqid) {
+    int writeZeroes(Sqe cmd, int sqid) {
         Namespace ns = context.namespace(cmd.nsid());
         if (ns == null) {
             return Status.INVALID_NAMESPACE_OR_FORMAT;
@@ -253,7 +238,7 @@ public final class IoCommandHandler implements CommandHandler {
      * Dataset Management (§6.7): NR (CDW10 7:0, 0-based) 16-byte ranges at PRP1/PRP2; only the
      * Attribute-Deallocate (CDW11 bit 2) changes anything.
      */
-    private int datasetManagement(Sqe cmd, int sqid) {
+    int datasetManagement(Sqe cmd, int sqid) {
         Namespace ns = context.namespace(cmd.nsid());
         if (ns == null) {
             return Status.INVALID_NAMESPACE_OR_FORMAT;

@@ -80,7 +80,7 @@ public final class InterruptDelivery {
 
     /** MSI-X vector of the CQ, or INTx (honouring INTMS bit 0) when MSI-X is disabled. */
     private void raise(CompletionQueue cq, QueueStats stats) {
-        stats.interrupts++;
+        stats.countInterrupt();
         if (config.isMsixEnabled()) {
             sink.signalMsix(cq.vector);
         } else if ((mask & 1) == 0 && !config.isIntxDisabled()) {
