@@ -2,6 +2,7 @@ package io.javadevices.nvme;
 
 import io.javadevices.nvme.admin.AdminCommandDispatcher;
 import io.javadevices.nvme.admin.AdminContext;
+import io.javadevices.nvme.admin.AdminSettings;
 import io.javadevices.nvme.admin.AsyncEvents;
 import io.javadevices.nvme.admin.FeatureState;
 import io.javadevices.nvme.backend.BlockBackend;
@@ -247,7 +248,9 @@ public final class NvmeController implements PciDevice, QueueWorker.Controller {
         }
         int pageSize = AdminQueueSetup.pageSize(cc());
         shutdown = false;
-        AdminContext admin = new AdminContext(options, memory, namespaces, pageSize, maxTransferBytes(), msix.vectors(),
+        AdminSettings settings = new AdminSettings(options.serial(), options.model(), options.mqes(), options.mdts(),
+                options.dbbuf());
+        AdminContext admin = new AdminContext(settings, memory, namespaces, pageSize, maxTransferBytes(), msix.vectors(),
                 errorLog, guestErrors, features, asyncEvents, queues, irq::completionsPosted, NvmOpcodes.TABLE);
         IoContext io = new IoContext(memory, namespaces, pageSize, maxTransferBytes(), errorLog, guestErrors, features);
         queues.startAdmin(adminSq, new AdminCommandDispatcher(admin), () -> new IoCommandHandler(io));

@@ -39,7 +39,7 @@ public final class NvmeStatistics {
     public static final String CONTROLLER_RESETS = "controller.resets",
             ERRORS_LOGGED = "errors.logged";
     /** Rate-limited guest error log lines written. */
-    public static final String GUEST_ERROR_LOG_LINES = "guest.error.log.lines";
+    public static final String GUEST_ERROR_LOG_LINES = GuestErrors.LOG_LINES;
 
     /** Admin commands with {@code opcode} (e.g. {@code admin.opcode.0x06}, Identify); only those seen are present. */
     public static String adminOpcode(int opcode) {

@@ -3,7 +3,6 @@ package io.javadevices.nvme.admin;
 import io.javadevices.nvme.ErrorLog;
 import io.javadevices.nvme.GuestErrors;
 import io.javadevices.nvme.Namespace;
-import io.javadevices.nvme.NvmeOptions;
 import io.javadevices.nvme.queue.CompletionQueue;
 import io.javadevices.nvme.queue.OpcodeTable;
 import io.javadevices.nvme.queue.QueueStats;
@@ -17,13 +16,14 @@ import java.util.List;
  * enabled (so {@code pageSize} is this enable's CC.MPS). The admin code never reaches the controller
  * itself: the queue table, the logs and the feature state are passed in.
  *
+ * @param options          the options admin commands read
  * @param pageSize         host memory page size from CC.MPS (bytes)
  * @param maxTransferBytes MDTS in bytes
  * @param msixVectors      MSI-X table size (valid interrupt vectors are below it)
  * @param interrupts       delivers the completion of an asynchronous event
  * @param nvmCommands      the I/O command set's table (effects log, ONCS)
  */
-public record AdminContext(NvmeOptions options, GuestMemory memory, List<Namespace> namespaces, int pageSize,
+public record AdminContext(AdminSettings options, GuestMemory memory, List<Namespace> namespaces, int pageSize,
                            long maxTransferBytes, int msixVectors, ErrorLog errorLog, GuestErrors guestErrors,
                            FeatureState features, AsyncEvents asyncEvents, QueueTable queues, Completions interrupts,
                            OpcodeTable<?> nvmCommands) {

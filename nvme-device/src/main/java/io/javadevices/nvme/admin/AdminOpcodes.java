@@ -1,7 +1,6 @@
 package io.javadevices.nvme.admin;
 
 import io.javadevices.nvme.Nvme;
-import io.javadevices.nvme.NvmeOptions;
 import io.javadevices.nvme.Status;
 import io.javadevices.nvme.queue.CommandHandler;
 import io.javadevices.nvme.queue.OpcodeTable;
@@ -62,7 +61,7 @@ public final class AdminOpcodes {
     }
 
     /** The admin commands of a controller with {@code options}. */
-    public static OpcodeTable<AdminCommandDispatcher> of(NvmeOptions options) {
+    public static OpcodeTable<AdminCommandDispatcher> of(AdminSettings options) {
         return ALL.enabled(option -> option.equals(DBBUF) && options.dbbuf());
     }
 }

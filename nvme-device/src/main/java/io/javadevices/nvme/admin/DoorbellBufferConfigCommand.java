@@ -6,10 +6,10 @@ import io.javadevices.nvme.queue.Sqe;
 /**
  * Doorbell Buffer Config (admin 7Ch; NVMe 1.3 §5.7, Base 2.1 §5.2.5 / Figures 486-488). PRP1 = Shadow
  * Doorbell page, PRP2 = EventIdx page; each one CC.MPS page, page aligned, fully inside guest memory
- * and distinct (dbbuf.md §1.3: QEMU/SPDK checks, all Invalid Field). GPA 0 is accepted when mapped
- * (QEMU/SPDK behaviour; "disabled" is a separate flag, checklist 7). Re-issuing replaces the pages and
+ * and distinct (the checks of QEMU nvme_dbbuf_config and SPDK, all Invalid Field). GPA 0 is accepted
+ * when mapped (as QEMU and SPDK do; "DBBUF off" is the option, not an address). Re-issuing replaces the pages and
  * re-associates all I/O queues; controller reset forgets them. Only offered when option dbbuf=on (OACS
- * bit 8); otherwise the dispatcher answers Invalid Opcode.
+ * bit 8, see AdminOpcodes); otherwise it is not in the table and answers Invalid Opcode.
  */
 final class DoorbellBufferConfigCommand {
     private final AdminContext context;

@@ -16,8 +16,8 @@ import static io.javadevices.nvme.LittleEndian.LONG;
 
 /**
  * Identify (06h, NVMe 1.4 §5.15). CNS 00h namespace, 01h controller, 02h active namespace list,
- * 03h namespace identification descriptors; any other CNS → Invalid Field (Linux tolerates that for
- * CNS 06h/08h, dbbuf.md §7.3).
+ * 03h namespace identification descriptors; any other CNS → Invalid Field (Linux nvme_identify_ns_descs
+ * and the CNS 06h probe tolerate that).
  */
 final class IdentifyCommand {
 
