@@ -1,5 +1,6 @@
 package io.javadevices.nvme;
 
+import io.javadevices.nvme.spec.Nvme;
 import io.javadevices.nvme.queue.CompletionQueue;
 import io.javadevices.nvme.queue.SubmissionQueue;
 import io.javadevices.pci.GuestMemory;

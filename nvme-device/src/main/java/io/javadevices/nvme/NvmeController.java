@@ -1,5 +1,10 @@
 package io.javadevices.nvme;
 
+import io.javadevices.nvme.model.Namespace;
+import io.javadevices.nvme.model.ErrorLog;
+import io.javadevices.nvme.model.GuestErrors;
+import io.javadevices.nvme.spec.Status;
+import io.javadevices.nvme.spec.Nvme;
 import io.javadevices.nvme.admin.AdminCommandDispatcher;
 import io.javadevices.nvme.admin.AdminContext;
 import io.javadevices.nvme.admin.AdminSettings;

@@ -1,5 +1,6 @@
 package io.javadevices.nvme;
 
+import io.javadevices.nvme.model.GuestErrors;
 /**
  * The keys of {@link NvmeController#statistics()}: the contract between the controller, its tests, the
  * CLI's statistics line and the QEMU tests, which read these exact strings. Guest error counters are

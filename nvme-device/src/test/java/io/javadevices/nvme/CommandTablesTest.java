@@ -1,5 +1,6 @@
 package io.javadevices.nvme;
 
+import io.javadevices.nvme.spec.Nvme;
 import io.javadevices.nvme.driver.Command;
 import io.javadevices.nvme.driver.Completion;
 import io.javadevices.nvme.driver.HostQueue;

@@ -1,5 +1,6 @@
 package io.javadevices.nvme;
 
+import io.javadevices.nvme.model.GuestErrors;
 import io.javadevices.nvme.driver.Command;
 import io.javadevices.nvme.driver.Completion;
 import org.junit.jupiter.api.Test;

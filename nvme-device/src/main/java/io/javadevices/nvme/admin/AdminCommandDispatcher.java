@@ -1,8 +1,8 @@
 package io.javadevices.nvme.admin;
 
-import io.javadevices.nvme.GuestErrors;
-import io.javadevices.nvme.Nvme;
-import io.javadevices.nvme.Status;
+import io.javadevices.nvme.model.GuestErrors;
+import io.javadevices.nvme.spec.Nvme;
+import io.javadevices.nvme.spec.Status;
 import io.javadevices.nvme.dma.PrpWalker;
 import io.javadevices.nvme.queue.CommandHandler;
 import io.javadevices.nvme.queue.OpcodeTable;

@@ -1,8 +1,8 @@
 package io.javadevices.nvme.admin;
 
-import io.javadevices.nvme.ErrorLog;
-import io.javadevices.nvme.GuestErrors;
-import io.javadevices.nvme.Namespace;
+import io.javadevices.nvme.model.ErrorLog;
+import io.javadevices.nvme.model.GuestErrors;
+import io.javadevices.nvme.model.Namespace;
 import io.javadevices.nvme.queue.CompletionQueue;
 import io.javadevices.nvme.queue.OpcodeTable;
 import io.javadevices.nvme.queue.QueueStats;

@@ -1,6 +1,6 @@
 package io.javadevices.nvme.admin;
 
-import io.javadevices.nvme.Status;
+import io.javadevices.nvme.spec.Status;
 import io.javadevices.nvme.queue.QueueWorker;
 import io.javadevices.pci.GuestMemoryException;
 

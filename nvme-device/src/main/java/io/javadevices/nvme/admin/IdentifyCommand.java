@@ -1,18 +1,18 @@
 package io.javadevices.nvme.admin;
 
-import io.javadevices.nvme.AdminIds;
-import io.javadevices.nvme.Namespace;
-import io.javadevices.nvme.Nvme;
-import io.javadevices.nvme.Status;
+import io.javadevices.nvme.model.AdminIds;
+import io.javadevices.nvme.model.Namespace;
+import io.javadevices.nvme.spec.Nvme;
+import io.javadevices.nvme.spec.Status;
 import io.javadevices.nvme.queue.Sqe;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.charset.StandardCharsets;
 
-import static io.javadevices.nvme.LittleEndian.SHORT;
-import static io.javadevices.nvme.LittleEndian.INT;
-import static io.javadevices.nvme.LittleEndian.LONG;
+import static io.javadevices.nvme.spec.LittleEndian.SHORT;
+import static io.javadevices.nvme.spec.LittleEndian.INT;
+import static io.javadevices.nvme.spec.LittleEndian.LONG;
 
 /**
  * Identify (06h, NVMe 1.4 §5.15). CNS 00h namespace, 01h controller, 02h active namespace list,

@@ -1,9 +1,9 @@
 package io.javadevices.nvme.admin;
 
-import io.javadevices.nvme.AdminIds;
-import io.javadevices.nvme.GuestErrors;
-import io.javadevices.nvme.Nvme;
-import io.javadevices.nvme.Status;
+import io.javadevices.nvme.model.AdminIds;
+import io.javadevices.nvme.model.GuestErrors;
+import io.javadevices.nvme.spec.Nvme;
+import io.javadevices.nvme.spec.Status;
 import io.javadevices.nvme.queue.OpcodeTable;
 import io.javadevices.nvme.queue.QueueStats;
 import io.javadevices.nvme.queue.Sqe;
@@ -12,9 +12,9 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.charset.StandardCharsets;
 
-import static io.javadevices.nvme.LittleEndian.SHORT;
-import static io.javadevices.nvme.LittleEndian.INT;
-import static io.javadevices.nvme.LittleEndian.LONG;
+import static io.javadevices.nvme.spec.LittleEndian.SHORT;
+import static io.javadevices.nvme.spec.LittleEndian.INT;
+import static io.javadevices.nvme.spec.LittleEndian.LONG;
 
 /**
  * Get Log Page (02h, NVMe 1.4 §5.14): 01h Error Information, 02h SMART / Health (controller-wide,

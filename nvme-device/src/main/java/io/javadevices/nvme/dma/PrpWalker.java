@@ -1,13 +1,13 @@
 package io.javadevices.nvme.dma;
 
-import io.javadevices.nvme.GuestErrors;
-import io.javadevices.nvme.Status;
+import io.javadevices.nvme.model.GuestErrors;
+import io.javadevices.nvme.spec.Status;
 import io.javadevices.pci.GuestMemory;
 import io.javadevices.pci.GuestMemoryException;
 
 import java.lang.foreign.MemorySegment;
 
-import static io.javadevices.nvme.LittleEndian.LONG;
+import static io.javadevices.nvme.spec.LittleEndian.LONG;
 
 /**
  * Turns PRP1/PRP2 of a command into a list of guest-physical (address, length) pieces (NVMe 1.4 §4.3,

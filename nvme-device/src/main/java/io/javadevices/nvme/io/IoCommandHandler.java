@@ -2,10 +2,10 @@ package io.javadevices.nvme.io;
 
 import io.javadevices.nvme.backend.BlockBackend;
 
-import io.javadevices.nvme.GuestErrors;
-import io.javadevices.nvme.Namespace;
-import io.javadevices.nvme.Nvme;
-import io.javadevices.nvme.Status;
+import io.javadevices.nvme.model.GuestErrors;
+import io.javadevices.nvme.model.Namespace;
+import io.javadevices.nvme.spec.Nvme;
+import io.javadevices.nvme.spec.Status;
 import io.javadevices.nvme.admin.FeatureState;
 import io.javadevices.nvme.dma.PrpWalker;
 import io.javadevices.nvme.queue.CommandHandler;
@@ -18,8 +18,8 @@ import io.javadevices.pci.GuestMemoryException;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 
-import static io.javadevices.nvme.LittleEndian.INT;
-import static io.javadevices.nvme.LittleEndian.LONG;
+import static io.javadevices.nvme.spec.LittleEndian.INT;
+import static io.javadevices.nvme.spec.LittleEndian.LONG;
 
 /**
  * NVM command set I/O commands (NVMe 1.4 §6): Read, Write, Flush, Write Zeroes, Dataset Management.

@@ -1,6 +1,6 @@
 package io.javadevices.nvme.io;
 
-import io.javadevices.nvme.Nvme;
+import io.javadevices.nvme.spec.Nvme;
 import io.javadevices.nvme.queue.CommandHandler;
 import io.javadevices.nvme.queue.OpcodeTable;
 

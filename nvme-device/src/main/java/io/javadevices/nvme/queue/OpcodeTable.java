@@ -1,6 +1,6 @@
 package io.javadevices.nvme.queue;
 
-import io.javadevices.nvme.Status;
+import io.javadevices.nvme.spec.Status;
 
 import java.util.ArrayList;
 import java.util.Collections;

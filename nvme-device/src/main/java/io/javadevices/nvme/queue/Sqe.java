@@ -1,12 +1,12 @@
 package io.javadevices.nvme.queue;
 
-import io.javadevices.nvme.Nvme;
+import io.javadevices.nvme.spec.Nvme;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 
-import static io.javadevices.nvme.LittleEndian.INT;
-import static io.javadevices.nvme.LittleEndian.LONG;
+import static io.javadevices.nvme.spec.LittleEndian.INT;
+import static io.javadevices.nvme.spec.LittleEndian.LONG;
 
 /**
  * A reusable 64-byte submission queue entry buffer (NVMe 1.4 §4.2 Figure 105), one per worker: the

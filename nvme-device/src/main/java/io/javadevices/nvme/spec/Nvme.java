@@ -1,4 +1,4 @@
-package io.javadevices.nvme;
+package io.javadevices.nvme.spec;
 
 /** Register offsets, opcodes and field layouts of NVMe 1.4 used across the controller. */
 public final class Nvme {

@@ -1,10 +1,10 @@
-package io.javadevices.nvme;
+package io.javadevices.nvme.model;
 
 import java.lang.foreign.MemorySegment;
 
-import static io.javadevices.nvme.LittleEndian.SHORT;
-import static io.javadevices.nvme.LittleEndian.INT;
-import static io.javadevices.nvme.LittleEndian.LONG;
+import static io.javadevices.nvme.spec.LittleEndian.SHORT;
+import static io.javadevices.nvme.spec.LittleEndian.INT;
+import static io.javadevices.nvme.spec.LittleEndian.LONG;
 
 /**
  * Error Information log (Get Log Page 01h, NVMe 1.4 §5.14.1.1, Figure 194): the last 64 errors, newest

@@ -1,4 +1,4 @@
-package io.javadevices.nvme;
+package io.javadevices.nvme.spec;
 
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;

@@ -1,4 +1,4 @@
-package io.javadevices.nvme;
+package io.javadevices.nvme.model;
 
 import io.javadevices.nvme.backend.BlockBackend;
 
@@ -84,7 +84,7 @@ public final class Namespace {
      * Shutdown (§7.6.2): flushes the backend, best effort (a failing backend must not stop the shutdown).
      * A failure is logged: one line per shutdown and namespace, not per command.
      */
-    void flushQuietly() {
+    public void flushQuietly() {
         try {
             backend.flush();
         } catch (IOException | RuntimeException e) {
