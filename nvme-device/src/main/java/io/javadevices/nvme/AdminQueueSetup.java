@@ -1,8 +1,8 @@
 package io.javadevices.nvme;
 
-import io.javadevices.nvme.spec.Nvme;
 import io.javadevices.nvme.queue.CompletionQueue;
 import io.javadevices.nvme.queue.SubmissionQueue;
+import io.javadevices.nvme.spec.Nvme;
 import io.javadevices.pci.GuestMemory;
 
 /** The admin queue pair a CC.EN 0→1 write asks for (NVMe 1.4 §7.6.1), checked against CC, AQA, ASQ, ACQ. */

@@ -1,10 +1,5 @@
 package io.javadevices.nvme;
 
-import io.javadevices.nvme.model.Namespace;
-import io.javadevices.nvme.model.ErrorLog;
-import io.javadevices.nvme.model.GuestErrors;
-import io.javadevices.nvme.spec.Status;
-import io.javadevices.nvme.spec.Nvme;
 import io.javadevices.nvme.admin.AdminCommandDispatcher;
 import io.javadevices.nvme.admin.AdminContext;
 import io.javadevices.nvme.admin.AdminSettings;
@@ -15,13 +10,18 @@ import io.javadevices.nvme.io.IoCommandHandler;
 import io.javadevices.nvme.io.IoContext;
 import io.javadevices.nvme.io.NvmOpcodes;
 import io.javadevices.nvme.irq.InterruptDelivery;
+import io.javadevices.nvme.model.ErrorLog;
+import io.javadevices.nvme.model.GuestErrors;
+import io.javadevices.nvme.model.Namespace;
 import io.javadevices.nvme.queue.CompletionQueue;
+import io.javadevices.nvme.queue.DoorbellPage;
 import io.javadevices.nvme.queue.QueueStats;
 import io.javadevices.nvme.queue.QueueTable;
 import io.javadevices.nvme.queue.QueueWorker;
-import io.javadevices.nvme.queue.DoorbellPage;
 import io.javadevices.nvme.queue.SubmissionQueue;
 import io.javadevices.nvme.regs.Bar0Registers;
+import io.javadevices.nvme.spec.Nvme;
+import io.javadevices.nvme.spec.Status;
 import io.javadevices.pci.Bar;
 import io.javadevices.pci.ConfigSpace;
 import io.javadevices.pci.DeviceContext;
@@ -30,7 +30,6 @@ import io.javadevices.pci.MsixTable;
 import io.javadevices.pci.PciDevice;
 
 import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.function.Function;
@@ -140,10 +139,6 @@ public final class NvmeController implements PciDevice, QueueWorker.Controller {
     }
     // ------------------------------------------------------------------ accessors (tests, the plugin)
 
-    public NvmeOptions options() {
-        return options;
-    }
-
     @Override
     public GuestMemory memory() {
         return memory;
@@ -155,7 +150,7 @@ public final class NvmeController implements PciDevice, QueueWorker.Controller {
     }
 
     /** MDTS in bytes: 2^mdts × CAP.MPSMIN page (4 KiB). */
-    public long maxTransferBytes() {
+    private long maxTransferBytes() {
         return 4096L << options.mdts();
     }
 
@@ -166,10 +161,6 @@ public final class NvmeController implements PciDevice, QueueWorker.Controller {
 
     public ErrorLog errorLog() {
         return errorLog;
-    }
-
-    public GuestErrors guestErrors() {
-        return guestErrors;
     }
 
     public AsyncEvents asyncEvents() {
@@ -431,41 +422,7 @@ public final class NvmeController implements PciDevice, QueueWorker.Controller {
 
     @Override
     public Map<String, Long> statistics() {
-        QueueStats total = queues.totals();
-        Map<String, Long> m = new LinkedHashMap<>();
-        m.put(NvmeStatistics.ADMIN_COMMANDS, total.adminCommands());
-        m.put(NvmeStatistics.DBBUF_ACCEPTED, total.dbbufAccepted());
-        m.put(NvmeStatistics.DBBUF_REJECTED, total.dbbufRejected());
-        m.put(NvmeStatistics.IO_COMMANDS, total.ioCommands());
-        m.put(NvmeStatistics.IO_READS, total.reads());
-        m.put(NvmeStatistics.IO_WRITES, total.writes());
-        m.put(NvmeStatistics.IO_FLUSHES, total.flushes());
-        m.put(NvmeStatistics.IO_BYTES_READ, total.bytesRead());
-        m.put(NvmeStatistics.IO_BYTES_WRITTEN, total.bytesWritten());
-        m.put(NvmeStatistics.IO_ERRORS, total.ioErrors());
-        m.put(NvmeStatistics.DOORBELL_MMIO_SQ, mmioSq);
-        m.put(NvmeStatistics.DOORBELL_MMIO_CQ, mmioCq);
-        m.put(NvmeStatistics.DOORBELL_SHADOW_SQ, total.shadowSq());
-        m.put(NvmeStatistics.DOORBELL_SHADOW_CQ, total.shadowCq());
-        m.put(NvmeStatistics.DOORBELL_POLLED_SQ, total.polledSq());
-        m.put(NvmeStatistics.WORKER_NAPS, total.naps());
-        m.put(NvmeStatistics.DOORBELLS_POLLED, queues.doorbellPage() != null ? 1L : 0L);
-        m.put(NvmeStatistics.INTERRUPTS, total.interrupts());
-        m.put(NvmeStatistics.DBBUF_ACTIVE, queues.doorbellBufferActive() ? 1L : 0L);
-        m.put(NvmeStatistics.IO_QUEUES, (long) queues.ioQueueCount());
-        m.put(NvmeStatistics.CONTROLLER_RESETS, resets);
-        m.put(NvmeStatistics.ERRORS_LOGGED, errorLog.count());
-        guestErrors.addTo(m);
-        namespaces.forEach(ns -> ns.putStatistics(m));
-        for (int op = 0; op < 256; op++) {
-            if (total.adminByOpcode(op) > 0) {
-                m.put(NvmeStatistics.adminOpcode(op), total.adminByOpcode(op));
-            }
-            if (total.ioByOpcode(op) > 0) {
-                m.put(NvmeStatistics.ioOpcode(op), total.ioByOpcode(op));
-            }
-        }
-        return m;
+        return NvmeStatistics.collect(queues, mmioSq, mmioCq, resets, errorLog, guestErrors, namespaces);
     }
 
     @Override

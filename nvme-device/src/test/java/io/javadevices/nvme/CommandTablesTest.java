@@ -1,9 +1,9 @@
 package io.javadevices.nvme;
 
-import io.javadevices.nvme.spec.Nvme;
 import io.javadevices.nvme.driver.Command;
 import io.javadevices.nvme.driver.Completion;
 import io.javadevices.nvme.driver.HostQueue;
+import io.javadevices.nvme.spec.Nvme;
 import org.junit.jupiter.api.Test;
 
 import java.nio.ByteBuffer;

@@ -1,8 +1,8 @@
 package io.javadevices.nvme;
 
-import io.javadevices.nvme.model.GuestErrors;
 import io.javadevices.nvme.driver.Command;
 import io.javadevices.nvme.driver.Completion;
+import io.javadevices.nvme.model.GuestErrors;
 import org.junit.jupiter.api.Test;
 
 import java.text.MessageFormat;

@@ -1,13 +1,13 @@
 package io.javadevices.nvme.admin;
 
-import io.javadevices.nvme.model.GuestErrors;
-import io.javadevices.nvme.spec.Nvme;
-import io.javadevices.nvme.spec.Status;
 import io.javadevices.nvme.dma.PrpWalker;
+import io.javadevices.nvme.model.GuestErrors;
 import io.javadevices.nvme.queue.CommandHandler;
 import io.javadevices.nvme.queue.OpcodeTable;
 import io.javadevices.nvme.queue.QueueWorker;
 import io.javadevices.nvme.queue.Sqe;
+import io.javadevices.nvme.spec.Nvme;
+import io.javadevices.nvme.spec.Status;
 import io.javadevices.pci.GuestMemoryException;
 
 import java.lang.foreign.MemorySegment;

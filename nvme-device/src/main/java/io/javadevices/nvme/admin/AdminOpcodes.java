@@ -1,9 +1,9 @@
 package io.javadevices.nvme.admin;
 
-import io.javadevices.nvme.spec.Nvme;
-import io.javadevices.nvme.spec.Status;
 import io.javadevices.nvme.queue.CommandHandler;
 import io.javadevices.nvme.queue.OpcodeTable;
+import io.javadevices.nvme.spec.Nvme;
+import io.javadevices.nvme.spec.Status;
 
 import static io.javadevices.nvme.queue.OpcodeTable.CSUPP;
 

@@ -1,7 +1,7 @@
 package io.javadevices.nvme.admin;
 
-import io.javadevices.nvme.spec.Status;
 import io.javadevices.nvme.queue.Sqe;
+import io.javadevices.nvme.spec.Status;
 
 /**
  * Doorbell Buffer Config (admin 7Ch; NVMe 1.3 §5.7, Base 2.1 §5.2.5 / Figures 486-488). PRP1 = Shadow

@@ -1,9 +1,9 @@
 package io.javadevices.nvme.admin;
 
 import io.javadevices.nvme.model.Namespace;
-import io.javadevices.nvme.spec.Status;
 import io.javadevices.nvme.queue.CommandHandler;
 import io.javadevices.nvme.queue.Sqe;
+import io.javadevices.nvme.spec.Status;
 
 import java.io.IOException;
 

@@ -2,9 +2,9 @@ package io.javadevices.nvme.admin;
 
 import io.javadevices.nvme.model.AdminIds;
 import io.javadevices.nvme.model.Namespace;
+import io.javadevices.nvme.queue.Sqe;
 import io.javadevices.nvme.spec.Nvme;
 import io.javadevices.nvme.spec.Status;
-import io.javadevices.nvme.queue.Sqe;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;

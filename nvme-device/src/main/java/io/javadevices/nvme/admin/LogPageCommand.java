@@ -2,11 +2,11 @@ package io.javadevices.nvme.admin;
 
 import io.javadevices.nvme.model.AdminIds;
 import io.javadevices.nvme.model.GuestErrors;
-import io.javadevices.nvme.spec.Nvme;
-import io.javadevices.nvme.spec.Status;
 import io.javadevices.nvme.queue.OpcodeTable;
 import io.javadevices.nvme.queue.QueueStats;
 import io.javadevices.nvme.queue.Sqe;
+import io.javadevices.nvme.spec.Nvme;
+import io.javadevices.nvme.spec.Status;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;

@@ -1,9 +1,9 @@
 package io.javadevices.nvme.admin;
 
-import io.javadevices.nvme.spec.Status;
 import io.javadevices.nvme.queue.CompletionQueue;
 import io.javadevices.nvme.queue.Sqe;
 import io.javadevices.nvme.queue.SubmissionQueue;
+import io.javadevices.nvme.spec.Status;
 
 /**
  * Create/Delete I/O Submission/Completion Queue (NVMe 1.4 §5.3-5.6). Queues must be physically

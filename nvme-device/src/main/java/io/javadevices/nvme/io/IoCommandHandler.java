@@ -1,17 +1,16 @@
 package io.javadevices.nvme.io;
 
+import io.javadevices.nvme.admin.FeatureState;
 import io.javadevices.nvme.backend.BlockBackend;
-
+import io.javadevices.nvme.dma.PrpWalker;
 import io.javadevices.nvme.model.GuestErrors;
 import io.javadevices.nvme.model.Namespace;
-import io.javadevices.nvme.spec.Nvme;
-import io.javadevices.nvme.spec.Status;
-import io.javadevices.nvme.admin.FeatureState;
-import io.javadevices.nvme.dma.PrpWalker;
 import io.javadevices.nvme.queue.CommandHandler;
 import io.javadevices.nvme.queue.QueueStats;
 import io.javadevices.nvme.queue.QueueWorker;
 import io.javadevices.nvme.queue.Sqe;
+import io.javadevices.nvme.spec.Nvme;
+import io.javadevices.nvme.spec.Status;
 import io.javadevices.pci.GuestMemory;
 import io.javadevices.pci.GuestMemoryException;
 

@@ -1,9 +1,9 @@
 package io.javadevices.nvme.io;
 
+import io.javadevices.nvme.admin.FeatureState;
 import io.javadevices.nvme.model.ErrorLog;
 import io.javadevices.nvme.model.GuestErrors;
 import io.javadevices.nvme.model.Namespace;
-import io.javadevices.nvme.admin.FeatureState;
 import io.javadevices.pci.GuestMemory;
 
 import java.util.List;

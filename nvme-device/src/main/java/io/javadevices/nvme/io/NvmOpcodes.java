@@ -1,8 +1,8 @@
 package io.javadevices.nvme.io;
 
-import io.javadevices.nvme.spec.Nvme;
 import io.javadevices.nvme.queue.CommandHandler;
 import io.javadevices.nvme.queue.OpcodeTable;
+import io.javadevices.nvme.spec.Nvme;
 
 import static io.javadevices.nvme.queue.OpcodeTable.CSUPP;
 import static io.javadevices.nvme.queue.OpcodeTable.LBCC;
