@@ -112,13 +112,12 @@ public record NvmeOptions(List<NamespaceSpec> namespaces, int queues, boolean db
         }
         boolean polled = doorbells.equals("polled");
         // The spin runs only after single-command busy periods (QD1-like) and never with polled doorbells:
-        // spinning after every busy period halved QD32 IOPS with polled doorbells on a 2-CPU TCG host (13.7K
-        // vs 23.4K, README benchmark) because it took the CPU the vCPUs needed. 300 us covers a TCG guest's
-        // turnaround between two QD1 commands: QD1 p50 54 us vs 106 us with 100 us (QEMU's NVMe: 85-92 us).
+        // spinning after every busy period takes the CPU the vCPUs need on a small host (the README's benchmark
+        // shows the effect). The default spin is meant to cover a TCG guest's turnaround between two QD1 commands.
         int poll = intOption(options, "poll-us", 300, 0, 100_000);
-        // Measured on a 2-CPU TCG host, fio randread QD32 x 2 (README benchmark): DBBUF with 500 us naps in a
-        // 2 ms window 45K IOPS and 0.02 doorbells/I/O vs 26K and 0.10 when re-arming EventIdx at once;
-        // polled doorbells 30K with 200 us looks vs 23K with 50 us and 16K with 10 us.
+        // With DBBUF, napping through a short window after a queue goes idle keeps EventIdx un-armed, so the guest
+        // rings fewer MMIO doorbells than when it is re-armed at once. With polled doorbells each look at the
+        // page costs CPU the vCPUs need, so looks are not made much more often than the default (README benchmark).
         int nap = intOption(options, "nap-us", polled ? 200 : 500, 1, 10_000);
         int napWindow = intOption(options, "nap-window-us", 2000, 0, 1_000_000);
         // 7.5 s = CAP.TO 0xF, what this controller always reported; Linux waits (CAP.TO + 1) × 500 ms for RDY.

@@ -3,11 +3,31 @@ package io.javadevices.nvme;
 import io.javadevices.pci.DeviceContext;
 import io.javadevices.pci.PciDevice;
 import io.javadevices.pci.PciDevicePlugin;
+import io.javadevices.pci.PluginOption;
 
+import java.time.Duration;
+import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 
-/** Loads the NVMe controller by name ({@code nvme}) through {@link java.util.ServiceLoader}. */
+/**
+ * Loads the NVMe controller by name ({@code nvme}) through {@link java.util.ServiceLoader}, and gives a host's
+ * command line the NVMe vocabulary: {@code --namespace}, {@code --queues}, {@code --dbbuf} (shortcuts for the
+ * {@link NvmeOptions} keys, validated by {@link NvmeOptions#parse} itself) and a status line of IOPS, MMIO
+ * doorbells per I/O and interrupts per I/O.
+ */
 public final class NvmePlugin implements PciDevicePlugin {
+    private static final List<PluginOption> COMMAND_LINE = List.of(
+            forward("--namespace", "SPEC", "namespaces", true,
+                    "NVMe namespace, repeatable, in NSID order: null:SIZE, ram:SIZE or file:PATH[:SIZE], optionally "
+                            + "@4096 for 4 KiB LBAs (e.g. ram:1G@4096). Default: one 1 GiB RAM namespace "
+                            + "(plugin option namespaces)."),
+            forward("--queues", "N", "queues", false,
+                    "Maximum number of I/O queue pairs, 1..511 (default 4; plugin option queues)."),
+            forward("--dbbuf", "on|off", "dbbuf", false,
+                    "Doorbell Buffer Config (shadow doorbells and EventIdx, OACS bit 8) on or off (default on; "
+                            + "plugin option dbbuf)."));
+
     @Override
     public String name() {
         return "nvme";
@@ -26,5 +46,36 @@ public final class NvmePlugin implements PciDevicePlugin {
     @Override
     public PciDevice create(Map<String, String> options, DeviceContext context) {
         return new NvmeController(NvmeOptions.parse(options), context);
+    }
+
+    @Override
+    public List<PluginOption> commandLineOptions() {
+        return COMMAND_LINE;
+    }
+
+    /**
+     * {@code stats: N IOPS, D.DD MMIO doorbells/IO, D.DD interrupts/IO}: I/O commands per second, and the
+     * SQ tail plus CQ head doorbell writes that trapped (MMIO) and the interrupts signalled, per I/O command.
+     * With Doorbell Buffer Config working, doorbells per I/O stay far below 1 (Linux
+     * {@code nvme_dbbuf_update_and_check_event} rings only when the EventIdx asks for it).
+     */
+    @Override
+    public String statusLine(Map<String, Long> before, Map<String, Long> now, Duration interval) {
+        long io = delta(before, now, "io.commands");
+        long doorbells = delta(before, now, "doorbell.mmio.sq") + delta(before, now, "doorbell.mmio.cq");
+        long interrupts = delta(before, now, "interrupts");
+        double seconds = interval.toNanos() / 1e9;
+        return String.format(Locale.ROOT, "stats: %d IOPS, %.2f MMIO doorbells/IO, %.2f interrupts/IO",
+                (long) (io / seconds), io == 0 ? 0.0 : (double) doorbells / io,
+                io == 0 ? 0.0 : (double) interrupts / io);
+    }
+
+    /** A shortcut whose value is checked by the same parser {@link #create} uses, so the grammar lives there only. */
+    private static PluginOption forward(String name, String label, String key, boolean repeatable, String help) {
+        return new PluginOption(name, label, help, key, repeatable, value -> NvmeOptions.parse(Map.of(key, value)));
+    }
+
+    private static long delta(Map<String, Long> before, Map<String, Long> now, String key) {
+        return now.getOrDefault(key, 0L) - before.getOrDefault(key, 0L);
     }
 }

@@ -1,9 +1,7 @@
 package io.javadevices.pci;
 
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
 import java.lang.invoke.VarHandle;
-import java.nio.ByteOrder;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -65,10 +63,7 @@ public final class GuestMemory {
         }
     }
 
-    private static final ValueLayout.OfInt INT_LE = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-    private static final ValueLayout.OfLong LONG_LE = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-    private static final ValueLayout.OfInt INT_LE_ALIGNED = ValueLayout.JAVA_INT.withOrder(ByteOrder.LITTLE_ENDIAN);
-    private static final VarHandle INT_ATOMIC = INT_LE_ALIGNED.varHandle();
+    private static final VarHandle INT_ATOMIC = LittleEndian.INT_ALIGNED.varHandle();
 
     private volatile Region[] regions = new Region[0];
     private volatile long generation;
@@ -334,7 +329,7 @@ public final class GuestMemory {
     public int readInt(long address) throws GuestMemoryException {
         Region r = within(address, 4);
         try {
-            return r.segment().get(INT_LE, address - r.address());
+            return r.segment().get(LittleEndian.INT, address - r.address());
         } catch (IllegalStateException closed) {
             throw new GuestMemoryException("guest memory was unmapped during the access", address, 4);
         } catch (InternalError fault) {
@@ -346,7 +341,7 @@ public final class GuestMemory {
     public long readLong(long address) throws GuestMemoryException {
         Region r = within(address, 8);
         try {
-            return r.segment().get(LONG_LE, address - r.address());
+            return r.segment().get(LittleEndian.LONG, address - r.address());
         } catch (IllegalStateException closed) {
             throw new GuestMemoryException("guest memory was unmapped during the access", address, 8);
         } catch (InternalError fault) {
@@ -358,7 +353,7 @@ public final class GuestMemory {
     public void writeInt(long address, int value) throws GuestMemoryException {
         Region r = within(address, 4);
         try {
-            r.segment().set(INT_LE, address - r.address(), value);
+            r.segment().set(LittleEndian.INT, address - r.address(), value);
         } catch (IllegalStateException closed) {
             throw new GuestMemoryException("guest memory was unmapped during the access", address, 4);
         } catch (InternalError fault) {
@@ -370,7 +365,7 @@ public final class GuestMemory {
     public void writeLong(long address, long value) throws GuestMemoryException {
         Region r = within(address, 8);
         try {
-            r.segment().set(LONG_LE, address - r.address(), value);
+            r.segment().set(LittleEndian.LONG, address - r.address(), value);
         } catch (IllegalStateException closed) {
             throw new GuestMemoryException("guest memory was unmapped during the access", address, 8);
         } catch (InternalError fault) {

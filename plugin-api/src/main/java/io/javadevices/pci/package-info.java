@@ -8,7 +8,8 @@
  *   <li>{@link io.javadevices.pci.Bar} and {@link io.javadevices.pci.MmioHandler} — BARs and their MMIO callbacks.</li>
  *   <li>{@link io.javadevices.pci.GuestMemory} — bounds-checked guest memory for DMA on {@code MemorySegment}s.</li>
  *   <li>{@link io.javadevices.pci.InterruptSink} — MSI-X and INTx delivery.</li>
- *   <li>{@link io.javadevices.pci.PciDevicePlugin} — ServiceLoader SPI creating devices by name.</li>
+ *   <li>{@link io.javadevices.pci.PciDevicePlugin} — ServiceLoader SPI creating devices by name,
+ *       with the command-line options ({@link io.javadevices.pci.PluginOption}) and status line it gives a host.</li>
  * </ul>
  */
 package io.javadevices.pci;

@@ -1,8 +1,12 @@
 package io.javadevices.nvme.admin;
 
 import io.javadevices.nvme.model.AdminIds;
+import io.javadevices.nvme.model.ErrorLog;
 import io.javadevices.nvme.model.Namespace;
 import io.javadevices.nvme.queue.Sqe;
+import io.javadevices.nvme.spec.IdCtrl;
+import io.javadevices.nvme.spec.IdNs;
+import io.javadevices.nvme.spec.LbaFormat;
 import io.javadevices.nvme.spec.Nvme;
 import io.javadevices.nvme.spec.Status;
 
@@ -10,14 +14,13 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.charset.StandardCharsets;
 
-import static io.javadevices.nvme.spec.LittleEndian.SHORT;
-import static io.javadevices.nvme.spec.LittleEndian.INT;
-import static io.javadevices.nvme.spec.LittleEndian.LONG;
+import static io.javadevices.pci.LittleEndian.INT;
 
 /**
  * Identify (06h, NVMe 1.4 §5.15). CNS 00h namespace, 01h controller, 02h active namespace list,
- * 03h namespace identification descriptors; any other CNS → Invalid Field (Linux nvme_identify_ns_descs
- * and the CNS 06h probe tolerate that).
+ * 03h namespace identification descriptors; any other CNS → Invalid Field (NVMe 1.4 §5.15.1). Linux tolerates
+ * that for the CNS 06h query of nvme_init_non_mdts_limits and the CNS 08h one of nvme_identify_ns_cs_indep: an
+ * NVMe status there means "not supported", not a failed probe.
  */
 final class IdentifyCommand {
 
@@ -48,84 +51,73 @@ final class IdentifyCommand {
         return status != Status.SUCCESS ? status : dispatcher.toHost(cmd, data, 4096);
     }
 
-    private static void ascii(MemorySegment data, int offset, int length, String text) {
-        byte[] bytes = text.getBytes(StandardCharsets.US_ASCII);
-        for (int i = 0; i < length; i++) {
-            data.set(ValueLayout.JAVA_BYTE, offset + i, i < bytes.length ? bytes[i] : (byte) ' ');
-        }
-    }
-
-    /** Identify Controller data structure, NVMe 1.4 Figure 247. */
+    /** Identify Controller data structure, NVMe 1.4 §5.15, Figure 247 ({@link IdCtrl}). */
     private int controller(MemorySegment d) {
         var o = context.options();
-        d.set(SHORT, 0, (short) Nvme.VENDOR_ID);            // VID
-        d.set(SHORT, 2, (short) Nvme.VENDOR_ID);            // SSVID
-        ascii(d, 4, 20, o.serial());                                  // SN
-        ascii(d, 24, 40, o.model());                                  // MN
-        ascii(d, 64, 8, AdminIds.FIRMWARE_REVISION);                  // FR
-        d.set(ValueLayout.JAVA_BYTE, 72, (byte) 6);                   // RAB: 64 commands
-        d.set(ValueLayout.JAVA_BYTE, 73, (byte) 0x4A);                // IEEE OUI (LE)
-        d.set(ValueLayout.JAVA_BYTE, 74, (byte) 0x44);
-        d.set(ValueLayout.JAVA_BYTE, 75, (byte) 0x00);
-        d.set(ValueLayout.JAVA_BYTE, 77, (byte) o.mdts());            // MDTS (2^n × MPSMIN)
-        d.set(SHORT, 78, (short) AdminIds.CONTROLLER_ID);             // CNTLID
-        d.set(INT, 80, Nvme.VERSION_1_4);                             // VER
-        d.set(INT, 92, 1 << 8);                                       // OAES: namespace attribute notices
-        d.set(ValueLayout.JAVA_BYTE, 111, (byte) 1);                  // CNTRLTYPE: I/O controller
-        d.set(SHORT, 256, (short) dispatcher.commands().capabilities()); // OACS, from AdminOpcodes
-        d.set(ValueLayout.JAVA_BYTE, 258, (byte) 3);                  // ACL: 4 aborts
-        d.set(ValueLayout.JAVA_BYTE, 259, (byte) AsyncEvents.AERL);   // AERL
-        d.set(ValueLayout.JAVA_BYTE, 260, (byte) 0x03);               // FRMW: slot 1 read-only, 1 slot
-        d.set(ValueLayout.JAVA_BYTE, 261, (byte) 0x02);               // LPA: Commands Supported and Effects log
-        d.set(ValueLayout.JAVA_BYTE, 262, (byte) (64 - 1));           // ELPE: 64 error log entries
-        d.set(ValueLayout.JAVA_BYTE, 263, (byte) 0);                  // NPSS: 1 power state
-        d.set(SHORT, 266, (short) 0x157);                             // WCTEMP 343 K
-        d.set(SHORT, 268, (short) 0x175);                             // CCTEMP 373 K
-        d.set(ValueLayout.JAVA_BYTE, 512, (byte) 0x66);               // SQES
-        d.set(ValueLayout.JAVA_BYTE, 513, (byte) 0x44);               // CQES
-        d.set(INT, 516, context.namespaces().size());              // NN
-        d.set(SHORT, 520, (short) context.nvmCommands().capabilities()); // ONCS, from the NVM table
+        IdCtrl.VID.set(d, (short) Nvme.VENDOR_ID);
+        IdCtrl.SSVID.set(d, (short) Nvme.VENDOR_ID);
+        IdCtrl.SN.ascii(d, o.serial());
+        IdCtrl.MN.ascii(d, o.model());
+        IdCtrl.FR.ascii(d, AdminIds.FIRMWARE_REVISION);
+        IdCtrl.RAB.set(d, (byte) 6);                                   // 2^6 = 64 commands
+        IdCtrl.IEEE.put(d, new byte[] {0x4A, 0x44, 0x00}, (byte) 0);   // OUI, least significant byte first
+        IdCtrl.MDTS.set(d, (byte) o.mdts());                           // 2^n × CAP.MPSMIN
+        IdCtrl.CNTLID.set(d, (short) AdminIds.CONTROLLER_ID);
+        IdCtrl.VER.set(d, Nvme.VERSION_1_4);
+        IdCtrl.OAES.set(d, 1 << 8);                                    // Namespace Attribute notices
+        IdCtrl.CNTRLTYPE.set(d, (byte) 1);                             // I/O controller
+        IdCtrl.OACS.set(d, (short) dispatcher.commands().capabilities()); // from AdminOpcodes
+        IdCtrl.ACL.set(d, (byte) 3);                                   // 0-based: 4 concurrent Aborts
+        IdCtrl.AERL.set(d, (byte) AsyncEvents.AERL);
+        IdCtrl.FRMW.set(d, (byte) 0x03);                               // slot 1 read-only, 1 slot
+        IdCtrl.LPA.set(d, (byte) 0x02);                                // Commands Supported and Effects log
+        IdCtrl.ELPE.set(d, (byte) (ErrorLog.ENTRIES - 1));             // 0-based: 64 error log entries
+        IdCtrl.NPSS.set(d, (byte) 0);                                  // 0-based: 1 power state
+        IdCtrl.WCTEMP.set(d, (short) 0x157);                           // 343 K
+        IdCtrl.CCTEMP.set(d, (short) 0x175);                           // 373 K
+        IdCtrl.SQES.set(d, (byte) (Nvme.SQES_LOG2 << 4 | Nvme.SQES_LOG2)); // maximum and required: 64 bytes
+        IdCtrl.CQES.set(d, (byte) (Nvme.CQES_LOG2 << 4 | Nvme.CQES_LOG2)); // maximum and required: 16 bytes
+        IdCtrl.NN.set(d, context.namespaces().size());
+        IdCtrl.ONCS.set(d, (short) context.nvmCommands().capabilities()); // from NvmOpcodes
         // VWC: bit 0 a volatile write cache (a namespace on a file: the host page cache), bits 2:1 = 11b Flush
         // accepts NSID FFFFFFFFh. ram:/null: only: no cache (nothing a flush could save), so Linux sends no
         // Flush and no FUA at all (nvme_update_ns_info_block sets BLK_FEAT_WRITE_CACHE | BLK_FEAT_FUA only with
         // VWC present; older kernels: blk_queue_write_cache(q, vwc, vwc) in nvme_set_queue_limits).
-        d.set(ValueLayout.JAVA_BYTE, 525, (byte) (context.features().writeCachePresent() ? 0x07 : 0));
-        d.set(INT, 536, 0);                                           // SGLS: no SGLs
-        ascii(d, 768, 256, "");
-        byte[] nqn = AdminIds.subsystemNqn(o.serial()).getBytes(StandardCharsets.US_ASCII);
-        for (int i = 0; i < 256; i++) {
-            d.set(ValueLayout.JAVA_BYTE, 768 + i, i < nqn.length ? nqn[i] : 0);  // SUBNQN, NUL padded
-        }
-        d.set(SHORT, 2048, (short) 2500);                             // PSD0 MP: 25.00 W
+        IdCtrl.VWC.set(d, (byte) (context.features().writeCachePresent() ? 0x07 : 0));
+        IdCtrl.SGLS.set(d, 0);                                         // no SGLs: PRPs only
+        IdCtrl.SUBNQN.put(d, AdminIds.subsystemNqn(o.serial()).getBytes(StandardCharsets.US_ASCII), (byte) 0);
+        IdCtrl.PSD0_MP.set(d, (short) 2500);                           // 25.00 W
         return Status.SUCCESS;
     }
 
-    /** Identify Namespace, NVMe 1.4 Figure 245 (one LBA format, no metadata). */
+    /** Identify Namespace, NVMe 1.4 §5.15, Figure 245 ({@link IdNs}): one LBA format, no metadata. */
     private int namespace(int nsid, MemorySegment d) {
         Namespace ns = context.namespace(nsid);
         if (ns == null) {
             if (nsid == Nvme.BROADCAST_NSID) {
-                d.set(INT, 128, 9 << 16); // LBAF0 of the common format: 512-byte LBAs
+                lbaFormat0(d, 9); // the format common to all namespaces: 512-byte LBAs
                 return Status.SUCCESS;
             }
             return Status.INVALID_NAMESPACE_OR_FORMAT;
         }
-        d.set(LONG, 0, ns.blocks());                                  // NSZE
-        d.set(LONG, 8, ns.blocks());                                  // NCAP
-        d.set(LONG, 16, ns.blocks());                                 // NUSE
-        d.set(ValueLayout.JAVA_BYTE, 25, (byte) 0);                   // NLBAF: 1 format
-        d.set(ValueLayout.JAVA_BYTE, 26, (byte) 0);                   // FLBAS: format 0
-        d.set(ValueLayout.JAVA_BYTE, 33, (byte) (ns.backend().deallocatedReadsZero() ? 0x09 : 0)); // DLFEAT
-        byte[] nguid = AdminIds.nguid(context.options().serial(), nsid);
-        for (int i = 0; i < 16; i++) {
-            d.set(ValueLayout.JAVA_BYTE, 104 + i, nguid[i]);          // NGUID
-        }
-        byte[] eui = AdminIds.eui64(context.options().serial(), nsid);
-        for (int i = 0; i < 8; i++) {
-            d.set(ValueLayout.JAVA_BYTE, 120 + i, eui[i]);            // EUI64
-        }
-        d.set(INT, 128, ns.lbaShift() << 16);                         // LBAF0: LBADS, MS = 0, RP = 0
+        IdNs.NSZE.set(d, ns.blocks());
+        IdNs.NCAP.set(d, ns.blocks());
+        IdNs.NUSE.set(d, ns.blocks());
+        IdNs.NLBAF.set(d, (byte) 0);                                   // 0-based: 1 format
+        IdNs.FLBAS.set(d, (byte) 0);                                   // format 0
+        // DLFEAT bits 2:0 = 001b deallocated blocks read as zeroes, bit 3 Write Zeroes may deallocate.
+        IdNs.DLFEAT.set(d, (byte) (ns.backend().deallocatedReadsZero() ? 0x09 : 0));
+        IdNs.NGUID.put(d, AdminIds.nguid(context.options().serial(), nsid), (byte) 0);
+        IdNs.EUI64.put(d, AdminIds.eui64(context.options().serial(), nsid), (byte) 0);
+        lbaFormat0(d, ns.lbaShift());
         return Status.SUCCESS;
+    }
+
+    private static void lbaFormat0(MemorySegment d, int lbaShift) {
+        long lbaf0 = IdNs.lbaf(0);
+        LbaFormat.MS.set(d, lbaf0, (short) 0);                         // no metadata
+        LbaFormat.LBADS.set(d, lbaf0, (byte) lbaShift);
+        LbaFormat.RP.set(d, lbaf0, (byte) 0);                          // best relative performance
     }
 
     /** Active Namespace ID list (CNS 02h): NSIDs greater than {@code nsid}, ascending, up to 1024. */

@@ -1,20 +1,19 @@
 package io.javadevices.nvme.admin;
 
 import io.javadevices.nvme.model.AdminIds;
+import io.javadevices.nvme.model.ErrorLog;
 import io.javadevices.nvme.model.GuestErrors;
 import io.javadevices.nvme.queue.OpcodeTable;
 import io.javadevices.nvme.queue.QueueStats;
 import io.javadevices.nvme.queue.Sqe;
+import io.javadevices.nvme.spec.EffectsLog;
+import io.javadevices.nvme.spec.ErrorLogEntry;
+import io.javadevices.nvme.spec.FirmwareSlotLog;
 import io.javadevices.nvme.spec.Nvme;
+import io.javadevices.nvme.spec.SmartLog;
 import io.javadevices.nvme.spec.Status;
 
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
-import java.nio.charset.StandardCharsets;
-
-import static io.javadevices.nvme.spec.LittleEndian.SHORT;
-import static io.javadevices.nvme.spec.LittleEndian.INT;
-import static io.javadevices.nvme.spec.LittleEndian.LONG;
 
 /**
  * Get Log Page (02h, NVMe 1.4 §5.14): 01h Error Information, 02h SMART / Health (controller-wide,
@@ -40,9 +39,10 @@ final class LogPageCommand {
         long length = dwords * 4;
         long offset = (cmd.cdw12() & 0xFFFF_FFFFL) | ((long) cmd.cdw13() << 32);
         int size = switch (lid) {
-            case ERROR_INFO -> 64 * 64;
-            case SMART, FIRMWARE_SLOT -> 512;
-            case COMMAND_EFFECTS -> 4096;
+            case ERROR_INFO -> ErrorLog.ENTRIES * (int) ErrorLogEntry.SIZE;
+            case SMART -> (int) SmartLog.SIZE;
+            case FIRMWARE_SLOT -> (int) FirmwareSlotLog.SIZE;
+            case COMMAND_EFFECTS -> (int) EffectsLog.SIZE;
             default -> -1;
         };
         if (size < 0) {
@@ -78,41 +78,34 @@ final class LogPageCommand {
         return status;
     }
 
-    private static void put128(MemorySegment d, int offset, long value) {
-        d.set(LONG, offset, value);
-    }
-
-    /** SMART / Health Information, Figure 196. */
+    /** SMART / Health Information, NVMe 1.4 §5.14.1.2: controller-wide, no warnings. */
     private void smart(MemorySegment d) {
         QueueStats t = context.queues().totals();
-        d.set(ValueLayout.JAVA_BYTE, 0, (byte) 0);           // critical warning
-        d.set(SHORT, 1, (short) 296);                         // composite temperature, K
-        d.set(ValueLayout.JAVA_BYTE, 3, (byte) 100);          // available spare %
-        d.set(ValueLayout.JAVA_BYTE, 4, (byte) 10);           // spare threshold %
-        put128(d, 32, (t.bytesRead() / 512 + 999) / 1000);      // data units read (1000 × 512 B)
-        put128(d, 48, (t.bytesWritten() / 512 + 999) / 1000);   // data units written
-        put128(d, 64, t.reads());                             // host read commands
-        put128(d, 80, t.writes());                            // host write commands
-        put128(d, 112, 1);                                    // power cycles
-        put128(d, 176, context.errorLog().count());        // error log entries
+        SmartLog.CW.set(d, (byte) 0);
+        SmartLog.CTEMP.set(d, (short) 296);                           // 296 K, below WCTEMP
+        SmartLog.AVSP.set(d, (byte) 100);
+        SmartLog.AVSPT.set(d, (byte) 10);
+        SmartLog.DUR_LOW.set(d, (t.bytesRead() / 512 + 999) / 1000);    // thousands of 512-byte units, rounded up
+        SmartLog.DUW_LOW.set(d, (t.bytesWritten() / 512 + 999) / 1000);
+        SmartLog.HRC_LOW.set(d, t.reads());
+        SmartLog.HWC_LOW.set(d, t.writes());
+        SmartLog.PWRC_LOW.set(d, 1);
+        SmartLog.NUMERR_LOW.set(d, context.errorLog().count());
     }
 
-    /** Firmware Slot Information, Figure 197: slot 1 active. */
+    /** Firmware Slot Information, NVMe 1.4 §5.14.1.3: slot 1 active, its revision in FRS1. */
     private void firmware(MemorySegment d) {
-        d.set(ValueLayout.JAVA_BYTE, 0, (byte) 1);
-        byte[] fr = AdminIds.FIRMWARE_REVISION.getBytes(StandardCharsets.US_ASCII);
-        for (int i = 0; i < 8; i++) {
-            d.set(ValueLayout.JAVA_BYTE, 8 + i, i < fr.length ? fr[i] : (byte) ' ');
-        }
+        FirmwareSlotLog.AFI.set(d, (byte) 1);
+        FirmwareSlotLog.FRS1.ascii(d, AdminIds.FIRMWARE_REVISION);
     }
 
-    /** Commands Supported and Effects, Figure 198: one dword per admin opcode, then per I/O opcode at 1024. */
+    /** Commands Supported and Effects, NVMe 1.4 §5.14.1.5: CSUPP for each command, LBCC for those that change media. */
     private void effects(MemorySegment d) {
         for (OpcodeTable.Entry<?> e : dispatcher.commands().entries()) {
-            d.set(INT, 4L * e.opcode(), e.effects());
+            EffectsLog.admin(d, e.opcode(), e.effects());
         }
         for (OpcodeTable.Entry<?> e : context.nvmCommands().entries()) {
-            d.set(INT, 1024 + 4L * e.opcode(), e.effects());
+            EffectsLog.io(d, e.opcode(), e.effects());
         }
     }
 }

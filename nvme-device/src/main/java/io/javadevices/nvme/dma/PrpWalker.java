@@ -7,7 +7,7 @@ import io.javadevices.pci.GuestMemoryException;
 
 import java.lang.foreign.MemorySegment;
 
-import static io.javadevices.nvme.spec.LittleEndian.LONG;
+import static io.javadevices.pci.LittleEndian.LONG;
 
 /**
  * Turns PRP1/PRP2 of a command into a list of guest-physical (address, length) pieces (NVMe 1.4 §4.3,

@@ -17,8 +17,8 @@ import io.javadevices.pci.GuestMemoryException;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 
-import static io.javadevices.nvme.spec.LittleEndian.INT;
-import static io.javadevices.nvme.spec.LittleEndian.LONG;
+import static io.javadevices.pci.LittleEndian.INT;
+import static io.javadevices.pci.LittleEndian.LONG;
 
 /**
  * NVM command set I/O commands (NVMe 1.4 §6): Read, Write, Flush, Write Zeroes, Dataset Management.

@@ -1,5 +1,6 @@
 package io.javadevices.nvme.queue;
 
+import io.javadevices.nvme.spec.CqeLayout;
 import io.javadevices.nvme.spec.Nvme;
 import io.javadevices.pci.GuestMemory;
 import io.javadevices.pci.GuestMemoryException;
@@ -123,8 +124,9 @@ public final class CompletionQueue {
     }
 
     /**
-     * Writes one CQE (NVMe 1.4 Figure 124) if there is room. DW3 (CID, phase, status) is written last
-     * with release semantics, so the host never sees the new phase before the rest of the entry.
+     * Writes one CQE (NVMe 1.4 §4.6, Figure 124, {@link CqeLayout}) if there is room: DW0 and DW1 (command specific,
+     * DW1 reserved: 0) as one long, SQHD and SQID as one int, then CID and STATUS (phase tag in bit 0) as one int
+     * written last with release semantics, so the host never sees the new phase before the rest of the entry.
      */
     boolean tryPost(GuestMemory memory, int sqid, int sqHead, int cid, int status, int dw0, QueueStats stats)
             throws GuestMemoryException {
@@ -135,10 +137,10 @@ public final class CompletionQueue {
                 return false;
             }
         }
-        long at = base + (long) tail * 16;
-        memory.writeLong(at, dw0 & 0xFFFF_FFFFL);
-        memory.writeInt(at + 8, (sqHead & 0xFFFF) | (sqid << 16));
-        memory.storeIntRelease(at + 12, (cid & 0xFFFF) | (phase ? 1 << 16 : 0) | (status & 0x7FFF) << 17);
+        long at = base + tail * CqeLayout.SIZE;
+        memory.writeLong(at + CqeLayout.DW0, dw0 & 0xFFFF_FFFFL);
+        memory.writeInt(at + CqeLayout.SQHD, (sqHead & 0xFFFF) | (sqid << 16));
+        memory.storeIntRelease(at + CqeLayout.CID, (cid & 0xFFFF) | (phase ? 1 << 16 : 0) | (status & 0x7FFF) << 17);
         tail = next;
         if (next == 0) {
             phase = !phase;

@@ -23,8 +23,8 @@ public final class Nvme {
     public static final int CSTS_RDY = 1, CSTS_CFS = 1 << 1, CSTS_SHST_MASK = 3 << 2, CSTS_SHST_COMPLETE = 2 << 2,
             CSTS_SHST_OCCURRING = 1 << 2;
 
-    /** Submission queue entry is 64 bytes (2^6), completion queue entry 16 bytes (2^4). */
-    public static final int SQE_SIZE = 64, CQE_SIZE = 16, SQES_LOG2 = 6, CQES_LOG2 = 4;
+    /** Queue entry sizes as powers of two (CC.IOSQES/IOCQES, Identify SQES/CQES): SqeLayout 2^6, CqeLayout 2^4 bytes. */
+    public static final int SQES_LOG2 = 6, CQES_LOG2 = 4;
 
     // Admin opcodes (NVMe 1.4 Figure 139).
     public static final int ADM_DELETE_SQ = 0x00, ADM_CREATE_SQ = 0x01, ADM_GET_LOG_PAGE = 0x02, ADM_DELETE_CQ = 0x04,
@@ -34,11 +34,6 @@ public final class Nvme {
 
     // NVM command set opcodes (NVMe 1.4 Figure 346).
     public static final int IO_FLUSH = 0x00, IO_WRITE = 0x01, IO_READ = 0x02, IO_WRITE_ZEROES = 0x08, IO_DSM = 0x09;
-
-    // SQE layout (NVMe 1.4 §4.2, Figure 105): byte offsets.
-    public static final int SQE_OPCODE = 0, SQE_FLAGS = 1, SQE_CID = 2, SQE_NSID = 4, SQE_MPTR = 16, SQE_PRP1 = 24,
-            SQE_PRP2 = 32, SQE_CDW10 = 40, SQE_CDW11 = 44, SQE_CDW12 = 48, SQE_CDW13 = 52, SQE_CDW14 = 56,
-            SQE_CDW15 = 60;
 
     public static final int BROADCAST_NSID = 0xFFFF_FFFF;
 

@@ -11,43 +11,41 @@ import picocli.CommandLine.Option;
 
 import java.io.PrintWriter;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
-import java.util.regex.Pattern;
+import java.util.concurrent.TimeUnit;
 
 /**
  * {@code java -jar nvme-server.jar --socket /tmp/nvme.sock}: serves a plugin device (default {@code nvme})
  * over vfio-user and prints the QEMU options that attach it. Exit codes: 0 ok, 2 bad usage, 1 runtime
  * failure (one-line message on stderr).
+ *
+ * <p><b>The module's name.</b> This module is named {@code vhost-backend} because it plays the role a
+ * vhost-user backend plays for virtio (a separate process that implements a device for QEMU over a Unix
+ * socket), but the protocol it speaks on that socket is vfio-user, which carries a whole PCI device (config
+ * space, BAR accesses, DMA maps, interrupts; QEMU's {@code vfio-user-pci}), not vhost-user's virtqueues.
+ *
+ * <p><b>Device-agnostic.</b> The server knows no device: {@code --device} picks a {@link PciDevicePlugin}
+ * (loaded with {@link java.util.ServiceLoader}), the plugin contributes its own options, e.g. the NVMe
+ * plugin's {@code --namespace}, {@code --queues} and {@code --dbbuf} ({@link DeviceOptions}), and formats
+ * the {@code --stats-interval} line from its counters ({@link PciDevicePlugin#statusLine}).
  */
 @Command(name = "nvme-server", mixinStandardHelpOptions = true, versionProvider = ServerMain.Version.class,
         sortOptions = false,
         description = "Serves a Java PCI device (default: an NVMe controller) to QEMU over a vfio-user Unix socket.")
 public final class ServerMain implements Callable<Integer> {
-    private static final Pattern NAMESPACE = Pattern.compile(
-            "(null|ram):[0-9]+[A-Za-z]*(@[0-9]+)?|file:[^,@]+?(:[0-9]+[A-Za-z]*)?(@[0-9]+)?");
-
     @Option(names = "--socket", paramLabel = "PATH", description = "Unix socket path to listen on (required).")
     Path socket;
 
-    @Option(names = "--device", defaultValue = "nvme", paramLabel = "NAME",
-            description = "Device plugin name (default: ${DEFAULT-VALUE}); see --list-devices.")
+    @Option(names = "--device", defaultValue = DeviceOptions.DEFAULT_DEVICE, paramLabel = "NAME",
+            description = "Device plugin name (default: ${DEFAULT-VALUE}); see --list-devices. The device's own "
+                    + "options are listed below the server's.")
     String deviceName;
-
-    @Option(names = "--namespace", paramLabel = "SPEC",
-            description = "NVMe namespace, repeatable: null:SIZE, ram:SIZE or file:PATH[:SIZE], optionally @BLOCKSIZE "
-                    + "(e.g. ram:1G@4096). Default: the plugin's (one 1 GiB RAM namespace).")
-    List<String> namespaces = new ArrayList<>();
-
-    @Option(names = "--queues", paramLabel = "N", description = "Number of I/O queue pairs (plugin option queues).")
-    Integer queues;
-
-    @Option(names = "--dbbuf", paramLabel = "on|off", description = "Doorbell Buffer Config (shadow doorbells) on or off.")
-    String dbbuf;
 
     @Option(names = "--socket-mode", defaultValue = "0600", paramLabel = "OCTAL",
             description = "Permission bits of the socket file (default: ${DEFAULT-VALUE}).")
@@ -60,7 +58,8 @@ public final class ServerMain implements Callable<Integer> {
     List<String> allowUids = new ArrayList<>();
 
     @Option(names = "--stats-interval", defaultValue = "0", paramLabel = "SECONDS",
-            description = "Print IOPS, MMIO doorbells per I/O and interrupts per I/O every SECONDS (0 = off).")
+            description = "Every SECONDS, print one line on what the device did in that interval, in the device "
+                    + "plugin's words (0 = off).")
     int statsInterval;
 
     @Option(names = "--max-dma-maps", paramLabel = "N",
@@ -85,24 +84,53 @@ public final class ServerMain implements Callable<Integer> {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
+    /** The selected plugin's options; {@link DeviceOptions#NONE} when built without {@link #commandLine}. */
+    private DeviceOptions deviceOptions = DeviceOptions.NONE;
+    /** The device name the command line was built for (its options are registered). */
+    private String builtFor = DeviceOptions.DEFAULT_DEVICE;
+
     public static void main(String[] args) {
         System.exit(run(args));
     }
 
     /** Runs the command line and returns the exit code (for tests). */
     public static int run(String... args) {
-        return commandLine().execute(args);
+        CommandLine cli;
+        try {
+            cli = commandLine(args);
+        } catch (RuntimeException e) { // a plugin bug: its options clash with the server's or are malformed
+            System.err.println("nvme-server: device plugin options: " + oneLine(e));
+            return 1;
+        }
+        return cli.execute(args);
     }
 
-    /** The configured command line: runtime failures print one line and exit with 1. */
-    public static CommandLine commandLine() {
-        CommandLine cli = new CommandLine(new ServerMain());
+    /**
+     * The command line for {@code args}: the server's options plus those of the device {@code args} select
+     * (first phase of the two-phase parse; {@link CommandLine#execute} with the same {@code args} is the
+     * second). Runtime failures print one line and exit with 1.
+     */
+    public static CommandLine commandLine(String... args) {
+        ServerMain main = new ServerMain();
+        CommandLine.Model.CommandSpec spec = CommandLine.Model.CommandSpec.forAnnotatedObject(main);
+        main.builtFor = DeviceOptions.selectedDevice(args);
+        PciDevicePlugin plugin = plugins().stream().filter(p -> p.name().equals(main.builtFor)).findFirst()
+                .orElse(null);
+        if (plugin != null) {
+            main.deviceOptions = DeviceOptions.register(plugin, spec);
+        }
+        CommandLine cli = new CommandLine(spec);
+        main.deviceOptions.installHelp(cli);
         cli.setExecutionExceptionHandler((e, commandLine, parseResult) -> {
             commandLine.getErr().println("nvme-server: " + oneLine(e));
             commandLine.getErr().flush();
             return 1;
         });
         return cli;
+    }
+
+    private static List<PciDevicePlugin> plugins() {
+        return PciDevicePlugin.available(ServerMain.class.getClassLoader());
     }
 
     private static String oneLine(Throwable e) {
@@ -114,7 +142,7 @@ public final class ServerMain implements Callable<Integer> {
     public Integer call() throws Exception {
         PrintWriter out = spec.commandLine().getOut();
         if (listDevices) {
-            List<PciDevicePlugin> plugins = PciDevicePlugin.available(ServerMain.class.getClassLoader());
+            List<PciDevicePlugin> plugins = plugins();
             if (plugins.isEmpty()) {
                 out.println("(no device plugins on the class path)");
             }
@@ -122,6 +150,10 @@ public final class ServerMain implements Callable<Integer> {
                 out.printf("%-12s %s%n", p.name(), p.description());
                 for (String line : p.optionsHelp().split("\n")) {
                     out.println("    " + line);
+                }
+                if (!p.commandLineOptions().isEmpty()) {
+                    out.println("    command-line options (with --device " + p.name() + "): " + String.join(", ",
+                            p.commandLineOptions().stream().map(o -> o.name() + "=" + o.valueLabel()).toList()));
                 }
             }
             out.flush();
@@ -137,10 +169,10 @@ public final class ServerMain implements Callable<Integer> {
         Map<String, String> options = pluginOptions();
         Limits limits = limits();
         int[] uids = allowedUids();
-        PciDevicePlugin plugin = PciDevicePlugin.available(ServerMain.class.getClassLoader()).stream()
-                .filter(p -> p.name().equals(deviceName)).findFirst()
-                .orElseThrow(() -> new IllegalArgumentException("no device plugin named '" + deviceName
-                        + "' (see --list-devices)"));
+        PciDevicePlugin plugin = deviceOptions.plugin();
+        if (plugin == null) {
+            throw new IllegalArgumentException("no device plugin named '" + deviceName + "' (see --list-devices)");
+        }
         VfioUserServer.Builder builder = VfioUserServer.builder()
                 .socket(socket)
                 .socketMode(mode)
@@ -166,40 +198,19 @@ public final class ServerMain implements Callable<Integer> {
         out.println("(memory-backend size must equal -m; press Ctrl-C to stop)");
         out.flush();
         if (statsInterval > 0) {
-            Thread.ofPlatform().daemon().name("nvme-server-stats").start(() -> stats(server.device(), out));
+            PciDevice device = server.device();
+            Thread.ofPlatform().daemon().name("nvme-server-stats")
+                    .start(new StatusLines(plugin, device::statistics, Duration.ofSeconds(statsInterval), out));
         }
         while (server.isServing()) {
             Thread.sleep(200);
         }
         // The accept loop ended: either Ctrl-C (the hook closes the server) or a fatal accept error.
-        if (stopped.await(5, java.util.concurrent.TimeUnit.SECONDS)) {
+        if (stopped.await(5, TimeUnit.SECONDS)) {
             return 0;
         }
         server.close();
         throw new IllegalStateException("the server stopped accepting clients");
-    }
-
-    private void stats(PciDevice device, PrintWriter out) {
-        Map<String, Long> last = device.statistics();
-        while (true) {
-            try {
-                Thread.sleep(statsInterval * 1000L);
-            } catch (InterruptedException e) {
-                return;
-            }
-            Map<String, Long> now = device.statistics();
-            long io = delta(now, last, "io.commands");
-            long doorbells = delta(now, last, "doorbell.mmio.sq") + delta(now, last, "doorbell.mmio.cq");
-            long irqs = delta(now, last, "interrupts");
-            out.printf("stats: %d IOPS, %.2f MMIO doorbells/IO, %.2f interrupts/IO%n", io / statsInterval,
-                    io == 0 ? 0.0 : (double) doorbells / io, io == 0 ? 0.0 : (double) irqs / io);
-            out.flush();
-            last = now;
-        }
-    }
-
-    private static long delta(Map<String, Long> now, Map<String, Long> before, String key) {
-        return now.getOrDefault(key, 0L) - before.getOrDefault(key, 0L);
     }
 
     private int parseMode(String text) {
@@ -265,36 +276,23 @@ public final class ServerMain implements Callable<Integer> {
         return limits;
     }
 
-    /** A byte count with an optional binary suffix: 4096, 64K, 1M, 64G, 1T. */
     /** Sizes on the command line use the same grammar as plugin options ({@link ByteSizes}). */
     static long parseSize(String text) {
         return ByteSizes.parse(text);
     }
 
-    /** Plugin options: -o pairs, then the dedicated options (which win). */
+    /**
+     * Plugin options: -o pairs, then the device's dedicated options (which win), forwarded unchanged after
+     * the plugin's own check.
+     */
     Map<String, String> pluginOptions() {
+        if (!deviceName.equals(builtFor)) {
+            // Only when a caller parses other arguments than it built the command line for.
+            throw new CommandLine.ParameterException(spec.commandLine(), "--device " + deviceName
+                    + " given, but the command line was built for --device " + builtFor);
+        }
         Map<String, String> options = new LinkedHashMap<>(rawOptions);
-        if (!namespaces.isEmpty()) {
-            for (String ns : namespaces) {
-                if (!NAMESPACE.matcher(ns).matches()) {
-                    throw new CommandLine.ParameterException(spec.commandLine(), "bad --namespace '" + ns
-                            + "': expected null:SIZE, ram:SIZE or file:PATH[:SIZE], optionally @BLOCKSIZE");
-                }
-            }
-            options.put("namespaces", String.join(",", namespaces));
-        }
-        if (queues != null) {
-            if (queues < 1) {
-                throw new CommandLine.ParameterException(spec.commandLine(), "--queues must be >= 1");
-            }
-            options.put("queues", Integer.toString(queues));
-        }
-        if (dbbuf != null) {
-            if (!dbbuf.equals("on") && !dbbuf.equals("off")) {
-                throw new CommandLine.ParameterException(spec.commandLine(), "--dbbuf must be on or off");
-            }
-            options.put("dbbuf", dbbuf);
-        }
+        options.putAll(deviceOptions.forwarded(spec.commandLine()));
         return options;
     }
 

@@ -22,7 +22,7 @@ import static io.javadevices.vfiouser.protocol.VfioUserProtocol.REGION_FLAG_WRIT
  * {@link ConfigSpace} when the server starts (BARs are immutable). Answers DEVICE_GET_REGION_INFO and
  * DEVICE_GET_IRQ_INFO and gives the region-access path an array lookup from region index to {@link Bar}.
  *
- * <p>IRQ flags (decision recorded here, see vfio-user.md §2.5): MSI-X is reported as EVENTFD
+ * <p>IRQ flags (decision recorded here; QEMU vfio_msix_enable / vfio_msix_vector_do_use): MSI-X is reported as EVENTFD
  * <em>without</em> NORESIZE. Without NORESIZE QEMU enables MSI-X with no vectors and then sends one
  * SET_IRQS per vector as the guest starts using it ({@code vfio_msix_vector_do_use}); with NORESIZE it
  * would disable the whole index and resend the full array whenever the vector count grows, a window in

@@ -2,6 +2,7 @@ package io.javadevices.vfiouser.device;
 
 import io.javadevices.pci.DirectBarMemory;
 import io.javadevices.vfiouser.sys.ErrnoException;
+import io.javadevices.vfiouser.sys.FileIdentity;
 import io.javadevices.vfiouser.sys.LibC;
 
 import java.lang.foreign.MemorySegment;
@@ -12,8 +13,8 @@ import java.util.Optional;
 import static io.javadevices.vfiouser.protocol.VfioUserProtocol.REGION_FLAG_MMAP;
 
 /**
- * The vfio-user server's {@link DirectBarMemory}: each BAR that has windows gets one memfd (the spec
- * allows exactly one fd per region, vfio-user.md §1.7) whose file offsets equal BAR offsets; each window
+ * The vfio-user server's {@link DirectBarMemory}: each BAR that has windows gets one memfd (the spec's
+ * VFIO_USER_DEVICE_GET_REGION_INFO reply carries at most one fd per region) whose file offsets equal BAR offsets; each window
  * is mapped {@code MAP_SHARED} here and reported to the client as a sparse-mmap area of the region, so
  * QEMU maps the same pages into the guest ({@code mmap(fd, region.offset + area.offset)}, region.offset 0).
  *
@@ -38,7 +39,7 @@ import static io.javadevices.vfiouser.protocol.VfioUserProtocol.REGION_FLAG_MMAP
  */
 public final class MemfdBarWindows implements DirectBarMemory, AutoCloseable {
     private static final System.Logger LOG = System.getLogger(MemfdBarWindows.class.getName());
-    private static final int SEALS = LibC.F_SEAL_SHRINK | LibC.F_SEAL_GROW | LibC.F_SEAL_SEAL;
+    private static final int SEALS = FileIdentity.F_SEAL_SHRINK | FileIdentity.F_SEAL_GROW | FileIdentity.F_SEAL_SEAL;
 
     private final int[] fds = {-1, -1, -1, -1, -1, -1};
     private final long[] fileSizes = new long[6];
@@ -131,7 +132,7 @@ public final class MemfdBarWindows implements DirectBarMemory, AutoCloseable {
         for (int bar = 0; bar < 6; bar++) {
             if (fds[bar] >= 0) {
                 try {
-                    LibC.addSeals(fds[bar], SEALS);
+                    FileIdentity.addSeals(fds[bar], SEALS);
                 } catch (ErrnoException e) {
                     throw new IllegalStateException("cannot seal the BAR" + bar + " memfd: " + e.getMessage(), e);
                 }
@@ -156,7 +157,7 @@ public final class MemfdBarWindows implements DirectBarMemory, AutoCloseable {
             try {
                 fresh = LibC.memfdCreate("javadevices-bar" + bar, LibC.MFD_CLOEXEC | LibC.MFD_ALLOW_SEALING);
                 LibC.ftruncate(fresh, fileSizes[bar]);
-                LibC.addSeals(fresh, SEALS);
+                FileIdentity.addSeals(fresh, SEALS);
                 for (Granted w : list) {
                     created.add(map(fresh, w.offset, w.size));
                 }

@@ -3,6 +3,7 @@ package io.javadevices.vfiouser.dma;
 import io.javadevices.pci.GuestMemory;
 import io.javadevices.vfiouser.sys.Errno;
 import io.javadevices.vfiouser.sys.ErrnoException;
+import io.javadevices.vfiouser.sys.FileIdentity;
 import io.javadevices.vfiouser.sys.LibC;
 
 import java.lang.foreign.Arena;
@@ -24,7 +25,7 @@ import static io.javadevices.vfiouser.protocol.VfioUserProtocol.DMA_FLAG_WRITE;
  * A read-only mapping is mapped {@code MAP_PRIVATE} and writable, so that a device write to it cannot
  * crash the JVM: it lands in private pages the guest never sees, like a write to ROM. fd-less mappings
  * (QEMU's ROM and {@code ram_device} sections) are acknowledged and recorded but are not usable for DMA —
- * QEMU's DMA_READ/WRITE messages are not supported (vfio-user.md §1.13).
+ * the spec's VFIO_USER_DMA_READ / VFIO_USER_DMA_WRITE messages are not supported.
  *
  * <p>Rules (spec "VFIO_USER_DMA_MAP/UNMAP", libvfio-user {@code dma_controller_add_region}): a map that
  * overlaps an existing one fails with EEXIST; unmaps must match a map exactly, or use the ALL flag. Every
@@ -79,13 +80,13 @@ public final class DmaMappings {
     private Thread releaser;
 
     /** One DMA_MAP. {@code arena} and {@code file} are null for fd-less mappings. */
-    private record Mapping(long address, long size, long fileOffset, int flags, LibC.FileStat file, Arena arena) {
+    private record Mapping(long address, long size, long fileOffset, int flags, FileIdentity.FileStat file, Arena arena) {
         boolean fdBacked() {
             return arena != null;
         }
 
         /** True if a map of the same range with these arguments is this mapping again (class comment). */
-        boolean sameAs(long otherOffset, int otherFlags, LibC.FileStat otherFile) {
+        boolean sameAs(long otherOffset, int otherFlags, FileIdentity.FileStat otherFile) {
             return fileOffset == otherOffset && flags == otherFlags
                     && (file == null ? otherFile == null : otherFile != null && file.sameFile(otherFile));
         }
@@ -109,11 +110,11 @@ public final class DmaMappings {
                     || address + size < 0 || fileOffset < 0 || fileOffset + size < 0) {
                 return Errno.EINVAL;
             }
-            LibC.FileStat file = null;
+            FileIdentity.FileStat file = null;
             if (fd >= 0) {
                 try {
-                    file = LibC.fstat(fd);
-                    long type = LibC.filesystemType(fd);
+                    file = FileIdentity.fstat(fd);
+                    long type = FileIdentity.filesystemType(fd);
                     if (!file.isRegularFile() || !memoryFilesystem(type)) {
                         // Not guest RAM (class comment, "Which files"). Logged: QEMU stops at the first failed
                         // map, and the operator needs to know why (e.g. memory-backend-file on a disk).
@@ -166,10 +167,10 @@ public final class DmaMappings {
     }
 
     private static boolean memoryFilesystem(long type) {
-        return type == LibC.TMPFS_MAGIC || type == LibC.HUGETLBFS_MAGIC;
+        return type == FileIdentity.TMPFS_MAGIC || type == FileIdentity.HUGETLBFS_MAGIC;
     }
 
-    private int mapFile(long address, long size, long fileOffset, int flags, int fd, LibC.FileStat file) {
+    private int mapFile(long address, long size, long fileOffset, int flags, int fd, FileIdentity.FileStat file) {
         long pageOffset = fileOffset & -LibC.PAGE_SIZE;
         long delta = fileOffset - pageOffset;
         long length = size + delta;

@@ -47,6 +47,18 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  * a vector without an eventfd is dropped and counted ({@link #dropped()}). INTx follows the vfio-pci
  * model: level-triggered, auto-masked after each trigger until the client unmasks it (SET_IRQS UNMASK or
  * the resample eventfd).
+ *
+ * <p><b>Hostile fds.</b> Every fd a client gives (vector or resample fd) must pass {@link ClientEventfd}:
+ * an eventfd, made non-blocking. So no interrupt write ever blocks: a write that finds the counter at
+ * its maximum fails with EAGAIN, which means the interrupt is already pending; it is counted
+ * ({@link #saturated()}) and dropped. No lock is held across a write (INTx decides under
+ * {@code intxLock}, then writes after releasing it), so even a slow write cannot stall another thread.
+ * A client can still clear O_NONBLOCK on its shared copy and saturate the counter, so that a worker's
+ * write blocks (see {@link ClientEventfd}); the hot path does not check for that (it would cost a
+ * syscall per interrupt). Instead the server drains the eventfd, which wakes the writer, when a
+ * saturated client eventfd leaves its slot (de-assigned, replaced, {@link #releaseAll}, {@link #close})
+ * and throughout a device reset, which joins the workers ({@link #drainDuringReset}): see
+ * {@link BlockedWriters}.
  */
 public final class EventfdInterrupts implements InterruptSink, AutoCloseable {
     /** An 8-byte value of 1, written to eventfds. Global arena: it must outlive any late worker write. */
@@ -61,8 +73,11 @@ public final class EventfdInterrupts implements InterruptSink, AutoCloseable {
     private final VectorTable[] tables = new VectorTable[NUM_IRQS];
     private final LongAdder signalled = new LongAdder();
     private final LongAdder dropped = new LongAdder();
+    private final LongAdder saturated = new LongAdder();
+    private final ClientFdLog clientFdLog = new ClientFdLog();
     private final Object intxLock = new Object();
     private final MemorySegment scratch = Arena.ofAuto().allocate(JAVA_LONG);
+    private final BlockedWriters blockedWriters = new BlockedWriters(clientFdLog);
     private volatile ConfigSpace config;
     private int resampleFd = -1;
     private boolean intxAsserted;
@@ -74,8 +89,10 @@ public final class EventfdInterrupts implements InterruptSink, AutoCloseable {
         final AtomicIntegerArray live;   // slot fd while an eventfd is assigned, else -1
         final int[] slot;                // slot fd number owned by this class, -1 until first use
         final boolean[] holdsClientFd;   // slot currently refers to a client's eventfd
+        final int index;                 // IRQ index, for log lines
 
-        VectorTable(int count) {
+        VectorTable(int index, int count) {
+            this.index = index;
             live = new AtomicIntegerArray(count);
             slot = new int[count];
             holdsClientFd = new boolean[count];
@@ -104,7 +121,7 @@ public final class EventfdInterrupts implements InterruptSink, AutoCloseable {
         this.maxMsixVectors = maxMsixVectors;
         this.placeholderFd = LibC.eventfd(0, LibC.EFD_CLOEXEC | LibC.EFD_NONBLOCK);
         for (int i = 0; i < NUM_IRQS; i++) {
-            tables[i] = new VectorTable(0);
+            tables[i] = new VectorTable(i, 0);
         }
     }
 
@@ -118,12 +135,12 @@ public final class EventfdInterrupts implements InterruptSink, AutoCloseable {
             throw new IllegalStateException("already attached");
         }
         int pin = configSpace.read(ConfigSpace.INTERRUPT_PIN, 1);
-        tables[IRQ_INTX] = new VectorTable(pin != 0 ? 1 : 0);
-        tables[IRQ_MSI] = new VectorTable(0);
+        tables[IRQ_INTX] = new VectorTable(IRQ_INTX, pin != 0 ? 1 : 0);
+        tables[IRQ_MSI] = new VectorTable(IRQ_MSI, 0);
         int msix = Math.min(configSpace.msixVectorCount(), maxMsixVectors);
-        tables[IRQ_MSIX] = new VectorTable(msix);
-        tables[IRQ_ERR] = new VectorTable(1);
-        tables[IRQ_REQ] = new VectorTable(1);
+        tables[IRQ_MSIX] = new VectorTable(IRQ_MSIX, msix);
+        tables[IRQ_ERR] = new VectorTable(IRQ_ERR, 1);
+        tables[IRQ_REQ] = new VectorTable(IRQ_REQ, 1);
         config = configSpace;
     }
 
@@ -150,9 +167,13 @@ public final class EventfdInterrupts implements InterruptSink, AutoCloseable {
             dropped.increment();
             return;
         }
-        // EAGAIN (counter saturated) means the interrupt is already pending: nothing to do.
-        LibC.writeNoErrno(fd, ONE, 8);
-        signalled.increment();
+        // Non-blocking (ClientEventfd): a failure is EAGAIN, the counter is at its maximum, so the
+        // interrupt is already pending and the reader will see it (eventfd(2)).
+        if (LibC.writeNoErrno(fd, ONE, 8) == 8) {
+            signalled.increment();
+        } else {
+            saturated.increment();
+        }
     }
 
     @Override
@@ -167,38 +188,67 @@ public final class EventfdInterrupts implements InterruptSink, AutoCloseable {
         if (t.count() == 0) {
             return;
         }
+        boolean fire;
         synchronized (intxLock) {
             boolean rising = asserted && !intxAsserted;
             intxAsserted = asserted;
-            if (rising) {
-                fireIntxIfUnmasked();
-            }
+            fire = rising && takeIntxEdge();
+        }
+        if (fire) {
+            write(t, 0); // after releasing intxLock: see "Hostile fds"
         }
     }
 
-    /** With intxLock held: signal INTx unless auto-masked, then auto-mask (vfio-pci AUTOMASKED). */
-    private void fireIntxIfUnmasked() {
+    /**
+     * With intxLock held: true if INTx is to be signalled now (asserted, unmasked, not disabled, an
+     * eventfd assigned), and then auto-masks it (vfio-pci AUTOMASKED). The caller writes after
+     * releasing the lock; if the eventfd is de-assigned in between, {@link #write} drops the interrupt.
+     */
+    private boolean takeIntxEdge() {
         ConfigSpace c = config;
-        if (intxMasked || !intxAsserted || (c != null && c.isIntxDisabled())) {
-            return;
-        }
-        VectorTable t = tables[IRQ_INTX];
-        if (t.live.get(0) < 0) {
-            return;
+        if (intxMasked || !intxAsserted || (c != null && c.isIntxDisabled()) || tables[IRQ_INTX].live.get(0) < 0) {
+            return false;
         }
         intxMasked = true;
-        write(t, 0);
+        return true;
+    }
+
+    /** Unmasks INTx and re-fires it if the line is still asserted; no lock held across the write. */
+    private void unmaskIntx() {
+        boolean fire;
+        synchronized (intxLock) {
+            intxMasked = false;
+            fire = takeIntxEdge();
+        }
+        if (fire) {
+            write(tables[IRQ_INTX], 0);
+        }
     }
 
     // ================================================================== client side (socket thread)
 
     /**
      * Assigns eventfds to vectors {@code start..start+count-1} (DATA_EVENTFD + ACTION_TRIGGER). Takes
-     * ownership of every fd in {@code fds[0..count)}, also on failure.
+     * ownership of every fd in {@code fds[0..count)}, also on failure. All or nothing: if any fd is not
+     * an eventfd ({@link ClientEventfd}), none is assigned.
      *
-     * @return 0, or an errno if the range is invalid or a call failed (all fds then closed)
+     * @return 0, or an errno if the range is invalid, an fd is refused or a call failed (all fds then closed)
      */
-    public synchronized int assign(int index, int start, int count, int[] fds) {
+    public int assign(int index, int start, int count, int[] fds) {
+        for (int i = 0; i < count && i < fds.length; i++) {
+            if (!acceptable(fds[i], index, start + i)) {
+                closeAll(fds, count);
+                return io.javadevices.vfiouser.sys.Errno.EINVAL;
+            }
+        }
+        int error = assignChecked(index, start, count, fds);
+        if (error == 0 && index == IRQ_INTX) {
+            unmaskIntx(); // a line asserted before the eventfd arrived
+        }
+        return error;
+    }
+
+    private synchronized int assignChecked(int index, int start, int count, int[] fds) {
         VectorTable t = table(index);
         if (t == null || !inRange(t, start, count) || closed) {
             closeAll(fds, count);
@@ -208,11 +258,13 @@ public final class EventfdInterrupts implements InterruptSink, AutoCloseable {
             int vector = start + i;
             int fd = fds[i];
             fds[i] = -1;
+            int old = -1; // the replaced client eventfd, held to drain it once it has left the slot
             try {
                 if (t.slot[vector] < 0) {
                     // First use: the received number becomes the slot. No worker has seen it yet.
                     t.slot[vector] = fd;
                 } else {
+                    old = t.holdsClientFd[vector] ? blockedWriters.hold(t.slot[vector], index, vector) : -1;
                     LibC.dup2(fd, t.slot[vector]); // atomically re-points the slot, releasing the old file
                     LibC.close(fd);
                 }
@@ -223,17 +275,22 @@ public final class EventfdInterrupts implements InterruptSink, AutoCloseable {
                     fds[j] = -1;
                 }
                 return e.errno();
+            } finally {
+                blockedWriters.letGo(old, index, vector);
             }
             t.holdsClientFd[vector] = true;
             t.live.set(vector, t.slot[vector]);
         }
-        if (index == IRQ_INTX) {
-            synchronized (intxLock) {
-                intxMasked = false;
-                fireIntxIfUnmasked(); // a line asserted before the eventfd arrived
-            }
-        }
         return 0;
+    }
+
+    /** Checks a client's interrupt fd; a refusal is counted and logged (once per session). */
+    private boolean acceptable(int fd, int index, int vector) {
+        String refusal = ClientEventfd.refusal(fd);
+        if (refusal != null) {
+            clientFdLog.refused(index, vector, refusal);
+        }
+        return refusal == null;
     }
 
     /** De-assigns vectors {@code start..start+count-1} (DATA_EVENTFD with no fds). */
@@ -258,7 +315,7 @@ public final class EventfdInterrupts implements InterruptSink, AutoCloseable {
             release(t, v);
         }
         if (index == IRQ_INTX) {
-            setResampleFd(-1);
+            replaceResampleFd(-1);
         }
         return 0;
     }
@@ -266,13 +323,43 @@ public final class EventfdInterrupts implements InterruptSink, AutoCloseable {
     private void release(VectorTable t, int vector) {
         t.live.set(vector, -1);
         if (t.holdsClientFd[vector]) {
+            int old = blockedWriters.hold(t.slot[vector], t.index, vector); // checked once it left the slot
             try {
                 LibC.dup2(placeholderFd, t.slot[vector]); // drops the client's eventfd, keeps the number
             } catch (ErrnoException e) {
                 throw new IllegalStateException("dup2 onto an interrupt slot failed", e);
+            } finally {
+                blockedWriters.letGo(old, t.index, vector);
             }
             t.holdsClientFd[vector] = false;
         }
+    }
+
+    /**
+     * Wakes a worker a hostile client blocked writing to an assigned eventfd now, and keeps draining the
+     * assigned eventfds and those {@link BlockedWriters} kept until the returned drain is closed. The connection wraps every device reset in it: a reset joins the device's workers and
+     * would otherwise wait forever on such a worker. The drained interrupts are lost, which is fine
+     * there: the reset discards the device state that raised them (and QEMU disables the device's
+     * interrupts before it resets it, hw/vfio/pci.c {@code vfio_pci_pre_reset}, so normally none is
+     * assigned). Vectors stay assigned.
+     */
+    public synchronized ResetDrain drainDuringReset() {
+        int[] dups = new int[clientEventfds()];
+        int n = 0;
+        for (VectorTable t : tables) {
+            for (int v = 0; v < t.count(); v++) {
+                if (t.holdsClientFd[v]) {
+                    blockedWriters.wake(t.slot[v], t.index, v);
+                    try {
+                        dups[n] = LibC.dup(t.slot[v]); // the drain's own fd: the slot may change later
+                        n++;
+                    } catch (ErrnoException e) {
+                        // no fd to spare: this eventfd was checked once
+                    }
+                }
+            }
+        }
+        return blockedWriters.duringReset(dups, n);
     }
 
     /** Fires vectors by request of the client (DATA_NONE or DATA_BOOL + ACTION_TRIGGER). */
@@ -308,10 +395,7 @@ public final class EventfdInterrupts implements InterruptSink, AutoCloseable {
             return io.javadevices.vfiouser.sys.Errno.EINVAL;
         }
         if (index == IRQ_INTX && count > 0) {
-            synchronized (intxLock) {
-                intxMasked = false;
-                fireIntxIfUnmasked();
-            }
+            unmaskIntx();
         }
         return 0;
     }
@@ -319,9 +403,21 @@ public final class EventfdInterrupts implements InterruptSink, AutoCloseable {
     /**
      * Sets (or with -1 clears) the INTx resample eventfd (ACTION_UNMASK + DATA_EVENTFD): the client
      * signals it when the guest acknowledges INTx; the socket thread polls it alongside the socket and
-     * calls {@link #resampled()}. Takes ownership of {@code fd}.
+     * calls {@link #resampleEvents}. Takes ownership of {@code fd}; an fd {@link ClientEventfd} refuses
+     * is closed and the previous resample fd stays.
+     *
+     * @return 0, or EINVAL if {@code fd} is not an eventfd
      */
-    public synchronized void setResampleFd(int fd) {
+    public int setResampleFd(int fd) {
+        if (fd >= 0 && !acceptable(fd, IRQ_INTX, -1)) {
+            LibC.closeQuietly(fd);
+            return io.javadevices.vfiouser.sys.Errno.EINVAL;
+        }
+        replaceResampleFd(fd);
+        return 0;
+    }
+
+    private synchronized void replaceResampleFd(int fd) {
         int old = resampleFd;
         resampleFd = fd;
         // Only the socket thread uses this fd, so a plain close is safe here.
@@ -333,17 +429,29 @@ public final class EventfdInterrupts implements InterruptSink, AutoCloseable {
         return resampleFd;
     }
 
-    /** The resample eventfd became readable: consume it and treat it as an unmask. Socket thread only. */
-    public void resampled() {
-        int fd = resampleFd();
-        if (fd >= 0) {
-            try {
-                LibC.read(fd, scratch, 8);
-            } catch (ErrnoException ignored) {
-                // EAGAIN: nothing to consume
+    /**
+     * Handles poll(2)'s {@code revents} for the resample fd. Socket thread only. POLLIN: consume the
+     * counter (non-blocking, so EAGAIN if already consumed) and treat it as an unmask. POLLHUP, POLLERR
+     * or POLLNVAL: the fd can never become quiet again (poll would report it at once, forever, and the
+     * session thread would spin), so it is de-assigned, counted and logged once; INTx stays usable
+     * through SET_IRQS UNMASK. An eventfd only reports POLLERR if its counter overflowed.
+     */
+    public void resampleEvents(short revents) {
+        if ((revents & LibC.POLLIN) != 0) {
+            int fd = resampleFd();
+            if (fd >= 0) {
+                try {
+                    LibC.read(fd, scratch, 8);
+                } catch (ErrnoException ignored) {
+                    // EAGAIN: nothing to consume
+                }
             }
+            unmask(IRQ_INTX, 0, 1);
         }
-        unmask(IRQ_INTX, 0, 1);
+        if ((revents & (LibC.POLLHUP | LibC.POLLERR | LibC.POLLNVAL)) != 0) {
+            replaceResampleFd(-1);
+            clientFdLog.resampleFailed(revents);
+        }
     }
 
     /**
@@ -356,10 +464,11 @@ public final class EventfdInterrupts implements InterruptSink, AutoCloseable {
                 release(t, v);
             }
         }
-        setResampleFd(-1);
+        replaceResampleFd(-1);
         synchronized (intxLock) {
             intxMasked = false;
         }
+        clientFdLog.newSession();
     }
 
     /**
@@ -368,6 +477,7 @@ public final class EventfdInterrupts implements InterruptSink, AutoCloseable {
      * behind. Socket/connection thread only.
      */
     public synchronized void closeSlots() {
+        blockedWriters.closeKept();
         for (VectorTable t : tables) {
             for (int v = 0; v < t.count(); v++) {
                 if (t.live.get(v) < 0 && !t.holdsClientFd[v] && t.slot[v] >= 0) {
@@ -416,6 +526,26 @@ public final class EventfdInterrupts implements InterruptSink, AutoCloseable {
         return dropped.sum();
     }
 
+    /** Interrupt writes that found the eventfd counter at its maximum (EAGAIN: already pending). */
+    public long saturated() {
+        return saturated.sum();
+    }
+
+    /** Interrupt fds refused so far (not an eventfd, see {@link ClientEventfd}). */
+    public long refusedFds() {
+        return clientFdLog.refused();
+    }
+
+    /** Client eventfds found made blocking again or saturated when the server drained them. */
+    public long reblockedFds() {
+        return clientFdLog.reblocked();
+    }
+
+    /** Resample fds de-assigned because poll reported POLLHUP, POLLERR or POLLNVAL. */
+    public long resampleFailures() {
+        return clientFdLog.resampleFailures();
+    }
+
     private VectorTable table(int index) {
         return index >= 0 && index < NUM_IRQS ? tables[index] : null;
     }
@@ -441,6 +571,7 @@ public final class EventfdInterrupts implements InterruptSink, AutoCloseable {
             return;
         }
         releaseAll();
+        blockedWriters.closeKept();
         closed = true;
         for (VectorTable t : tables) {
             for (int v = 0; v < t.count(); v++) {

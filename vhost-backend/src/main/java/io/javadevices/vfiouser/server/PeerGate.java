@@ -1,8 +1,9 @@
 package io.javadevices.vfiouser.server;
 
+import io.javadevices.vfiouser.sys.FileIdentity;
 import io.javadevices.vfiouser.sys.LibC;
-import io.javadevices.vfiouser.transport.UnixSocket;
 import io.javadevices.vfiouser.transport.UnixSocket.PeerCredentials;
+import io.javadevices.vfiouser.transport.UnixSocket;
 
 import java.util.Arrays;
 import java.util.concurrent.atomic.AtomicLong;
@@ -39,7 +40,7 @@ final class PeerGate {
 
     /** The default allow list: the server's own effective uid and root. */
     static int[] defaultUids() {
-        return Arrays.stream(new int[] {LibC.geteuid(), ROOT}).distinct().toArray();
+        return Arrays.stream(new int[] {FileIdentity.geteuid(), ROOT}).distinct().toArray();
     }
 
     /** A sorted, duplicate-free copy of {@code uids}; rejects an empty list and (uid_t) -1. */

@@ -33,7 +33,11 @@ final class SessionTeardown {
      */
     private static void resetForNextClient(VfioUserServer server) {
         MemfdBarWindows.Retired former = server.barWindows().renew();
-        server.device().reset(); // PciDevice.reset resets config space and device state
+        // Draining the client's eventfds throughout the reset wakes a worker a hostile client blocked in
+        // write(2) (O_NONBLOCK cleared, counter saturated): the reset joins the workers.
+        try (var drain = server.interrupts().drainDuringReset()) {
+            server.device().reset(); // PciDevice.reset resets config space and device state
+        }
         former.close();
     }
 

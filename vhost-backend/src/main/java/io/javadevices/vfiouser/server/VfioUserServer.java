@@ -2,12 +2,16 @@ package io.javadevices.vfiouser.server;
 
 import io.javadevices.pci.DeviceContext;
 import io.javadevices.pci.GuestMemory;
+import io.javadevices.pci.InterruptSink;
 import io.javadevices.pci.PciDevice;
 import io.javadevices.vfiouser.device.DeviceLayout;
 import io.javadevices.vfiouser.device.MemfdBarWindows;
 import io.javadevices.vfiouser.dma.DmaMappings;
 import io.javadevices.vfiouser.irq.EventfdInterrupts;
 import io.javadevices.vfiouser.protocol.Capabilities;
+import io.javadevices.vfiouser.sys.Errno;
+import io.javadevices.vfiouser.sys.ErrnoException;
+import io.javadevices.vfiouser.sys.FileIdentity;
 import io.javadevices.vfiouser.sys.LibC;
 import io.javadevices.vfiouser.transport.UnixListener;
 
@@ -45,8 +49,8 @@ import java.util.function.Function;
  * <p><b>Decisions.</b> A BAR region is mmappable only where the device asked for direct BAR memory
  * ({@link io.javadevices.pci.DirectBarMemory}, served by {@link MemfdBarWindows} as sparse-mmap areas);
  * everything else is messages, which keeps posted writes (QEMU turns them off device-wide once any
- * region is mmappable, vfio-user.md §2.4) and lets the device wake its workers on doorbells; {@code write_multiple} is not
- * advertised (QEMU's flag for it overlaps its "force queued sends" flag, vfio-user.md §2.4, and the
+ * region is mmappable: vfio_user_disable_posted_writes in QEMU hw/vfio-user/proxy.c) and lets the device wake its workers on doorbells; {@code write_multiple} is not
+ * advertised (QEMU's flag for it overlaps its "force queued sends" flag, VFIO_PROXY_USE_MULTI 0x16 contains VFIO_PROXY_FORCE_QUEUED 0x4 in QEMU hw/vfio-user/proxy.h, and the
  * batched writes gain nothing without mmapped BARs), but REGION_WRITE_MULTI is parsed if sent; fd-less
  * DMA ranges are acknowledged and not usable for DMA (no DMA_READ/WRITE messages).
  */
@@ -189,7 +193,7 @@ public final class VfioUserServer implements AutoCloseable {
                     .start(this::acceptLoop);
             LOG.log(System.Logger.Level.INFO, "vfio-user server listening on " + listener.path()
                     + ", clients allowed from uids " + peers.describe());
-            if (LibC.geteuid() == PeerGate.ROOT) {
+            if (FileIdentity.geteuid() == PeerGate.ROOT) {
                 LOG.log(System.Logger.Level.WARNING, "running as root: this server maps the guest's memory and opens "
                         + "disk images with root's rights, so a bug or a hostile client reaches far more than the VM "
                         + "needs; run it as an unprivileged user that owns the images and the socket directory, and "
@@ -203,11 +207,11 @@ public final class VfioUserServer implements AutoCloseable {
             int fd;
             try {
                 fd = listener.accept();
-            } catch (io.javadevices.vfiouser.sys.ErrnoException e) {
+            } catch (ErrnoException e) {
                 if (closed) {
                     return;
                 }
-                if (e.errno() == EMFILE || e.errno() == ENFILE || e.errno() == io.javadevices.vfiouser.sys.Errno.ENOMEM) {
+                if (e.errno() == Errno.EMFILE || e.errno() == Errno.ENFILE || e.errno() == Errno.ENOMEM) {
                     // Out of descriptors or memory: transient, keep listening.
                     LOG.log(System.Logger.Level.WARNING, "accept on " + socketPath + " failed (" + e.getMessage()
                             + "); retrying");
@@ -230,9 +234,6 @@ public final class VfioUserServer implements AutoCloseable {
             }
         }
     }
-
-    private static final int ENFILE = 23;
-    private static final int EMFILE = 24;
 
     private static void sleepQuietly(long millis) {
         try {
@@ -330,13 +331,13 @@ public final class VfioUserServer implements AutoCloseable {
         this.clientCapabilities = capabilities;
     }
 
-    /** The interrupt sink given to the device (for tests and diagnostics). */
-    public io.javadevices.pci.InterruptSink interruptsForTest() {
+    /** The interrupt sink given to the device: a test seam for the tests of this package, not API. */
+    InterruptSink interruptsForTest() {
         return interrupts;
     }
 
-    /** The guest memory given to the device (for tests and diagnostics). */
-    public GuestMemory guestMemoryForTest() {
+    /** The guest memory given to the device: a test seam for the tests of this package, not API. */
+    GuestMemory guestMemoryForTest() {
         return memory;
     }
 
@@ -356,7 +357,11 @@ public final class VfioUserServer implements AutoCloseable {
      * Counters and gauges: {@code dma.maps}, {@code dma.bytes}, {@code dma.deferred} (unmapped, not yet
      * released), {@code irq.fds}, {@code clients.connected}
      * (0/1), {@code clients.total}, {@code messages}, {@code errors.replied}, plus {@code clients.refused},
-     * {@code clients.denied} (closed at accept: uid not allowed), {@code irq.signalled}, {@code irq.dropped}.
+     * {@code clients.denied} (closed at accept: uid not allowed), {@code irq.signalled}, {@code irq.dropped},
+     * {@code irq.saturated} (interrupt writes that found the eventfd counter at its maximum),
+     * {@code irq.fds.refused} (SET_IRQS fds that were not eventfds), {@code irq.resample.failures} (resample
+     * fds dropped after POLLHUP/POLLERR), {@code irq.fds.reblocked} (client eventfds found made blocking again
+     * or saturated when drained).
      */
     public Map<String, Long> resources() {
         Map<String, Long> r = new LinkedHashMap<>();
@@ -376,6 +381,10 @@ public final class VfioUserServer implements AutoCloseable {
         r.put("clients.denied", peers.denied());
         r.put("irq.signalled", interrupts == null ? 0L : interrupts.signalled());
         r.put("irq.dropped", interrupts == null ? 0L : interrupts.dropped());
+        r.put("irq.saturated", interrupts == null ? 0L : interrupts.saturated());
+        r.put("irq.fds.refused", interrupts == null ? 0L : interrupts.refusedFds());
+        r.put("irq.resample.failures", interrupts == null ? 0L : interrupts.resampleFailures());
+        r.put("irq.fds.reblocked", interrupts == null ? 0L : interrupts.reblockedFds());
         return r;
     }
 

@@ -3,19 +3,19 @@ package io.javadevices.vfiouser.sys;
 import java.lang.foreign.Arena;
 import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.Linker;
-import java.lang.foreign.MemoryLayout;
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.StructLayout;
 import java.lang.invoke.MethodHandle;
 
+import static io.javadevices.vfiouser.sys.Native.*;
 import static java.lang.foreign.ValueLayout.ADDRESS;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
 import static java.lang.foreign.ValueLayout.JAVA_SHORT;
 
 /**
- * The C library calls the vfio-user server needs, bound once through the FFM API (no JNI): sockets with
- * ancillary data, mmap, eventfd, memfd. Each handle is a {@code static final} {@link MethodHandle} so the
+ * The C library calls the vfio-user server needs for sockets with ancillary data, plain fds, mmap,
+ * eventfd and memfd, bound once through the FFM API (no JNI) by {@link Native}; what a file is (identity,
+ * filesystem, seals, owner) is {@link FileIdentity}. Each handle is a {@code static final} {@link MethodHandle} so the
  * JIT can inline the downcall; {@code errno} is captured with {@code Linker.Option.captureCallState}
  * into a per-thread segment (allocated once per thread, so calls do not allocate).
  *
@@ -50,6 +50,8 @@ public final class LibC {
     public static final int EFD_NONBLOCK = 0x800;
     public static final int EFD_CLOEXEC = 0x80000;
     public static final int MFD_CLOEXEC = 1;
+    /** memfd_create(2): the memfd accepts F_ADD_SEALS. */
+    public static final int MFD_ALLOW_SEALING = 2;
     // poll(2)
     public static final short POLLIN = 0x1;
     public static final short POLLERR = 0x8;
@@ -60,44 +62,36 @@ public final class LibC {
     public static final int SEEK_CUR = 1;
     public static final int SEEK_END = 2;
 
-    private static final Linker LINKER = Linker.nativeLinker();
-    private static final StructLayout CAPTURE_LAYOUT = Linker.Option.captureStateLayout();
-    private static final long ERRNO_OFFSET = CAPTURE_LAYOUT.byteOffset(MemoryLayout.PathElement.groupElement("errno"));
-    private static final Linker.Option CAPTURE_ERRNO = Linker.Option.captureCallState("errno");
-
-    /** One errno capture buffer per thread, allocated on first use and kept for the thread's life. */
-    private static final ThreadLocal<MemorySegment> CAPTURE =
-            ThreadLocal.withInitial(() -> Arena.ofAuto().allocate(CAPTURE_LAYOUT));
-
-    private static final MethodHandle SOCKET = bind("socket", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT));
-    private static final MethodHandle BIND = bind("bind", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT));
-    private static final MethodHandle LISTEN = bind("listen", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT));
-    private static final MethodHandle ACCEPT4 = bind("accept4", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, JAVA_INT));
-    private static final MethodHandle CONNECT = bind("connect", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT));
-    private static final MethodHandle SHUTDOWN = bind("shutdown", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT));
-    private static final MethodHandle RECVMSG = bind("recvmsg", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_INT));
-    private static final MethodHandle SENDMSG = bind("sendmsg", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_INT));
-    private static final MethodHandle GETSOCKOPT = bind("getsockopt",
+    private static final MethodHandle SOCKET = downcall("socket", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT));
+    private static final MethodHandle BIND = downcall("bind", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT));
+    private static final MethodHandle LISTEN = downcall("listen", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT));
+    private static final MethodHandle ACCEPT4 = downcall("accept4", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, JAVA_INT));
+    private static final MethodHandle CONNECT = downcall("connect", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT));
+    private static final MethodHandle SHUTDOWN = downcall("shutdown", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT));
+    private static final MethodHandle RECVMSG = downcall("recvmsg", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_INT));
+    private static final MethodHandle SENDMSG = downcall("sendmsg", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_INT));
+    private static final MethodHandle GETSOCKOPT = downcall("getsockopt",
             FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS));
-    private static final MethodHandle READ = bind("read", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG));
-    private static final MethodHandle WRITE = bind("write", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG));
+    private static final MethodHandle READ = downcall("read", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG));
+    private static final MethodHandle WRITE = downcall("write", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG));
     private static final MethodHandle WRITE_NO_ERRNO = LINKER.downcallHandle(
-            LINKER.defaultLookup().find("write").orElseThrow(),
+            symbol("write"),
             FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG));
-    private static final MethodHandle CLOSE = bind("close", FunctionDescriptor.of(JAVA_INT, JAVA_INT));
-    private static final MethodHandle DUP = bind("dup", FunctionDescriptor.of(JAVA_INT, JAVA_INT));
-    private static final MethodHandle DUP2 = bind("dup2", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT));
-    private static final MethodHandle MMAP = bind("mmap",
+    private static final MethodHandle CLOSE = downcall("close", FunctionDescriptor.of(JAVA_INT, JAVA_INT));
+    private static final MethodHandle DUP = downcall("dup", FunctionDescriptor.of(JAVA_INT, JAVA_INT));
+    private static final MethodHandle DUP3 = downcall("dup3", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT));
+    private static final MethodHandle DUP2 = downcall("dup2", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT));
+    private static final MethodHandle MMAP = downcall("mmap",
             FunctionDescriptor.of(ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_LONG));
-    private static final MethodHandle MUNMAP = bind("munmap", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG));
-    private static final MethodHandle EVENTFD = bind("eventfd", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT));
-    private static final MethodHandle MEMFD_CREATE = bind("memfd_create", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT));
-    private static final MethodHandle FTRUNCATE = bind("ftruncate", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG));
-    private static final MethodHandle LSEEK = bind("lseek", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_INT));
-    private static final MethodHandle FCHMOD = bind("fchmod", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT));
-    private static final MethodHandle CHMOD = bind("chmod", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT));
-    private static final MethodHandle POLL = bind("poll", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_INT));
-    private static final MethodHandle SYSCONF = bind("sysconf", FunctionDescriptor.of(JAVA_LONG, JAVA_INT));
+    private static final MethodHandle MUNMAP = downcall("munmap", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG));
+    private static final MethodHandle EVENTFD = downcall("eventfd", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT));
+    private static final MethodHandle MEMFD_CREATE = downcall("memfd_create", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT));
+    private static final MethodHandle FTRUNCATE = downcall("ftruncate", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG));
+    private static final MethodHandle LSEEK = downcall("lseek", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_INT));
+    private static final MethodHandle FCHMOD = downcall("fchmod", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT));
+    private static final MethodHandle CHMOD = downcall("chmod", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT));
+    private static final MethodHandle POLL = downcall("poll", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_INT));
+    private static final MethodHandle SYSCONF = downcall("sysconf", FunctionDescriptor.of(JAVA_LONG, JAVA_INT));
     private static final int SC_PAGESIZE = 30;
 
     /** The host page size (sysconf(_SC_PAGESIZE)), 4096 on x86-64. */
@@ -106,44 +100,13 @@ public final class LibC {
     private LibC() {
     }
 
-    private static MethodHandle bind(String name, FunctionDescriptor descriptor) {
-        MemorySegment symbol = LINKER.defaultLookup().find(name)
-                .orElseThrow(() -> new UnsatisfiedLinkError("libc symbol not found: " + name));
-        return LINKER.downcallHandle(symbol, descriptor, CAPTURE_ERRNO);
-    }
-
     private static long pageSize() {
         try {
-            long r = (long) SYSCONF.invokeExact(Arena.ofAuto().allocate(CAPTURE_LAYOUT), SC_PAGESIZE);
+            long r = (long) SYSCONF.invokeExact(Arena.ofAuto().allocate(Linker.Option.captureStateLayout()), SC_PAGESIZE);
             return r > 0 ? r : 4096;
         } catch (Throwable t) {
             return 4096;
         }
-    }
-
-    private static MemorySegment state() {
-        return CAPTURE.get();
-    }
-
-    private static int errno(MemorySegment state) {
-        return state.get(JAVA_INT, ERRNO_OFFSET);
-    }
-
-    private static Error linkage(Throwable t) {
-        if (t instanceof Error e) {
-            throw e;
-        }
-        if (t instanceof RuntimeException r) {
-            throw r;
-        }
-        return new AssertionError("downcall failed", t);
-    }
-
-    private static int checked(String call, int result, MemorySegment state) throws ErrnoException {
-        if (result < 0) {
-            throw new ErrnoException(call, errno(state));
-        }
-        return result;
     }
 
     // ------------------------------------------------------------------ sockets
@@ -388,6 +351,26 @@ public final class LibC {
         }
     }
 
+    /** dup3(oldFd, newFd, FileIdentity.O_CLOEXEC): like {@link #dup2} but {@code newFd} stays close-on-exec; retries EINTR/EBUSY. */
+    public static void dup3CloseOnExec(int oldFd, int newFd) throws ErrnoException {
+        MemorySegment st = state();
+        while (true) {
+            int r;
+            try {
+                r = (int) DUP3.invokeExact(st, oldFd, newFd, FileIdentity.O_CLOEXEC);
+            } catch (Throwable t) {
+                throw linkage(t);
+            }
+            if (r >= 0) {
+                return;
+            }
+            int e = errno(st);
+            if (e != Errno.EINTR && e != Errno.EBUSY) {
+                throw new ErrnoException("dup3", e);
+            }
+        }
+    }
+
     public static long lseek(int fd, long offset, int whence) throws ErrnoException {
         MemorySegment st = state();
         long r;
@@ -509,35 +492,27 @@ public final class LibC {
         }
     }
 
-    // ------------------------------------------------------------------ socket path safety (issue 11, item 10)
-    // Used by UnixListener to set the socket file's mode without following a link swapped in at its path,
-    // and by the server's peer check. Kept in one block so other additions to this file merge cleanly.
+    // ------------------------------------------------------------------ fd status flags and non-blocking reads
+    // fcntl(2) on the fds a client sends as interrupt eventfds: they must be non-blocking (see
+    // io.javadevices.vfiouser.irq.ClientEventfd); FileIdentity's seal calls go through the same fcntl.
 
-    /** open(2) flag: an fd that only names the file (no read/write), usable with statx and /proc/self/fd. */
-    public static final int O_PATH = 010000000;
-    /** open(2) flag: fail or, with O_PATH, open the link itself instead of following a final symlink. */
-    public static final int O_NOFOLLOW = "aarch64".equals(System.getProperty("os.arch")) ? 0100000 : 0400000;
-    public static final int O_CLOEXEC = 02000000;
-    /** statx(2): operate on the fd itself when the path is empty. */
-    public static final int AT_EMPTY_PATH = 0x1000;
+    public static final int F_GETFL = 3;
+    public static final int F_SETFL = 4;
+    /** O_NONBLOCK in fcntl(2) file status flags (the same bit as EFD_NONBLOCK and SOCK_NONBLOCK). */
+    public static final int O_NONBLOCK = 0x800;
 
-    private static final MethodHandle OPEN_PATH = LINKER.downcallHandle(
-            LINKER.defaultLookup().find("open").orElseThrow(() -> new UnsatisfiedLinkError("libc symbol not found: open")),
-            FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT),
-            Linker.Option.firstVariadicArg(2), CAPTURE_ERRNO); // int open(const char *, int, ...)
-    private static final MethodHandle STATX = bind("statx",
-            FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, ADDRESS));
-    private static final MethodHandle GETEUID = LINKER.downcallHandle(
-            LINKER.defaultLookup().find("geteuid").orElseThrow(() -> new UnsatisfiedLinkError("libc symbol not found: geteuid")),
-            FunctionDescriptor.of(JAVA_INT));
+    /** fcntl is variadic: the third argument is passed as the first variadic one (int for F_SETFL). */
+    private static final MethodHandle FCNTL = LINKER.downcallHandle(symbol("fcntl"),
+            FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT),
+            CAPTURE_ERRNO, Linker.Option.firstVariadicArg(2));
 
-    /** open(2) of a NUL-terminated path without O_CREAT (the mode argument is 0); retries EINTR. */
-    public static int open(MemorySegment path, int flags) throws ErrnoException {
+    /** fcntl(2) with an int argument (0 for F_GETFL); retries EINTR; returns the call's result. */
+    public static int fcntl(int fd, int cmd, int arg) throws ErrnoException {
         MemorySegment st = state();
         while (true) {
             int r;
             try {
-                r = (int) OPEN_PATH.invokeExact(st, path, flags, 0);
+                r = (int) FCNTL.invokeExact(st, fd, cmd, arg);
             } catch (Throwable t) {
                 throw linkage(t);
             }
@@ -546,151 +521,49 @@ public final class LibC {
             }
             int e = errno(st);
             if (e != Errno.EINTR) {
-                throw new ErrnoException("open", e);
+                throw new ErrnoException("fcntl", e);
             }
         }
     }
 
-    /** statx(2) into {@code buffer} (a {@link Statx#LAYOUT}); with {@link #AT_EMPTY_PATH} and an empty path, of the fd. */
-    public static void statx(int dirFd, MemorySegment path, int flags, int mask, MemorySegment buffer)
-            throws ErrnoException {
-        MemorySegment st = state();
-        int r;
-        try {
-            r = (int) STATX.invokeExact(st, dirFd, path, flags, mask, buffer);
-        } catch (Throwable t) {
-            throw linkage(t);
-        }
-        checked("statx", r, st);
-    }
+    // preadv2(2) with RWF_NOWAIT: a read that never blocks whatever the file's O_NONBLOCK says. Used to
+    // drain a client's eventfd, whose O_NONBLOCK the client can clear at any moment (the open file
+    // description is shared); eventfd reads are read_iter and honour IOCB_NOWAIT (fs/eventfd.c
+    // eventfd_read) since Linux 5.12, older kernels fail with EOPNOTSUPP.
 
-    /** geteuid(2): the effective user id (cannot fail), as the raw 32 bits of a uid_t. */
-    public static int geteuid() {
-        try {
-            return (int) GETEUID.invokeExact();
-        } catch (Throwable t) {
-            throw linkage(t);
-        }
-    }
+    /** preadv2(2) flag: fail with EAGAIN instead of waiting. */
+    public static final int RWF_NOWAIT = 0x8;
+    private static final MethodHandle PREADV2 = downcall("preadv2",
+            FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_INT, JAVA_LONG, JAVA_INT));
 
-    // ================================================================== file identity, filesystems, seals
-    // (issue 11: what a received fd is, and sealed BAR memfds). Kept apart from the calls above.
-
-    /** memfd_create(2): the memfd accepts F_ADD_SEALS. */
-    public static final int MFD_ALLOW_SEALING = 2;
-    // fcntl(2) file seals (linux/fcntl.h)
-    public static final int F_ADD_SEALS = 1033;
-    public static final int F_GET_SEALS = 1034;
-    public static final int F_SEAL_SEAL = 0x1;
-    public static final int F_SEAL_SHRINK = 0x2;
-    public static final int F_SEAL_GROW = 0x4;
-    public static final int F_SEAL_WRITE = 0x8;
-    // statfs(2) f_type values (linux/magic.h)
-    public static final long TMPFS_MAGIC = 0x01021994L;
-    public static final long HUGETLBFS_MAGIC = 0x958458f6L;
-    /** stat(2) file type bits and the regular-file type. */
-    public static final int S_IFMT = 0170000;
-    public static final int S_IFREG = 0100000;
-
-    private static final int STATX_BASIC_STATS = 0x7ff;
     /**
-     * struct statx (linux/stat.h) is the same on every architecture, unlike struct stat, so statx with
-     * AT_EMPTY_PATH is this class's fstat: offsets of the fields used below.
+     * {@code preadv2(fd, {buffer, length}, 1, -1, RWF_NOWAIT)}: reads at the current position without
+     * waiting; retries EINTR. Allocates the iovec per call (not for hot paths).
+     *
+     * @return bytes read
+     * @throws ErrnoException EAGAIN if nothing is available, EOPNOTSUPP if the file cannot read without waiting
      */
-    private static final long STATX_SIZE = 256;
-    private static final long STX_MODE = 28;
-    private static final long STX_INO = 32;
-    private static final long STX_SIZE = 40;
-    private static final long STX_DEV_MAJOR = 136;
-    private static final long STX_DEV_MINOR = 140;
-    /** struct statfs: f_type is the first member, a long, on x86-64 and arm64; the struct is under 128 bytes. */
-    private static final long STATFS_SIZE = 128;
-
-    private static final MethodHandle FCNTL_INT = LINKER.downcallHandle(
-            LINKER.defaultLookup().find("fcntl").orElseThrow(() -> new UnsatisfiedLinkError("libc symbol not found: fcntl")),
-            FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT),
-            Linker.Option.firstVariadicArg(2), CAPTURE_ERRNO);
-    private static final MethodHandle FSTATFS = bind("fstatfs", FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS));
-    private static final MethodHandle DUP3 = bind("dup3", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT));
-
-    /** What {@link #fstat} tells about an open file: identity (device, inode), type bits and size. */
-    public record FileStat(long device, long inode, int mode, long size) {
-        public boolean isRegularFile() {
-            return (mode & S_IFMT) == S_IFREG;
-        }
-
-        /** True if both describe the same file (st_dev and st_ino equal), whatever fd they came from. */
-        public boolean sameFile(FileStat other) {
-            return device == other.device && inode == other.inode;
-        }
-    }
-
-    /** fstat(2) of {@code fd} (as statx(fd, "", AT_EMPTY_PATH)). */
-    public static FileStat fstat(int fd) throws ErrnoException {
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment buf = arena.allocate(STATX_SIZE, 8);
-            MemorySegment empty = arena.allocateFrom("");
-            statx(fd, empty, AT_EMPTY_PATH, STATX_BASIC_STATS, buf);
-            long device = (buf.get(JAVA_INT, STX_DEV_MAJOR) & 0xFFFF_FFFFL) << 32 | buf.get(JAVA_INT, STX_DEV_MINOR) & 0xFFFF_FFFFL;
-            return new FileStat(device, buf.get(JAVA_LONG, STX_INO), buf.get(JAVA_SHORT, STX_MODE) & 0xFFFF,
-                    buf.get(JAVA_LONG, STX_SIZE));
-        }
-    }
-
-    /** fstatfs(2): the {@code f_type} magic of the filesystem {@code fd} lives on. */
-    public static long filesystemType(int fd) throws ErrnoException {
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment st = state();
-            MemorySegment buf = arena.allocate(STATFS_SIZE, 8);
-            int r;
-            try {
-                r = (int) FSTATFS.invokeExact(st, fd, buf);
-            } catch (Throwable t) {
-                throw linkage(t);
-            }
-            checked("fstatfs", r, st);
-            return buf.get(JAVA_LONG, 0) & 0xFFFF_FFFFL; // the magics are 32-bit; f_type is sign-extended on some ABIs
-        }
-    }
-
-    /** dup3(oldFd, newFd, O_CLOEXEC): like {@link #dup2} but {@code newFd} stays close-on-exec; retries EINTR/EBUSY. */
-    public static void dup3CloseOnExec(int oldFd, int newFd) throws ErrnoException {
+    public static long readNoWait(int fd, MemorySegment buffer, long length) throws ErrnoException {
         MemorySegment st = state();
-        while (true) {
-            int r;
-            try {
-                r = (int) DUP3.invokeExact(st, oldFd, newFd, O_CLOEXEC);
-            } catch (Throwable t) {
-                throw linkage(t);
-            }
-            if (r >= 0) {
-                return;
-            }
-            int e = errno(st);
-            if (e != Errno.EINTR && e != Errno.EBUSY) {
-                throw new ErrnoException("dup3", e);
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment iovec = arena.allocate(16, 8);
+            iovec.set(ADDRESS, 0, buffer);
+            iovec.set(JAVA_LONG, 8, length);
+            while (true) {
+                long r;
+                try {
+                    r = (long) PREADV2.invokeExact(st, fd, iovec, 1, -1L, RWF_NOWAIT);
+                } catch (Throwable t) {
+                    throw linkage(t);
+                }
+                if (r >= 0) {
+                    return r;
+                }
+                int e = errno(st);
+                if (e != Errno.EINTR) {
+                    throw new ErrnoException("preadv2", e);
+                }
             }
         }
-    }
-
-    /** fcntl(fd, F_ADD_SEALS, seals). */
-    public static void addSeals(int fd, int seals) throws ErrnoException {
-        fcntlInt("fcntl(F_ADD_SEALS)", fd, F_ADD_SEALS, seals);
-    }
-
-    /** fcntl(fd, F_GET_SEALS): the file's seals (EINVAL if the file does not support sealing). */
-    public static int seals(int fd) throws ErrnoException {
-        return fcntlInt("fcntl(F_GET_SEALS)", fd, F_GET_SEALS, 0);
-    }
-
-    private static int fcntlInt(String call, int fd, int command, int argument) throws ErrnoException {
-        MemorySegment st = state();
-        int r;
-        try {
-            r = (int) FCNTL_INT.invokeExact(st, fd, command, argument);
-        } catch (Throwable t) {
-            throw linkage(t);
-        }
-        return checked(call, r, st);
     }
 }

@@ -46,7 +46,7 @@ public record Statx(int mode, int uid, long ino) {
     public static Statx of(int fd) throws ErrnoException {
         try (Arena a = Arena.ofConfined()) {
             MemorySegment buffer = a.allocate(LAYOUT);
-            LibC.statx(fd, a.allocateFrom(""), LibC.AT_EMPTY_PATH, STATX_TYPE | STATX_MODE | STATX_UID | STATX_INO,
+            FileIdentity.statx(fd, a.allocateFrom(""), FileIdentity.AT_EMPTY_PATH, STATX_TYPE | STATX_MODE | STATX_UID | STATX_INO,
                     buffer);
             return new Statx(Short.toUnsignedInt(buffer.get(JAVA_SHORT, MODE)), buffer.get(JAVA_INT, UID),
                     buffer.get(JAVA_LONG, INO));

@@ -2,6 +2,7 @@ package io.javadevices.vfiouser.transport;
 
 import io.javadevices.vfiouser.sys.Errno;
 import io.javadevices.vfiouser.sys.ErrnoException;
+import io.javadevices.vfiouser.sys.FileIdentity;
 import io.javadevices.vfiouser.sys.LibC;
 import io.javadevices.vfiouser.sys.SocketStructs;
 import io.javadevices.vfiouser.sys.Statx;
@@ -127,13 +128,13 @@ public final class UnixListener implements AutoCloseable {
     private static Object chmodBoundSocket(Path path, int mode) throws IOException {
         int pathFd;
         try (Arena a = Arena.ofConfined()) {
-            pathFd = LibC.open(a.allocateFrom(path.toString()), LibC.O_PATH | LibC.O_NOFOLLOW | LibC.O_CLOEXEC);
+            pathFd = FileIdentity.open(a.allocateFrom(path.toString()), FileIdentity.O_PATH | FileIdentity.O_NOFOLLOW | FileIdentity.O_CLOEXEC);
         } catch (ErrnoException e) {
             throw new IOException("socket " + path + " vanished while starting (" + e.getMessage() + ")", e);
         }
         try (Arena a = Arena.ofConfined()) {
             Statx status = Statx.of(pathFd);
-            if (!status.isSocket() || status.uid() != LibC.geteuid()) {
+            if (!status.isSocket() || status.uid() != FileIdentity.geteuid()) {
                 throw new IOException("socket path " + path + " was replaced by a " + Statx.kind(status.mode())
                         + " owned by uid " + Integer.toUnsignedString(status.uid())
                         + " while the server was starting; refusing to change its mode");

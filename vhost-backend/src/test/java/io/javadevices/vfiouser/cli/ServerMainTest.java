@@ -20,7 +20,7 @@ class ServerMainTest {
     }
 
     private static Result run(String... args) {
-        CommandLine cli = ServerMain.commandLine();
+        CommandLine cli = ServerMain.commandLine(args);
         StringWriter out = new StringWriter();
         StringWriter err = new StringWriter();
         cli.setOut(new PrintWriter(out));
@@ -38,6 +38,12 @@ class ServerMainTest {
                 "--version"}) {
             assertTrue(help.out().contains(option), option);
         }
+        int section = help.out().indexOf("Options of the nvme device");
+        assertTrue(section > help.out().indexOf("--list-devices"), "the nvme plugin's options follow the server's:\n"
+                + help.out());
+        for (String option : new String[] {"--namespace=SPEC", "--queues=N", "--dbbuf=on|off"}) {
+            assertTrue(help.out().indexOf(option, section) > section, option + " is listed as the plugin's:\n" + help.out());
+        }
         Result version = run("--version");
         assertEquals(0, version.code());
         assertTrue(version.out().contains("nvme-server"));
@@ -51,6 +57,7 @@ class ServerMainTest {
         assertEquals(2, run("--socket", "/tmp/x.sock", "--dbbuf", "maybe").code());
         assertEquals(2, run("--socket", "/tmp/x.sock", "--namespace", "disk:1G").code());
         assertEquals(2, run("--socket", "/tmp/x.sock", "--queues", "0").code());
+        assertEquals(2, run("--socket", "/tmp/x.sock", "--queues", "2", "--queues", "3").code(), "not repeatable");
         assertEquals(2, run("--socket", "/tmp/x.sock", "--stats-interval", "-1").code());
     }
 
@@ -99,11 +106,11 @@ class ServerMainTest {
 
     @Test
     void pluginOptionsAreAssembled() {
-        ServerMain main = new ServerMain();
-        CommandLine cli = new CommandLine(main);
-        cli.parseArgs("--socket", "/tmp/s", "--namespace", "ram:1G@4096", "--namespace", "file:/tmp/disk.img:2G",
-                "--namespace", "null:64M", "--queues", "4", "--dbbuf", "off", "-o", "serial=abc", "-o", "queues=9");
-        Map<String, String> options = main.pluginOptions();
+        String[] args = {"--socket", "/tmp/s", "--namespace", "ram:1G@4096", "--namespace", "file:/tmp/disk.img:2G",
+                "--namespace", "null:64M", "--queues", "4", "--dbbuf", "off", "-o", "serial=abc", "-o", "queues=9"};
+        CommandLine cli = ServerMain.commandLine(args);
+        cli.parseArgs(args);
+        Map<String, String> options = cli.<ServerMain>getCommand().pluginOptions();
         assertEquals("ram:1G@4096,file:/tmp/disk.img:2G,null:64M", options.get("namespaces"));
         assertEquals("4", options.get("queues"), "dedicated options win over -o");
         assertEquals("off", options.get("dbbuf"));

@@ -1,6 +1,6 @@
 package io.javadevices.vfiouser.client;
 
-import io.javadevices.vfiouser.sys.LibC;
+import io.javadevices.vfiouser.sys.FileIdentity;
 
 import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.Linker;
@@ -41,11 +41,11 @@ public final class ForeignUid {
 
     /** True if this process is root and a thread can switch its effective uid. */
     public static boolean available() {
-        if (LibC.geteuid() != 0) {
+        if (FileIdentity.geteuid() != 0) {
             return false;
         }
         try {
-            return call(NOBODY, () -> LibC.geteuid() == NOBODY);
+            return call(NOBODY, () -> FileIdentity.geteuid() == NOBODY);
         } catch (Exception e) {
             return false;
         }

@@ -14,6 +14,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 
 import static io.javadevices.vfiouser.protocol.VfioUserProtocol.*;
+import static io.javadevices.vfiouser.protocol.WireStructs.HEADER_SIZE;
 import static java.lang.foreign.ValueLayout.JAVA_BYTE;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;

@@ -1,8 +1,9 @@
 package io.javadevices.vfiouser.server;
 
 import io.javadevices.pci.GuestMemory;
-import io.javadevices.vfiouser.client.TestClient;
 import io.javadevices.vfiouser.client.TestClient.Memfd;
+import io.javadevices.vfiouser.client.TestClient;
+import io.javadevices.vfiouser.sys.FileIdentity;
 import io.javadevices.vfiouser.sys.LibC;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -91,7 +92,7 @@ class DmaMapRulesTest {
         int fd = open(file);
         int eventfd = LibC.eventfd(0, LibC.EFD_CLOEXEC);
         try (TestClient c = Fixture.client(server); Memfd ok = new Memfd(SIZE)) {
-            assumeFalse(LibC.filesystemType(fd) == LibC.TMPFS_MAGIC, "the build directory is on tmpfs");
+            assumeFalse(FileIdentity.filesystemType(fd) == FileIdentity.TMPFS_MAGIC, "the build directory is on tmpfs");
             c.version();
             assertError(c.dmaMap(GPA, SIZE, 0, fd), EINVAL);
             assertError(c.dmaMap(GPA, 8, 0, eventfd), EINVAL);

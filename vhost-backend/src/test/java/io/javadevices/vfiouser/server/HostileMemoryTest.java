@@ -5,10 +5,11 @@ import io.javadevices.pci.GuestMemory;
 import io.javadevices.pci.PciDevice;
 import io.javadevices.pci.PciDevicePlugin;
 import io.javadevices.pci.sample.DmaCopyDevice;
-import io.javadevices.vfiouser.client.TestClient;
 import io.javadevices.vfiouser.client.TestClient.Memfd;
+import io.javadevices.vfiouser.client.TestClient;
 import io.javadevices.vfiouser.sys.Errno;
 import io.javadevices.vfiouser.sys.ErrnoException;
+import io.javadevices.vfiouser.sys.FileIdentity;
 import io.javadevices.vfiouser.sys.LibC;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -52,13 +53,13 @@ class HostileMemoryTest {
             try (TestClient c = TestClient.connect(server.socketPath())) {
                 NvmeSocketDriver d = new NvmeSocketDriver(c, ram);
                 d.bringUp(true);
-                int full = c.regionInfo(0, 32).body().getInt(REGION_INFO_ARGSZ);
+                int full = c.regionInfo(0, 32).body().getInt(0 /* argsz */);
                 int fd = c.regionInfo(0, full).fds()[0];
                 try {
-                    assertEquals(LibC.F_SEAL_SHRINK | LibC.F_SEAL_GROW | LibC.F_SEAL_SEAL, LibC.seals(fd));
+                    assertEquals(FileIdentity.F_SEAL_SHRINK | FileIdentity.F_SEAL_GROW | FileIdentity.F_SEAL_SEAL, FileIdentity.seals(fd));
                     assertEquals(Errno.EPERM, assertThrows(ErrnoException.class, () -> LibC.ftruncate(fd, 0)).errno());
                     assertEquals(Errno.EPERM, assertThrows(ErrnoException.class, () -> LibC.ftruncate(fd, 1 << 20)).errno());
-                    assertEquals(Errno.EPERM, assertThrows(ErrnoException.class, () -> LibC.addSeals(fd, LibC.F_SEAL_WRITE)).errno(),
+                    assertEquals(Errno.EPERM, assertThrows(ErrnoException.class, () -> FileIdentity.addSeals(fd, FileIdentity.F_SEAL_WRITE)).errno(),
                             "F_SEAL_SEAL: no write seal can break the server's writable mapping");
                 } finally {
                     LibC.closeQuietly(fd);

@@ -2,9 +2,9 @@ package io.javadevices.vfiouser.server;
 
 import io.javadevices.pci.GuestMemory;
 import io.javadevices.pci.PciDevicePlugin;
-import io.javadevices.vfiouser.client.TestClient;
 import io.javadevices.vfiouser.client.TestClient.EventFd;
 import io.javadevices.vfiouser.client.TestClient.Memfd;
+import io.javadevices.vfiouser.client.TestClient;
 import io.javadevices.vfiouser.sys.LibC;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -146,32 +146,32 @@ class NvmeOverSocketTest {
     /** Asks for BAR0's region info the way QEMU does (argsz 32, then the size the server asked for) and maps its sparse area. */
     private MemorySegment mapDoorbellPage() throws Exception {
         TestClient.Reply first = c.regionInfo(0, 32);
-        int full = first.body().getInt(REGION_INFO_ARGSZ);
+        int full = first.body().getInt(0 /* argsz */);
         assertEquals(32 + 16 + 16, full, "struct + sparse cap header + one area");
         assertEquals(0, first.fds().length, "no fd until the caps fit (libvfio-user behaviour)");
-        assertEquals(0, first.body().getInt(REGION_INFO_FLAGS) & REGION_FLAG_CAPS);
+        assertEquals(0, first.body().getInt(4 /* flags */) & REGION_FLAG_CAPS);
 
         TestClient.Reply info = c.regionInfo(0, full);
         ByteBuffer b = info.body();
-        int flags = b.getInt(REGION_INFO_FLAGS);
+        int flags = b.getInt(4 /* flags */);
         assertEquals(REGION_FLAG_READ | REGION_FLAG_WRITE | REGION_FLAG_MMAP | REGION_FLAG_CAPS, flags);
-        assertEquals(32, b.getInt(REGION_INFO_CAP_OFFSET));
+        assertEquals(32, b.getInt(12 /* cap_offset */));
         assertEquals(CAP_ID_SPARSE_MMAP, b.getShort(32) & 0xFFFF);
         assertEquals(1, b.getShort(34), "cap version");
-        assertEquals(1, b.getInt(32 + CAP_SPARSE_NR_AREAS), "one area");
-        long areaOffset = b.getLong(32 + CAP_SPARSE_AREAS);
-        long areaSize = b.getLong(32 + CAP_SPARSE_AREAS + 8);
+        assertEquals(1, b.getInt(32 + 8 /* nr_areas */), "one area");
+        long areaOffset = b.getLong(32 + 16 /* areas[] */);
+        long areaSize = b.getLong(32 + 16 /* areas[] */ + 8);
         assertEquals(0x1000, areaOffset);
         assertEquals(0x1000, areaSize);
         assertEquals(1, info.fds().length, "exactly one fd for the region");
         int fd = info.fds()[0];
-        long regionOffset = b.getLong(REGION_INFO_OFFSET);
+        long regionOffset = b.getLong(24 /* offset */);
         MemorySegment page = LibC.mmap(areaSize,
                 LibC.PROT_READ | LibC.PROT_WRITE,
                 LibC.MAP_SHARED, fd, regionOffset + areaOffset).reinterpret(areaSize);
         LibC.closeQuietly(fd); // the mapping keeps the memory
         // The other regions stay trapped: the MSI-X BAR must never be mapped.
-        assertEquals(0, c.regionInfo(4, 32).body().getInt(REGION_INFO_FLAGS) & REGION_FLAG_MMAP);
+        assertEquals(0, c.regionInfo(4, 32).body().getInt(4 /* flags */) & REGION_FLAG_MMAP);
         return page;
     }
 
@@ -189,7 +189,7 @@ class NvmeOverSocketTest {
                 if (polled) {
                     doorbellPage = mapDoorbellPage();
                 } else {
-                    assertEquals(REGION_FLAG_READ | REGION_FLAG_WRITE, c.regionInfo(0, 32).body().getInt(REGION_INFO_FLAGS));
+                    assertEquals(REGION_FLAG_READ | REGION_FLAG_WRITE, c.regionInfo(0, 32).body().getInt(4 /* flags */));
                 }
                 c.ok(CMD_DMA_MAP, TestClient.dmaMapPayload(RAM_BASE, 1 << 20, 0, 3), ram.fd);
                 int vectors = c.irqInfo(IRQ_MSIX).body().getInt(12);

@@ -1,8 +1,9 @@
 package io.javadevices.vfiouser.server;
 
 import io.javadevices.pci.GuestMemory;
-import io.javadevices.vfiouser.client.TestClient;
 import io.javadevices.vfiouser.client.TestClient.Memfd;
+import io.javadevices.vfiouser.client.TestClient;
+import io.javadevices.vfiouser.sys.FileIdentity;
 import io.javadevices.vfiouser.sys.LibC;
 
 import java.io.IOException;
@@ -34,7 +35,7 @@ final class NvmeSocketDriver {
     /** The doorbell page this client mapped (polled doorbells), or null. */
     MemorySegment doorbells;
     /** What the BAR0 region fd this client received is (polled doorbells), or null. */
-    LibC.FileStat doorbellFile;
+    FileIdentity.FileStat doorbellFile;
     private int adminTail, adminHead, ioTail, ioHead;
     private boolean adminPhase = true, ioPhase = true;
     private int cid = 1;
@@ -79,16 +80,16 @@ final class NvmeSocketDriver {
 
     /** Maps BAR0's sparse area from the region's fd, as QEMU does with doorbells=polled. */
     private void mapDoorbellPage() throws IOException {
-        int full = client.regionInfo(0, 32).body().getInt(REGION_INFO_ARGSZ);
+        int full = client.regionInfo(0, 32).body().getInt(0 /* argsz */);
         TestClient.Reply info = client.regionInfo(0, full);
         ByteBuffer b = info.body();
-        long areaOffset = b.getLong(32 + CAP_SPARSE_AREAS);
-        long areaSize = b.getLong(32 + CAP_SPARSE_AREAS + 8);
+        long areaOffset = b.getLong(32 + 16 /* areas[] */);
+        long areaSize = b.getLong(32 + 16 /* areas[] */ + 8);
         int fd = info.fds()[0];
         try {
-            doorbellFile = LibC.fstat(fd);
+            doorbellFile = FileIdentity.fstat(fd);
             doorbells = LibC.mmap(areaSize, LibC.PROT_READ | LibC.PROT_WRITE, LibC.MAP_SHARED, fd,
-                    b.getLong(REGION_INFO_OFFSET) + areaOffset).reinterpret(areaSize);
+                    b.getLong(24 /* offset */) + areaOffset).reinterpret(areaSize);
         } finally {
             LibC.closeQuietly(fd);
         }

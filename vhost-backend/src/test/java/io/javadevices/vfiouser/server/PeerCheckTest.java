@@ -5,7 +5,7 @@ import io.javadevices.vfiouser.client.ForeignUid;
 import io.javadevices.vfiouser.client.TestClient;
 import io.javadevices.vfiouser.sys.Errno;
 import io.javadevices.vfiouser.sys.ErrnoException;
-import io.javadevices.vfiouser.sys.LibC;
+import io.javadevices.vfiouser.sys.FileIdentity;
 import io.javadevices.vfiouser.transport.UnixListener;
 import io.javadevices.vfiouser.transport.UnixSocket;
 import org.junit.jupiter.api.Assumptions;
@@ -28,7 +28,7 @@ class PeerCheckTest {
     @TempDir
     Path dir;
 
-    private static final int OWN_UID = LibC.geteuid();
+    private static final int OWN_UID = FileIdentity.geteuid();
     /** A uid that is not this test's. */
     private static final int OTHER_UID = OWN_UID == 12345 ? 12346 : 12345;
 
