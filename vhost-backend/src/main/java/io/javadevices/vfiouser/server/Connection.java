@@ -2,6 +2,7 @@ package io.javadevices.vfiouser.server;
 
 import io.javadevices.vfiouser.irq.EventfdInterrupts;
 import io.javadevices.vfiouser.protocol.Capabilities;
+import io.javadevices.vfiouser.protocol.Messages;
 import io.javadevices.vfiouser.protocol.Messages.DeviceGetInfo;
 import io.javadevices.vfiouser.protocol.Messages.DeviceReset;
 import io.javadevices.vfiouser.protocol.Messages.DmaMap;
@@ -13,7 +14,6 @@ import io.javadevices.vfiouser.protocol.Messages.RegionInfoRequest;
 import io.javadevices.vfiouser.protocol.Messages.SetIrqs;
 import io.javadevices.vfiouser.protocol.Messages.Version;
 import io.javadevices.vfiouser.protocol.Messages.WriteMulti;
-import io.javadevices.vfiouser.protocol.Messages;
 import io.javadevices.vfiouser.protocol.VfioUserError;
 import io.javadevices.vfiouser.sys.Errno;
 import io.javadevices.vfiouser.sys.ErrnoException;

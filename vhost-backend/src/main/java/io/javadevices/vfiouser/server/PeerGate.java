@@ -2,8 +2,8 @@ package io.javadevices.vfiouser.server;
 
 import io.javadevices.vfiouser.sys.FileIdentity;
 import io.javadevices.vfiouser.sys.LibC;
-import io.javadevices.vfiouser.transport.UnixSocket.PeerCredentials;
 import io.javadevices.vfiouser.transport.UnixSocket;
+import io.javadevices.vfiouser.transport.UnixSocket.PeerCredentials;
 
 import java.util.Arrays;
 import java.util.concurrent.atomic.AtomicLong;

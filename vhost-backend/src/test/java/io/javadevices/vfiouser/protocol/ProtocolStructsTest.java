@@ -1,8 +1,8 @@
 package io.javadevices.vfiouser.protocol;
 
 import io.javadevices.vfiouser.client.TestClient;
-import io.javadevices.vfiouser.sys.Errno;
 import io.javadevices.vfiouser.sys.SocketStructs;
+import io.javadevices.vfiouser.sys.Errno;
 import org.junit.jupiter.api.Test;
 
 import java.lang.foreign.MemoryLayout;

@@ -6,8 +6,8 @@ import io.javadevices.pci.DeviceContext;
 import io.javadevices.pci.MmioHandler;
 import io.javadevices.pci.PciDevice;
 import io.javadevices.vfiouser.client.HostileFds;
-import io.javadevices.vfiouser.client.TestClient.EventFd;
 import io.javadevices.vfiouser.client.TestClient;
+import io.javadevices.vfiouser.client.TestClient.EventFd;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 

@@ -1,8 +1,8 @@
 package io.javadevices.vfiouser.server;
 
 import io.javadevices.pci.GuestMemory;
-import io.javadevices.vfiouser.client.TestClient.Memfd;
 import io.javadevices.vfiouser.client.TestClient;
+import io.javadevices.vfiouser.client.TestClient.Memfd;
 import io.javadevices.vfiouser.sys.FileIdentity;
 import io.javadevices.vfiouser.sys.LibC;
 import org.junit.jupiter.api.AfterEach;

@@ -2,9 +2,9 @@ package io.javadevices.vfiouser.server;
 
 import io.javadevices.pci.GuestMemory;
 import io.javadevices.pci.PciDevicePlugin;
+import io.javadevices.vfiouser.client.TestClient;
 import io.javadevices.vfiouser.client.TestClient.EventFd;
 import io.javadevices.vfiouser.client.TestClient.Memfd;
-import io.javadevices.vfiouser.client.TestClient;
 import io.javadevices.vfiouser.sys.LibC;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
