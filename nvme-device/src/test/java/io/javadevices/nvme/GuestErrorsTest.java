@@ -2,6 +2,7 @@ package io.javadevices.nvme;
 
 import io.javadevices.nvme.driver.Command;
 import io.javadevices.nvme.driver.Completion;
+import io.javadevices.nvme.model.GuestErrors;
 import org.junit.jupiter.api.Test;
 
 import java.text.MessageFormat;
@@ -103,7 +104,7 @@ class GuestErrorsTest {
             f.driver.setNumberOfQueues(1);
             f.driver.enableMsix(2);
             f.driver.createQueuePair(1, 16, 1);
-            long linesBefore = f.stat("guest.error.log.lines");
+            long linesBefore = f.stat(NvmeStatistics.GUEST_ERROR_LOG_LINES);
             for (int i = 0; i < 100; i++) {
                 f.host.mmioWrite32(0, 0x1000 + 8, 999);      // SQ 1 tail ≥ 16
                 f.host.mmioWrite32(0, 0x1000 + 8 * 3, 1);    // SQ 3 does not exist
@@ -114,7 +115,7 @@ class GuestErrorsTest {
             assertEquals(100, f.stat("guest.error.db-invalid-sq"));
             assertEquals(100, f.stat("guest.error.db-invalid-cq-head"));
             assertEquals(100, f.stat("guest.error.db-invalid-cq"));
-            assertEquals(4, f.stat("guest.error.log.lines") - linesBefore, "one line per kind in the window");
+            assertEquals(4, f.stat(NvmeStatistics.GUEST_ERROR_LOG_LINES) - linesBefore, "one line per kind in the window");
         }
     }
 
@@ -128,7 +129,7 @@ class GuestErrorsTest {
             f.host.mmioWrite32(0, 0x1008, 1); // valid MMIO value: only a wake-up with DBBUF active
             assertEquals(0x010100, f.driver.awaitAsyncEvent(Duration.ofSeconds(5)), "AER: invalid doorbell write value");
             assertTrue(f.stat("guest.error.db-invalid-sq-tail") >= 1);
-            assertEquals(1, f.stat("guest.error.log.lines"), "however often the worker sees it: one line");
+            assertEquals(1, f.stat(NvmeStatistics.GUEST_ERROR_LOG_LINES), "however often the worker sees it: one line");
         }
     }
 
@@ -183,12 +184,12 @@ class GuestErrorsTest {
     @Test
     void anUnexpectedExceptionIsCountedAndLoggedRateLimitedWithItsCause() {
         try (Fixture f = Fixture.of()) {
-            long before = f.stat("guest.error.log.lines");
+            long before = f.stat(NvmeStatistics.GUEST_ERROR_LOG_LINES);
             for (int i = 0; i < 50; i++) {
                 f.controller.commandFailed(1, i, new IllegalStateException("boom " + i));
             }
             assertEquals(50, f.stat("guest.error.command-exception"));
-            assertEquals(1, f.stat("guest.error.log.lines") - before, "one line for 50 failures");
+            assertEquals(1, f.stat(NvmeStatistics.GUEST_ERROR_LOG_LINES) - before, "one line for 50 failures");
             assertEquals(50, f.controller.errorLog().count(), "each still gets an Error Information entry");
         }
     }

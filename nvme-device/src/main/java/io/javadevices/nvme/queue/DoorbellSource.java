@@ -1,6 +1,6 @@
 package io.javadevices.nvme.queue;
 
-import io.javadevices.nvme.Nvme;
+import io.javadevices.nvme.spec.Nvme;
 import io.javadevices.pci.GuestMemoryException;
 
 import java.lang.invoke.MethodHandles;

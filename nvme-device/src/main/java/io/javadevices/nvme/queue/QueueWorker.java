@@ -1,7 +1,7 @@
 package io.javadevices.nvme.queue;
 
-import io.javadevices.nvme.Nvme;
-import io.javadevices.nvme.Status;
+import io.javadevices.nvme.spec.Nvme;
+import io.javadevices.nvme.spec.Status;
 import io.javadevices.pci.GuestMemory;
 import io.javadevices.pci.GuestMemoryException;
 
@@ -28,7 +28,7 @@ import java.util.concurrent.locks.LockSupport;
  */
 public final class QueueWorker implements Runnable {
     /** What the worker needs from the controller. */
-    public interface Host {
+    public interface Controller {
         GuestMemory memory();
 
         /** A batch of {@code posted} completions was written to {@code cq}: maybe interrupt. */
@@ -62,7 +62,7 @@ public final class QueueWorker implements Runnable {
         }
     }
 
-    private final Host host;
+    private final Controller host;
     private final GuestMemory memory;
     private final SubmissionQueue sq;
     private final CompletionQueue cq;
@@ -84,7 +84,7 @@ public final class QueueWorker implements Runnable {
     private int head;
     private int unsignalled;
 
-    public QueueWorker(Host host, SubmissionQueue sq, CommandHandler handler, IdlePolicy.Settings idle) {
+    public QueueWorker(Controller host, SubmissionQueue sq, CommandHandler handler, IdlePolicy.Settings idle) {
         this.host = host;
         this.memory = host.memory();
         this.sq = sq;
