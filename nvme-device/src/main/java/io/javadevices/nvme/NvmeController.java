@@ -377,8 +377,18 @@ public final class NvmeController implements PciDevice, QueueWorker.Controller {
     }
 
     @Override
-    public void invalidDoorbell(int qid, int value) {
+    public void invalidSubmissionTail(int qid, int value) {
         rejectDoorbell(GuestErrors.Kind.DOORBELL_INVALID_SQ_TAIL, qid, value);
+    }
+
+    @Override
+    public void invalidCompletionHead(int qid, int value) {
+        rejectDoorbell(GuestErrors.Kind.DOORBELL_INVALID_CQ_HEAD, qid, value); // as the same value through BAR0
+    }
+
+    @Override
+    public void commandFetchFailed(int qid, long address) {
+        guestErrors.record(GuestErrors.Kind.DMA_OUTSIDE_MEMORY, address);
     }
 
     @Override

@@ -34,9 +34,6 @@ sealed interface DoorbellSource permits DoorbellSource.Mmio, DoorbellSource.Poll
     /** Receives each new invalid value a source saw (the worker passes the controller's guest-error path). */
     @FunctionalInterface
     interface Rejects {
-        Rejects IGNORE = (qid, value) -> {
-        };
-
         void invalid(int qid, int value);
     }
 
