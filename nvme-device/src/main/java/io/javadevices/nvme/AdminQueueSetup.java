@@ -2,6 +2,7 @@ package io.javadevices.nvme;
 
 import io.javadevices.nvme.queue.CompletionQueue;
 import io.javadevices.nvme.queue.SubmissionQueue;
+import io.javadevices.nvme.spec.Nvme;
 import io.javadevices.pci.GuestMemory;
 
 /** The admin queue pair a CC.EN 0→1 write asks for (NVMe 1.4 §7.6.1), checked against CC, AQA, ASQ, ACQ. */
@@ -21,7 +22,7 @@ final class AdminQueueSetup {
     static SubmissionQueue admin(int cc, int aqa, long asq, long acq, GuestMemory memory) {
         int css = (cc >>> 4) & 7, mps = (cc >>> 7) & 0xF, ams = (cc >>> 11) & 7;
         int iosqes = (cc >>> 16) & 0xF, iocqes = (cc >>> 20) & 0xF;
-        if (css != 0 || mps > NvmeController.MPS_MAX || ams != 0 || iosqes != Nvme.SQES_LOG2 || iocqes != Nvme.CQES_LOG2) {
+        if (css != 0 || mps > Nvme.MPS_MAX || ams != 0 || iosqes != Nvme.SQES_LOG2 || iocqes != Nvme.CQES_LOG2) {
             return null;
         }
         int page = pageSize(cc);

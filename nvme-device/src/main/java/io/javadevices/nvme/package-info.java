@@ -7,14 +7,26 @@
  * <ul>
  * <li>{@link io.javadevices.nvme.NvmePlugin}, {@link io.javadevices.nvme.NvmeOptions}: plugin entry and
  *     option parsing ({@code namespaces queues dbbuf serial model mqes mdts poll-us}).</li>
- * <li>{@link io.javadevices.nvme.NvmeController}: PCI identity, BAR0 registers/doorbells, enable /
- *     disable / shutdown / FLR, DBBUF association, interrupt delivery, statistics.</li>
- * <li>{@code queue}: {@link io.javadevices.nvme.queue.QueueWorker} (one thread per SQ: fetch, execute,
- *     post, interrupt, EventIdx re-arm), {@link io.javadevices.nvme.queue.SubmissionQueue},
- *     {@link io.javadevices.nvme.queue.CompletionQueue}, {@link io.javadevices.nvme.queue.ShadowDoorbell}.</li>
- * <li>{@code admin}: {@link io.javadevices.nvme.admin.AdminCommandDispatcher} maps each admin opcode to
- *     its handler class (Identify, Queue, Feature, LogPage, DoorbellBufferConfig, AsyncEvents).</li>
- * <li>{@code io}: {@link io.javadevices.nvme.io.IoCommandHandler} (Read, Write, Flush, Write Zeroes, DSM).</li>
+ * <li>{@link io.javadevices.nvme.NvmeController}: PCI identity, the CC state machine (enable / disable /
+ *     shutdown / FLR), doorbell routing, statistics ({@link io.javadevices.nvme.NvmeStatistics} keys)
+ *     and the wiring of the parts below.</li>
+ * <li>{@code regs}: {@link io.javadevices.nvme.regs.Bar0Registers}, the BAR0 register map (offset,
+ *     width, writable mask, reset value, on-write hook per register).</li>
+ * <li>{@code irq}: {@link io.javadevices.nvme.irq.InterruptDelivery} (coalescing, MSI-X, INTx, INTMS/INTMC).</li>
+ * <li>{@code queue}: {@link io.javadevices.nvme.queue.QueueTable} (SQs/CQs by id, workers, DBBUF pages),
+ *     {@link io.javadevices.nvme.queue.QueueWorker} (one thread per SQ: fetch, execute, post, interrupt,
+ *     EventIdx re-arm), {@link io.javadevices.nvme.queue.SubmissionQueue},
+ *     {@link io.javadevices.nvme.queue.CompletionQueue} (each doorbell a {@code QueueDoorbell} reading one
+ *     {@code DoorbellSource}: BAR0, polled page or shadow slot), {@link io.javadevices.nvme.queue.ShadowDoorbell},
+ *     {@link io.javadevices.nvme.queue.IdlePolicy} (spin, nap or park of an idle worker),
+ *     {@link io.javadevices.nvme.queue.OpcodeTable} (the shape of a command set's table).</li>
+ * <li>{@code admin}: {@link io.javadevices.nvme.admin.AdminOpcodes} (the admin command table: dispatch,
+ *     effects log, OACS), {@link io.javadevices.nvme.admin.AdminCommandDispatcher} and the handler classes
+ *     (Identify, Queue, Feature, LogPage, DoorbellBufferConfig, AsyncEvents), all given an
+ *     {@link io.javadevices.nvme.admin.AdminContext}.</li>
+ * <li>{@code io}: {@link io.javadevices.nvme.io.NvmOpcodes} (the NVM command table: dispatch, effects
+ *     log, ONCS) and {@link io.javadevices.nvme.io.IoCommandHandler} (Read, Write, Flush, Write Zeroes,
+ *     DSM), given an {@link io.javadevices.nvme.io.IoContext} snapshot at each enable.</li>
  * <li>{@code dma}: {@link io.javadevices.nvme.dma.PrpWalker} (PRP1/PRP2/PRP lists, CC.MPS pages).</li>
  * <li>{@code backend}: {@link io.javadevices.nvme.backend.BlockBackend} and its ram / null / file kinds.</li>
  * </ul>
@@ -24,7 +36,7 @@
  * synchronized on the controller and a disable joins every worker before returning. Each SQ worker owns
  * its queue state and its counters; completion queues shared by several SQs are locked only then.
  *
- * <h2>DBBUF decisions (see docs/dbbuf.md)</h2>
+ * <h2>DBBUF decisions</h2>
  * The admin queue never uses shadow slots (Linux and SPDK never write them). For I/O queues with DBBUF
  * active the shadow slot is authoritative and an MMIO doorbell is only a wake-up (a stale posted MMIO
  * value can therefore never re-execute commands); values ≥ queue size are ignored and reported as an

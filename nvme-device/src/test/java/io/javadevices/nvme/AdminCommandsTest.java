@@ -106,7 +106,7 @@ class AdminCommandsTest {
         status(admin(Command.createSq(1, 16, sq, 1).cdw(11, 1 << 16)), 0, 0x02); // PC = 0
         assertTrue(admin(Command.createSq(1, 16, sq, 1)).ok());
         status(admin(Command.createSq(1, 16, sq, 1)), 1, 0x01);
-        assertEquals(1, f.stat("io.queues"));
+        assertEquals(1, f.stat(NvmeStatistics.IO_QUEUES));
         // a second SQ sharing CQ 1
         long sq2 = f.host.allocatePages(1);
         assertTrue(admin(Command.createSq(2, 16, sq2, 1)).ok());
@@ -117,7 +117,7 @@ class AdminCommandsTest {
         assertTrue(admin(Command.deleteSq(2)).ok());
         assertTrue(admin(Command.deleteCq(1)).ok());
         status(admin(Command.deleteCq(1)), 1, 0x01);
-        assertEquals(0, f.stat("io.queues"));
+        assertEquals(0, f.stat(NvmeStatistics.IO_QUEUES));
     }
 
     @Test

@@ -83,8 +83,8 @@ class BringUpTest {
             assertEquals(0, id[525], "VWC: a ram: namespace has no volatile cache to flush");
             assertEquals(1, id[111], "CNTRLTYPE");
             assertTrue(new String(id, 768, 256, StandardCharsets.US_ASCII).startsWith("nqn."));
-            assertEquals(1, f.stat("dbbuf.active"));
-            assertEquals(4, f.stat("io.queues"));
+            assertEquals(1, f.stat(NvmeStatistics.DBBUF_ACTIVE));
+            assertEquals(4, f.stat(NvmeStatistics.IO_QUEUES));
             HostQueue q = f.driver.ioQueue(1);
             long buf = f.host.allocatePages(1);
             Completion c = q.execute(Command.write(1, 0, 8, buf, 0));
@@ -94,9 +94,9 @@ class BringUpTest {
             assertEquals(1, f.driver.readReg32(0x1C) & 1);
             f.driver.disable();
             assertEquals(0, f.driver.readReg32(0x1C));
-            assertEquals(0, f.stat("dbbuf.active"));
-            assertEquals(0, f.stat("io.queues"));
-            assertTrue(f.stat("controller.resets") >= 1);
+            assertEquals(0, f.stat(NvmeStatistics.DBBUF_ACTIVE));
+            assertEquals(0, f.stat(NvmeStatistics.IO_QUEUES));
+            assertTrue(f.stat(NvmeStatistics.CONTROLLER_RESETS) >= 1);
         }
     }
 

@@ -30,12 +30,12 @@ class BusMasterTest {
             assertTrue(q.execute(Command.write(1, 0, 8, buf, 0), Duration.ofSeconds(5)).ok());
 
             f.host.configWrite(COMMAND, 2, MEMORY); // Bus Master Enable off
-            long readsBefore = f.stat("io.reads");
+            long readsBefore = f.stat(NvmeStatistics.IO_READS);
             f.host.memory().fill(buf, 4096, (byte) 0);
             int cid = q.submit(Command.read(1, 0, 8, buf, 0));
             Thread.sleep(300);
             assertTrue(q.reap().isEmpty(), "no completion may be posted without Bus Master Enable");
-            assertEquals(readsBefore, f.stat("io.reads"), "the command was not even fetched");
+            assertEquals(readsBefore, f.stat(NvmeStatistics.IO_READS), "the command was not even fetched");
             assertEquals(0, f.host.memory().readInt(buf), "no data was written to guest memory");
 
             f.host.configWrite(COMMAND, 2, MEMORY | BUS_MASTER);

@@ -76,7 +76,7 @@ class DbbufSeedTest {
             assertTrue(eventIdx == BEFORE || eventIdx == BEFORE - 1, "SQ EventIdx from the controller's view: " + eventIdx);
             reads(q, buf, 10);
             batches(q, buf, 20); // wraps the 64-entry ring
-            assertEquals(BEFORE + 10 + 100, f.stat("io.commands"), "executed exactly what was submitted");
+            assertEquals(BEFORE + 10 + 100, f.stat(NvmeStatistics.IO_COMMANDS), "executed exactly what was submitted");
         }
     }
 
@@ -95,8 +95,8 @@ class DbbufSeedTest {
             reads(q, buf, 10);
             batches(q, buf, 20);
             reads(f.driver.ioQueue(2), buf, 5);
-            assertEquals(BEFORE + 3 + 10 + 100 + 5, f.stat("io.commands"));
-            assertEquals(2, f.stat("admin.dbbuf.accepted"));
+            assertEquals(BEFORE + 3 + 10 + 100 + 5, f.stat(NvmeStatistics.IO_COMMANDS));
+            assertEquals(2, f.stat(NvmeStatistics.DBBUF_ACCEPTED));
         }
     }
 

@@ -77,12 +77,12 @@ class DbbufTest {
             status(d.admin(Command.dbbuf(1L << 40, b)), 0, 0x02);       // outside RAM
             status(d.admin(Command.dbbuf(a, f.host.ramSize())), 0, 0x02);
             status(d.admin(Command.dbbuf(a, b).flags(0x01)), 0, 0x02);  // fused
-            assertEquals(0, f.stat("dbbuf.active"), "state unchanged: still MMIO");
-            assertEquals(7, f.stat("admin.dbbuf.rejected"));
+            assertEquals(0, f.stat(NvmeStatistics.DBBUF_ACTIVE), "state unchanged: still MMIO");
+            assertEquals(7, f.stat(NvmeStatistics.DBBUF_REJECTED));
             assertTrue(q.execute(Command.flush(1)).ok());
             // GPA 0 is mapped RAM in the test host: accepted (like QEMU/SPDK), and "enabled" is a flag.
             assertTrue(d.admin(Command.dbbuf(0, b)).ok());
-            assertEquals(1, f.stat("dbbuf.active"));
+            assertEquals(1, f.stat(NvmeStatistics.DBBUF_ACTIVE));
             d.disable();
         }
         // With CC.MPS = 1 (8 KiB pages) a 4 KiB-aligned address is unaligned.
@@ -106,8 +106,8 @@ class DbbufTest {
             long mmio = f.driver.mmioDoorbellWrites() - before;
             double perCommand = (double) mmio / commands;
             assertTrue(perCommand < 0.5, "MMIO doorbells per command with DBBUF: " + perCommand);
-            assertTrue(f.stat("doorbell.shadow.sq") > 0);
-            assertEquals(commands, f.stat("io.reads"));
+            assertTrue(f.stat(NvmeStatistics.DOORBELL_SHADOW_SQ) > 0);
+            assertEquals(commands, f.stat(NvmeStatistics.IO_READS));
         }
     }
 
@@ -122,8 +122,8 @@ class DbbufTest {
             int commands = runStreaming(f, q, buf, 5_000, 32);
             double sqPerCommand = (double) (q.mmioSq - sqBefore) / commands;
             assertEquals(1.0, sqPerCommand, 0.01, "one SQ doorbell MMIO per submission without DBBUF");
-            assertEquals(f.stat("doorbell.mmio.sq"), q.mmioSq + f.driver.adminQueue().mmioSq);
-            assertEquals(0, f.stat("doorbell.shadow.sq"));
+            assertEquals(f.stat(NvmeStatistics.DOORBELL_MMIO_SQ), q.mmioSq + f.driver.adminQueue().mmioSq);
+            assertEquals(0, f.stat(NvmeStatistics.DOORBELL_SHADOW_SQ));
         }
     }
 
@@ -160,7 +160,7 @@ class DbbufTest {
                 assertTrue(q1.execute(Command.read(1, i, 1, buf, 0)).ok());
                 assertTrue(q2.execute(Command.write(1, i, 1, buf, 0)).ok());
             }
-            assertEquals(100, f.stat("io.commands"));
+            assertEquals(100, f.stat(NvmeStatistics.IO_COMMANDS));
         }
     }
 
@@ -209,7 +209,7 @@ class DbbufTest {
             assertArrayEquals(sentinel, after, "old EventIdx page untouched");
             f.host.memory().read(old[0], after, 0, 4096);
             assertArrayEquals(oldShadow, after);
-            assertEquals(2, f.stat("admin.dbbuf.accepted"));
+            assertEquals(2, f.stat(NvmeStatistics.DBBUF_ACCEPTED));
         }
     }
 
@@ -249,10 +249,10 @@ class DbbufTest {
             writeInt(f, f.driver.shadowPage() + 8, tail + 1);
             GuestMemory.fullFence();
             long deadline = System.nanoTime() + Duration.ofSeconds(5).toNanos();
-            while (f.stat("io.reads") < 2 && System.nanoTime() < deadline) {
+            while (f.stat(NvmeStatistics.IO_READS) < 2 && System.nanoTime() < deadline) {
                 Thread.sleep(1);
             }
-            assertEquals(2, f.stat("io.reads"));
+            assertEquals(2, f.stat(NvmeStatistics.IO_READS));
         }
     }
 
@@ -271,9 +271,9 @@ class DbbufTest {
             f.host.mmioWrite32(0, 0x1008, 2);
             Thread.sleep(30);
             assertTrue(q.pollFor(Duration.ofMillis(20)).isEmpty(), "no command executed twice");
-            assertEquals(5, f.stat("io.reads"));
+            assertEquals(5, f.stat(NvmeStatistics.IO_READS));
             assertTrue(q.execute(Command.read(1, 9, 1, buf, 0)).ok());
-            assertEquals(6, f.stat("io.reads"));
+            assertEquals(6, f.stat(NvmeStatistics.IO_READS));
         }
     }
 
@@ -289,12 +289,12 @@ class DbbufTest {
             Command.read(1, 1, 1, buf, 0).cid(9).writeTo(f.host.memory(), q.sqBase + 64L * tail);
             f.host.mmioWrite32(0, 0x1008, tail + 1);
             Thread.sleep(20);
-            assertEquals(1, f.stat("io.reads"));
+            assertEquals(1, f.stat(NvmeStatistics.IO_READS));
             // The conforming path continues: the host's next shadow update covers the entry too.
             writeInt(f, f.driver.shadowPage() + 8, tail + 1);
             f.host.mmioWrite32(0, 0x1008, tail + 1);
             assertEquals(1, q.awaitCompletions(1, Duration.ofSeconds(5)).size());
-            assertEquals(2, f.stat("io.reads"));
+            assertEquals(2, f.stat(NvmeStatistics.IO_READS));
         }
     }
 
@@ -432,7 +432,7 @@ class DbbufTest {
             q.ringSq();
             Thread.sleep(30);
             // 3 CQEs fit; the 4th command may have executed and waits to post its completion.
-            assertTrue(f.stat("io.reads") <= 4, "controller blocks on the full CQ: " + f.stat("io.reads"));
+            assertTrue(f.stat(NvmeStatistics.IO_READS) <= 4, "controller blocks on the full CQ: " + f.stat(NvmeStatistics.IO_READS));
             assertEquals(1, f.host.interrupts().count(1) > 0 ? 1 : 0);
             int got = 0;
             long deadline = System.nanoTime() + Duration.ofSeconds(5).toNanos();
@@ -505,7 +505,7 @@ class DbbufTest {
                         f.host.configWrite(io.javadevices.pci.ConfigSpace.COMMAND, 2, 0x6);
                     }
                 }
-                assertEquals(0, f.stat("dbbuf.active"), kind);
+                assertEquals(0, f.stat(NvmeStatistics.DBBUF_ACTIVE), kind);
                 byte[] sentinel = new byte[4096];
                 java.util.Arrays.fill(sentinel, (byte) 0x33);
                 f.host.memory().write(oldEvent, sentinel, 0, 4096);
@@ -519,7 +519,7 @@ class DbbufTest {
                 byte[] after = new byte[4096];
                 f.host.memory().read(oldEvent, after, 0, 4096);
                 assertArrayEquals(sentinel, after, kind + ": old EventIdx page never written");
-                assertTrue(f.stat("controller.resets") >= 1);
+                assertTrue(f.stat(NvmeStatistics.CONTROLLER_RESETS) >= 1);
             }
         }
     }
@@ -536,8 +536,8 @@ class DbbufTest {
                 }
                 f.driver.teardown();
             }
-            assertEquals(3, f.stat("admin.dbbuf.accepted"));
-            assertEquals(3, f.stat("controller.resets"));
+            assertEquals(3, f.stat(NvmeStatistics.DBBUF_ACCEPTED));
+            assertEquals(3, f.stat(NvmeStatistics.CONTROLLER_RESETS));
         }
     }
 

@@ -2,6 +2,7 @@ package io.javadevices.nvme;
 
 import io.javadevices.nvme.driver.Command;
 import io.javadevices.nvme.driver.Completion;
+import io.javadevices.nvme.model.GuestErrors;
 import org.junit.jupiter.api.Test;
 
 import java.text.MessageFormat;
@@ -103,7 +104,7 @@ class GuestErrorsTest {
             f.driver.setNumberOfQueues(1);
             f.driver.enableMsix(2);
             f.driver.createQueuePair(1, 16, 1);
-            long linesBefore = f.stat("guest.error.log.lines");
+            long linesBefore = f.stat(NvmeStatistics.GUEST_ERROR_LOG_LINES);
             for (int i = 0; i < 100; i++) {
                 f.host.mmioWrite32(0, 0x1000 + 8, 999);      // SQ 1 tail ≥ 16
                 f.host.mmioWrite32(0, 0x1000 + 8 * 3, 1);    // SQ 3 does not exist
@@ -114,7 +115,67 @@ class GuestErrorsTest {
             assertEquals(100, f.stat("guest.error.db-invalid-sq"));
             assertEquals(100, f.stat("guest.error.db-invalid-cq-head"));
             assertEquals(100, f.stat("guest.error.db-invalid-cq"));
-            assertEquals(4, f.stat("guest.error.log.lines") - linesBefore, "one line per kind in the window");
+            assertEquals(4, f.stat(NvmeStatistics.GUEST_ERROR_LOG_LINES) - linesBefore, "one line per kind in the window");
+        }
+    }
+
+    /** Waits (bounded) until the statistic reaches {@code at least}; returns its value. */
+    private static long awaitStat(Fixture f, String key, long atLeast) {
+        long deadline = System.nanoTime() + Duration.ofSeconds(5).toNanos();
+        while (f.stat(key) < atLeast && System.nanoTime() < deadline) {
+            Thread.onSpinWait();
+        }
+        return f.stat(key);
+    }
+
+    @Test
+    void anInvalidShadowCqHeadIsCountedOnceAndFreesNothing() throws Exception {
+        try (Fixture f = Fixture.of("queues", "1")) {
+            f.driver.enable();
+            f.driver.setNumberOfQueues(1);
+            long shadow = f.host.allocatePages(1), eventIdx = f.host.allocatePages(1);
+            f.driver.useDbbufPages(shadow, eventIdx);
+            f.driver.enableMsix(2);
+            var q = f.driver.createQueuePair(1, 16, 4, 1); // 4 CQ entries: the 4th completion needs the host's head
+            assertTrue(f.driver.sendDbbuf().ok());
+            f.driver.submitAer(io.javadevices.nvme.driver.LinuxLikeDriver.AER_CID);
+            f.host.memory().writeInt(shadow + 8 + 4, 0xFFF0); // shadow CQ 1 head ≥ 4 entries
+            long buf = f.host.allocatePages(1);
+            for (int i = 0; i < 4; i++) {
+                q.submit(Command.read(1, i, 1, buf, 0));
+            }
+            assertEquals(1, awaitStat(f, "guest.error.db-invalid-cq-head", 1), "seen by the blocked poster");
+            assertEquals(0x010100, f.driver.awaitAsyncEvent(Duration.ofSeconds(5)), "AER: invalid doorbell write value");
+            List<Completion> done = q.awaitCompletions(4, Duration.ofSeconds(5)); // reaping writes a valid head
+            assertEquals(4, done.size(), "the poster went on once the head was valid again");
+            assertTrue(done.stream().allMatch(Completion::ok));
+            assertEquals(1, f.stat("guest.error.db-invalid-cq-head"), "one report per value, not per look");
+        }
+    }
+
+    @Test
+    void anSqeOutsideGuestMemoryCompletesWithDataTransferErrorAndIsCounted() throws Exception {
+        try (Fixture f = Fixture.of("queues", "1")) {
+            f.driver.enable();
+            f.driver.setNumberOfQueues(1);
+            f.driver.enableMsix(2);
+            long extra = 0x2_0000_0000L;
+            f.host.memory().map(extra, java.lang.foreign.MemorySegment.ofArray(new long[4096 / 8]));
+            long cq = f.host.allocatePages(1);
+            assertTrue(f.driver.admin(Command.createCq(1, 16, cq, 1, true)).ok());
+            assertTrue(f.driver.admin(Command.createSq(1, 16, extra, 1)).ok());
+            f.host.memory().unmap(extra, 4096); // e.g. a vfio-user DMA_UNMAP of the SQ's region
+            f.host.mmioWrite32(0, 0x1008, 1);
+            assertEquals(1, awaitStat(f, "guest.error.dma-outside-memory", 1));
+            long deadline = System.nanoTime() + Duration.ofSeconds(5).toNanos();
+            int dw3;
+            do {
+                dw3 = f.host.memory().loadIntAcquire(cq + 12);
+            } while ((dw3 >>> 16 & 1) == 0 && System.nanoTime() < deadline);
+            assertEquals(1, dw3 >>> 16 & 1, "a completion was posted");
+            assertEquals(0x04, dw3 >>> 17 & 0x7FFF, "Data Transfer Error (generic status)");
+            assertEquals(0, dw3 & 0xFFFF, "the CID could not be read");
+            assertEquals(0, f.driver.readReg32(0x1C) & 2, "no controller fatal status");
         }
     }
 
@@ -128,7 +189,7 @@ class GuestErrorsTest {
             f.host.mmioWrite32(0, 0x1008, 1); // valid MMIO value: only a wake-up with DBBUF active
             assertEquals(0x010100, f.driver.awaitAsyncEvent(Duration.ofSeconds(5)), "AER: invalid doorbell write value");
             assertTrue(f.stat("guest.error.db-invalid-sq-tail") >= 1);
-            assertEquals(1, f.stat("guest.error.log.lines"), "however often the worker sees it: one line");
+            assertEquals(1, f.stat(NvmeStatistics.GUEST_ERROR_LOG_LINES), "however often the worker sees it: one line");
         }
     }
 
@@ -183,12 +244,12 @@ class GuestErrorsTest {
     @Test
     void anUnexpectedExceptionIsCountedAndLoggedRateLimitedWithItsCause() {
         try (Fixture f = Fixture.of()) {
-            long before = f.stat("guest.error.log.lines");
+            long before = f.stat(NvmeStatistics.GUEST_ERROR_LOG_LINES);
             for (int i = 0; i < 50; i++) {
                 f.controller.commandFailed(1, i, new IllegalStateException("boom " + i));
             }
             assertEquals(50, f.stat("guest.error.command-exception"));
-            assertEquals(1, f.stat("guest.error.log.lines") - before, "one line for 50 failures");
+            assertEquals(1, f.stat(NvmeStatistics.GUEST_ERROR_LOG_LINES) - before, "one line for 50 failures");
             assertEquals(50, f.controller.errorLog().count(), "each still gets an Error Information entry");
         }
     }

@@ -102,12 +102,12 @@ class IoTest {
                 fu.get();
             }
             pool.shutdown();
-            assertEquals(0, f.stat("io.errors"));
-            assertTrue(f.stat("io.writes") > 0 && f.stat("io.reads") > 0);
-            assertEquals(f.stat("io.writes") * 4096, f.stat("io.bytes.written"));
+            assertEquals(0, f.stat(NvmeStatistics.IO_ERRORS));
+            assertTrue(f.stat(NvmeStatistics.IO_WRITES) > 0 && f.stat(NvmeStatistics.IO_READS) > 0);
+            assertEquals(f.stat(NvmeStatistics.IO_WRITES) * 4096, f.stat(NvmeStatistics.IO_BYTES_WRITTEN));
             // Commands by opcode: Write 01h and Read 02h on the I/O queues, Identify 06h on the admin queue.
-            assertEquals(f.stat("io.writes"), f.stat("io.opcode.0x01"));
-            assertEquals(f.stat("io.reads"), f.stat("io.opcode.0x02"));
+            assertEquals(f.stat(NvmeStatistics.IO_WRITES), f.stat("io.opcode.0x01"));
+            assertEquals(f.stat(NvmeStatistics.IO_READS), f.stat("io.opcode.0x02"));
             assertTrue(f.stat("admin.opcode.0x06") >= 1, "Identify counted");
             assertTrue(f.stat("admin.opcode.0x05") >= queues, "Create I/O CQ counted once per queue");
         }
@@ -175,7 +175,7 @@ class IoTest {
                     assertTrue(q.execute(Command.read(1, i, 1, buf, 0)).ok());
                 }
             }
-            assertEquals(600, f.stat("io.reads"));
+            assertEquals(600, f.stat(NvmeStatistics.IO_READS));
         }
     }
 
@@ -218,7 +218,7 @@ class IoTest {
             assertEquals(0x01, q.execute(Command.of(0x7F).nsid(1)).sc());
             assertEquals(0x02, q.execute(Command.read(1, 0, 1, buf, 0).flags(0x40)).sc());
             assertEquals(0x02, q.execute(Command.read(1, 0, 1, buf, 0).flags(0x01)).sc());
-            assertTrue(f.stat("io.errors") >= 12);
+            assertTrue(f.stat(NvmeStatistics.IO_ERRORS) >= 12);
             // still works
             assertTrue(q.execute(Command.read(1, 0, 1, buf, 0)).ok());
         }
@@ -259,7 +259,7 @@ class IoTest {
                 throw new AssertionError(e);
             }
             assertEquals(0x80, q.execute(Command.of(0x09).nsid(1).prp1(ranges).cdw(11, 4)).sc());
-            assertEquals(1, f.stat("io.flushes") - 1);
+            assertEquals(1, f.stat(NvmeStatistics.IO_FLUSHES) - 1);
         }
     }
 

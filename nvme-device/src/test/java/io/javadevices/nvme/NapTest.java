@@ -53,7 +53,7 @@ class NapTest {
                 batch(q, buf, 8); // within the 200 ms window, wrapping the 64-entry queue twice: found by a look
             }
             assertEquals(mmioAfterFirst, q.mmioSq, "no SQ doorbell while the worker naps, even across wraps");
-            assertTrue(f.stat("worker.naps") > 0);
+            assertTrue(f.stat(NvmeStatistics.WORKER_NAPS) > 0);
             assertNotEquals(q.sqTail(), eventIdx(f, 1), "EventIdx lags behind the tail while napping");
         }
     }
@@ -88,7 +88,7 @@ class NapTest {
             }
             // A worker descheduled for over a millisecond between two looks sees two commands in one busy
             // period and naps once; on an idle machine this is 0.
-            assertTrue(f.stat("worker.naps") < 10, "QD1 spins and waits for the doorbell: naps " + f.stat("worker.naps"));
+            assertTrue(f.stat(NvmeStatistics.WORKER_NAPS) < 10, "QD1 spins and waits for the doorbell: naps " + f.stat(NvmeStatistics.WORKER_NAPS));
             // Nearly every command rings (EventIdx re-armed at once); a worker descheduled during its spin may
             // still see the next tail before re-arming, so not exactly 50 on a loaded machine.
             assertTrue(q.mmioSq >= 40, "single commands ring the doorbell: " + q.mmioSq);
@@ -103,7 +103,7 @@ class NapTest {
             for (int i = 0; i < 10; i++) {
                 batch(q, buf, 8);
             }
-            assertEquals(0, f.stat("worker.naps"));
+            assertEquals(0, f.stat(NvmeStatistics.WORKER_NAPS));
         }
     }
 
@@ -128,7 +128,7 @@ class NapTest {
             }
             long millis = (System.nanoTime() - t0) / 1_000_000;
             // 200 naps of 5 ms would take a second; the 20 us spin before a nap catches the refill.
-            assertTrue(millis < 500, "200 back-to-back batches took " + millis + " ms, naps " + f.stat("worker.naps"));
+            assertTrue(millis < 500, "200 back-to-back batches took " + millis + " ms, naps " + f.stat(NvmeStatistics.WORKER_NAPS));
         }
     }
 }

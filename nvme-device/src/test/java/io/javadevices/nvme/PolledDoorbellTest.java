@@ -89,16 +89,16 @@ class PolledDoorbellTest {
                 t.join();
             }
             assertEquals(List.of(), failures);
-            assertEquals(1, f.stat("doorbells.polled"));
-            assertEquals(0, f.stat("doorbell.mmio.sq"), "every SQ doorbell was a store to the mapped page");
-            assertEquals(0, f.stat("doorbell.mmio.cq"));
-            assertEquals(2 * 40 * 16, f.stat("io.commands"));
+            assertEquals(1, f.stat(NvmeStatistics.DOORBELLS_POLLED));
+            assertEquals(0, f.stat(NvmeStatistics.DOORBELL_MMIO_SQ), "every SQ doorbell was a store to the mapped page");
+            assertEquals(0, f.stat(NvmeStatistics.DOORBELL_MMIO_CQ));
+            assertEquals(2 * 40 * 16, f.stat(NvmeStatistics.IO_COMMANDS));
             if (dbbuf) {
-                assertEquals(1, f.stat("dbbuf.active"));
-                assertTrue(f.stat("doorbell.shadow.sq") > 0, "shadow slots are still authoritative");
+                assertEquals(1, f.stat(NvmeStatistics.DBBUF_ACTIVE));
+                assertTrue(f.stat(NvmeStatistics.DOORBELL_SHADOW_SQ) > 0, "shadow slots are still authoritative");
             } else {
-                assertTrue(f.stat("doorbell.polled.sq") >= 2 * 40 * 2, "tail updates seen in the page: "
-                        + f.stat("doorbell.polled.sq"));
+                assertTrue(f.stat(NvmeStatistics.DOORBELL_POLLED_SQ) >= 2 * 40 * 2, "tail updates seen in the page: "
+                        + f.stat(NvmeStatistics.DOORBELL_POLLED_SQ));
             }
             assertTrue(f.driver.interrupts().count(1) > 0 && f.driver.interrupts().count(2) > 0, "MSI-X per queue");
         }
@@ -111,7 +111,7 @@ class PolledDoorbellTest {
             f.driver.bringUp(1, 16, false);
             HostQueue q = f.driver.ioQueue(1);
             verifiedIo(f, q, 5);
-            assertTrue(f.stat("doorbell.mmio.sq") > 0);
+            assertTrue(f.stat(NvmeStatistics.DOORBELL_MMIO_SQ) > 0);
             MemorySegment page = f.host.directWindow(0, 0x1000).orElseThrow();
             assertEquals(q.sqTail(), GuestMemory.loadIntAcquire(page, 8), "MMIO doorbells are stored into the page");
         }
@@ -124,7 +124,7 @@ class PolledDoorbellTest {
             verifiedIo(f, f.driver.ioQueue(1), 3);
             MemorySegment page = f.host.directWindow(0, 0x1000).orElseThrow();
             assertNotEquals(0, GuestMemory.loadIntAcquire(page, 8), "I/O SQ tail is in the page");
-            long before = f.stat("io.commands");
+            long before = f.stat(NvmeStatistics.IO_COMMANDS);
 
             f.driver.disable();
             assertEquals(0, GuestMemory.loadIntAcquire(page, 0), "admin SQ tail cleared by CC.EN = 0");
@@ -135,9 +135,9 @@ class PolledDoorbellTest {
             f.host.mmioWrite32(0, 0x1008, 5);
             f.driver.bringUp(1, 32, false);
             Thread.sleep(20);
-            assertEquals(before, f.stat("io.commands"), "nothing ran from the stale tail");
+            assertEquals(before, f.stat(NvmeStatistics.IO_COMMANDS), "nothing ran from the stale tail");
             verifiedIo(f, f.driver.ioQueue(1), 2);
-            assertEquals(before + 2 * 16, f.stat("io.commands"));
+            assertEquals(before + 2 * 16, f.stat(NvmeStatistics.IO_COMMANDS));
         }
     }
 
@@ -158,14 +158,14 @@ class PolledDoorbellTest {
             f.driver.bringUp(1, 32, false); // the next guest
             HostQueue q = f.driver.ioQueue(1);
             long buf = f.host.allocatePages(1);
-            long before = f.stat("io.commands");
+            long before = f.stat(NvmeStatistics.IO_COMMANDS);
             q.queue(Command.read(1, 0, 1, buf, 0)); // written, not rung
             GuestMemory.storeIntRelease(former, 8, q.sqTail()); // the former guest rings queue 1 in its old page
             Thread.sleep(20); // workers look at least every nap (200 us): give them many looks
-            assertEquals(before, f.stat("io.commands"), "a store into the old page ran the new guest's command");
+            assertEquals(before, f.stat(NvmeStatistics.IO_COMMANDS), "a store into the old page ran the new guest's command");
             q.ringSq();
             assertTrue(q.awaitCompletions(1, Duration.ofSeconds(5)).get(0).ok());
-            assertEquals(before + 1, f.stat("io.commands"));
+            assertEquals(before + 1, f.stat(NvmeStatistics.IO_COMMANDS));
         }
     }
 
@@ -176,10 +176,10 @@ class PolledDoorbellTest {
             HostQueue q = f.driver.ioQueue(1);
             long buf = f.host.allocatePages(1);
             assertTrue(q.execute(Command.read(1, 0, 1, buf, 0)).ok());
-            long commands = f.stat("io.commands");
+            long commands = f.stat(NvmeStatistics.IO_COMMANDS);
             f.host.mmioWrite32(0, 0x1008, 0xFFF0); // beyond the queue's 16 entries
             assertEquals(0x010100, f.driver.awaitAsyncEvent(Duration.ofSeconds(5)), "AER: invalid doorbell write value");
-            assertEquals(commands, f.stat("io.commands"), "an invalid tail executes nothing");
+            assertEquals(commands, f.stat(NvmeStatistics.IO_COMMANDS), "an invalid tail executes nothing");
             f.host.mmioWrite32(0, 0x1008, q.sqTail()); // the host repairs the doorbell
             assertTrue(q.execute(Command.read(1, 1, 1, buf, 0)).ok());
         }

@@ -112,7 +112,7 @@ class QueueSharingAndInterruptsTest {
             assertTrue(f.host.interrupts().count(1) > before);
             int commands = DbbufTest.runStreaming(f, q, buf, 3000, 32);
             assertEquals(3000, commands);
-            assertTrue(f.stat("interrupts") <= f.stat("io.commands") + f.stat("admin.commands"));
+            assertTrue(f.stat(NvmeStatistics.INTERRUPTS) <= f.stat(NvmeStatistics.IO_COMMANDS) + f.stat(NvmeStatistics.ADMIN_COMMANDS));
         }
     }
 

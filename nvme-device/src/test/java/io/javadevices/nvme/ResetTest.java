@@ -74,10 +74,10 @@ class ResetTest {
                 long millis = (System.nanoTime() - t0) / 1_000_000;
                 assertTrue(millis < 2000, "reset took " + millis + " ms");
                 assertEquals(0, f.driver.readReg32(0x1C) & 1, "not ready after reset");
-                assertEquals(0, f.stat("io.queues"));
-                long after = f.stat("io.commands");
+                assertEquals(0, f.stat(NvmeStatistics.IO_QUEUES));
+                long after = f.stat(NvmeStatistics.IO_COMMANDS);
                 Thread.sleep(20);
-                assertEquals(after, f.stat("io.commands"), "no command processed after the reset");
+                assertEquals(after, f.stat(NvmeStatistics.IO_COMMANDS), "no command processed after the reset");
                 stop.set(true);
                 for (Thread t : io) {
                     t.join(5000);
@@ -87,7 +87,7 @@ class ResetTest {
             f.driver.bringUp(3, 32, true);
             long buf = f.host.allocatePages(1);
             assertTrue(f.driver.ioQueue(2).execute(Command.read(1, 0, 8, buf, 0)).ok());
-            assertTrue(f.stat("controller.resets") >= 3);
+            assertTrue(f.stat(NvmeStatistics.CONTROLLER_RESETS) >= 3);
             assertEquals(0, f.driver.readReg32(0x1C) & 2, "no CFS");
         }
     }

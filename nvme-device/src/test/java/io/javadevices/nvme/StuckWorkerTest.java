@@ -161,10 +161,10 @@ class StuckWorkerTest {
         host.memory().fill(asq, 4096, (byte) 0);
         host.memory().fill(acq, 4096, (byte) 0);
         returnsAtOnce("CC.EN = 1", () -> driver.writeReg32(CC, cc | 1));
-        assertEquals(1, controller.statistics().get("io.queues"), "the old queues are not torn down yet");
+        assertEquals(1, controller.statistics().get(NvmeStatistics.IO_QUEUES), "the old queues are not torn down yet");
 
         gate.release();
-        await("the deferred enable", () -> controller.statistics().get("io.queues") == 0 && (csts() & RDY) != 0);
+        await("the deferred enable", () -> controller.statistics().get(NvmeStatistics.IO_QUEUES) == 0 && (csts() & RDY) != 0);
         assertEquals(0, csts() & CFS);
         assertArrayEquals(cqBefore, bytes(q.cqBase, 16 * 16), "the late flush posted nothing");
         // The new admin queue serves: Identify Controller at slot 0.
@@ -239,7 +239,7 @@ class StuckWorkerTest {
         assertEquals(RDY | CFS, csts() & (RDY | CFS), "reset() returned: fatal status, no false RDY = 0");
         gate.release();
         await("the reset completes", () -> (csts() & (RDY | CFS)) == 0);
-        assertEquals(0, controller.statistics().get("io.queues"));
+        assertEquals(0, controller.statistics().get(NvmeStatistics.IO_QUEUES));
         assertArrayEquals(cqBefore, bytes(q.cqBase, 16 * 16));
     }
 
@@ -265,11 +265,11 @@ class StuckWorkerTest {
         int read = q.queue(Command.read(1, 0, 8, buf, 0));
         q.ringSq(); // one doorbell, one batch
         gate.awaitEntered();
-        long reads = controller.statistics().get("io.reads");
+        long reads = controller.statistics().get(NvmeStatistics.IO_READS);
         host.configWrite(ConfigSpace.COMMAND, 2, ConfigSpace.COMMAND_MEMORY); // Bus Master Enable off
         gate.release();
         assertTrue(q.pollFor(Duration.ofMillis(200)).isEmpty(), "no CQE without Bus Master Enable");
-        assertEquals(reads, controller.statistics().get("io.reads"), "the second command was not fetched");
+        assertEquals(reads, controller.statistics().get(NvmeStatistics.IO_READS), "the second command was not fetched");
         assertEquals(0x11111111, host.memory().readInt(buf), "nothing DMA'd into the read buffer");
 
         host.configWrite(ConfigSpace.COMMAND, 2, ConfigSpace.COMMAND_MEMORY | ConfigSpace.COMMAND_BUS_MASTER);

@@ -1,7 +1,7 @@
 package io.javadevices.nvme.admin;
 
-import io.javadevices.nvme.Status;
 import io.javadevices.nvme.queue.QueueWorker;
+import io.javadevices.nvme.spec.Status;
 import io.javadevices.pci.GuestMemoryException;
 
 import java.util.concurrent.ConcurrentLinkedQueue;

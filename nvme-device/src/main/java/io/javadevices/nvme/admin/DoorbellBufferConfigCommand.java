@@ -1,33 +1,32 @@
 package io.javadevices.nvme.admin;
 
-import io.javadevices.nvme.NvmeController;
-import io.javadevices.nvme.Status;
 import io.javadevices.nvme.queue.Sqe;
+import io.javadevices.nvme.spec.Status;
 
 /**
  * Doorbell Buffer Config (admin 7Ch; NVMe 1.3 §5.7, Base 2.1 §5.2.5 / Figures 486-488). PRP1 = Shadow
  * Doorbell page, PRP2 = EventIdx page; each one CC.MPS page, page aligned, fully inside guest memory
- * and distinct (dbbuf.md §1.3: QEMU/SPDK checks, all Invalid Field). GPA 0 is accepted when mapped
- * (QEMU/SPDK behaviour; "disabled" is a separate flag, checklist 7). Re-issuing replaces the pages and
+ * and distinct (the checks of QEMU nvme_dbbuf_config and SPDK, all Invalid Field). GPA 0 is accepted
+ * when mapped (as QEMU and SPDK do; "DBBUF off" is the option, not an address). Re-issuing replaces the pages and
  * re-associates all I/O queues; controller reset forgets them. Only offered when option dbbuf=on (OACS
- * bit 8); otherwise the dispatcher answers Invalid Opcode.
+ * bit 8, see AdminOpcodes); otherwise it is not in the table and answers Invalid Opcode.
  */
 final class DoorbellBufferConfigCommand {
-    private final NvmeController controller;
+    private final AdminContext context;
 
-    DoorbellBufferConfigCommand(NvmeController controller) {
-        this.controller = controller;
+    DoorbellBufferConfigCommand(AdminContext context) {
+        this.context = context;
     }
 
     int execute(Sqe cmd) {
         long shadow = cmd.prp1();
         long eventIdx = cmd.prp2();
-        int page = controller.pageSize();
+        int page = context.pageSize();
         if ((shadow & (page - 1)) != 0 || (eventIdx & (page - 1)) != 0 || shadow == eventIdx
-                || !controller.memory().isContiguous(shadow, page) || !controller.memory().isContiguous(eventIdx, page)) {
+                || !context.memory().isContiguous(shadow, page) || !context.memory().isContiguous(eventIdx, page)) {
             return Status.INVALID_FIELD;
         }
-        controller.configureDoorbellBuffer(shadow, eventIdx);
+        context.queues().configureDoorbellBuffer(shadow, eventIdx);
         return Status.SUCCESS;
     }
 }

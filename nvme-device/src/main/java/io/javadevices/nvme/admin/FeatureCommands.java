@@ -1,10 +1,9 @@
 package io.javadevices.nvme.admin;
 
-import io.javadevices.nvme.Namespace;
-import io.javadevices.nvme.NvmeController;
-import io.javadevices.nvme.Status;
+import io.javadevices.nvme.model.Namespace;
 import io.javadevices.nvme.queue.CommandHandler;
 import io.javadevices.nvme.queue.Sqe;
+import io.javadevices.nvme.spec.Status;
 
 import java.io.IOException;
 
@@ -25,16 +24,16 @@ final class FeatureCommands {
     /** Critical warnings 7:0 plus Namespace Attribute (8) and Firmware Activation (9) notices. */
     static final int SUPPORTED_AEN = 0x3FF;
 
-    private final NvmeController controller;
+    private final AdminContext context;
     private final FeatureState state;
 
-    FeatureCommands(NvmeController controller) {
-        this.controller = controller;
-        this.state = controller.features();
+    FeatureCommands(AdminContext context) {
+        this.context = context;
+        this.state = context.features();
     }
 
     private int queuesAllocated() {
-        int n = controller.maxIoQueues() - 1; // 0-based, same count of SQs and CQs
+        int n = context.maxIoQueues() - 1; // 0-based, same count of SQs and CQs
         return n << 16 | n;
     }
 
@@ -83,7 +82,7 @@ final class FeatureCommands {
             case INTERRUPT_COALESCING -> state.coalescing = v & 0xFFFF;
             case INTERRUPT_VECTOR_CONFIG -> {
                 int vector = v & 0xFFFF;
-                if (vector >= controller.msixVectors()) {
+                if (vector >= context.msixVectors()) {
                     return CommandHandler.result(Status.INVALID_FIELD);
                 }
                 if (vector == 0 && (v & IVC_CD) == 0) {
@@ -113,7 +112,7 @@ final class FeatureCommands {
         boolean wasEnabled = state.volatileWriteCacheEnabled();
         state.volatileWriteCache = wce;
         if (wasEnabled && wce == 0) {
-            for (Namespace ns : controller.namespaces()) {
+            for (Namespace ns : context.namespaces()) {
                 try {
                     ns.backend().flush();
                 } catch (IOException | RuntimeException e) {
@@ -159,7 +158,7 @@ final class FeatureCommands {
             case INTERRUPT_COALESCING -> v = dflt ? 0 : state.coalescing;
             case INTERRUPT_VECTOR_CONFIG -> {
                 int vector = cmd.cdw11() & 0xFFFF;
-                if (vector >= controller.msixVectors()) {
+                if (vector >= context.msixVectors()) {
                     return CommandHandler.result(Status.INVALID_FIELD);
                 }
                 boolean cd = vector == 0 || (!dflt && state.coalescingDisabled[vector]);

@@ -1,15 +1,14 @@
 package io.javadevices.nvme.admin;
 
-import io.javadevices.nvme.AdminIds;
-import io.javadevices.nvme.ErrorLog;
-import io.javadevices.nvme.Namespace;
-import io.javadevices.nvme.Nvme;
-import io.javadevices.nvme.NvmeController;
-import io.javadevices.nvme.Status;
+import io.javadevices.nvme.model.AdminIds;
+import io.javadevices.nvme.model.ErrorLog;
+import io.javadevices.nvme.model.Namespace;
 import io.javadevices.nvme.queue.Sqe;
 import io.javadevices.nvme.spec.IdCtrl;
 import io.javadevices.nvme.spec.IdNs;
 import io.javadevices.nvme.spec.LbaFormat;
+import io.javadevices.nvme.spec.Nvme;
+import io.javadevices.nvme.spec.Status;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -25,14 +24,12 @@ import static io.javadevices.pci.LittleEndian.INT;
  */
 final class IdentifyCommand {
 
-    /** Identify Controller: ONCS bit 2 Dataset Management, bit 3 Write Zeroes. */
-    static final int ONCS = 0x0C;
 
-    private final NvmeController controller;
+    private final AdminContext context;
     private final AdminCommandDispatcher dispatcher;
 
-    IdentifyCommand(NvmeController controller, AdminCommandDispatcher dispatcher) {
-        this.controller = controller;
+    IdentifyCommand(AdminContext context, AdminCommandDispatcher dispatcher) {
+        this.context = context;
         this.dispatcher = dispatcher;
     }
 
@@ -56,9 +53,9 @@ final class IdentifyCommand {
 
     /** Identify Controller data structure, NVMe 1.4 §5.15, Figure 247 ({@link IdCtrl}). */
     private int controller(MemorySegment d) {
-        var o = controller.options();
-        IdCtrl.VID.set(d, (short) NvmeController.VENDOR_ID);
-        IdCtrl.SSVID.set(d, (short) NvmeController.VENDOR_ID);
+        var o = context.options();
+        IdCtrl.VID.set(d, (short) Nvme.VENDOR_ID);
+        IdCtrl.SSVID.set(d, (short) Nvme.VENDOR_ID);
         IdCtrl.SN.ascii(d, o.serial());
         IdCtrl.MN.ascii(d, o.model());
         IdCtrl.FR.ascii(d, AdminIds.FIRMWARE_REVISION);
@@ -69,7 +66,7 @@ final class IdentifyCommand {
         IdCtrl.VER.set(d, Nvme.VERSION_1_4);
         IdCtrl.OAES.set(d, 1 << 8);                                    // Namespace Attribute notices
         IdCtrl.CNTRLTYPE.set(d, (byte) 1);                             // I/O controller
-        IdCtrl.OACS.set(d, (short) (o.dbbuf() ? Nvme.OACS_DBBUF : 0));
+        IdCtrl.OACS.set(d, (short) dispatcher.commands().capabilities()); // from AdminOpcodes
         IdCtrl.ACL.set(d, (byte) 3);                                   // 0-based: 4 concurrent Aborts
         IdCtrl.AERL.set(d, (byte) AsyncEvents.AERL);
         IdCtrl.FRMW.set(d, (byte) 0x03);                               // slot 1 read-only, 1 slot
@@ -80,13 +77,13 @@ final class IdentifyCommand {
         IdCtrl.CCTEMP.set(d, (short) 0x175);                           // 373 K
         IdCtrl.SQES.set(d, (byte) (Nvme.SQES_LOG2 << 4 | Nvme.SQES_LOG2)); // maximum and required: 64 bytes
         IdCtrl.CQES.set(d, (byte) (Nvme.CQES_LOG2 << 4 | Nvme.CQES_LOG2)); // maximum and required: 16 bytes
-        IdCtrl.NN.set(d, controller.namespaces().size());
-        IdCtrl.ONCS.set(d, (short) ONCS);
+        IdCtrl.NN.set(d, context.namespaces().size());
+        IdCtrl.ONCS.set(d, (short) context.nvmCommands().capabilities()); // from NvmOpcodes
         // VWC: bit 0 a volatile write cache (a namespace on a file: the host page cache), bits 2:1 = 11b Flush
         // accepts NSID FFFFFFFFh. ram:/null: only: no cache (nothing a flush could save), so Linux sends no
         // Flush and no FUA at all (nvme_update_ns_info_block sets BLK_FEAT_WRITE_CACHE | BLK_FEAT_FUA only with
         // VWC present; older kernels: blk_queue_write_cache(q, vwc, vwc) in nvme_set_queue_limits).
-        IdCtrl.VWC.set(d, (byte) (controller.features().writeCachePresent() ? 0x07 : 0));
+        IdCtrl.VWC.set(d, (byte) (context.features().writeCachePresent() ? 0x07 : 0));
         IdCtrl.SGLS.set(d, 0);                                         // no SGLs: PRPs only
         IdCtrl.SUBNQN.put(d, AdminIds.subsystemNqn(o.serial()).getBytes(StandardCharsets.US_ASCII), (byte) 0);
         IdCtrl.PSD0_MP.set(d, (short) 2500);                           // 25.00 W
@@ -95,7 +92,7 @@ final class IdentifyCommand {
 
     /** Identify Namespace, NVMe 1.4 §5.15, Figure 245 ({@link IdNs}): one LBA format, no metadata. */
     private int namespace(int nsid, MemorySegment d) {
-        Namespace ns = controller.namespace(nsid);
+        Namespace ns = context.namespace(nsid);
         if (ns == null) {
             if (nsid == Nvme.BROADCAST_NSID) {
                 lbaFormat0(d, 9); // the format common to all namespaces: 512-byte LBAs
@@ -110,8 +107,8 @@ final class IdentifyCommand {
         IdNs.FLBAS.set(d, (byte) 0);                                   // format 0
         // DLFEAT bits 2:0 = 001b deallocated blocks read as zeroes, bit 3 Write Zeroes may deallocate.
         IdNs.DLFEAT.set(d, (byte) (ns.backend().deallocatedReadsZero() ? 0x09 : 0));
-        IdNs.NGUID.put(d, AdminIds.nguid(controller.options().serial(), nsid), (byte) 0);
-        IdNs.EUI64.put(d, AdminIds.eui64(controller.options().serial(), nsid), (byte) 0);
+        IdNs.NGUID.put(d, AdminIds.nguid(context.options().serial(), nsid), (byte) 0);
+        IdNs.EUI64.put(d, AdminIds.eui64(context.options().serial(), nsid), (byte) 0);
         lbaFormat0(d, ns.lbaShift());
         return Status.SUCCESS;
     }
@@ -129,7 +126,7 @@ final class IdentifyCommand {
             return Status.INVALID_NAMESPACE_OR_FORMAT;
         }
         int at = 0;
-        for (Namespace ns : controller.namespaces()) {
+        for (Namespace ns : context.namespaces()) {
             if (Integer.compareUnsigned(ns.nsid(), nsid) > 0 && at < 1024) {
                 d.set(INT, 4L * at++, ns.nsid());
             }
@@ -139,10 +136,10 @@ final class IdentifyCommand {
 
     /** Namespace Identification Descriptor list (CNS 03h, Figure 249): EUI64, NGUID, UUID. */
     private int descriptors(int nsid, MemorySegment d) {
-        if (controller.namespace(nsid) == null) {
+        if (context.namespace(nsid) == null) {
             return Status.INVALID_NAMESPACE_OR_FORMAT;
         }
-        String serial = controller.options().serial();
+        String serial = context.options().serial();
         int at = put(d, 0, 1, AdminIds.eui64(serial, nsid));
         at = put(d, at, 2, AdminIds.nguid(serial, nsid));
         put(d, at, 3, AdminIds.uuid(serial, nsid));

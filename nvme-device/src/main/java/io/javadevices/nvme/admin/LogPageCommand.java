@@ -1,17 +1,17 @@
 package io.javadevices.nvme.admin;
 
-import io.javadevices.nvme.AdminIds;
-import io.javadevices.nvme.ErrorLog;
-import io.javadevices.nvme.GuestErrors;
-import io.javadevices.nvme.Nvme;
-import io.javadevices.nvme.NvmeController;
-import io.javadevices.nvme.Status;
+import io.javadevices.nvme.model.AdminIds;
+import io.javadevices.nvme.model.ErrorLog;
+import io.javadevices.nvme.model.GuestErrors;
+import io.javadevices.nvme.queue.OpcodeTable;
 import io.javadevices.nvme.queue.QueueStats;
 import io.javadevices.nvme.queue.Sqe;
 import io.javadevices.nvme.spec.EffectsLog;
 import io.javadevices.nvme.spec.ErrorLogEntry;
 import io.javadevices.nvme.spec.FirmwareSlotLog;
+import io.javadevices.nvme.spec.Nvme;
 import io.javadevices.nvme.spec.SmartLog;
+import io.javadevices.nvme.spec.Status;
 
 import java.lang.foreign.MemorySegment;
 
@@ -24,11 +24,11 @@ import java.lang.foreign.MemorySegment;
 final class LogPageCommand {
     static final int ERROR_INFO = 0x01, SMART = 0x02, FIRMWARE_SLOT = 0x03, COMMAND_EFFECTS = 0x05;
 
-    private final NvmeController controller;
+    private final AdminContext context;
     private final AdminCommandDispatcher dispatcher;
 
-    LogPageCommand(NvmeController controller, AdminCommandDispatcher dispatcher) {
-        this.controller = controller;
+    LogPageCommand(AdminContext context, AdminCommandDispatcher dispatcher) {
+        this.context = context;
         this.dispatcher = dispatcher;
     }
 
@@ -52,10 +52,10 @@ final class LogPageCommand {
         // than a negative offset. A dword-misaligned LPO or one at or past the log's end is Invalid Field
         // (NVMe 1.4 §5.14.1; QEMU pci_nvme_err_invalid_log_page_offset).
         if ((offset & 3) != 0 || Long.compareUnsigned(offset, size) >= 0) {
-            controller.guestErrors().record(GuestErrors.Kind.INVALID_LOG_OFFSET, offset);
+            context.guestErrors().record(GuestErrors.Kind.INVALID_LOG_OFFSET, offset);
             return Status.INVALID_FIELD;
         }
-        if (length > controller.maxTransferBytes()) {
+        if (length > context.maxTransferBytes()) {
             return Status.INVALID_FIELD;
         }
         if (lid == SMART && cmd.nsid() != 0 && cmd.nsid() != Nvme.BROADCAST_NSID) {
@@ -63,7 +63,7 @@ final class LogPageCommand {
         }
         MemorySegment data = dispatcher.buffer(8192);
         switch (lid) {
-            case ERROR_INFO -> controller.errorLog().render(data);
+            case ERROR_INFO -> context.errorLog().render(data);
             case SMART -> smart(data);
             case FIRMWARE_SLOT -> firmware(data);
             default -> effects(data);
@@ -73,24 +73,24 @@ final class LogPageCommand {
         MemorySegment out = data.asSlice(offset, available);
         int status = dispatcher.toHost(cmd, out, available);
         if (status == Status.SUCCESS && !retainEvent) {
-            controller.asyncEvents().logPageRead(lid);
+            context.asyncEvents().logPageRead(lid);
         }
         return status;
     }
 
     /** SMART / Health Information, NVMe 1.4 §5.14.1.2: controller-wide, no warnings. */
     private void smart(MemorySegment d) {
-        QueueStats t = controller.totals();
+        QueueStats t = context.queues().totals();
         SmartLog.CW.set(d, (byte) 0);
         SmartLog.CTEMP.set(d, (short) 296);                           // 296 K, below WCTEMP
         SmartLog.AVSP.set(d, (byte) 100);
         SmartLog.AVSPT.set(d, (byte) 10);
-        SmartLog.DUR_LOW.set(d, (t.bytesRead / 512 + 999) / 1000);    // thousands of 512-byte units, rounded up
-        SmartLog.DUW_LOW.set(d, (t.bytesWritten / 512 + 999) / 1000);
-        SmartLog.HRC_LOW.set(d, t.reads);
-        SmartLog.HWC_LOW.set(d, t.writes);
+        SmartLog.DUR_LOW.set(d, (t.bytesRead() / 512 + 999) / 1000);    // thousands of 512-byte units, rounded up
+        SmartLog.DUW_LOW.set(d, (t.bytesWritten() / 512 + 999) / 1000);
+        SmartLog.HRC_LOW.set(d, t.reads());
+        SmartLog.HWC_LOW.set(d, t.writes());
         SmartLog.PWRC_LOW.set(d, 1);
-        SmartLog.NUMERR_LOW.set(d, controller.errorLog().count());
+        SmartLog.NUMERR_LOW.set(d, context.errorLog().count());
     }
 
     /** Firmware Slot Information, NVMe 1.4 §5.14.1.3: slot 1 active, its revision in FRS1. */
@@ -101,19 +101,11 @@ final class LogPageCommand {
 
     /** Commands Supported and Effects, NVMe 1.4 §5.14.1.5: CSUPP for each command, LBCC for those that change media. */
     private void effects(MemorySegment d) {
-        int[] admin = {Nvme.ADM_DELETE_SQ, Nvme.ADM_CREATE_SQ, Nvme.ADM_GET_LOG_PAGE, Nvme.ADM_DELETE_CQ,
-                Nvme.ADM_CREATE_CQ, Nvme.ADM_IDENTIFY, Nvme.ADM_ABORT, Nvme.ADM_SET_FEATURES, Nvme.ADM_GET_FEATURES,
-                Nvme.ADM_ASYNC_EVENT_REQUEST, Nvme.ADM_KEEP_ALIVE};
-        for (int op : admin) {
-            EffectsLog.admin(d, op, EffectsLog.CSUPP);
+        for (OpcodeTable.Entry<?> e : dispatcher.commands().entries()) {
+            EffectsLog.admin(d, e.opcode(), e.effects());
         }
-        if (controller.options().dbbuf()) {
-            EffectsLog.admin(d, Nvme.ADM_DOORBELL_BUFFER_CONFIG, EffectsLog.CSUPP);
+        for (OpcodeTable.Entry<?> e : context.nvmCommands().entries()) {
+            EffectsLog.io(d, e.opcode(), e.effects());
         }
-        EffectsLog.io(d, Nvme.IO_FLUSH, EffectsLog.CSUPP);
-        EffectsLog.io(d, Nvme.IO_READ, EffectsLog.CSUPP);
-        EffectsLog.io(d, Nvme.IO_WRITE, EffectsLog.CSUPP | EffectsLog.LBCC);
-        EffectsLog.io(d, Nvme.IO_WRITE_ZEROES, EffectsLog.CSUPP | EffectsLog.LBCC);
-        EffectsLog.io(d, Nvme.IO_DSM, EffectsLog.CSUPP | EffectsLog.LBCC);
     }
 }

@@ -1,28 +1,27 @@
 package io.javadevices.nvme.admin;
 
-import io.javadevices.nvme.NvmeController;
-import io.javadevices.nvme.Status;
 import io.javadevices.nvme.queue.CompletionQueue;
 import io.javadevices.nvme.queue.Sqe;
 import io.javadevices.nvme.queue.SubmissionQueue;
+import io.javadevices.nvme.spec.Status;
 
 /**
  * Create/Delete I/O Submission/Completion Queue (NVMe 1.4 §5.3-5.6). Queues must be physically
  * contiguous (CAP.CQR = 1, so PC = 0 is Invalid Field), page aligned and inside guest memory.
  */
 final class QueueCommands {
-    private final NvmeController controller;
+    private final AdminContext context;
 
-    QueueCommands(NvmeController controller) {
-        this.controller = controller;
+    QueueCommands(AdminContext context) {
+        this.context = context;
     }
 
     private boolean validQid(int qid) {
-        return qid >= 1 && qid <= controller.maxIoQueues();
+        return qid >= 1 && qid <= context.maxIoQueues();
     }
 
     private boolean validBase(long base, long bytes) {
-        return base != 0 && (base & (controller.pageSize() - 1)) == 0 && controller.memory().isMapped(base, bytes);
+        return base != 0 && (base & (context.pageSize() - 1)) == 0 && context.memory().isMapped(base, bytes);
     }
 
     /** Create I/O CQ (05h): CDW10 QSIZE 31:16 (0-based) QID 15:0; CDW11 IV 31:16, IEN bit 1, PC bit 0. */
@@ -32,22 +31,22 @@ final class QueueCommands {
         int vector = cmd.cdw11() >>> 16;
         boolean ien = (cmd.cdw11() & 2) != 0;
         boolean contiguous = (cmd.cdw11() & 1) != 0;
-        if (!validQid(qid) || controller.completionQueue(qid) != null) {
+        if (!validQid(qid) || context.queues().completionQueue(qid) != null) {
             return Status.INVALID_QUEUE_IDENTIFIER;
         }
-        if (entries < 2 || entries > controller.options().mqes() + 1) {
+        if (entries < 2 || entries > context.options().mqes() + 1) {
             return Status.INVALID_QUEUE_SIZE;
         }
         if (!contiguous) {
             return Status.INVALID_FIELD;
         }
-        if (vector >= controller.msixVectors()) {
+        if (vector >= context.msixVectors()) {
             return Status.INVALID_INTERRUPT_VECTOR;
         }
         if (!validBase(cmd.prp1(), 16L * entries)) {
             return Status.INVALID_FIELD;
         }
-        controller.installCompletionQueue(new CompletionQueue(qid, entries, cmd.prp1(), vector, ien));
+        context.queues().installCompletionQueue(new CompletionQueue(qid, entries, cmd.prp1(), vector, ien));
         return Status.SUCCESS;
     }
 
@@ -57,45 +56,45 @@ final class QueueCommands {
         int entries = (cmd.cdw10() >>> 16) + 1;
         int cqid = cmd.cdw11() >>> 16;
         boolean contiguous = (cmd.cdw11() & 1) != 0;
-        if (!validQid(qid) || controller.submissionQueue(qid) != null) {
+        if (!validQid(qid) || context.queues().submissionQueue(qid) != null) {
             return Status.INVALID_QUEUE_IDENTIFIER;
         }
-        CompletionQueue cq = cqid == 0 ? null : controller.completionQueue(cqid);
+        CompletionQueue cq = cqid == 0 ? null : context.queues().completionQueue(cqid);
         if (cq == null) {
             return Status.COMPLETION_QUEUE_INVALID;
         }
-        if (entries < 2 || entries > controller.options().mqes() + 1) {
+        if (entries < 2 || entries > context.options().mqes() + 1) {
             return Status.INVALID_QUEUE_SIZE;
         }
         if (!contiguous || !validBase(cmd.prp1(), 64L * entries)) {
             return Status.INVALID_FIELD;
         }
-        controller.installSubmissionQueue(new SubmissionQueue(qid, entries, cmd.prp1(), cq, (cmd.cdw11() >>> 1) & 3));
+        context.queues().installSubmissionQueue(new SubmissionQueue(qid, entries, cmd.prp1(), cq, (cmd.cdw11() >>> 1) & 3));
         return Status.SUCCESS;
     }
 
     /** Delete I/O SQ (00h): stops its worker; entries not yet fetched are dropped. */
     int deleteSubmissionQueue(Sqe cmd) {
         int qid = cmd.cdw10() & 0xFFFF;
-        SubmissionQueue sq = validQid(qid) ? controller.submissionQueue(qid) : null;
+        SubmissionQueue sq = validQid(qid) ? context.queues().submissionQueue(qid) : null;
         if (sq == null) {
             return Status.INVALID_QUEUE_IDENTIFIER;
         }
-        controller.removeSubmissionQueue(sq);
+        context.queues().removeSubmissionQueue(sq);
         return Status.SUCCESS;
     }
 
     /** Delete I/O CQ (04h): Invalid Queue Deletion while an SQ still uses it. */
     int deleteCompletionQueue(Sqe cmd) {
         int qid = cmd.cdw10() & 0xFFFF;
-        CompletionQueue cq = validQid(qid) ? controller.completionQueue(qid) : null;
+        CompletionQueue cq = validQid(qid) ? context.queues().completionQueue(qid) : null;
         if (cq == null) {
             return Status.INVALID_QUEUE_IDENTIFIER;
         }
         if (cq.hasSubmissionQueues()) {
             return Status.INVALID_QUEUE_DELETION;
         }
-        controller.removeCompletionQueue(cq);
+        context.queues().removeCompletionQueue(cq);
         return Status.SUCCESS;
     }
 }

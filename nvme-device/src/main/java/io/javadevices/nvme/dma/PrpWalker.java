@@ -1,7 +1,7 @@
 package io.javadevices.nvme.dma;
 
-import io.javadevices.nvme.GuestErrors;
-import io.javadevices.nvme.Status;
+import io.javadevices.nvme.model.GuestErrors;
+import io.javadevices.nvme.spec.Status;
 import io.javadevices.pci.GuestMemory;
 import io.javadevices.pci.GuestMemoryException;
 

@@ -1,18 +1,16 @@
 package io.javadevices.nvme.io;
 
-import io.javadevices.nvme.backend.BlockBackend;
-
-import io.javadevices.nvme.GuestErrors;
-import io.javadevices.nvme.Namespace;
-import io.javadevices.nvme.Nvme;
-import io.javadevices.nvme.NvmeController;
-import io.javadevices.nvme.Status;
 import io.javadevices.nvme.admin.FeatureState;
+import io.javadevices.nvme.backend.BlockBackend;
 import io.javadevices.nvme.dma.PrpWalker;
+import io.javadevices.nvme.model.GuestErrors;
+import io.javadevices.nvme.model.Namespace;
 import io.javadevices.nvme.queue.CommandHandler;
 import io.javadevices.nvme.queue.QueueStats;
 import io.javadevices.nvme.queue.QueueWorker;
 import io.javadevices.nvme.queue.Sqe;
+import io.javadevices.nvme.spec.Nvme;
+import io.javadevices.nvme.spec.Status;
 import io.javadevices.pci.GuestMemory;
 import io.javadevices.pci.GuestMemoryException;
 
@@ -38,62 +36,53 @@ public final class IoCommandHandler implements CommandHandler {
     /** A sync (fdatasync) failed or an earlier one had: not retryable. */
     static final int SYNC_FAILED = Status.WRITE_FAULT | Status.DNR;
 
-    private final NvmeController controller;
+    private final IoContext context;
     private final FeatureState features;
     private final GuestMemory memory;
+    private final int pageSize;
+    private final long maxTransferBytes;
     private final PrpWalker prp;
     private final MemorySegment ranges = MemorySegment.ofArray(new long[4096 / 8]);
 
-    public IoCommandHandler(NvmeController controller) {
-        this.controller = controller;
-        this.features = controller.features();
-        this.memory = controller.memory();
-        this.prp = new PrpWalker(memory, (int) (controller.maxTransferBytes() / 4096) + 2, controller.guestErrors());
+    public IoCommandHandler(IoContext context) {
+        this.context = context;
+        this.features = context.features();
+        this.memory = context.memory();
+        this.pageSize = context.pageSize();
+        this.maxTransferBytes = context.maxTransferBytes();
+        this.prp = new PrpWalker(memory, (int) (maxTransferBytes / 4096) + 2, context.guestErrors());
     }
 
     @Override
     public long execute(Sqe cmd, QueueWorker worker) {
         QueueStats stats = worker.stats();
-        stats.ioCommands++;
-        int status = dispatch(cmd, worker, stats);
-        if (status != Status.SUCCESS) {
-            stats.ioErrors++;
+        stats.countIoCommand();
+        long result = cmd.fused() != 0 || cmd.psdt() != 0
+                ? CommandHandler.result(Status.INVALID_FIELD) // no fused operations, no SGLs (Identify SGLS = 0)
+                : NvmOpcodes.TABLE.execute(this, cmd, worker);
+        if (CommandHandler.status(result) != Status.SUCCESS) {
+            stats.countIoError();
         }
-        return CommandHandler.result(status);
-    }
-
-    private int dispatch(Sqe cmd, QueueWorker worker, QueueStats stats) {
-        int sqid = worker.queue().qid;
-        if (cmd.fused() != 0 || cmd.psdt() != 0) {
-            return Status.INVALID_FIELD; // no fused operations, no SGLs (Identify SGLS = 0)
-        }
-        return switch (cmd.opcode()) {
-            case Nvme.IO_READ -> readWrite(cmd, worker, stats, false);
-            case Nvme.IO_WRITE -> readWrite(cmd, worker, stats, true);
-            case Nvme.IO_FLUSH -> flush(cmd, sqid, stats);
-            case Nvme.IO_WRITE_ZEROES -> writeZeroes(cmd, sqid);
-            case Nvme.IO_DSM -> datasetManagement(cmd, sqid);
-            default -> Status.INVALID_OPCODE;
-        };
+        return result;
     }
 
     /** Read (NVMe 1.4 §6.9) / Write (§6.15): SLBA in CDW10-11, NLB (0-based) in CDW12 bits 15:0. */
-    private int readWrite(Sqe cmd, QueueWorker worker, QueueStats stats, boolean write) {
+    int readWrite(Sqe cmd, QueueWorker worker, QueueStats stats, boolean write) {
         int sqid = worker.queue().qid;
-        Namespace ns = controller.namespace(cmd.nsid());
+        Namespace ns = context.namespace(cmd.nsid());
         if (ns == null) {
             return Status.INVALID_NAMESPACE_OR_FORMAT;
         }
         long slba = cmd.cdw10and11();
         int blocks = (cmd.cdw12() & 0xFFFF) + 1;
         long bytes = (long) blocks << ns.lbaShift();
-        if (bytes > controller.maxTransferBytes()) {
+        if (bytes > maxTransferBytes) {
             return Status.INVALID_FIELD;
         }
         if (!ns.inRange(slba, blocks)) {
             return Status.LBA_OUT_OF_RANGE;
         }
-        int status = prp.walk(cmd.prp1(), cmd.prp2(), bytes, controller.pageSize());
+        int status = prp.walk(cmd.prp1(), cmd.prp2(), bytes, pageSize);
         if (status != Status.SUCCESS) {
             return status;
         }
@@ -117,12 +106,12 @@ public final class IoCommandHandler implements CommandHandler {
                 }
             }
         } catch (GuestMemoryException | InternalError e) { // InternalError: a backend copy hit truncated guest RAM (GuestMemory)
-            controller.guestErrors().record(GuestErrors.Kind.DMA_OUTSIDE_MEMORY,
+            context.guestErrors().record(GuestErrors.Kind.DMA_OUTSIDE_MEMORY,
                     e instanceof GuestMemoryException g ? g.address() : -1);
             return Status.DATA_TRANSFER_ERROR;
         } catch (IOException | RuntimeException e) {
             int failed = write ? Status.WRITE_FAULT : Status.UNRECOVERED_READ_ERROR;
-            controller.errorLog().record(sqid, cmd.cid(), failed, slba, cmd.nsid());
+            context.errorLog().record(sqid, cmd.cid(), failed, slba, cmd.nsid());
             return failed;
         }
         if (write) {
@@ -130,11 +119,9 @@ public final class IoCommandHandler implements CommandHandler {
             if (status != Status.SUCCESS) {
                 return status;
             }
-            stats.writes++;
-            stats.bytesWritten += bytes;
+            stats.countWrite(bytes);
         } else {
-            stats.reads++;
-            stats.bytesRead += bytes;
+            stats.countRead(bytes);
         }
         return Status.SUCCESS;
     }
@@ -162,7 +149,7 @@ public final class IoCommandHandler implements CommandHandler {
             ns.backend().sync(offset, bytes);
             return Status.SUCCESS;
         } catch (IOException | RuntimeException e) {
-            controller.errorLog().record(sqid, cmd.cid(), SYNC_FAILED, slba, cmd.nsid());
+            context.errorLog().record(sqid, cmd.cid(), SYNC_FAILED, slba, cmd.nsid());
             return SYNC_FAILED;
         }
     }
@@ -200,16 +187,16 @@ public final class IoCommandHandler implements CommandHandler {
      * Flush (§6.8); NSID FFFFFFFFh flushes every namespace. After a failed write-back the backend keeps
      * failing (sticky), so this reports {@link #SYNC_FAILED} rather than a success that would be a lie.
      */
-    private int flush(Sqe cmd, int sqid, QueueStats stats) {
+    int flush(Sqe cmd, int sqid, QueueStats stats) {
         int nsid = cmd.nsid();
         try {
             if (nsid == Nvme.BROADCAST_NSID) {
-                for (Namespace ns : controller.namespaces()) {
+                for (Namespace ns : context.namespaces()) {
                     ns.countFlush();
                     ns.backend().flush();
                 }
             } else {
-                Namespace ns = controller.namespace(nsid);
+                Namespace ns = context.namespace(nsid);
                 if (ns == null) {
                     return Status.INVALID_NAMESPACE_OR_FORMAT;
                 }
@@ -217,16 +204,16 @@ public final class IoCommandHandler implements CommandHandler {
                 ns.backend().flush();
             }
         } catch (IOException | RuntimeException e) {
-            controller.errorLog().record(sqid, cmd.cid(), SYNC_FAILED, 0, nsid);
+            context.errorLog().record(sqid, cmd.cid(), SYNC_FAILED, 0, nsid);
             return SYNC_FAILED;
         }
-        stats.flushes++;
+        stats.countFlush();
         return Status.SUCCESS;
     }
 
     /** Write Zeroes (§6.16): no data transfer, so not limited by MDTS; FUA and a disabled cache as for Write. */
-    private int writeZeroes(Sqe cmd, int sqid) {
-        Namespace ns = controller.namespace(cmd.nsid());
+    int writeZeroes(Sqe cmd, int sqid) {
+        Namespace ns = context.namespace(cmd.nsid());
         if (ns == null) {
             return Status.INVALID_NAMESPACE_OR_FORMAT;
         }
@@ -240,7 +227,7 @@ public final class IoCommandHandler implements CommandHandler {
         try {
             ns.backend().writeZeroes(offset, bytes);
         } catch (IOException | RuntimeException e) {
-            controller.errorLog().record(sqid, cmd.cid(), Status.WRITE_FAULT, slba, cmd.nsid());
+            context.errorLog().record(sqid, cmd.cid(), Status.WRITE_FAULT, slba, cmd.nsid());
             return Status.WRITE_FAULT;
         }
         return writeDurability(ns, (cmd.cdw12() & FUA) != 0, offset, bytes, sqid, cmd, slba);
@@ -250,13 +237,13 @@ public final class IoCommandHandler implements CommandHandler {
      * Dataset Management (§6.7): NR (CDW10 7:0, 0-based) 16-byte ranges at PRP1/PRP2; only the
      * Attribute-Deallocate (CDW11 bit 2) changes anything.
      */
-    private int datasetManagement(Sqe cmd, int sqid) {
-        Namespace ns = controller.namespace(cmd.nsid());
+    int datasetManagement(Sqe cmd, int sqid) {
+        Namespace ns = context.namespace(cmd.nsid());
         if (ns == null) {
             return Status.INVALID_NAMESPACE_OR_FORMAT;
         }
         int count = (cmd.cdw10() & 0xFF) + 1;
-        int status = prp.walk(cmd.prp1(), cmd.prp2(), 16L * count, controller.pageSize());
+        int status = prp.walk(cmd.prp1(), cmd.prp2(), 16L * count, pageSize);
         if (status != Status.SUCCESS) {
             return status;
         }
@@ -282,7 +269,7 @@ public final class IoCommandHandler implements CommandHandler {
                 ns.backend().deallocate(slba << ns.lbaShift(), blocks << ns.lbaShift());
             }
         } catch (IOException | RuntimeException e) {
-            controller.errorLog().record(sqid, cmd.cid(), Status.INTERNAL_ERROR, 0, cmd.nsid());
+            context.errorLog().record(sqid, cmd.cid(), Status.INTERNAL_ERROR, 0, cmd.nsid());
             return Status.INTERNAL_ERROR;
         }
         return Status.SUCCESS;

@@ -158,23 +158,24 @@ public final class CompletionQueue {
      * Writes one CQE (NVMe 1.4 §4.6, Figure 124, {@link CqeLayout}) if there is room (false if the queue is full):
      * DW0 and DW1 (command specific, DW1 reserved: 0) as one long, SQHD and SQID as one int, then CID and STATUS
      * (phase tag in bit 0) as one int written last with release semantics, so the host never sees the new phase
-     * before the rest of the entry.
+     * before the rest of the entry. An invalid head the host left in a shadow slot or the polled page goes to
+     * {@code rejects} (once per value) and the known head is kept.
      */
-    boolean post(GuestMemory memory, int sqid, int sqHead, int cid, int status, int dw0, QueueStats stats)
-            throws GuestMemoryException {
+    boolean post(GuestMemory memory, int sqid, int sqHead, int cid, int status, int dw0, QueueStats stats,
+                 DoorbellSource.Rejects rejects) throws GuestMemoryException {
         if (!shared) {
-            return tryPost(memory, sqid, sqHead, cid, status, dw0, stats);
+            return tryPost(memory, sqid, sqHead, cid, status, dw0, stats, rejects);
         }
         synchronized (this) {
-            return tryPost(memory, sqid, sqHead, cid, status, dw0, stats);
+            return tryPost(memory, sqid, sqHead, cid, status, dw0, stats, rejects);
         }
     }
 
-    private boolean tryPost(GuestMemory memory, int sqid, int sqHead, int cid, int status, int dw0, QueueStats stats)
-            throws GuestMemoryException {
+    private boolean tryPost(GuestMemory memory, int sqid, int sqHead, int cid, int status, int dw0, QueueStats stats,
+                            DoorbellSource.Rejects rejects) throws GuestMemoryException {
         int next = tail + 1 == size ? 0 : tail + 1;
         if (next == cachedHead) {
-            refreshHead(stats);
+            refreshHead(stats, rejects);
             if (next == cachedHead) {
                 return false;
             }
@@ -191,16 +192,16 @@ public final class CompletionQueue {
     }
 
     /** Re-reads the host's head (an invalid value keeps the cached one); true if it moved. Poster only. */
-    boolean headMoved(QueueStats stats) {
+    boolean headMoved(QueueStats stats, DoorbellSource.Rejects rejects) {
         synchronized (this) { // rare (full queue): always locked, also correct before the CQ is shared
             int before = cachedHead;
-            refreshHead(stats);
+            refreshHead(stats, rejects);
             return cachedHead != before;
         }
     }
 
-    private void refreshHead(QueueStats stats) {
-        int h = head.load(stats, DoorbellSource.Rejects.IGNORE);
+    private void refreshHead(QueueStats stats, DoorbellSource.Rejects rejects) {
+        int h = head.load(stats, rejects);
         if (h != DoorbellSource.INVALID) {
             cachedHead = h;
         }

@@ -13,7 +13,7 @@ import java.lang.foreign.MemorySegment;
  * 4 KiB page holds the doorbells of queues 0..511.
  *
  * <p>The guest can write any slot at any time, so every value read here is validated by the reader
- * ({@link io.javadevices.nvme.Nvme#validDoorbell}), and a queue's slots are zeroed when the queue is
+ * ({@link io.javadevices.nvme.spec.Nvme#validDoorbell}), and a queue's slots are zeroed when the queue is
  * created and the whole page on controller reset: a stale tail from an earlier queue must never look
  * like new submissions.
  *

@@ -1,6 +1,6 @@
 package io.javadevices.nvme.queue;
 
-import io.javadevices.nvme.Nvme;
+import io.javadevices.nvme.spec.Nvme;
 import io.javadevices.pci.GuestMemoryException;
 
 import java.lang.invoke.MethodHandles;
@@ -34,9 +34,6 @@ sealed interface DoorbellSource permits DoorbellSource.Mmio, DoorbellSource.Poll
     /** Receives each new invalid value a source saw (the worker passes the controller's guest-error path). */
     @FunctionalInterface
     interface Rejects {
-        Rejects IGNORE = (qid, value) -> {
-        };
-
         void invalid(int qid, int value);
     }
 

@@ -1,16 +1,128 @@
 package io.javadevices.nvme.queue;
 
 /**
- * Counters of one queue worker: plain fields written only by that worker's thread and summed by
- * {@code NvmeController.statistics()} (racy but monotonic reads are fine for observability); no shared
- * atomics on the I/O path.
+ * Counters of one queue worker: plain fields written only by that worker's thread and summed by the
+ * {@link QueueTable} (racy but monotonic reads are fine for observability); no shared atomics on the
+ * I/O path. The command sets count through the {@code count*} methods; the worker and its queues (this
+ * package) bump their own fields directly.
  */
 public final class QueueStats {
-    public long adminCommands, dbbufAccepted, dbbufRejected;
-    public long ioCommands, reads, writes, flushes, bytesRead, bytesWritten, ioErrors;
-    public long shadowSq, shadowCq, polledSq, interrupts, naps;
+    long adminCommands, dbbufAccepted, dbbufRejected;
+    long ioCommands, reads, writes, flushes, bytesRead, bytesWritten, ioErrors;
+    long shadowSq, shadowCq, polledSq, interrupts, naps;
     /** Commands by opcode: admin opcodes (counted by the admin queue's worker) and I/O opcodes. */
-    public final long[] adminByOpcode = new long[256], ioByOpcode = new long[256];
+    final long[] adminByOpcode = new long[256], ioByOpcode = new long[256];
+
+    // ------------------------------------------------------------------ counting (the worker's thread)
+
+    public void countAdminCommand() {
+        adminCommands++;
+    }
+
+    /** A Doorbell Buffer Config command, accepted or rejected. */
+    public void countDbbuf(boolean accepted) {
+        if (accepted) {
+            dbbufAccepted++;
+        } else {
+            dbbufRejected++;
+        }
+    }
+
+    public void countIoCommand() {
+        ioCommands++;
+    }
+
+    public void countIoError() {
+        ioErrors++;
+    }
+
+    public void countRead(long bytes) {
+        reads++;
+        bytesRead += bytes;
+    }
+
+    public void countWrite(long bytes) {
+        writes++;
+        bytesWritten += bytes;
+    }
+
+    public void countFlush() {
+        flushes++;
+    }
+
+    public void countInterrupt() {
+        interrupts++;
+    }
+
+    // ------------------------------------------------------------------ reading (statistics, SMART log)
+
+    public long adminCommands() {
+        return adminCommands;
+    }
+
+    public long dbbufAccepted() {
+        return dbbufAccepted;
+    }
+
+    public long dbbufRejected() {
+        return dbbufRejected;
+    }
+
+    public long ioCommands() {
+        return ioCommands;
+    }
+
+    public long reads() {
+        return reads;
+    }
+
+    public long writes() {
+        return writes;
+    }
+
+    public long flushes() {
+        return flushes;
+    }
+
+    public long bytesRead() {
+        return bytesRead;
+    }
+
+    public long bytesWritten() {
+        return bytesWritten;
+    }
+
+    public long ioErrors() {
+        return ioErrors;
+    }
+
+    public long shadowSq() {
+        return shadowSq;
+    }
+
+    public long shadowCq() {
+        return shadowCq;
+    }
+
+    public long polledSq() {
+        return polledSq;
+    }
+
+    public long interrupts() {
+        return interrupts;
+    }
+
+    public long naps() {
+        return naps;
+    }
+
+    public long adminByOpcode(int opcode) {
+        return adminByOpcode[opcode];
+    }
+
+    public long ioByOpcode(int opcode) {
+        return ioByOpcode[opcode];
+    }
 
     public void addTo(QueueStats total) {
         total.adminCommands += adminCommands;

@@ -1,7 +1,7 @@
 package io.javadevices.nvme.queue;
 
-import io.javadevices.nvme.Nvme;
-import io.javadevices.nvme.Status;
+import io.javadevices.nvme.spec.Nvme;
+import io.javadevices.nvme.spec.Status;
 import io.javadevices.pci.GuestMemory;
 import io.javadevices.pci.GuestMemoryException;
 
@@ -28,7 +28,7 @@ import java.util.concurrent.locks.LockSupport;
  */
 public final class QueueWorker implements Runnable {
     /** What the worker needs from the controller. */
-    public interface Host {
+    public interface Controller {
         GuestMemory memory();
 
         /** A batch of {@code posted} completions was written to {@code cq}: maybe interrupt. */
@@ -38,7 +38,16 @@ public final class QueueWorker implements Runnable {
         void flushInterrupts(CompletionQueue cq, QueueStats stats);
 
         /** An invalid SQ tail was seen in a shadow slot or the polled page (reported once per new value). */
-        void invalidDoorbell(int qid, int value);
+        void invalidSubmissionTail(int qid, int value);
+
+        /**
+         * An invalid CQ head was seen in a shadow slot or the polled page (reported once per new value; the
+         * poster keeps the head it knew, so nothing is overwritten).
+         */
+        void invalidCompletionHead(int qid, int value);
+
+        /** An SQE could not be fetched: its slot ({@code address}) is outside guest memory. */
+        void commandFetchFailed(int qid, long address);
 
         /** The CQ could not be written: controller fatal status. */
         void fatal(String why);
@@ -62,7 +71,7 @@ public final class QueueWorker implements Runnable {
         }
     }
 
-    private final Host host;
+    private final Controller host;
     private final GuestMemory memory;
     private final SubmissionQueue sq;
     private final CompletionQueue cq;
@@ -73,8 +82,9 @@ public final class QueueWorker implements Runnable {
     private final Sqe cmd = new Sqe();
     private final Thread thread;
     private final IdlePolicy idle;
-    /** Where the tail sources report an invalid tail: the controller's guest-error path. */
+    /** Where the doorbell sources report an invalid SQ tail / CQ head: the controller's guest-error path. */
     private final DoorbellSource.Rejects invalidTail;
+    private final DoorbellSource.Rejects invalidHead;
     /** Doorbells live in the polled page: after each idle park the controller re-checks INTx. */
     private final boolean polledDoorbells;
     private volatile boolean stop;
@@ -84,7 +94,7 @@ public final class QueueWorker implements Runnable {
     private int head;
     private int unsignalled;
 
-    public QueueWorker(Host host, SubmissionQueue sq, CommandHandler handler, IdlePolicy.Settings idle) {
+    public QueueWorker(Controller host, SubmissionQueue sq, CommandHandler handler, IdlePolicy.Settings idle) {
         this.host = host;
         this.memory = host.memory();
         this.sq = sq;
@@ -93,7 +103,8 @@ public final class QueueWorker implements Runnable {
         this.handler = handler;
         this.polledDoorbells = sq.polled();
         this.idle = new IdlePolicy(idle, polledDoorbells);
-        this.invalidTail = host::invalidDoorbell;
+        this.invalidTail = host::invalidSubmissionTail;
+        this.invalidHead = host::invalidCompletionHead;
         this.thread = Thread.ofPlatform().daemon().name("nvme-sq" + sq.qid).unstarted(this);
         sq.worker = this;
     }
@@ -267,12 +278,20 @@ public final class QueueWorker implements Runnable {
             head = head + 1 == sq.size ? 0 : head + 1;
             long result;
             int cid = 0;
+            boolean fetched = false;
             try {
                 memory.read(at, cmd.segment(), 0, 64);
+                fetched = true;
                 cid = cmd.cid();
                 opcodeCounts[cmd.opcode() & 0xFF]++;
                 result = handler.execute(cmd, this);
             } catch (GuestMemoryException e) {
+                if (!fetched) {
+                    // The SQ slot itself is outside guest memory: the entry completes with Data Transfer
+                    // Error and CID 0 (its CID is unreadable), and the guest's mistake is counted. A handler
+                    // that lets a GuestMemoryException escape gets the same status.
+                    host.commandFetchFailed(sq.qid, e.address());
+                }
                 result = CommandHandler.result(Status.DATA_TRANSFER_ERROR);
             } catch (RuntimeException | Error e) {
                 // One bad command must not kill the queue: complete it with Internal Error.
@@ -323,7 +342,7 @@ public final class QueueWorker implements Runnable {
             if (!postsLocked && cq.shared()) {
                 postsLocked = true; // hand-over acknowledged (CompletionQueue.awaitHandOver): the CQ now locks
             }
-            if (cq.post(memory, sq.qid, head, cid, status, dw0, stats)) {
+            if (cq.post(memory, sq.qid, head, cid, status, dw0, stats, invalidHead)) {
                 return true;
             }
             if (!waitForCompletionSpace()) {
@@ -344,7 +363,7 @@ public final class QueueWorker implements Runnable {
         try {
             cq.publishEventIdx(cq.cachedHead()); // no-op without a reachable shadow slot
             GuestMemory.fullFence();
-            if (!cq.headMoved(stats) && !stop) {
+            if (!cq.headMoved(stats, invalidHead) && !stop) {
                 LockSupport.parkNanos(1_000_000L);
             }
         } finally {

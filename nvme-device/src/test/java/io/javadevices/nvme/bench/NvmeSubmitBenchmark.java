@@ -1,5 +1,6 @@
 package io.javadevices.nvme.bench;
 
+import io.javadevices.nvme.NvmeStatistics;
 import io.javadevices.nvme.NvmeController;
 import io.javadevices.nvme.NvmeOptions;
 import io.javadevices.nvme.driver.Command;
@@ -88,8 +89,8 @@ public class NvmeSubmitBenchmark {
         Map<String, Long> s = controller.statistics();
         System.out.printf("%n[dbbuf=%s] commands=%d mmio doorbells/command=%.3f (sq %d, cq %d) shadow-only sq=%d interrupts/command=%.3f%n",
                 dbbuf, commands, (double) driver.mmioDoorbellWrites() / Math.max(1, commands),
-                s.get("doorbell.mmio.sq"), s.get("doorbell.mmio.cq"), s.get("doorbell.shadow.sq"),
-                (double) s.get("interrupts") / Math.max(1, commands));
+                s.get(NvmeStatistics.DOORBELL_MMIO_SQ), s.get(NvmeStatistics.DOORBELL_MMIO_CQ), s.get(NvmeStatistics.DOORBELL_SHADOW_SQ),
+                (double) s.get(NvmeStatistics.INTERRUPTS) / Math.max(1, commands));
         host.close();
     }
 

@@ -176,28 +176,29 @@ class DoorbellSourceTest {
     }
 
     @Test
-    void fullCqReadsAValidShadowHeadAndIgnoresAnInvalidOne() throws GuestMemoryException {
+    void fullCqReadsAValidShadowHeadAndReportsAnInvalidOneOnce() throws GuestMemoryException {
         long ring = 0x30_0000L;
         memory.map(ring, MemorySegment.ofArray(new long[512]));
         CompletionQueue cq = new CompletionQueue(QID, 4, ring, 0, true);
         assertTrue(cq.useShadow(slot(true), 0xFFFF));
         for (int i = 0; i < 3; i++) {
-            assertTrue(cq.post(memory, QID, 0, i, 0, 0, stats));
+            assertTrue(cq.post(memory, QID, 0, i, 0, 0, stats, rejects));
         }
-        assertFalse(cq.post(memory, QID, 0, 3, 0, 0, stats), "full: 3 of 4 entries");
+        assertFalse(cq.post(memory, QID, 0, 3, 0, 0, stats, rejects), "full: 3 of 4 entries");
         hostWritesShadow(true, 9); // invalid for 4 entries
-        assertFalse(cq.headMoved(stats));
-        assertFalse(cq.post(memory, QID, 0, 3, 0, 0, stats));
+        assertFalse(cq.headMoved(stats, rejects));
+        assertFalse(cq.post(memory, QID, 0, 3, 0, 0, stats, rejects), "an invalid head frees nothing");
+        assertEquals(List.of(9), rejected, "one report per new invalid head, not per look");
         hostWritesShadow(true, 2);
-        assertTrue(cq.headMoved(stats));
+        assertTrue(cq.headMoved(stats, rejects));
         assertEquals(1, stats.shadowCq);
-        assertTrue(cq.post(memory, QID, 0, 3, 0, 0, stats));
-        assertTrue(cq.post(memory, QID, 0, 4, 0, 0, stats));
+        assertTrue(cq.post(memory, QID, 0, 3, 0, 0, stats, rejects));
+        assertTrue(cq.post(memory, QID, 0, 4, 0, 0, stats, rejects));
         memory.unmap(SHADOW, 4096); // page gone while full: BAR0 continues from the last shadow head, no fatal error
-        assertFalse(cq.post(memory, QID, 0, 5, 0, 0, stats), "the stale BAR0 head 0 must not free entries 2, 3, 0");
+        assertFalse(cq.post(memory, QID, 0, 5, 0, 0, stats, rejects), "the stale BAR0 head 0 must not free entries 2, 3, 0");
         assertEquals(2, cq.hostHead());
         cq.mmioHead(0); // the host consumed 2 and 3 and says so through BAR0
-        assertTrue(cq.headMoved(stats));
-        assertTrue(cq.post(memory, QID, 0, 5, 0, 0, stats));
+        assertTrue(cq.headMoved(stats, rejects));
+        assertTrue(cq.post(memory, QID, 0, 5, 0, 0, stats, rejects));
     }
 }

@@ -1,6 +1,6 @@
 package io.javadevices.nvme.spec;
 
-import io.javadevices.nvme.Nvme;
+import io.javadevices.nvme.spec.Nvme;
 import org.junit.jupiter.api.Test;
 
 import java.lang.foreign.MemoryLayout.PathElement;

@@ -1,4 +1,4 @@
-package io.javadevices.nvme;
+package io.javadevices.nvme.spec;
 
 /**
  * NVMe completion status values as the 15-bit Status Field of a completion queue entry (NVMe 1.4

@@ -1,4 +1,4 @@
-package io.javadevices.nvme;
+package io.javadevices.nvme.model;
 
 import java.time.Duration;
 import java.util.Map;
@@ -17,6 +17,8 @@ import java.util.function.LongSupplier;
  * one line per window builds a message. A guest that behaves never reaches this class.
  */
 public final class GuestErrors {
+    /** Statistic: rate-limited log lines written (the other keys are {@link Kind#key()}). */
+    public static final String LOG_LINES = "guest.error.log.lines";
     /** Default window between two lines of the same kind. */
     public static final Duration DEFAULT_WINDOW = Duration.ofSeconds(10);
 
@@ -119,6 +121,6 @@ public final class GuestErrors {
         for (Kind k : KINDS) {
             statistics.put(k.key, counts.get(k.ordinal()));
         }
-        statistics.put("guest.error.log.lines", lines.get());
+        statistics.put(LOG_LINES, lines.get());
     }
 }

@@ -1,8 +1,6 @@
-package io.javadevices.nvme;
+package io.javadevices.nvme.queue;
 
-import io.javadevices.nvme.queue.CompletionQueue;
-import io.javadevices.nvme.queue.ShadowDoorbell;
-import io.javadevices.nvme.queue.SubmissionQueue;
+import io.javadevices.nvme.spec.Nvme;
 import io.javadevices.pci.GuestMemory;
 import io.javadevices.pci.GuestMemoryException;
 
@@ -43,7 +41,7 @@ final class ShadowSeeding {
     }
 
     /** Writes the admin queue's current tail and head into slot 0 of both pages. */
-    static void admin(GuestMemory memory, SubmissionQueue sq, CompletionQueue cq, NvmeController.DbbufPages pages) {
+    static void admin(GuestMemory memory, SubmissionQueue sq, CompletionQueue cq, DbbufPages pages) {
         if (sq != null) {
             mirrorAdmin(memory, pages, 0, false, sq.mmioTail());
         }
@@ -56,7 +54,7 @@ final class ShadowSeeding {
      * An accepted MMIO doorbell value (tail, or head if {@code completion}): for the admin queue with
      * DBBUF active ({@code pages} non-null), copied into slot 0 and its EventIdx; otherwise nothing.
      */
-    static void mirrorAdmin(GuestMemory memory, NvmeController.DbbufPages pages, int qid, boolean completion, int value) {
+    static void mirrorAdmin(GuestMemory memory, DbbufPages pages, int qid, boolean completion, int value) {
         if (qid != 0 || pages == null) {
             return;
         }

@@ -1,4 +1,4 @@
-package io.javadevices.nvme;
+package io.javadevices.nvme.model;
 
 import io.javadevices.nvme.spec.ErrorLogEntry;
 

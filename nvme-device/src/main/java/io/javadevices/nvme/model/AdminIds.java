@@ -1,4 +1,4 @@
-package io.javadevices.nvme;
+package io.javadevices.nvme.model;
 
 import java.nio.charset.StandardCharsets;
 import java.util.UUID;

@@ -1,11 +1,16 @@
-package io.javadevices.nvme;
+package io.javadevices.nvme.spec;
 
 /** Register offsets, opcodes and field layouts of NVMe 1.4 used across the controller. */
 public final class Nvme {
     private Nvme() {
     }
 
-    // Controller registers (NVMe 1.4 §3.1, Figure 67).
+    /** PCI vendor and device id (also Identify Controller VID/SSVID). */
+    public static final int VENDOR_ID = 0x4E58, DEVICE_ID = 0x4A56;
+    /** CAP.MPSMAX: host pages up to 64 KiB. */
+    public static final int MPS_MAX = 4;
+
+    // Controller registers (NVMe 1.4 §3.1, Figure 67); the register table is regs/Bar0Registers.
     public static final int REG_CAP = 0x00, REG_VS = 0x08, REG_INTMS = 0x0C, REG_INTMC = 0x10, REG_CC = 0x14,
             REG_CSTS = 0x1C, REG_NSSR = 0x20, REG_AQA = 0x24, REG_ASQ = 0x28, REG_ACQ = 0x30,
             REG_CMBLOC = 0x38, REG_CMBSZ = 0x3C;

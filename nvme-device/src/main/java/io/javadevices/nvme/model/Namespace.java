@@ -1,7 +1,8 @@
-package io.javadevices.nvme;
+package io.javadevices.nvme.model;
 
 import io.javadevices.nvme.backend.BlockBackend;
 
+import java.io.IOException;
 import java.util.Map;
 import java.util.concurrent.atomic.LongAdder;
 
@@ -79,12 +80,16 @@ public final class Namespace {
         return slba >= 0 && count >= 0 && slba <= blocks && count <= blocks - slba;
     }
 
-    /** Shutdown (§7.6.2): flushes the backend, best effort (a failing backend must not stop the shutdown). */
-    void flushQuietly() {
+    /**
+     * Shutdown (§7.6.2): flushes the backend, best effort (a failing backend must not stop the shutdown).
+     * A failure is logged: one line per shutdown and namespace, not per command.
+     */
+    public void flushQuietly() {
         try {
             backend.flush();
-        } catch (Exception ignored) {
-            // nothing more to do on shutdown
+        } catch (IOException | RuntimeException e) {
+            System.getLogger(Namespace.class.getName()).log(System.Logger.Level.WARNING,
+                    "namespace {0}: flush on shutdown failed: {1}", nsid, e.toString());
         }
     }
 }

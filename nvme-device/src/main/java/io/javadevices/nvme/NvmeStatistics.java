@@ -1,0 +1,106 @@
+package io.javadevices.nvme;
+
+import io.javadevices.nvme.model.ErrorLog;
+import io.javadevices.nvme.model.GuestErrors;
+import io.javadevices.nvme.model.Namespace;
+import io.javadevices.nvme.queue.QueueStats;
+import io.javadevices.nvme.queue.QueueTable;
+
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The keys of {@link NvmeController#statistics()}: the contract between the controller, its tests, the
+ * CLI's statistics line and the QEMU tests, which read these exact strings. Guest error counters are
+ * {@code guest.error.<kind>} ({@link GuestErrors.Kind}) and namespace counters {@code ns<N>.<name>}
+ * ({@link Namespace}); per-opcode counts are {@link #adminOpcode} / {@link #ioOpcode}.
+ */
+public final class NvmeStatistics {
+    private NvmeStatistics() {
+    }
+
+    /** Admin commands executed, and Doorbell Buffer Config accepted / rejected. */
+    public static final String ADMIN_COMMANDS = "admin.commands",
+            DBBUF_ACCEPTED = "admin.dbbuf.accepted",
+            DBBUF_REJECTED = "admin.dbbuf.rejected";
+    /** NVM commands executed, by kind, bytes moved, and those completed with an error status. */
+    public static final String IO_COMMANDS = "io.commands",
+            IO_READS = "io.reads",
+            IO_WRITES = "io.writes",
+            IO_FLUSHES = "io.flushes",
+            IO_BYTES_READ = "io.bytes.read",
+            IO_BYTES_WRITTEN = "io.bytes.written",
+            IO_ERRORS = "io.errors";
+    /** Doorbell values taken from BAR0 writes, from DBBUF shadow slots and from the polled page. */
+    public static final String DOORBELL_MMIO_SQ = "doorbell.mmio.sq",
+            DOORBELL_MMIO_CQ = "doorbell.mmio.cq",
+            DOORBELL_SHADOW_SQ = "doorbell.shadow.sq",
+            DOORBELL_SHADOW_CQ = "doorbell.shadow.cq",
+            DOORBELL_POLLED_SQ = "doorbell.polled.sq";
+    /** Worker naps (DBBUF EventIdx re-arm delayed), 1 when doorbells=polled, interrupts raised. */
+    public static final String WORKER_NAPS = "worker.naps",
+            DOORBELLS_POLLED = "doorbells.polled",
+            INTERRUPTS = "interrupts";
+    /** 1 while Doorbell Buffer Config pages are in use; I/O SQs installed now. */
+    public static final String DBBUF_ACTIVE = "dbbuf.active",
+            IO_QUEUES = "io.queues";
+    /** Controller resets (CC.EN 1→0, FLR, device reset) and Error Information log entries. */
+    public static final String CONTROLLER_RESETS = "controller.resets",
+            ERRORS_LOGGED = "errors.logged";
+    /** Rate-limited guest error log lines written. */
+    public static final String GUEST_ERROR_LOG_LINES = GuestErrors.LOG_LINES;
+
+    /** Admin commands with {@code opcode} (e.g. {@code admin.opcode.0x06}, Identify); only those seen are present. */
+    public static String adminOpcode(int opcode) {
+        return String.format("admin.opcode.0x%02x", opcode);
+    }
+
+    /** NVM commands with {@code opcode} (e.g. {@code io.opcode.0x02}, Read); only those seen are present. */
+    public static String ioOpcode(int opcode) {
+        return String.format("io.opcode.0x%02x", opcode);
+    }
+
+    /**
+     * The controller's statistics: worker totals (live and retired), MMIO doorbell counts written by the
+     * MMIO thread, resets, the error log, guest errors and the namespaces' counters.
+     */
+    static Map<String, Long> collect(QueueTable queues, long mmioSq, long mmioCq, long resets, ErrorLog errorLog,
+                                     GuestErrors guestErrors, List<Namespace> namespaces) {
+        QueueStats total = queues.totals();
+        Map<String, Long> m = new LinkedHashMap<>();
+        m.put(ADMIN_COMMANDS, total.adminCommands());
+        m.put(DBBUF_ACCEPTED, total.dbbufAccepted());
+        m.put(DBBUF_REJECTED, total.dbbufRejected());
+        m.put(IO_COMMANDS, total.ioCommands());
+        m.put(IO_READS, total.reads());
+        m.put(IO_WRITES, total.writes());
+        m.put(IO_FLUSHES, total.flushes());
+        m.put(IO_BYTES_READ, total.bytesRead());
+        m.put(IO_BYTES_WRITTEN, total.bytesWritten());
+        m.put(IO_ERRORS, total.ioErrors());
+        m.put(DOORBELL_MMIO_SQ, mmioSq);
+        m.put(DOORBELL_MMIO_CQ, mmioCq);
+        m.put(DOORBELL_SHADOW_SQ, total.shadowSq());
+        m.put(DOORBELL_SHADOW_CQ, total.shadowCq());
+        m.put(DOORBELL_POLLED_SQ, total.polledSq());
+        m.put(WORKER_NAPS, total.naps());
+        m.put(DOORBELLS_POLLED, queues.doorbellPage() != null ? 1L : 0L);
+        m.put(INTERRUPTS, total.interrupts());
+        m.put(DBBUF_ACTIVE, queues.doorbellBufferActive() ? 1L : 0L);
+        m.put(IO_QUEUES, (long) queues.ioQueueCount());
+        m.put(CONTROLLER_RESETS, resets);
+        m.put(ERRORS_LOGGED, errorLog.count());
+        guestErrors.addTo(m);
+        namespaces.forEach(ns -> ns.putStatistics(m));
+        for (int op = 0; op < 256; op++) {
+            if (total.adminByOpcode(op) > 0) {
+                m.put(adminOpcode(op), total.adminByOpcode(op));
+            }
+            if (total.ioByOpcode(op) > 0) {
+                m.put(ioOpcode(op), total.ioByOpcode(op));
+            }
+        }
+        return m;
+    }
+}

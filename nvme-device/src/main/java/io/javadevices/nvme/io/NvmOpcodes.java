@@ -1,0 +1,41 @@
+package io.javadevices.nvme.io;
+
+import io.javadevices.nvme.queue.CommandHandler;
+import io.javadevices.nvme.queue.OpcodeTable;
+import io.javadevices.nvme.spec.Nvme;
+
+import static io.javadevices.nvme.queue.OpcodeTable.CSUPP;
+import static io.javadevices.nvme.queue.OpcodeTable.LBCC;
+
+/**
+ * The NVM command set (NVMe 1.4 §6), as QEMU's nvme_cse_iocs_nvm: dispatch, the I/O half of the Commands
+ * Supported and Effects log and Identify Controller ONCS all come from {@link #TABLE}.
+ *
+ * <pre>
+ * 00h Flush                                   CSUPP
+ * 01h Write                                   CSUPP LBCC
+ * 02h Read                                    CSUPP
+ * 08h Write Zeroes        ONCS bit 3          CSUPP LBCC
+ * 09h Dataset Management  ONCS bit 2          CSUPP LBCC  (deallocate)
+ * </pre>
+ */
+public final class NvmOpcodes {
+    /** ONCS (Identify Controller bytes 521:520): bit 2 Dataset Management, bit 3 Write Zeroes. */
+    public static final int ONCS_DSM = 1 << 2, ONCS_WRITE_ZEROES = 1 << 3;
+
+    public static final OpcodeTable<IoCommandHandler> TABLE = OpcodeTable.<IoCommandHandler>builder()
+            .add(Nvme.IO_FLUSH, "Flush", CSUPP,
+                    (h, cmd, w) -> CommandHandler.result(h.flush(cmd, w.queue().qid, w.stats())))
+            .add(Nvme.IO_WRITE, "Write", LBCC,
+                    (h, cmd, w) -> CommandHandler.result(h.readWrite(cmd, w, w.stats(), true)))
+            .add(Nvme.IO_READ, "Read", CSUPP,
+                    (h, cmd, w) -> CommandHandler.result(h.readWrite(cmd, w, w.stats(), false)))
+            .add(Nvme.IO_WRITE_ZEROES, "Write Zeroes", LBCC, null, ONCS_WRITE_ZEROES,
+                    (h, cmd, w) -> CommandHandler.result(h.writeZeroes(cmd, w.queue().qid)))
+            .add(Nvme.IO_DSM, "Dataset Management", LBCC, null, ONCS_DSM,
+                    (h, cmd, w) -> CommandHandler.result(h.datasetManagement(cmd, w.queue().qid)))
+            .build();
+
+    private NvmOpcodes() {
+    }
+}
