@@ -6,7 +6,8 @@
  * <h2>Where things are</h2>
  * <ul>
  * <li>{@link io.javadevices.nvme.NvmePlugin}, {@link io.javadevices.nvme.NvmeOptions}: plugin entry and
- *     option parsing ({@code namespaces queues dbbuf serial model mqes mdts poll-us}).</li>
+ *     option parsing ({@code namespaces queues dbbuf serial model mqes mdts poll-us doorbells nap-us
+ *     nap-window-us stop-timeout-ms park-dbbuf-us park-trapped-us}).</li>
  * <li>{@link io.javadevices.nvme.NvmeController}: PCI identity, the CC state machine (enable / disable /
  *     shutdown / FLR), doorbell routing, statistics ({@link io.javadevices.nvme.NvmeStatistics} keys)
  *     and the wiring of the parts below.</li>
