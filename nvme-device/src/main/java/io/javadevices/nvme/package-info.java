@@ -6,7 +6,8 @@
  * <h2>Where things are</h2>
  * <ul>
  * <li>{@link io.javadevices.nvme.NvmePlugin}, {@link io.javadevices.nvme.NvmeOptions}: plugin entry and
- *     option parsing ({@code namespaces queues dbbuf serial model mqes mdts poll-us}).</li>
+ *     option parsing ({@code namespaces queues dbbuf serial model mqes mdts poll-us doorbells nap-us
+ *     nap-window-us stop-timeout-ms park-dbbuf-us park-trapped-us}).</li>
  * <li>{@link io.javadevices.nvme.NvmeController}: PCI identity, the CC state machine (enable / disable /
  *     shutdown / FLR), doorbell routing, statistics ({@link io.javadevices.nvme.NvmeStatistics} keys)
  *     and the wiring of the parts below.</li>
@@ -44,5 +45,10 @@
  * published before parking with a full fence and re-check; CQ EventIdx = 0xFFFF ("at most once per
  * wrap") except while a worker waits on a full CQ (then the known head) or, with INTx, the last posted
  * entry. The host must keep its shadow slots consistent (Linux memsets them on every reset).
+ *
+ * <h2>Design notes</h2>
+ * In the repository's {@code docs/} folder: {@code doorbell-buffer-config.md} (shadow doorbells, EventIdx,
+ * naps, seeding, fallback) and {@code reset-and-durability.md} (the reset state machine, FUA, VWC,
+ * sticky sync errors, image locks).
  */
 package io.javadevices.nvme;

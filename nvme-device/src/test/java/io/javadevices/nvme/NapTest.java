@@ -107,14 +107,22 @@ class NapTest {
         }
     }
 
+    /**
+     * A guest that refills at once (KVM, a VMM in the same JVM: it reaps by spinning on the CQ) gets every
+     * batch served even with long naps configured. Only what cannot depend on machine load is asserted: every
+     * round completes all 16 commands and the naps are counted. The elapsed time and nap count are printed
+     * as a measurement, not asserted: the speed is measured by {@code bench.NvmeSubmitBenchmark}, and the
+     * decision that keeps a refill from waiting out a nap (a short spin before napping) is unit-tested by
+     * {@code IdlePolicyTest.deepPeriodWithShadowNapsAfterAShortSpin}.
+     */
     @Test
-    void aGuestThatRefillsAtOnceIsNotSlowedByNaps() {
+    void aGuestThatRefillsAtOnceHasEveryBatchServedDespiteLongNaps() {
         try (Fixture f = Fixture.withoutSafetyNet("queues", "1", "nap-us", "5000", "nap-window-us", "100000")) {
             HostQueue q = oneQueue(f);
             long buf = f.host.allocatePages(1);
+            int rounds = 200;
             long t0 = System.nanoTime();
-            for (int round = 0; round < 200; round++) {
-                // A fast guest (KVM, a VMM in the same JVM): reaps by spinning on the CQ and refills at once.
+            for (int round = 0; round < rounds; round++) {
                 for (int i = 0; i < 16; i++) {
                     q.queue(Command.read(1, i, 1, buf, 0));
                 }
@@ -122,13 +130,18 @@ class NapTest {
                 int done = 0;
                 long deadline = System.nanoTime() + Duration.ofSeconds(5).toNanos();
                 while (done < 16 && System.nanoTime() < deadline) {
-                    done += q.reap().size();
+                    for (Completion c : q.reap()) {
+                        assertTrue(c.ok(), "round " + round + ": " + c);
+                        done++;
+                    }
                 }
-                assertEquals(16, done, "round " + round);
+                assertEquals(16, done, "round " + round + ": all 16 completions");
             }
             long millis = (System.nanoTime() - t0) / 1_000_000;
-            // 200 naps of 5 ms would take a second; the 20 us spin before a nap catches the refill.
-            assertTrue(millis < 500, "200 back-to-back batches took " + millis + " ms, naps " + f.stat(NvmeStatistics.WORKER_NAPS));
+            assertEquals(rounds * 16L, f.stat(NvmeStatistics.IO_COMMANDS), "every command counted once");
+            long naps = f.stat(NvmeStatistics.WORKER_NAPS); // fails if the controller stops reporting naps
+            System.out.println("NapTest measurement: " + rounds + " back-to-back batches of 16 took " + millis
+                    + " ms, worker naps " + naps);
         }
     }
 }

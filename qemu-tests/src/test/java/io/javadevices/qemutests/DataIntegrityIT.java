@@ -13,7 +13,7 @@ import java.util.Map;
 import static org.junit.jupiter.api.Assertions.*;
 
 /**
- * Issue test 2: fio writes the whole namespace with crc32c verification headers (random offsets,
+ * Data written through the whole stack reads back intact: fio writes the whole namespace with crc32c verification headers (random offsets,
  * block sizes 4 KiB – 1 MiB so PRP lists are used, 2 jobs, QD32), then reads everything back and
  * verifies it. Zero errors, and the server's byte counters agree with what fio did.
  */

@@ -13,7 +13,7 @@ import java.util.Map;
 import static org.junit.jupiter.api.Assertions.*;
 
 /**
- * Issue test 7 (and the first fault of the reliability issue): QEMU is killed with SIGKILL in the middle
+ * A client crash costs no flushed data and no server: QEMU is killed with SIGKILL in the middle
  * of guest writes. The server stays up, releases the client's DMA mappings and interrupt eventfds, and a
  * new QEMU attaches and reads back every block that the first guest had written and flushed.
  */

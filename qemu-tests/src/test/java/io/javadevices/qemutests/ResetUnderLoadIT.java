@@ -13,7 +13,7 @@ import java.util.Map;
 import static org.junit.jupiter.api.Assertions.*;
 
 /**
- * Issue test 5: {@code reset_controller} several times while fio writes with verification: the driver
+ * A controller reset under load loses no I/O: {@code reset_controller} (Linux {@code nvme_reset_ctrl}) several times while fio writes with verification: the driver
  * re-initialises the controller (disable, enable, queues, Doorbell Buffer Config again) and fio
  * finishes without errors.
  */

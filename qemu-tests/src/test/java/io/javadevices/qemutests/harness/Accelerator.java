@@ -6,8 +6,8 @@ import java.time.Duration;
 
 /**
  * Which QEMU accelerator the guests use. KVM only when a quick probe boot under KVM reaches the guest's
- * init (nested KVM on the project's CI machines dies with "emulation failure", see
- * shared/docs/e2e-environment.md); otherwise TCG. The choice is made once per JVM and logged.
+ * init (nested KVM on some CI machines stops the guest with KVM_EXIT_INTERNAL_ERROR, reported by QEMU as
+ * "emulation failure"); otherwise TCG. The choice is made once per JVM and logged.
  * {@code -Djavadevices.accel=tcg|kvm} forces one.
  */
 public enum Accelerator {

@@ -43,7 +43,8 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  * <p><b>Gating.</b> An MSI-X vector is usable exactly while the client has an eventfd assigned to it.
  * QEMU owns the MSI-X table, PBA, per-vector and function masking: it disables the index when the guest
  * disables MSI-X and re-points a masked vector's eventfd to one of its own, latching the pending bit
- * itself (vfio-user.md §2.5). So the server never gates on its copy of Message Control; an interrupt for
+ * itself (QEMU hw/vfio/pci.c {@code vfio_msix_vector_release}, which hw/vfio-user reuses; vfio-user spec
+ * "VFIO_USER_DEVICE_SET_IRQS"). So the server never gates on its copy of Message Control; an interrupt for
  * a vector without an eventfd is dropped and counted ({@link #dropped()}). INTx follows the vfio-pci
  * model: level-triggered, auto-masked after each trigger until the client unmasks it (SET_IRQS UNMASK or
  * the resample eventfd).

@@ -57,7 +57,8 @@ class VfioUserServerTest {
 
     @Test
     void qemusExactFirstMessageIsAnswered() throws Exception {
-        // The 214-byte VERSION captured from QEMU 11.1 (docs/e2e-environment.md).
+        // The 214-byte VERSION captured from QEMU 11.1 (hw/vfio-user/proxy.c {@code vfio_user_validate_version}
+        // sends it as the first message of a session).
         String json = "{\"capabilities\": {\"pgsizes\": 4096, \"max_msg_fds\": 16, \"max_dma_maps\": 65535, "
                 + "\"max_data_xfer_size\": 1048576, \"migration\": {\"max_bitmap_size\": 268435456, \"pgsize\": 4096}, "
                 + "\"write_multiple\": true}}";
