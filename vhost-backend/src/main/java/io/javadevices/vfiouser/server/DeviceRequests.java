@@ -45,6 +45,8 @@ final class DeviceRequests {
     private static final Field.U64 AREA_OFFSET = Field.U64.of(WireStructs.SPARSE_AREA, "offset");
     private static final Field.U64 AREA_SIZE = Field.U64.of(WireStructs.SPARSE_AREA, "size");
 
+    /** Region accesses the device threw on (session thread only). */
+    private long deviceFailures;
     private final PciDevice device;
     private final ConfigSpace config;
     private final DeviceLayout layout;
@@ -298,9 +300,17 @@ final class DeviceRequests {
         }
     }
 
-    private static VfioUserError deviceFailure(String what, long region, long offset, RuntimeException e) {
-        LOG.log(System.Logger.Level.WARNING, String.format("device %s of region %d at 0x%x failed: %s",
-                what, region, offset, e), e);
+    /**
+     * A device access that threw: EIO to the client. Logged with its stack trace for the 1st, 2nd, 4th, 8th...
+     * failure only, with the running count: a guest that found an access the device mishandles could
+     * otherwise repeat it and flood the log.
+     */
+    private VfioUserError deviceFailure(String what, long region, long offset, RuntimeException e) {
+        long n = ++deviceFailures; // one session thread
+        if (Long.bitCount(n) == 1) {
+            LOG.log(System.Logger.Level.WARNING, String.format("device %s of region %d at 0x%x failed (%d so far): %s",
+                    what, region, offset, n, e), e);
+        }
         return new VfioUserError(Errno.EIO);
     }
 
