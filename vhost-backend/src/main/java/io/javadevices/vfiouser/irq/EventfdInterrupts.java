@@ -432,7 +432,7 @@ public final class EventfdInterrupts implements InterruptSink, AutoCloseable {
 
     /**
      * Handles poll(2)'s {@code revents} for the resample fd. Socket thread only. POLLIN: consume the
-     * counter (non-blocking, so EAGAIN if already consumed) and treat it as an unmask. POLLHUP, POLLERR
+     * counter (never blocking, whatever the client did to O_NONBLOCK) and treat it as an unmask. POLLHUP, POLLERR
      * or POLLNVAL: the fd can never become quiet again (poll would report it at once, forever, and the
      * session thread would spin), so it is de-assigned, counted and logged once; INTx stays usable
      * through SET_IRQS UNMASK. An eventfd only reports POLLERR if its counter overflowed.
@@ -441,11 +441,10 @@ public final class EventfdInterrupts implements InterruptSink, AutoCloseable {
         if ((revents & LibC.POLLIN) != 0) {
             int fd = resampleFd();
             if (fd >= 0) {
-                try {
-                    LibC.read(fd, scratch, 8);
-                } catch (ErrnoException ignored) {
-                    // EAGAIN: nothing to consume
-                }
+                // Not read(2): the client shares this description, may clear O_NONBLOCK and consume the
+                // counter between our poll and the read, and a blocking read would hang the session
+                // thread. unblockWriters sets O_NONBLOCK again and reads with RWF_NOWAIT.
+                ClientEventfd.unblockWriters(fd, scratch);
             }
             unmask(IRQ_INTX, 0, 1);
         }

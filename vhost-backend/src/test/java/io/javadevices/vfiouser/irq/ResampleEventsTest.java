@@ -62,6 +62,26 @@ class ResampleEventsTest {
         assertEquals(0, interrupts.resampleFailures());
     }
 
+    /**
+     * The client shares the resample eventfd's file description: it can clear O_NONBLOCK and consume the
+     * counter itself between the session thread's poll (POLLIN) and its read. That read must not block,
+     * or the session thread (the only one reading the socket) hangs for good.
+     */
+    @Test
+    void pollinOnACounterTheClientAlreadyConsumedDoesNotBlock() throws Exception {
+        int flags = LibC.fcntl(resample.fd, LibC.F_GETFL, 0);
+        LibC.fcntl(resample.fd, LibC.F_SETFL, flags & ~LibC.O_NONBLOCK); // the client's shared copy
+        Thread session = Thread.ofPlatform().daemon().start(() -> interrupts.resampleEvents(LibC.POLLIN));
+        try {
+            session.join(2000);
+            assertFalse(session.isAlive(), "resampleEvents blocked reading an empty, blocking eventfd");
+        } finally {
+            resample.signal(); // frees a blocked reader so the test leaves no thread behind
+            session.join(1000);
+        }
+        assertEquals(2, interrupts.clientEventfds(), "POLLIN keeps the fd");
+    }
+
     @Test
     void pollhupDeassignsTheResampleFd() {
         interrupts.resampleEvents(LibC.POLLHUP);
