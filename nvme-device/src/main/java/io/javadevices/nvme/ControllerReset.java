@@ -58,7 +58,7 @@ final class ControllerReset {
     void begin(Supplier<List<QueueWorker>> workers, Runnable then) {
         List<QueueWorker> now = workers.get();
         now.forEach(QueueWorker::requestStop);
-        if (!inProgress() && now.stream().allMatch(w -> w.awaitExit(0))) {
+        if (!inProgress() && allEnded(now) && allEnded(workers.get())) { // asked again: see awaitAll
             then.run(); // nothing left that could DMA: complete on the caller's thread, as before
             return;
         }
@@ -134,11 +134,9 @@ final class ControllerReset {
         long deadline = System.nanoTime() + boundNanos;
         boolean reported = false;
         while (!closed) {
-            boolean allGone = true;
             for (QueueWorker w : workers.get()) {
                 w.requestStop();
                 while (!w.awaitExit(LOOK_MILLIS) && !closed) {
-                    allGone = false;
                     if (!reported && System.nanoTime() - deadline > 0) {
                         reported = true;
                         fatal.accept("queue " + w.queue().qid + " worker did not stop within "
@@ -146,10 +144,22 @@ final class ControllerReset {
                     }
                 }
             }
-            if (allGone) {
+            // Every worker listed has ended. A stopping admin worker may have started one more (Create I/O SQ)
+            // after the list was taken and then ended at once: only a list asked for now, after the admin
+            // worker ended, holds it for sure.
+            if (allEnded(workers.get())) {
                 return;
             }
         }
+    }
+
+    private static boolean allEnded(List<QueueWorker> workers) {
+        for (QueueWorker w : workers) {
+            if (!w.awaitExit(0)) {
+                return false;
+            }
+        }
+        return true;
     }
 
     /**

@@ -81,6 +81,13 @@ public final class NvmeController implements PciDevice, QueueWorker.Controller {
     private volatile boolean shutdown;
     /** Set by a worker that hit a fatal condition; reads of CSTS include CFS until the next disable. */
     private volatile boolean fatalStatus;
+    /**
+     * Disables (CC.EN 1→0, FLR, device reset) begun whose {@link #finishDisable} has not run yet; written under
+     * this lock, the lock CC writes hold, so a CC.EN = 1 is deferred exactly while one is pending. Volatile for
+     * the doorbell path: it falls to 0 before a deferred enable sets RDY, so the host's first doorbell after
+     * RDY = 1 is never taken for one of the old queues'.
+     */
+    private volatile int disablesUnderWay;
 
     // Statistics. MMIO counters are plain fields written only by the (single, serialised) MMIO thread;
     // worker counters live in each worker's QueueStats (summed by the queue table).
@@ -216,8 +223,8 @@ public final class NvmeController implements PciDevice, QueueWorker.Controller {
             resets++;
             return;
         }
-        if (!wasEnabled && enabled && !reset.inProgress()) {
-            enable(); // else deferred: the pending disable enables once the old workers are gone
+        if (!wasEnabled && enabled && disablesUnderWay == 0) {
+            enable(); // else deferred: the last pending disable enables once the old workers are gone
         }
         int shn = (value >>> 14) & 3;
         if (enabled && shn != 0 && !shutdown) {
@@ -255,6 +262,7 @@ public final class NvmeController implements PciDevice, QueueWorker.Controller {
 
     /** CC.EN 1→0 (§7.3.2): stops the workers and returns; {@link #finishDisable} runs once all ended. */
     private void disable(boolean function) {
+        disablesUnderWay++;
         reset.begin(queues::liveWorkers, () -> finishDisable(function));
     }
 
@@ -264,6 +272,7 @@ public final class NvmeController implements PciDevice, QueueWorker.Controller {
      * {@code function}: FLR or device reset (the MSI-X table too).
      */
     private synchronized void finishDisable(boolean function) {
+        disablesUnderWay--;
         queues.clear();
         features.reset();
         asyncEvents.reset();
@@ -273,7 +282,10 @@ public final class NvmeController implements PciDevice, QueueWorker.Controller {
         irq.deassertIntx();
         if (function) {
             msix.reset();
-        } else if ((cc() & Nvme.CC_EN) != 0 && !closed) {
+        }
+        // A CC.EN = 1 deferred meanwhile (after an FLR or device reset too: CC was cleared, so EN = 1 was
+        // written since). Only the last pending disable enables: an earlier one would be torn down again.
+        if (disablesUnderWay == 0 && (cc() & Nvme.CC_EN) != 0 && !closed) {
             enable();
         }
     }
@@ -294,7 +306,7 @@ public final class NvmeController implements PciDevice, QueueWorker.Controller {
 
     /** Doorbell write (§3.1.10/§3.1.11). Invalid queue or value: ignored, async event if one is outstanding. */
     private void doorbell(long offset, int value) {
-        if ((csts & Nvme.CSTS_RDY) == 0 || shutdown || reset.inProgress()) {
+        if ((csts & Nvme.CSTS_RDY) == 0 || shutdown || disablesUnderWay > 0) {
             return; // not ready, or the workers are being stopped
         }
         int index = (int) ((offset - Nvme.DOORBELL_BASE) >>> 2);
@@ -414,9 +426,9 @@ public final class NvmeController implements PciDevice, QueueWorker.Controller {
     }
 
     private void resetController() {
-        disable(true);
-        registers.reset();
+        registers.reset(); // first: finishDisable (maybe run at once, inside disable) takes CC.EN = 1 as written since
         irq.resetMask();
+        disable(true);
         resets++;
     }
 

@@ -47,4 +47,22 @@ class BusMasterTest {
             assertArrayEquals(pattern, back, "the read completed once Bus Master Enable was set");
         }
     }
+
+    /**
+     * The admin doorbell mirror into Doorbell Buffer Config slot 0 (QEMU nvme_process_db) is a DMA write too:
+     * with Bus Master Enable clear it must not happen (QEMU's pci_dma_write is dropped then as well).
+     */
+    @Test
+    void noAdminShadowMirrorWhileBusMasterIsClear() throws Exception {
+        try (Fixture f = Fixture.of("queues", "1", "namespaces", "ram:16M")) {
+            f.driver.bringUp(1, 16, true);
+            long shadow = f.driver.shadowPage(), eventIdx = f.driver.eventIdxPage();
+            f.host.configWrite(COMMAND, 2, MEMORY); // Bus Master Enable off
+            f.host.memory().writeInt(shadow, 0xABCD);
+            f.host.memory().writeInt(eventIdx, 0xABCD);
+            f.host.mmioWrite32(0, 0x1000, f.driver.adminQueue().sqTail()); // admin SQ tail, unchanged value
+            assertEquals(0xABCD, f.host.memory().readInt(shadow), "shadow slot 0 written without Bus Master Enable");
+            assertEquals(0xABCD, f.host.memory().readInt(eventIdx), "EventIdx slot 0 written without Bus Master Enable");
+        }
+    }
 }

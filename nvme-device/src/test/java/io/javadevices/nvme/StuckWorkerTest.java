@@ -181,6 +181,53 @@ class StuckWorkerTest {
         assertEquals(0, host.memory().loadIntAcquire(acq + 12) >>> 17, "Identify succeeded");
     }
 
+    /**
+     * A device reset (or FLR) that returns before its old workers ended (CFS past the bound) leaves the reset
+     * under way; a CC.EN = 1 the host writes then must be deferred to its completion, not dropped.
+     */
+    @Test
+    void enableWrittenAfterADeviceResetThatIsStillUnderWayIsDeferred() throws Exception {
+        start("200");
+        stuckFlush();
+        long asq = driver.adminQueue().sqBase, acq = driver.adminQueue().cqBase;
+        controller.reset(); // returns past stop-timeout-ms with CFS set, the worker still stuck
+        assertEquals(CFS, csts() & CFS, "the stuck worker is reported");
+        host.configWrite(ConfigSpace.COMMAND, 2, 0x6); // memory decoding and bus mastering again
+        host.memory().fill(asq, 4096, (byte) 0);
+        host.memory().fill(acq, 4096, (byte) 0);
+        driver.writeReg32(0x24, 15 << 16 | 15);
+        driver.writeReg64(0x28, asq);
+        driver.writeReg64(0x30, acq);
+        int cc = 6 << 16 | 4 << 20;
+        driver.writeReg32(CC, cc);
+        returnsAtOnce("CC.EN = 1", () -> driver.writeReg32(CC, cc | 1));
+
+        gate.release();
+        await("the deferred enable", () -> (csts() & (RDY | CFS)) == RDY);
+        long data = host.allocatePages(1);
+        Command.identify(1, 0, data).cid(7).writeTo(host.memory(), asq);
+        host.mmioWrite32(0, 0x1000, 1);
+        await("the Identify completion", () -> {
+            try {
+                return (host.memory().loadIntAcquire(acq + 12) & 0x1_FFFF) == (1 << 16 | 7);
+            } catch (GuestMemoryException e) {
+                throw new AssertionError(e);
+            }
+        });
+    }
+
+    /** A device reset after a shutdown (a guest reboot): the workers are gone already, the reset completes at once, disabled. */
+    @Test
+    void deviceResetAfterAShutdownLeavesTheControllerDisabled() throws Exception {
+        start(null);
+        driver.bringUp(1, 16, false);
+        driver.shutdown();
+        controller.reset();
+        assertEquals(0, driver.readReg32(CC), "CC after reset");
+        assertEquals(0, csts(), "CSTS after reset: not ready, no shutdown status");
+        assertEquals(0, controller.statistics().get(NvmeStatistics.IO_QUEUES));
+    }
+
     @Test
     void deleteSqCompletesOnlyOnceItsWorkerStopped() throws Exception {
         start(null);

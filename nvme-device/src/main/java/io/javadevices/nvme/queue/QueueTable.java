@@ -199,7 +199,10 @@ public final class QueueTable {
 
     /** An accepted admin MMIO doorbell is mirrored into DBBUF slot 0 (QEMU nvme_process_db). */
     public void mirrorAdminDoorbell(int qid, boolean completion, int value) {
-        ShadowSeeding.mirrorAdmin(memory, dbbuf, qid, completion, value);
+        // A DMA write: none while Bus Master Enable is clear (PCI 3.0 §6.2.2; QEMU's pci_dma_write is dropped then).
+        if (qid == 0 && controller.busMasterEnabled()) {
+            ShadowSeeding.mirrorAdmin(memory, dbbuf, qid, completion, value);
+        }
     }
 
     private void associate(CompletionQueue cq, DbbufPages pages) {
