@@ -87,7 +87,7 @@ public final class IdCtrl {
             u8("NVSCC"),
             u8("NWPC"),
             u16("ACWU"),
-            reserved(2),
+            u16("OCFS"),              // NVMe 2.0: Optional Copy Formats Supported (reserved in 1.4)
             u32("SGLS"),
             u32("MNAN"),
             reserved(224),
@@ -125,6 +125,17 @@ public final class IdCtrl {
     public static final U16 ONCS = u16(LAYOUT, "ONCS");
     public static final U8 VWC = u8(LAYOUT, "VWC");
     public static final U32 SGLS = u32(LAYOUT, "SGLS");
+    public static final U32 MNAN = u32(LAYOUT, "MNAN");
+    public static final U16 OCFS = u16(LAYOUT, "OCFS");
+    public static final U16 FUSES = u16(LAYOUT, "FUSES");
+    public static final U16 MAXCMD = u16(LAYOUT, "MAXCMD");
+    public static final U32 CTRATT = u32(LAYOUT, "CTRATT");
+    public static final U8 CMIC = u8(LAYOUT, "CMIC");
+    public static final U8 APSTA = u8(LAYOUT, "APSTA");
+    /** Total NVM Capacity, bytes, 128-bit: the low 64 bits (the high half stays 0 below 16 EiB). */
+    public static final U64 TNVMCAP_LOW = new U64("TNVMCAP", bytes(LAYOUT, "TNVMCAP").offset());
+    /** Unallocated NVM Capacity, bytes, 128-bit: the low 64 bits. */
+    public static final U64 UNVMCAP_LOW = new U64("UNVMCAP", bytes(LAYOUT, "UNVMCAP").offset());
     public static final Bytes SUBNQN = bytes(LAYOUT, "SUBNQN");
     /** PSD0's maximum power (MP), in 0.01 W units. */
     public static final U16 PSD0_MP = u16(LAYOUT, "PSD", 0, "MP");

@@ -40,7 +40,10 @@ public final class IdNs {
             u16("NPDG"),
             u16("NPDA"),
             u16("NOWS"),
-            reserved(18),
+            u16("MSSRL"),             // NVMe 2.0 NVM Command Set: Copy limits (reserved in 1.4)
+            u32("MCL"),
+            u8("MSRC"),
+            reserved(11),
             u32("ANAGRPID"),
             reserved(3),
             u8("NSATTR"),
@@ -59,6 +62,21 @@ public final class IdNs {
     public static final U8 NLBAF = u8(LAYOUT, "NLBAF");
     public static final U8 FLBAS = u8(LAYOUT, "FLBAS");
     public static final U8 DLFEAT = u8(LAYOUT, "DLFEAT");
+    public static final U8 NSFEAT = u8(LAYOUT, "NSFEAT");
+    public static final U8 MC = u8(LAYOUT, "MC");
+    public static final U8 DPC = u8(LAYOUT, "DPC");
+    public static final U8 DPS = u8(LAYOUT, "DPS");
+    public static final U8 NMIC = u8(LAYOUT, "NMIC");
+    public static final U16 NPWG = u16(LAYOUT, "NPWG");
+    public static final U16 NPWA = u16(LAYOUT, "NPWA");
+    public static final U16 NPDG = u16(LAYOUT, "NPDG");
+    public static final U16 NPDA = u16(LAYOUT, "NPDA");
+    public static final U16 NOWS = u16(LAYOUT, "NOWS");
+    /** NVM Capacity, bytes, 128-bit: the low 64 bits. */
+    public static final U64 NVMCAP_LOW = new U64("NVMCAP", bytes(LAYOUT, "NVMCAP").offset());
+    public static final U16 MSSRL = u16(LAYOUT, "MSSRL");
+    public static final U32 MCL = u32(LAYOUT, "MCL");
+    public static final U8 MSRC = u8(LAYOUT, "MSRC");
     public static final Bytes NGUID = bytes(LAYOUT, "NGUID");
     public static final Bytes EUI64 = bytes(LAYOUT, "EUI64");
 

@@ -29,11 +29,13 @@ public final class Nvme {
     // Admin opcodes (NVMe 1.4 Figure 139).
     public static final int ADM_DELETE_SQ = 0x00, ADM_CREATE_SQ = 0x01, ADM_GET_LOG_PAGE = 0x02, ADM_DELETE_CQ = 0x04,
             ADM_CREATE_CQ = 0x05, ADM_IDENTIFY = 0x06, ADM_ABORT = 0x08, ADM_SET_FEATURES = 0x09,
-            ADM_GET_FEATURES = 0x0A, ADM_ASYNC_EVENT_REQUEST = 0x0C, ADM_KEEP_ALIVE = 0x18,
-            ADM_DOORBELL_BUFFER_CONFIG = 0x7C;
+            ADM_GET_FEATURES = 0x0A, ADM_ASYNC_EVENT_REQUEST = 0x0C, ADM_NAMESPACE_MANAGEMENT = 0x0D,
+            ADM_NAMESPACE_ATTACHMENT = 0x15, ADM_KEEP_ALIVE = 0x18, ADM_DOORBELL_BUFFER_CONFIG = 0x7C,
+            ADM_FORMAT_NVM = 0x80, ADM_GET_LBA_STATUS = 0x86;
 
     // NVM command set opcodes (NVMe 1.4 Figure 346).
-    public static final int IO_FLUSH = 0x00, IO_WRITE = 0x01, IO_READ = 0x02, IO_WRITE_ZEROES = 0x08, IO_DSM = 0x09;
+    public static final int IO_FLUSH = 0x00, IO_WRITE = 0x01, IO_READ = 0x02, IO_WRITE_UNCORRECTABLE = 0x04,
+            IO_COMPARE = 0x05, IO_WRITE_ZEROES = 0x08, IO_DSM = 0x09, IO_VERIFY = 0x0C, IO_COPY = 0x19;
 
     public static final int BROADCAST_NSID = 0xFFFF_FFFF;
 

@@ -21,8 +21,18 @@ public final class Status {
     public static final int ABORTED_SQ_DELETION = 0x08;
     public static final int INVALID_NAMESPACE_OR_FORMAT = 0x0B | DNR;
     public static final int COMMAND_SEQUENCE_ERROR = 0x0C | DNR;
+    public static final int INVALID_SGL_SEGMENT_DESCRIPTOR = 0x0D | DNR;
+    public static final int INVALID_NUMBER_OF_SGL_DESCRIPTORS = 0x0E | DNR;
+    public static final int DATA_SGL_LENGTH_INVALID = 0x0F | DNR;
+    public static final int METADATA_SGL_LENGTH_INVALID = 0x10 | DNR;
+    public static final int SGL_DESCRIPTOR_TYPE_INVALID = 0x11 | DNR;
     public static final int INVALID_PRP_OFFSET = 0x13 | DNR;
+    public static final int SGL_OFFSET_INVALID = 0x16 | DNR;
+    public static final int SGL_SUBTYPE_INVALID = 0x17 | DNR;
     public static final int LBA_OUT_OF_RANGE = 0x80 | DNR;
+    public static final int CAPACITY_EXCEEDED = 0x81 | DNR;
+    public static final int NAMESPACE_NOT_READY = 0x82;
+    public static final int FORMAT_IN_PROGRESS = 0x84;
 
     // Command Specific Status (SCT 1, NVMe 1.4 Figure 129).
     public static final int COMPLETION_QUEUE_INVALID = cmd(0x00) | DNR;
@@ -32,11 +42,31 @@ public final class Status {
     public static final int INVALID_INTERRUPT_VECTOR = cmd(0x08) | DNR;
     public static final int INVALID_LOG_PAGE = cmd(0x09) | DNR;
     public static final int INVALID_QUEUE_DELETION = cmd(0x0C) | DNR;
+    public static final int INVALID_FORMAT = cmd(0x0A) | DNR;
     public static final int FEATURE_NOT_SAVEABLE = cmd(0x0D) | DNR;
+    public static final int FEATURE_NOT_CHANGEABLE = cmd(0x0E) | DNR;
+    public static final int FEATURE_NOT_NAMESPACE_SPECIFIC = cmd(0x0F) | DNR;
+    public static final int NAMESPACE_INSUFFICIENT_CAPACITY = cmd(0x15) | DNR;
+    public static final int NAMESPACE_IDENTIFIER_UNAVAILABLE = cmd(0x16) | DNR;
+    public static final int NAMESPACE_ALREADY_ATTACHED = cmd(0x18) | DNR;
+    public static final int NAMESPACE_IS_PRIVATE = cmd(0x19) | DNR;
+    public static final int NAMESPACE_NOT_ATTACHED = cmd(0x1A) | DNR;
+    public static final int THIN_PROVISIONING_NOT_SUPPORTED = cmd(0x1B) | DNR;
+    public static final int CONTROLLER_LIST_INVALID = cmd(0x1C) | DNR;
+    public static final int INVALID_CONTROLLER_IDENTIFIER = cmd(0x1F) | DNR;
+
+    // Command Specific Status of the NVM command set (SCT 1, NVMe 1.4 Figure 130; Copy: NVMe 2.0 NVM Command Set).
+    public static final int CONFLICTING_ATTRIBUTES = cmd(0x80) | DNR;
+    public static final int INVALID_PROTECTION_INFORMATION = cmd(0x81) | DNR;
+    public static final int ATTEMPTED_WRITE_TO_READ_ONLY_RANGE = cmd(0x82) | DNR;
+    public static final int COMMAND_SIZE_LIMIT_EXCEEDED = cmd(0x83) | DNR;
 
     // Media and Data Integrity Errors (SCT 2, NVMe 1.4 Figure 130).
     public static final int WRITE_FAULT = media(0x80);
     public static final int UNRECOVERED_READ_ERROR = media(0x81);
+    public static final int COMPARE_FAILURE = media(0x85) | DNR;
+    public static final int ACCESS_DENIED = media(0x86) | DNR;
+    public static final int DEALLOCATED_OR_UNWRITTEN_BLOCK = media(0x87) | DNR;
 
     private static int cmd(int sc) {
         return SCT_COMMAND_SPECIFIC << 8 | sc;
