@@ -22,6 +22,8 @@ import java.util.function.Predicate;
 public final class OpcodeTable<H> {
     /** Commands Supported and Effects (Figure 198): command supported, LBA content, namespace capability, namespace inventory, controller capability change. */
     public static final int CSUPP = 1, LBCC = 1 << 1, NCC = 1 << 2, NIC = 1 << 3, CCC = 1 << 4;
+    /** Effects bits 18:16 CSE: 001b no other command to the same namespace may run meanwhile, 010b no other command at all. */
+    public static final int CSE_NAMESPACE = 1 << 16, CSE_ANY = 2 << 16;
 
     /** The one handler signature: returns {@link CommandHandler#result} or {@link CommandHandler#DEFERRED}. */
     @FunctionalInterface
