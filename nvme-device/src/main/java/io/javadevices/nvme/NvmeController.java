@@ -13,6 +13,7 @@ import io.javadevices.nvme.irq.InterruptDelivery;
 import io.javadevices.nvme.model.ErrorLog;
 import io.javadevices.nvme.model.GuestErrors;
 import io.javadevices.nvme.model.Namespace;
+import io.javadevices.nvme.model.NamespaceTable;
 import io.javadevices.nvme.queue.CompletionQueue;
 import io.javadevices.nvme.queue.DoorbellPage;
 import io.javadevices.nvme.queue.QueueStats;
@@ -63,7 +64,7 @@ public final class NvmeController implements PciDevice, QueueWorker.Controller {
 
     private final NvmeOptions options;
     private final GuestMemory memory;
-    private final List<Namespace> namespaces;
+    private final NamespaceTable namespaces;
     private final MsixTable msix;
     private final ConfigSpace config;
     private final int maxQueues;
@@ -116,7 +117,7 @@ public final class NvmeController implements PciDevice, QueueWorker.Controller {
             list.forEach(ns -> ns.backend().close());
             throw e;
         }
-        this.namespaces = List.copyOf(list);
+        this.namespaces = NamespaceTable.of(list);
         this.features = new FeatureState(maxQueues + 1, list.stream().anyMatch(ns -> ns.backend().volatileWriteCache()));
         this.reset = new ControllerReset(options.stopTimeoutMillis() * 1_000_000L, this::fatal);
         this.queues = new QueueTable(this, maxQueues, doorbellPage, options.idle(), reset::stopAndAwait);
@@ -153,7 +154,12 @@ public final class NvmeController implements PciDevice, QueueWorker.Controller {
 
     /** Active namespace {@code nsid}, or null. */
     public Namespace namespace(int nsid) {
-        return nsid >= 1 && nsid <= namespaces.size() ? namespaces.get(nsid - 1) : null;
+        return namespaces.attached(nsid);
+    }
+
+    /** The subsystem's namespaces: allocated and attached. */
+    public NamespaceTable namespaceTable() {
+        return namespaces;
     }
 
     /** MDTS in bytes: 2^mdts × CAP.MPSMIN page (4 KiB). */
@@ -295,7 +301,7 @@ public final class NvmeController implements PciDevice, QueueWorker.Controller {
         csts = (csts & ~Nvme.CSTS_SHST_MASK) | Nvme.CSTS_SHST_OCCURRING;
         shutdown = true;
         reset.begin(queues::liveWorkers, () -> {
-            namespaces.forEach(Namespace::flushQuietly);
+            namespaces.allocatedList().forEach(Namespace::flushQuietly);
             synchronized (this) {
                 if (shutdown) {
                     csts = (csts & ~Nvme.CSTS_SHST_MASK) | Nvme.CSTS_SHST_COMPLETE;
@@ -444,7 +450,7 @@ public final class NvmeController implements PciDevice, QueueWorker.Controller {
 
     @Override
     public Map<String, Long> statistics() {
-        return NvmeStatistics.collect(queues, mmioSq, mmioCq, resets, errorLog, guestErrors, namespaces);
+        return NvmeStatistics.collect(queues, mmioSq, mmioCq, resets, errorLog, guestErrors, namespaces.allocatedList());
     }
 
     @Override
@@ -457,7 +463,7 @@ public final class NvmeController implements PciDevice, QueueWorker.Controller {
             disable(false);
         }
         reset.close(); // waits up to CAP.TO for the workers
-        for (Namespace ns : namespaces) {
+        for (Namespace ns : namespaces.allocatedList()) {
             ns.backend().close();
         }
     }

@@ -3,6 +3,7 @@ package io.javadevices.nvme.admin;
 import io.javadevices.nvme.model.ErrorLog;
 import io.javadevices.nvme.model.GuestErrors;
 import io.javadevices.nvme.model.Namespace;
+import io.javadevices.nvme.model.NamespaceTable;
 import io.javadevices.nvme.queue.CompletionQueue;
 import io.javadevices.nvme.queue.OpcodeTable;
 import io.javadevices.nvme.queue.QueueStats;
@@ -23,7 +24,7 @@ import java.util.List;
  * @param interrupts       delivers the completion of an asynchronous event
  * @param nvmCommands      the I/O command set's table (effects log, ONCS)
  */
-public record AdminContext(AdminSettings options, GuestMemory memory, List<Namespace> namespaces, int pageSize,
+public record AdminContext(AdminSettings options, GuestMemory memory, NamespaceTable namespaceTable, int pageSize,
                            long maxTransferBytes, int msixVectors, ErrorLog errorLog, GuestErrors guestErrors,
                            FeatureState features, AsyncEvents asyncEvents, QueueTable queues, Completions interrupts,
                            OpcodeTable<?> nvmCommands) {
@@ -33,9 +34,14 @@ public record AdminContext(AdminSettings options, GuestMemory memory, List<Names
         void posted(CompletionQueue cq, int posted, QueueStats stats);
     }
 
-    /** Active namespace {@code nsid}, or null. */
+    /** Active (attached) namespace {@code nsid}, or null. */
     public Namespace namespace(int nsid) {
-        return nsid >= 1 && nsid <= namespaces.size() ? namespaces.get(nsid - 1) : null;
+        return namespaceTable.attached(nsid);
+    }
+
+    /** The active namespaces now, NSID ascending (a snapshot). */
+    public List<Namespace> namespaces() {
+        return namespaceTable.attachedList();
     }
 
     public int maxIoQueues() {
