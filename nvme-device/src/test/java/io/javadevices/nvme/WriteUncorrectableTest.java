@@ -76,6 +76,19 @@ class WriteUncorrectableTest {
     }
 
     @Test
+    void marksSetThroughOneQueueAreSeenByAnother() {
+        try (Fixture f = Fixture.of("queues", "2", "namespaces", "ram:8M")) {
+            f.driver.bringUp(2, 16, true);
+            HostQueue q1 = f.driver.ioQueue(1), q2 = f.driver.ioQueue(2);
+            long buf = f.host.allocatePages(1);
+            assertTrue(q1.execute(writeUncorrectable(1, 40, 1)).ok());
+            assertUnrecovered(q2.execute(Command.read(1, 40, 1, buf, 0)), "read on the other queue");
+            assertTrue(q2.execute(Command.write(1, 40, 1, buf, 0)).ok());
+            assertTrue(q1.execute(Command.read(1, 40, 1, buf, 0)).ok(), "healed through the other queue");
+        }
+    }
+
+    @Test
     void writeZeroesAndDeallocateHealToo() throws GuestMemoryException {
         try (Fixture f = Fixture.of("queues", "1", "namespaces", "ram:8M")) {
             f.driver.bringUp(1, 16, true);

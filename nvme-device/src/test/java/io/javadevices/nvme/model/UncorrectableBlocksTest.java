@@ -65,6 +65,32 @@ class UncorrectableBlocksTest {
     }
 
     @Test
+    void concurrentMarksAndClearsOfDisjointAreasLeaveTheExpectedSet() throws Exception {
+        UncorrectableBlocks u = new UncorrectableBlocks();
+        Thread[] threads = new Thread[4];
+        for (int t = 0; t < threads.length; t++) {
+            long base = 1_000_000L * t;
+            threads[t] = new Thread(() -> {
+                for (int i = 0; i < 2000; i++) {
+                    u.mark(base + 10L * i, 5);
+                    if (i % 2 == 1) {
+                        u.clear(base + 10L * i, 5);   // every other mark is rewritten again
+                    }
+                }
+            });
+        }
+        for (Thread t : threads) {
+            t.start();
+        }
+        for (Thread t : threads) {
+            t.join();
+        }
+        assertEquals(4 * 1000, u.size());
+        assertEquals(4 * 1000 * 5, u.blocks());
+        assertEquals(1_000_000L * 3 + 10 * 1998, u.firstMarked(1_000_000L * 3 + 10 * 1997, 100));
+    }
+
+    @Test
     void theSetIsBounded() {
         UncorrectableBlocks u = new UncorrectableBlocks();
         for (int i = 0; i < UncorrectableBlocks.MAX_RANGES; i++) {
