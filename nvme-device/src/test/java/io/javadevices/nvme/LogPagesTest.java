@@ -27,7 +27,8 @@ import static org.junit.jupiter.api.Assertions.*;
  */
 class LogPagesTest {
     /** The log pages this controller has, with their sizes in bytes. */
-    private static final Map<Integer, Integer> SIZES = Map.of(0x00, 1024, 0x01, 4096, 0x02, 512, 0x03, 512, 0x05, 4096);
+    private static final Map<Integer, Integer> SIZES = Map.of(0x00, 1024, 0x01, 4096, 0x02, 512, 0x03, 512, 0x05, 4096,
+            0x12, 1024);
     /** The broadcast NSID, as nvme-cli sends for a controller's character device. */
     private static final int BROADCAST = 0xFFFF_FFFF;
     private static final int INVALID_FIELD = 0x02, DATA_TRANSFER_ERROR = 0x04, INVALID_LOG_PAGE = 0x09;
@@ -161,7 +162,7 @@ class LogPagesTest {
         for (int nsid : new int[] {1, 2, 3, 0xFFFF_FFFE}) {
             status(log(0x02, nsid, 512, 0), 0, INVALID_FIELD);
         }
-        for (int lid : new int[] {0x00, 0x01, 0x03, 0x05}) {
+        for (int lid : new int[] {0x00, 0x01, 0x03, 0x05, 0x12}) {
             for (int nsid : new int[] {0, 1, BROADCAST}) {
                 assertTrue(log(lid, nsid, 512, 0).ok(), "LID " + lid + " NSID " + nsid);
             }
@@ -203,6 +204,22 @@ class LogPagesTest {
         ByteBuffer effects = ByteBuffer.wrap(wholeLog(0x05)).order(ByteOrder.LITTLE_ENDIAN);
         assertEquals(1, effects.getInt(4 * 0x02) & 1, "Get Log Page itself");
         assertEquals(3, effects.getInt(1024 + 4 * 0x01) & 3, "Write: CSUPP and LBCC");
+    }
+
+    @Test
+    void featureEffectsListsExactlyTheFeaturesGetFeaturesAnswers() throws Exception {
+        ByteBuffer log = ByteBuffer.wrap(wholeLog(0x12)).order(ByteOrder.LITTLE_ENDIAN);
+        for (int fid = 0; fid < 256; fid++) {
+            int entry = log.getInt(4 * fid);
+            Completion c = d.admin(Command.getFeatures(fid, 0, 0).prp1(page));
+            if (c.ok()) {
+                assertEquals(1 | 1 << 21, entry, "FID " + fid + ": FSUPP, controller scope, no effects");
+            } else {
+                assertEquals(0, entry, "FID " + fid + " is not a feature: " + c);
+            }
+        }
+        assertEquals(0, log.getInt(4 * 0x06), "no Volatile Write Cache without a cache");
+        assertNotEquals(0, log.getInt(4 * 0x0E), "Timestamp");
     }
 
     /** Raises {@code event} (any thread may) and returns the AER completions seen after two admin round trips. */

@@ -6,6 +6,7 @@ import io.javadevices.nvme.queue.OpcodeTable;
 import io.javadevices.nvme.queue.QueueStats;
 import io.javadevices.nvme.queue.Sqe;
 import io.javadevices.nvme.spec.EffectsLog;
+import io.javadevices.nvme.spec.FeatureEffectsLog;
 import io.javadevices.nvme.spec.FirmwareSlotLog;
 import io.javadevices.nvme.spec.Nvme;
 import io.javadevices.nvme.spec.SmartLog;
@@ -28,8 +29,9 @@ final class LogPageCommand {
     /**
      * Identify Controller LPA (NVMe 1.4 Figure 247; NVMe 2.0 Figure 275): bit 1 the Commands Supported and Effects
      * log, bit 2 extended data (NUMDU, LPO). Bit 0 (SMART per namespace) is clear: SMART counts the controller, and
-     * an NSID other than 0h / FFFFFFFFh is Invalid Field. Bit 5 is clear: it also promises the command scope bits in
-     * the effects log and LIDs 12h and 13h, which this controller does not have (LID 00h is served anyway).
+     * an NSID other than 0h / FFFFFFFFh is Invalid Field. Bit 5 is clear: besides LIDs 00h and 12h, which are served,
+     * it promises the command scope bits in the Commands Supported and Effects log and the NVMe-MI Commands
+     * Supported and Effects log (13h), which this controller does not have.
      */
     static final int LPA = 1 << 1 | 1 << 2;
 
@@ -135,6 +137,20 @@ final class LogPageCommand {
         }
         for (OpcodeTable.Entry<?> e : context.nvmCommands().entries()) {
             EffectsLog.io(d, e.opcode(), e.effects());
+        }
+        return Status.SUCCESS;
+    }
+
+    /**
+     * Feature Identifiers Supported and Effects (NVMe 2.0, LID 12h): FSUPP for each feature of {@link FeatureTable}
+     * this controller has (Volatile Write Cache only with a cache), all of controller scope; no Set Features here
+     * changes user data, namespace capabilities or inventory, or controller capabilities.
+     */
+    int featureEffects(MemorySegment d) {
+        for (FeatureTable.Feature f : FeatureTable.all()) {
+            if (FeatureTable.feature(f.fid(), context.features()) != null) {
+                FeatureEffectsLog.entry(d, f.fid(), FeatureEffectsLog.FSUPP | FeatureEffectsLog.SCOPE_CONTROLLER);
+            }
         }
         return Status.SUCCESS;
     }

@@ -4,6 +4,7 @@ import io.javadevices.nvme.model.ErrorLog;
 import io.javadevices.nvme.queue.Sqe;
 import io.javadevices.nvme.spec.EffectsLog;
 import io.javadevices.nvme.spec.ErrorLogEntry;
+import io.javadevices.nvme.spec.FeatureEffectsLog;
 import io.javadevices.nvme.spec.FirmwareSlotLog;
 import io.javadevices.nvme.spec.SmartLog;
 import io.javadevices.nvme.spec.SupportedLogPagesLog;
@@ -29,6 +30,8 @@ import static io.javadevices.nvme.admin.AsyncEvents.TYPE_SMART_HEALTH;
  * 02h SMART / Health Information      512 bytes  un-masks SMART / Health status events
  * 03h Firmware Slot Information       512 bytes  no event
  * 05h Commands Supported and Effects 4096 bytes  no event
+ * 12h Feature Identifiers Supported  1024 bytes  no event (generated from {@link FeatureTable})
+ *     and Effects
  * </pre>
  *
  * <p>Adding a log page is one {@code .add} here: its LID, name, size in bytes (at most 8 KiB, the admin scratch
@@ -40,9 +43,9 @@ import static io.javadevices.nvme.admin.AsyncEvents.TYPE_SMART_HEALTH;
  * {@code .add(0x04, "Changed Namespace List", 4096, TYPE_NOTICE, (l, cmd, page) -> l.context().changedNamespaces().render(page))}.
  */
 final class LogPages {
-    /** Supported Log Pages (NVMe 2.0 §5.16.1.1), Error (§5.14.1.1), SMART, Firmware Slot, Commands Supported and Effects. */
+    /** Supported Log Pages (NVMe 2.0 §5.16.1.1), Error (§5.14.1.1), SMART, Firmware Slot, the two effects logs. */
     static final int SUPPORTED_LOG_PAGES = 0x00, ERROR_INFO = 0x01, SMART = 0x02, FIRMWARE_SLOT = 0x03,
-            COMMAND_EFFECTS = 0x05;
+            COMMAND_EFFECTS = 0x05, FEATURE_EFFECTS = 0x12;
     /** The largest log page: the admin dispatcher's scratch buffer. */
     static final int MAX_SIZE = 8192;
 
@@ -66,7 +69,9 @@ final class LogPages {
             .add(FIRMWARE_SLOT, "Firmware Slot Information", (int) FirmwareSlotLog.SIZE, NO_EVENT,
                     (l, cmd, page) -> l.firmware(page))
             .add(COMMAND_EFFECTS, "Commands Supported and Effects", (int) EffectsLog.SIZE, NO_EVENT,
-                    (l, cmd, page) -> l.effects(page));
+                    (l, cmd, page) -> l.effects(page))
+            .add(FEATURE_EFFECTS, "Feature Identifiers Supported and Effects", (int) FeatureEffectsLog.SIZE, NO_EVENT,
+                    (l, cmd, page) -> l.featureEffects(page));
 
     private final List<Page> pages = new ArrayList<>();
     private final Page[] byLid = new Page[256];
