@@ -327,6 +327,18 @@ class FeaturesTest {
     }
 
     @Test
+    void linuxBringUpSetsTheTimestampToTheWallClock() throws Exception {
+        d.disable();
+        long before = System.currentTimeMillis();
+        d.bringUp(1, 16, false); // nvme_configure_timestamp, as nvme_init_ctrl_finish does with ONCS bit 6
+        long after = System.currentTimeMillis();
+        long ts = timestamp(0);
+        assertEquals(1, origin(ts), "set by the host");
+        assertTrue(millis(ts) >= before && millis(ts) <= System.currentTimeMillis() + 1,
+                millis(ts) + " not within [" + before + ", " + after + "]");
+    }
+
+    @Test
     void timestampWrapsAt48Bits() throws Exception {
         long max = (1L << 48) - 1;
         assertTrue(setTimestamp(max).ok());
