@@ -184,7 +184,8 @@ class AdminCommandsTest {
         assertEquals(1, e.getInt(4 * 0x7C) & 1, "DBBUF supported in effects log");
         assertEquals(1, e.getInt(4 * 0x06) & 1);
         assertEquals(1, e.getInt(1024 + 4 * 0x02) & 1);
-        status(admin(Command.getLogPage(0x04, 0, 512, page)), 1, 0x09);
+        assertTrue(admin(Command.getLogPage(0x04, 0, 512, page)).ok());           // changed namespace list
+        status(admin(Command.getLogPage(0x06, 0, 512, page)), 1, 0x09);
         status(admin(Command.getLogPage(0xC0, 0, 512, page)), 1, 0x09);
         status(admin(Command.getLogPage(0x02, 0, 512, page).cdw(12, 4096)), 0, 0x02); // offset past the log
         // a partial read with an offset
