@@ -61,7 +61,7 @@ class AdminCommandsTest {
         d.identify(0x00, 2);
         ByteBuffer ns = data();
         assertEquals((1L << 30) / 4096, ns.getLong(0), "NSZE");
-        assertEquals(12, (ns.getInt(128) >>> 16) & 0xFF, "LBADS");
+        assertEquals(12, (ns.getInt(128 + 4 * (ns.get(26) & 0xF)) >>> 16) & 0xFF, "LBADS of the format FLBAS names");
         // descriptor list: EUI64 (type 1, len 8) then NGUID (type 2, len 16) then UUID (type 3)
         d.identify(0x03, 1);
         byte[] desc = d.readData(4096);
@@ -211,7 +211,7 @@ class AdminCommandsTest {
         assertEquals(1, abort.dw0() & 1, "not aborted");
         assertTrue(admin(Command.of(0x18)).ok());                               // keep alive
         status(admin(Command.of(0x10)), 0, 0x01);                               // firmware commit: invalid opcode
-        status(admin(Command.of(0x80)), 0, 0x01);                               // format
+        status(admin(Command.of(0x80)), 0, 0x0B);                               // format NVM of NSID 0
         status(admin(Command.of(0xC5)), 0, 0x01);
         status(admin(Command.identify(1, 0, d.dataPage()).flags(0x01)), 0, 0x02); // fused
         // an invalid doorbell write completes one AER with an error event (type 0, info 1, log 01h)

@@ -27,6 +27,7 @@ public final class AdminCommandDispatcher implements CommandHandler {
     final FeatureCommands features;
     final LogPageCommand logs;
     final DoorbellBufferConfigCommand dbbuf;
+    final FormatNvmCommand format;
 
     public AdminCommandDispatcher(AdminContext context) {
         this.context = context;
@@ -37,6 +38,7 @@ public final class AdminCommandDispatcher implements CommandHandler {
         this.features = new FeatureCommands(context, this);
         this.logs = new LogPageCommand(context, this);
         this.dbbuf = new DoorbellBufferConfigCommand(context);
+        this.format = new FormatNvmCommand(context);
     }
 
     @Override
