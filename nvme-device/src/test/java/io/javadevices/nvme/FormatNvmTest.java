@@ -176,7 +176,11 @@ class FormatNvmTest {
                 byte[] data = pattern(nsid, 8192);
                 write(f, nsid, 0, 16, data);
                 write(f, nsid, 8176, 16, data);                         // the last 8 KiB
+                long syncs = f.stat("ns" + nsid + ".syncs");
                 assertTrue(format(f.driver, nsid, 1 | ses(1)).ok());    // LBAF1, User Data Erase
+                if (nsid == 2) {
+                    assertEquals(syncs + 1, f.stat("ns2.syncs"), "the file's erase is made durable");
+                }
                 assertEquals(12, lbads(identifyNs(f.driver, nsid)));
                 assertArrayEquals(new byte[8192], read(f, nsid, 0, 2, 8192), "ns " + nsid + " erased at the start");
                 assertArrayEquals(new byte[8192], read(f, nsid, 1022, 2, 8192), "ns " + nsid + " erased at the end");
@@ -268,7 +272,7 @@ class FormatNvmTest {
     /** A backend whose next Write Zeroes (a user data erase) or read waits until the test lets it go. */
     private static final class HeldBackend implements BlockBackend {
         private final BlockBackend inner;
-        private volatile boolean holdZeroes, holdRead;
+        private volatile boolean holdZeroes, holdRead, failZeroes;
         private final CountDownLatch entered = new CountDownLatch(1), release = new CountDownLatch(1);
 
         HeldBackend(BlockBackend inner) {
@@ -317,6 +321,9 @@ class FormatNvmTest {
             if (holdZeroes) {
                 holdZeroes = false;
                 hold();
+            }
+            if (failZeroes) {
+                throw new IOException("injected: the erase fails");
             }
             inner.writeZeroes(offset, length);
         }
@@ -391,6 +398,20 @@ class FormatNvmTest {
             assertTrue(after.ok(), after.toString());
             assertArrayEquals(new byte[4096], get(f.host, buf, 4096), "erased");
             assertEquals(0x80, q.execute(Command.read(1, 2048, 1, buf, 0)).sc(), "NSZE is 2048 blocks now");
+        }
+    }
+
+    @Test
+    void aFailedEraseIsInternalErrorAndKeepsTheOldFormat() {
+        try (HeldFixture f = new HeldFixture()) {
+            f.backend.failZeroes = true;
+            assertStatus(format(f.driver, 1, 1 | ses(1)), 0, 0x06);
+            assertEquals(1L, f.controller.errorLog().count(), "logged in the error log");
+            assertEquals(0, identifyNs(f.driver, 1).get(26), "still LBAF0");
+            long buf = f.host.allocatePages(1);
+            assertTrue(f.driver.ioQueue(1).execute(Command.read(1, 0, 1, buf, 0)).ok(), "no longer formatting");
+            f.backend.failZeroes = false;
+            assertTrue(format(f.driver, 1, 1 | ses(1)).ok(), "the host formats again");
         }
     }
 

@@ -22,8 +22,9 @@ import java.util.List;
  *     PIL = 1 (settings of metadata there is none of) → Invalid Format; a namespace whose size is not a whole
  *     number of the new blocks → Invalid Format, before anything is changed.</li>
  * <li>SES 000b keeps the bytes (a read after 512 → 4096 returns what was written, regrouped); 001b User Data Erase
- *     writes zeroes over the whole namespace (RAM: the pages are dropped; a file: zeroes written), so every
- *     block reads zeroes afterwards, whatever DLFEAT says of deallocation.</li>
+ *     writes zeroes over the whole namespace (RAM: the pages are dropped; a file: zeroes written, then synced),
+ *     so every block reads zeroes afterwards, whatever DLFEAT says of deallocation. A failed erase is Internal
+ *     Error and leaves the old format (the erase may be partial: the host formats again).</li>
  * <li>NSID FFFFFFFFh formats every attached namespace. FNA = 0: bit 0 clear, so a single namespace can be
  *     formatted alone (nvme-cli then sends the namespace's own NSID); bit 1 clear, so an erase covers only the
  *     namespaces being formatted.</li>
@@ -102,6 +103,7 @@ final class FormatNvmCommand {
         if (erase) {
             try {
                 ns.backend().writeZeroes(0, ns.backend().size());
+                ns.backend().flush(); // an erase reported done must not come undone on a power loss
             } catch (IOException | RuntimeException e) {
                 // The old format stays; the erase may be partial, so the host must format again.
                 ns.setFormatting(false);
