@@ -44,7 +44,8 @@ final class FormatNvmCommand {
     /**
      * Commands Supported and Effects (NVMe 1.4 Figure 198): changes LBA content and the namespace's capabilities
      * (LBCC, NCC; not the inventory: no NIC), and no other command may run meanwhile (CSE 010b: NSID FFFFFFFFh
-     * touches every namespace). Linux nvme_known_admin_effects assumes LBCC | NCC | CSE for Format anyway.
+     * touches every namespace). Linux ORs LBCC | NCC | CSE into Format's entry anyway (nvme_init_known_nvm_effects,
+     * nvme_known_admin_effects in older kernels), so its nvme_passthru_start freezes every queue.
      */
     static final int EFFECTS = OpcodeTable.LBCC | OpcodeTable.NCC | OpcodeTable.CSE_ANY;
 
