@@ -194,6 +194,19 @@ class FormatNvmTest {
     }
 
     @Test
+    void aFormatClearsWriteUncorrectableMarks() {
+        try (Fixture f = Fixture.of("queues", "1", "namespaces", "ram:8M")) {
+            f.driver.bringUp(1, 16, false);
+            HostQueue q = f.driver.ioQueue(1);
+            long buf = f.host.allocatePages(1);
+            assertTrue(q.execute(Command.of(0x04).nsid(1).slba(0).cdw(12, 7)).ok()); // Write Uncorrectable 0..7
+            assertStatus(q.execute(Command.read(1, 0, 8, buf, 0)), 2, 0x81);          // Unrecovered Read Error
+            assertTrue(format(f.driver, 1, 0).ok(), "LBAF0 again, no erase");
+            assertTrue(q.execute(Command.read(1, 0, 8, buf, 0)).ok(), "every block was formatted: no marks left");
+        }
+    }
+
+    @Test
     void invalidFieldsChangeNothing() {
         try (Fixture f = Fixture.of("queues", "1", "namespaces", "ram:8M")) {
             f.driver.bringUp(1, 16, false);
