@@ -25,7 +25,7 @@
  *     effects log, OACS), {@link io.javadevices.nvme.admin.AdminCommandDispatcher} and the handler classes
  *     (Identify, Queue, Feature, LogPage, DoorbellBufferConfig, AsyncEvents, LbaStatus, FormatNvm), all given an
  *     {@link io.javadevices.nvme.admin.AdminContext}; {@link io.javadevices.nvme.admin.NamespaceChangeNotices}
- *     and {@link io.javadevices.nvme.admin.ChangedNamespaceLog}: the Namespace Attribute Changed event.</li>
+ *     and {@code ChangedNamespaceLog}: the Namespace Attribute Changed event.</li>
  * <li>{@code io}: {@link io.javadevices.nvme.io.NvmOpcodes} (the NVM command table: dispatch, effects
  *     log, ONCS) and {@link io.javadevices.nvme.io.IoCommandHandler} (Read, Write, Flush, Write Zeroes,
  *     DSM; Compare, Verify, Write Uncorrectable and Copy in classes of their own), given an
