@@ -164,6 +164,9 @@ class SglTest {
         for (int i = 0, at = 0; i < lengths.length; at += lengths[i], i++) {
             put(addresses[i], Arrays.copyOfRange(data, at, at + lengths[i]));
         }
+        int sgls = ByteBuffer.wrap(f.driver.identify(1, 0)).order(ByteOrder.LITTLE_ENDIAN).getInt(536);
+        assertTrue(Sgl.linuxUsesSgls(sgls, q.qid, total, lengths.length), "Linux would choose SGLs for this request");
+        assertFalse(Sgl.linuxUsesSgls(sgls, q.qid, 8 * PAGE, 8), "but PRPs for 4 KiB segments");
         long list = f.host.allocate(lengths.length * Sgl.BYTES, 256); // Linux's small descriptor pool: 256-byte blocks
         assertOk(q.execute(Sgl.linux(Command.write(1, 1000, total / 512, 0, 0), f.host.memory(), addresses, lengths, list)));
         assertArrayEquals(data, readWithPrps(1000, total), "data integrity: SGL write, PRP read");

@@ -55,6 +55,18 @@ public final class Sgl {
         }
     }
 
+    /** Linux's sgl_threshold module parameter default (SZ_32K). */
+    public static final int LINUX_SGL_THRESHOLD = 32 * 1024;
+
+    /**
+     * Linux nvme_pci_use_sgls: SGLs only if Identify SGLS bits 1:0 say they are supported (byte or dword aligned),
+     * never on the admin queue, and only when the average DMA segment is at least sgl_threshold.
+     */
+    public static boolean linuxUsesSgls(int sgls, int qid, long bytes, int segments) {
+        long averageSegment = (bytes + segments - 1) / segments;
+        return (sgls & 0b11) != 0 && qid != 0 && averageSegment >= LINUX_SGL_THRESHOLD;
+    }
+
     /**
      * Linux nvme_pci_setup_data_sgl: a request of one DMA segment gets an inline Data Block in the command;
      * otherwise the command holds a Last Segment descriptor pointing at one list (from the driver's descriptor
