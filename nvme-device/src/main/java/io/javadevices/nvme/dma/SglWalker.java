@@ -54,9 +54,13 @@ public final class SglWalker {
     private final Pieces pieces;
     private final int maxDescriptors;
     private final MemorySegment scratch = MemorySegment.ofArray(new long[CHUNK * DESCRIPTOR_BYTES / 8]);
-    /** Bytes of the transfer not yet described, during a walk. */
+    /** During a walk: bytes of the transfer not yet described, and its direction. */
     private long remaining;
     private boolean toHost;
+    /** Set by {@link #segment}: whether the segment ended with a Segment / Last Segment descriptor, and that one. */
+    private boolean chained;
+    private long nextAddress;
+    private int nextLength, nextIdentifier;
 
     SglWalker(GuestMemory memory, Pieces pieces, GuestErrors errors) {
         this.memory = memory;
@@ -103,58 +107,73 @@ public final class SglWalker {
             if (segmentBytes == 0 || segmentBytes % DESCRIPTOR_BYTES != 0 || (address & 7) != 0) {
                 return invalid(Status.INVALID_SGL_SEGMENT_DESCRIPTOR, address);
             }
-            boolean lastSegment = type == LAST_SEGMENT;
             long entries = segmentBytes / DESCRIPTOR_BYTES;
             if (descriptors + entries > maxDescriptors) {
                 return invalid(Status.INVALID_NUMBER_OF_SGL_DESCRIPTORS, entries);
             }
             descriptors += (int) entries;
             long before = remaining;
-            boolean chains = false;
-            for (long first = 0; first < entries; first += CHUNK) {
-                int n = (int) Math.min(CHUNK, entries - first);
-                long at = address + first * DESCRIPTOR_BYTES;
-                try {
-                    memory.read(at, scratch, 0, (long) n * DESCRIPTOR_BYTES);
-                } catch (GuestMemoryException e) {
-                    return reject(Status.DATA_TRANSFER_ERROR, GuestErrors.Kind.DMA_OUTSIDE_MEMORY, at);
-                }
-                for (int i = 0; i < n; i++) {
-                    long offset = (long) i * DESCRIPTOR_BYTES;
-                    long dAddress = scratch.get(LONG, offset);
-                    int dLength = scratch.get(INT, offset + 8);
-                    int dIdentifier = scratch.get(ValueLayout.JAVA_BYTE, offset + 15) & 0xFF;
-                    int dType = dIdentifier >>> 4;
-                    if (dType == SEGMENT || dType == LAST_SEGMENT) {
-                        if (first + i != entries - 1) {
-                            // Only the last descriptor of a segment may point at another (§4.4).
-                            return invalid(Status.INVALID_NUMBER_OF_SGL_DESCRIPTORS, at + offset);
-                        }
-                        address = dAddress;
-                        lengthField = dLength;
-                        identifier = dIdentifier;
-                        type = dType;
-                        chains = true;
-                    } else {
-                        int status = dataDescriptor(dType, dIdentifier & 0xF, dAddress, dLength & 0xFFFF_FFFFL);
-                        if (status != Status.SUCCESS) {
-                            return status;
-                        }
-                    }
-                }
+            int status = segment(address, entries);
+            if (status != Status.SUCCESS) {
+                return status;
             }
-            if (!chains) {
+            if (!chained) {
                 return finish();
             }
-            if (lastSegment) {
+            if (type == LAST_SEGMENT) {
                 return invalid(Status.INVALID_SGL_SEGMENT_DESCRIPTOR, address); // the last segment must not chain
             }
             if (remaining == before) {
-                // QEMU nvme_map_sgl: a segment that adds no data is refused ("makes it easy for a pathological host
-                // to create an infinite loop"); with it every hop consumes data, so any loop ends.
+                // As QEMU's nvme_map_sgl: a segment that describes no data is refused, so that every hop consumes
+                // part of the transfer and a chain that loops back on itself ends.
                 return invalid(Status.INVALID_SGL_SEGMENT_DESCRIPTOR, address);
             }
+            address = nextAddress;
+            lengthField = nextLength;
+            identifier = nextIdentifier;
+            type = identifier >>> 4;
         }
+    }
+
+    /**
+     * Walks the {@code entries} descriptors of the segment at {@code address}, read a chunk at a time: data
+     * descriptors become pieces; a last descriptor of type Segment or Last Segment is kept in {@code next*} with
+     * {@link #chained} set.
+     */
+    private int segment(long address, long entries) {
+        chained = false;
+        for (long first = 0; first < entries; first += CHUNK) {
+            int n = (int) Math.min(CHUNK, entries - first);
+            long at = address + first * DESCRIPTOR_BYTES;
+            try {
+                memory.read(at, scratch, 0, (long) n * DESCRIPTOR_BYTES);
+            } catch (GuestMemoryException e) {
+                return reject(Status.DATA_TRANSFER_ERROR, GuestErrors.Kind.DMA_OUTSIDE_MEMORY, at);
+            }
+            for (int i = 0; i < n; i++) {
+                long offset = (long) i * DESCRIPTOR_BYTES;
+                long dAddress = scratch.get(LONG, offset);
+                int dLength = scratch.get(INT, offset + 8);
+                int dIdentifier = scratch.get(ValueLayout.JAVA_BYTE, offset + 15) & 0xFF;
+                int dType = dIdentifier >>> 4;
+                if (dType == SEGMENT || dType == LAST_SEGMENT) {
+                    if (first + i != entries - 1) {
+                        // Only the last descriptor of a segment may point at another (§4.4).
+                        return invalid(Status.INVALID_NUMBER_OF_SGL_DESCRIPTORS, at + offset);
+                    }
+                    nextAddress = dAddress;
+                    nextLength = dLength;
+                    nextIdentifier = dIdentifier;
+                    chained = true;
+                } else {
+                    int status = dataDescriptor(dType, dIdentifier & 0xF, dAddress, dLength & 0xFFFF_FFFFL);
+                    if (status != Status.SUCCESS) {
+                        return status;
+                    }
+                }
+            }
+        }
+        return Status.SUCCESS;
     }
 
     /** The SGL ended: it must have described exactly the transfer. */
