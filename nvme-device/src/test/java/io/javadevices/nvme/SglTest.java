@@ -208,6 +208,40 @@ class SglTest {
     }
 
     @Test
+    void segmentOfMoreDescriptorsThanOneReadChunk() {
+        // 299 Data Blocks and a Last Segment descriptor in one segment (the controller reads 256 at a time), then
+        // one more block: 300 × 512 bytes, contiguous, so they merge into one piece.
+        byte[] data = pattern(9, 300 * 512);
+        long buf = f.host.allocatePages(300 * 512 / PAGE + 1);
+        put(buf, data);
+        Descriptor[] first = new Descriptor[300];
+        for (int i = 0; i < 299; i++) {
+            first[i] = Descriptor.data(buf + 512L * i, 512);
+        }
+        long s1 = f.host.allocate(300 * Sgl.BYTES, 16), s2 = f.host.allocate(Sgl.BYTES, 16);
+        first[299] = Descriptor.lastSegment(s2, 1);
+        Sgl.write(f.host.memory(), s1, first);
+        Sgl.write(f.host.memory(), s2, Descriptor.data(buf + 512L * 299, 512));
+        assertOk(q.execute(Command.write(1, 2000, 300, 0, 0).sgl(Descriptor.segment(s1, 300))));
+        assertArrayEquals(data, readWithPrps(2000, data.length));
+    }
+
+    @Test
+    void aListOfMoreScatteredBlocksThanTheControllerKeepsIsRefused() {
+        // 256 separate pieces (Linux's largest list: one 4 KiB page of descriptors) work; 257 are refused.
+        long buf = f.host.allocatePages(130), list = f.host.allocate(257 * Sgl.BYTES, 256);
+        Descriptor[] blocks = new Descriptor[257];
+        for (int i = 0; i < blocks.length; i++) {
+            blocks[i] = Descriptor.data(buf + 2048L * i, 1024); // every other KiB: nothing merges
+        }
+        Sgl.write(f.host.memory(), list, blocks);
+        assertOk(read(512, Descriptor.lastSegment(list, 256)));
+        status(q.execute(Command.read(1, 0, 514, 0, 0).sgl(Descriptor.lastSegment(list, 257))),
+                INVALID_NUMBER_OF_SGL_DESCRIPTORS);
+        assertStillServing();
+    }
+
+    @Test
     void psdt10bMapsDataLikePsdt01bAndPsdt11bIsInvalid() {
         // PSDT 10b only changes how MPTR is read, and no namespace here has metadata: the data SGL is the same.
         byte[] data = pattern(4, 4096);
