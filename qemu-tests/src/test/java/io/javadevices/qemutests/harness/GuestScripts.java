@@ -18,6 +18,30 @@ public final class GuestScripts {
                 """.formatted(device, seconds * 5, device.replace("/dev/", ""));
     }
 
+    /** Waits for a block device node to go away (a detached namespace); reports {@code gone.<name>=yes|no}. */
+    public static String waitGone(String device, int seconds) {
+        return """
+                i=0
+                while [ -b %1$s ] && [ $i -lt %2$d ]; do sleep 0.2; i=$((i+1)); done
+                if [ -b %1$s ]; then echo "@@RESULT gone.%3$s=no"; else echo "@@RESULT gone.%3$s=yes"; fi
+                """.formatted(device, seconds * 5, device.replace("/dev/", ""));
+    }
+
+    /**
+     * Reports {@code key} = the value of {@code field} in the "field : value" lines nvme-cli prints (id-ctrl,
+     * id-ns), without blanks or thousands separators, e.g. {@code 0x10a} or {@code 268435456}.
+     */
+    public static String nvmeField(String key, String command, String field) {
+        return report(key, command + " 2>/dev/null | awk -F: '{gsub(/ /, \"\", $1)} $1 == \"" + field
+                + "\" {gsub(/[ ,]/, \"\", $2); print $2; exit}'");
+    }
+
+    /** Runs a command, reports its exit code as {@code key.rc} and echoes its output (for the console log). */
+    public static String run(String key, String command) {
+        return "( " + command + " ) >/tmp/" + key + ".out 2>&1; echo \"@@RESULT " + key + ".rc=$?\"; sed 's/^/  " + key
+                + "> /' /tmp/" + key + ".out | head -40\n";
+    }
+
     /** Reports a value computed by a shell expression. */
     public static String report(String key, String shellExpression) {
         return "echo \"@@RESULT " + key + "=$(" + shellExpression + ")\"\n";
