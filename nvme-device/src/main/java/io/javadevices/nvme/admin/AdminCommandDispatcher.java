@@ -27,6 +27,8 @@ public final class AdminCommandDispatcher implements CommandHandler {
     final FeatureCommands features;
     final LogPageCommand logs;
     final DoorbellBufferConfigCommand dbbuf;
+    final NamespaceManagementCommand namespaceManagement;
+    final NamespaceAttachmentCommand namespaceAttachment;
 
     public AdminCommandDispatcher(AdminContext context) {
         this.context = context;
@@ -37,6 +39,8 @@ public final class AdminCommandDispatcher implements CommandHandler {
         this.features = new FeatureCommands(context);
         this.logs = new LogPageCommand(context, this);
         this.dbbuf = new DoorbellBufferConfigCommand(context);
+        this.namespaceManagement = new NamespaceManagementCommand(context, this);
+        this.namespaceAttachment = new NamespaceAttachmentCommand(context, this);
     }
 
     @Override
@@ -79,6 +83,21 @@ public final class AdminCommandDispatcher implements CommandHandler {
         MemorySegment b = buffer.asSlice(0, length);
         b.fill((byte) 0);
         return b;
+    }
+
+    /** Reads {@code length} bytes from the host buffer described by PRP1/PRP2 into {@code data}. */
+    int fromHost(Sqe cmd, MemorySegment data, long length) {
+        int status = prp.walk(cmd.prp1(), cmd.prp2(), length, context.pageSize());
+        if (status != Status.SUCCESS) {
+            return status;
+        }
+        try {
+            prp.copyFromGuest(data, length);
+        } catch (GuestMemoryException e) {
+            context.guestErrors().record(GuestErrors.Kind.DMA_OUTSIDE_MEMORY, e.address());
+            return Status.DATA_TRANSFER_ERROR;
+        }
+        return Status.SUCCESS;
     }
 
     /** Transfers {@code length} bytes of {@code data} to the host buffer described by PRP1/PRP2. */

@@ -7,20 +7,36 @@ import java.util.Map;
 import java.util.concurrent.atomic.LongAdder;
 
 /**
- * One active namespace: NSID, backend and LBA format (NVMe 1.4 §6, one LBA format, no metadata).
+ * One namespace: NSID, backend and LBA format (NVMe 1.4 §6, no metadata), its identifiers
+ * ({@link NamespaceIds}: NGUID, EUI-64, UUID) and its multi-path capabilities (NMIC, §5.20 / Figure 245).
+ * Immutable: a new format is a new object ({@link NamespaceTable#replace}), and a copy must carry
+ * {@link #ids()} and {@link #nmic()} over.
  */
 public final class Namespace {
     private final int nsid;
     private final BlockBackend backend;
     private final int lbaShift;
     private final long blocks;
+    private final NamespaceIds ids;
+    private final int nmic;
     /**
      * Durability counters, counted by the I/O workers of every queue: LongAdders (no shared cache line) and
      * only on the durable paths (Flush, FUA, write-through), which pay for an fdatasync anyway.
      */
     private final LongAdder flushes = new LongAdder(), fuaWrites = new LongAdder(), writeThroughs = new LongAdder();
 
+    /** A private namespace (NMIC 0) with identifiers derived from NSID {@code nsid} alone (tests). */
     public Namespace(int nsid, BlockBackend backend, int lbaSize) {
+        this(nsid, backend, lbaSize, NamespaceIds.derived("", nsid), 0);
+    }
+
+    /**
+     * @param ids  the namespace's NGUID, EUI-64 and UUID (kept across formats and restarts)
+     * @param nmic Namespace Multi-path I/O and Namespace Sharing Capabilities as created (bit 0: shared)
+     */
+    public Namespace(int nsid, BlockBackend backend, int lbaSize, NamespaceIds ids, int nmic) {
+        this.ids = java.util.Objects.requireNonNull(ids, "ids");
+        this.nmic = nmic;
         this.nsid = nsid;
         this.backend = backend;
         this.lbaShift = Integer.numberOfTrailingZeros(lbaSize);
@@ -29,6 +45,21 @@ public final class Namespace {
 
     public int nsid() {
         return nsid;
+    }
+
+    /** NGUID, EUI-64 and UUID of this namespace. */
+    public NamespaceIds ids() {
+        return ids;
+    }
+
+    /** Identify Namespace NMIC (bit 0: may be attached to two or more controllers). */
+    public int nmic() {
+        return nmic;
+    }
+
+    /** Capacity in bytes (the pool capacity this namespace holds, NVMCAP). */
+    public long bytes() {
+        return backend.size();
     }
 
     public BlockBackend backend() {
