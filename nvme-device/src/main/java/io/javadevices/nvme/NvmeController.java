@@ -45,6 +45,10 @@ import java.util.function.Function;
  * commands by {@link AdminCommandDispatcher} with an {@link AdminContext}, I/O by
  * {@link IoCommandHandler} with an {@link IoContext}, both built at each enable.
  *
+ * <p>Namespaces come from an {@link NvmPool} (the capacity pool, option {@code pool}), which builds the
+ * {@link NamespaceTable} and changes it for Namespace Management and Attachment; the backend of a deleted
+ * namespace is closed by the {@link WorkerGrace} once no queue worker can still be executing a command on it.
+ *
  * <p>PCI: vendor 4E58h device 4A56h, class 01/08/02; BAR0 64-bit 16 KiB (registers at 0, doorbells at
  * 1000h, CAP.DSTRD = 0); MSI-X with queues+1 vectors, table and PBA in BAR4; PCIe and PM capabilities.
  * With {@code doorbells=polled} the doorbell page [1000h, 2000h) is a {@link DoorbellPage} the guest

@@ -43,7 +43,8 @@ public final class NvmePlugin implements PciDevicePlugin {
 
     @Override
     public String description() {
-        return "NVMe 1.4 controller (ram/null/file namespaces, Doorbell Buffer Config shadow doorbells)";
+        return "NVMe 1.4 controller (ram/null/file namespaces, namespace management over a ram or directory pool,"
+                + " Doorbell Buffer Config shadow doorbells)";
     }
 
     @Override

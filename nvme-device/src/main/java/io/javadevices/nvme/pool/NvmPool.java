@@ -374,8 +374,7 @@ public final class NvmPool implements AutoCloseable {
     }
 
     private Refusal manifestFailed() {
-        LOG.log(System.Logger.Level.WARNING, "pool {0}: manifest not written, change undone: {1}", directory,
-                String.valueOf(saveFailure));
+        LOG.log(System.Logger.Level.WARNING, "pool {0}: the change is undone", directory);
         return new Refusal(Status.INTERNAL_ERROR, "manifest not written");
     }
 
@@ -407,7 +406,11 @@ public final class NvmPool implements AutoCloseable {
         try {
             manifest.write(entries());
         } catch (IOException | RuntimeException e) {
+            // A change made through this pool is undone by its caller; one made elsewhere (Format NVM's replace)
+            // is written with the next change that succeeds, and the old manifest stays valid meanwhile.
             saveFailure = e instanceof IOException io ? io : new IOException(e);
+            LOG.log(System.Logger.Level.WARNING, "pool {0}: manifest not written after a change of namespace {1}: {2}",
+                    directory, changedNsid, e.toString());
         }
     }
 
