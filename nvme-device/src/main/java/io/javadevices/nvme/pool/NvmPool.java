@@ -12,10 +12,8 @@ import io.javadevices.nvme.spec.Status;
 import java.io.IOException;
 import java.nio.channels.FileChannel;
 import java.nio.channels.FileLock;
-import java.nio.channels.OverlappingFileLockException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -64,7 +62,6 @@ import java.util.function.Supplier;
  */
 public final class NvmPool implements AutoCloseable {
     private static final System.Logger LOG = System.getLogger(NvmPool.class.getName());
-    private static final String LOCK_FILE = "pool.lock";
 
     /** Runs a release once no worker may use what it frees (WorkerGrace#afterInFlight). */
     @FunctionalInterface
@@ -108,7 +105,7 @@ public final class NvmPool implements AutoCloseable {
     /** The failure of the manifest write the last change caused, or null (the change is then undone). */
     private volatile IOException saveFailure;
 
-    private NvmPool(Path directory, long capacity, NamespaceTable table, FileChannel lockChannel, FileLock lock) {
+    NvmPool(Path directory, long capacity, NamespaceTable table, FileChannel lockChannel, FileLock lock) {
         this.directory = directory;
         this.capacity = capacity;
         this.table = table;
@@ -119,134 +116,34 @@ public final class NvmPool implements AutoCloseable {
 
     /**
      * Opens the pool {@code spec} (null: the default, see the class comment) with the command-line namespaces
-     * {@code seeds} as NSIDs 1, 2, ..., attached. Any inconsistency is an {@link IllegalArgumentException}
-     * with a message for the operator, and nothing stays open.
+     * {@code seeds} as NSIDs 1, 2, ..., attached ({@link PoolOpening}). Any inconsistency is an
+     * {@link IllegalArgumentException} with a message for the operator, and nothing stays open.
      *
      * @param maxNsid Identify NN (and MNAN): the highest NSID the table holds
      */
     public static NvmPool open(PoolSpec spec, List<Seed> seeds, String serial, int maxNsid) {
-        if (seeds.size() > maxNsid) {
-            throw new IllegalArgumentException(seeds.size() + " namespaces but max-namespaces " + maxNsid);
-        }
-        NamespaceTable table = new NamespaceTable(maxNsid);
-        if (spec == null || !spec.persistent()) {
-            List<Namespace> opened = openSeeds(seeds, serial);
-            long sum = opened.stream().mapToLong(Namespace::bytes).sum();
-            if (spec != null) {
-                RamBudget.check(spec.capacity());
-                if (sum > spec.capacity()) {
-                    opened.forEach(ns -> ns.backend().close());
-                    throw new IllegalArgumentException("the namespaces total " + sum + " bytes, more than the pool " + spec);
-                }
-            }
-            opened.forEach(ns -> table.add(ns, true));
-            return new NvmPool(null, spec == null ? sum : spec.capacity(), table, null, null);
-        }
-        return openDirectory(spec, seeds, serial, table);
+        return PoolOpening.open(spec, seeds, serial, maxNsid);
     }
 
-    private static List<Namespace> openSeeds(List<Seed> seeds, String serial) {
-        List<Namespace> opened = new ArrayList<>();
-        try {
-            for (Seed seed : seeds) {
-                int nsid = opened.size() + 1;
-                opened.add(new Namespace(nsid, seed.open().get(), seed.lbaSize(), NamespaceIds.derived(serial, nsid), 0));
-            }
-        } catch (RuntimeException e) {
-            opened.forEach(ns -> ns.backend().close());
-            throw e;
-        }
-        return opened;
+    // ------------------------------------------------------------------ for PoolOpening
+
+    Path directory() {
+        return directory;
     }
 
-    private static NvmPool openDirectory(PoolSpec spec, List<Seed> seeds, String serial, NamespaceTable table) {
-        Path dir = spec.directory().toAbsolutePath().normalize();
-        FileChannel lockChannel = null;
-        FileLock lock = null;
-        NvmPool pool = null;
-        try {
-            Files.createDirectories(dir);
-            lockChannel = FileChannel.open(dir.resolve(LOCK_FILE), StandardOpenOption.CREATE, StandardOpenOption.WRITE);
-            try {
-                lock = lockChannel.tryLock();
-            } catch (OverlappingFileLockException sameProcess) {
-                lock = null;
-            }
-            if (lock == null) {
-                throw new IllegalArgumentException("pool directory " + dir + " is in use by another server");
-            }
-            pool = new NvmPool(dir, spec.capacity(), table, lockChannel, lock);
-            pool.manifest.removeStaleTemporary();
-            if (pool.manifest.exists()) {
-                pool.load(seeds);
-            } else {
-                pool.seed(seeds, serial);
-            }
-            long used = pool.allocatedBytes();
-            if (used > spec.capacity()) {
-                throw new IllegalArgumentException("the namespaces of pool " + dir + " total " + used
-                        + " bytes, more than its size " + spec.capacity());
-            }
-            table.addInventoryListener(pool::save);
-            pool.manifest.write(pool.entries());
-            return pool;
-        } catch (IOException | RuntimeException e) {
-            if (pool != null) {
-                table.allocatedList().forEach(ns -> ns.backend().close());
-                pool.close();
-            } else {
-                closeQuietly(lockChannel);
-            }
-            if (e instanceof IllegalArgumentException iae) {
-                throw iae;
-            }
-            throw new IllegalArgumentException("pool directory " + dir + " cannot be used: " + e, e);
-        }
+    PoolManifest manifest() {
+        return manifest;
     }
 
-    /** The table from the manifest; every file must be there with its recorded size. */
-    private void load(List<Seed> seeds) {
-        List<PoolManifest.Entry> entries = manifest.read();
-        if (!seeds.isEmpty()) {
-            LOG.log(System.Logger.Level.INFO, "pool {0}: using the {1} namespaces of its manifest; command-line"
-                    + " namespaces only seed an empty pool", directory, entries.size());
-        }
-        for (PoolManifest.Entry e : entries) {
-            if (e.nsid() > table.maxNsid()) {
-                throw new IllegalArgumentException("pool manifest " + manifest.file() + " holds NSID " + e.nsid()
-                        + ", beyond max-namespaces " + table.maxNsid());
-            }
-            Path file = directory.resolve(e.path());
-            if (!Files.exists(file)) {
-                throw new IllegalArgumentException("pool manifest " + manifest.file() + ": the file " + file
-                        + " of namespace " + e.nsid() + " is missing; refusing to start without it");
-            }
-            BlockBackend backend = new FileBackend(file, e.bytes());
-            if (backend.size() != e.bytes()) {
-                backend.close();
-                throw new IllegalArgumentException("pool manifest " + manifest.file() + ": namespace " + e.nsid()
-                        + " should be " + e.bytes() + " bytes, its file " + file + " holds " + backend.size());
-            }
-            placements.put(e.nsid(), new Placement(e.path(), e.owned()));
-            table.add(new Namespace(e.nsid(), backend, e.lbaSize(), e.ids(), e.nmic()), e.attached());
-        }
+    /** Records where namespace {@code nsid} lives (before it is added to the table). */
+    void place(int nsid, String path, boolean owned) {
+        placements.put(nsid, new Placement(path, owned));
     }
 
-    /** A new pool: the command-line namespaces, which must be files. */
-    private void seed(List<Seed> seeds, String serial) {
-        for (Seed s : seeds) {
-            if (s.file() == null) {
-                throw new IllegalArgumentException("a directory pool keeps its namespaces across restarts: its"
-                        + " command-line namespaces must be file: namespaces (or use pool=ram:SIZE)");
-            }
-        }
-        List<Namespace> opened = openSeeds(seeds, serial);
-        for (int i = 0; i < opened.size(); i++) {
-            Path file = seeds.get(i).file().toAbsolutePath().normalize();
-            String recorded = file.startsWith(directory) ? directory.relativize(file).toString() : file.toString();
-            placements.put(i + 1, new Placement(recorded, false));
-            table.add(opened.get(i), true);
-        }
+    /** From now on every change of the table is written to the manifest; writes it once now. */
+    void recordChanges() throws IOException {
+        table.addInventoryListener(this::save);
+        manifest.write(entries());
     }
 
     public NamespaceTable table() {
@@ -273,7 +170,7 @@ public final class NvmPool implements AutoCloseable {
         return Math.max(0, capacity - allocatedBytes());
     }
 
-    private long allocatedBytes() {
+    long allocatedBytes() {
         long used = 0;
         for (Namespace ns : table.allocatedList()) {
             used += ns.bytes();
@@ -433,7 +330,7 @@ public final class NvmPool implements AutoCloseable {
         closeQuietly(lockChannel); // closing the channel releases the lock
     }
 
-    private static void closeQuietly(FileChannel c) {
+    static void closeQuietly(FileChannel c) {
         if (c != null) {
             try {
                 c.close();
