@@ -294,6 +294,23 @@ class NamespaceManagementTest {
     }
 
     @Test
+    void everyChangeGoesThroughTheNamespaceTableListeners() {
+        start("namespaces", "ram:16M", "pool", "ram:64M");
+        List<Integer> notices = new java.util.concurrent.CopyOnWriteArrayList<>();
+        f.controller.namespaceTable().addListener(notices::add); // what raises Namespace Attribute Changed
+        int a = ns.create(1024, 0);
+        assertEquals(List.of(), notices, "a created namespace is not attached: nothing changed for this controller");
+        assertTrue(ns.attach(a).ok());
+        assertTrue(ns.detach(a).ok());
+        assertTrue(ns.attach(a).ok());
+        assertTrue(ns.delete(a).ok());                              // implicit detach
+        assertTrue(ns.delete(0xFFFF_FFFF).ok());                    // NSID 1, attached
+        assertEquals(List.of(a, a, a, a, 1), notices);
+        status(ns.attach(1), 0, 0x02);
+        assertEquals(5, notices.size(), "a refused command changes nothing");
+    }
+
+    @Test
     void namespaceManagementEffectsAskLinuxToRescan() {
         start("namespaces", "ram:16M", "pool", "ram:64M");
         assertTrue(f.driver.admin(Command.getLogPage(0x05, 0, 4096, f.driver.dataPage())).ok());
