@@ -33,7 +33,7 @@ import java.util.zip.CRC32;
  * controller); {@code NMIC} as created; {@code OWNED} 1 if the pool created the file (deleting the namespace
  * deletes it) or 0 for a file named on the command line (never deleted); the identifiers in hex
  * ({@link NamespaceIds#toHex}); {@code PATH} the rest of the line: relative to the pool directory for files
- * inside it, else absolute. The last line is the CRC-32 (hex) of every byte before it.
+ * inside it, else absolute (an owned file is always a plain name in the directory). The last line is the CRC-32 (hex) of every byte before it.
  *
  * <p>Crash safety: a new manifest is written to {@code pool.manifest.tmp}, fsynced, renamed over the old one,
  * and the directory is fsynced ({@code rename(2)} is atomic), so after a crash the file is the old or the new
@@ -113,6 +113,10 @@ public final class PoolManifest {
                     flag(f[6]), NamespaceIds.fromHex(f[7]), f[8]);
             if (e.nsid() < 1 || e.bytes() < lba || e.bytes() % lba != 0 || (e.nmic() & ~1) != 0) {
                 throw new IllegalArgumentException("NSID, size or NMIC out of range");
+            }
+            if (e.owned() && (e.path().contains("/") || e.path().startsWith("."))) {
+                // The pool deletes the files it owns: only plain names inside its directory can be its own.
+                throw new IllegalArgumentException("a pool-owned file must be a plain name in the pool directory");
             }
             return e;
         } catch (IllegalArgumentException e) { // NumberFormatException too

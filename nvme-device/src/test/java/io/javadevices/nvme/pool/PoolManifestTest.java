@@ -54,6 +54,16 @@ class PoolManifestTest {
     }
 
     @Test
+    void anOwnedFileOutsideTheDirectoryIsRefused() throws IOException {
+        PoolManifest m = new PoolManifest(dir);
+        m.write(List.of(new PoolManifest.Entry(1, 4096, 512, true, 0, true, NamespaceIds.random(), "../victim.img")));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, m::read);
+        assertTrue(e.getMessage().contains("plain name"), e.getMessage());
+        m.write(List.of(new PoolManifest.Entry(1, 4096, 512, true, 0, false, NamespaceIds.random(), "/srv/disk.img")));
+        assertEquals("/srv/disk.img", m.read().getFirst().path(), "a command-line file anywhere is fine: never deleted");
+    }
+
+    @Test
     void randomIdentifiersAreVersion4UuidsWithTheDeviceOui() {
         NamespaceIds a = NamespaceIds.random(), b = NamespaceIds.random();
         assertNotEquals(a.toHex(), b.toHex());
