@@ -23,11 +23,12 @@
  *     {@link io.javadevices.nvme.queue.OpcodeTable} (the shape of a command set's table).</li>
  * <li>{@code admin}: {@link io.javadevices.nvme.admin.AdminOpcodes} (the admin command table: dispatch,
  *     effects log, OACS), {@link io.javadevices.nvme.admin.AdminCommandDispatcher} and the handler classes
- *     (Identify, Queue, Feature, LogPage, DoorbellBufferConfig, AsyncEvents), all given an
+ *     (Identify, Queue, Feature, LogPage, DoorbellBufferConfig, AsyncEvents, LbaStatus), all given an
  *     {@link io.javadevices.nvme.admin.AdminContext}.</li>
  * <li>{@code io}: {@link io.javadevices.nvme.io.NvmOpcodes} (the NVM command table: dispatch, effects
  *     log, ONCS) and {@link io.javadevices.nvme.io.IoCommandHandler} (Read, Write, Flush, Write Zeroes,
- *     DSM), given an {@link io.javadevices.nvme.io.IoContext} snapshot at each enable.</li>
+ *     DSM; Compare, Verify, Write Uncorrectable and Copy in classes of their own), given an
+ *     {@link io.javadevices.nvme.io.IoContext} snapshot at each enable.</li>
  * <li>{@code dma}: {@link io.javadevices.nvme.dma.PrpWalker} (PRP1/PRP2/PRP lists, CC.MPS pages).</li>
  * <li>{@code backend}: {@link io.javadevices.nvme.backend.BlockBackend} and its ram / null / file kinds.</li>
  * </ul>

@@ -1,6 +1,7 @@
 package io.javadevices.nvme.admin;
 
 import io.javadevices.nvme.model.AdminIds;
+import io.javadevices.nvme.model.CopyLimits;
 import io.javadevices.nvme.model.ErrorLog;
 import io.javadevices.nvme.model.Namespace;
 import io.javadevices.nvme.queue.Sqe;
@@ -91,6 +92,8 @@ final class IdentifyCommand {
         IdCtrl.TNVMCAP_LOW.set(d, context.pool().capacity());          // bytes; the high 64 bits stay 0
         IdCtrl.UNVMCAP_LOW.set(d, context.pool().unallocated());
         IdCtrl.ONCS.set(d, (short) context.nvmCommands().capabilities()); // from NvmOpcodes
+        // OCFS bit 0: Copy takes source range entries of format 0 (the only one it accepts).
+        IdCtrl.OCFS.set(d, (short) (context.nvmCommands().supports(Nvme.IO_COPY) ? 1 : 0));
         // VWC: bit 0 a volatile write cache (a namespace on a file: the host page cache), bits 2:1 = 11b Flush
         // accepts NSID FFFFFFFFh. ram:/null: only: no cache (nothing a flush could save), so Linux sends no
         // Flush and no FUA at all (nvme_update_ns_info_block sets BLK_FEAT_WRITE_CACHE | BLK_FEAT_FUA only with
@@ -121,6 +124,11 @@ final class IdentifyCommand {
         IdNs.FLBAS.set(d, (byte) 0);                                   // format 0
         // DLFEAT bits 2:0 = 001b deallocated blocks read as zeroes, bit 3 Write Zeroes may deallocate.
         IdNs.DLFEAT.set(d, (byte) (ns.backend().deallocatedReadsZero() ? 0x09 : 0));
+        if (context.nvmCommands().supports(Nvme.IO_COPY)) { // Copy limits (NVMe 2.0 NVM Command Set), enforced by Copy
+            IdNs.MSSRL.set(d, (short) CopyLimits.maxSourceRangeLength(ns.lbaShift()));
+            IdNs.MCL.set(d, CopyLimits.maxCopyLength(ns.lbaShift()));
+            IdNs.MSRC.set(d, (byte) CopyLimits.MSRC);
+        }
         IdNs.NMIC.set(d, (byte) ns.nmic());
         IdNs.NVMCAP_LOW.set(d, ns.bytes());                            // bytes (Namespace Management)
         IdNs.NGUID.put(d, ns.ids().nguid(), (byte) 0);

@@ -43,6 +43,7 @@ final class LogPageCommand {
             case SMART -> (int) SmartLog.SIZE;
             case FIRMWARE_SLOT -> (int) FirmwareSlotLog.SIZE;
             case COMMAND_EFFECTS -> (int) EffectsLog.SIZE;
+            case LbaStatusLog.LID -> LbaStatusLog.SIZE;
             default -> -1;
         };
         if (size < 0) {
@@ -66,6 +67,7 @@ final class LogPageCommand {
             case ERROR_INFO -> context.errorLog().render(data);
             case SMART -> smart(data);
             case FIRMWARE_SLOT -> firmware(data);
+            case LbaStatusLog.LID -> LbaStatusLog.render(context.namespaces(), data);
             default -> effects(data);
         }
         // Like QEMU: transfer what the log has from LPO on; the rest of the host buffer is left alone.

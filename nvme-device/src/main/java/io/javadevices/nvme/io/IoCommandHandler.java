@@ -21,8 +21,9 @@ import static io.javadevices.pci.LittleEndian.INT;
 import static io.javadevices.pci.LittleEndian.LONG;
 
 /**
- * NVM command set I/O commands (NVMe 1.4 §6): Read, Write, Flush, Write Zeroes, Dataset Management.
- * One instance per I/O queue worker (it owns a {@link PrpWalker} and a DSM range buffer). Data moves
+ * NVM command set I/O commands (NVMe 1.4 §6): Read, Write, Flush, Write Zeroes, Dataset Management here;
+ * Compare, Verify, Write Uncorrectable and Copy in their own classes, which share this worker's {@link PrpWalker}.
+ * One instance per I/O queue worker (it owns the {@link PrpWalker} and a DSM range buffer). Data moves
  * between the backend and zero-copy slices of guest memory; no per-command allocation beyond the
  * slice views. Backend I/O errors become media statuses plus an error log entry, never exceptions.
  *
@@ -33,6 +34,8 @@ import static io.javadevices.pci.LittleEndian.LONG;
 public final class IoCommandHandler implements CommandHandler {
     /** Read/Write/Write Zeroes CDW12 bit 30: Force Unit Access (NVMe 1.4 §6.9, §6.15, §6.16). */
     static final int FUA = 1 << 30;
+    /** Write Zeroes CDW12 bit 25: Deallocate (NVMe 1.4 Write Zeroes command; DLFEAT bit 3). */
+    static final int DEAC = 1 << 25;
     /** A sync (fdatasync) failed or an earlier one had: not retryable. */
     static final int SYNC_FAILED = Status.WRITE_FAULT | Status.DNR;
 
@@ -43,6 +46,11 @@ public final class IoCommandHandler implements CommandHandler {
     private final long maxTransferBytes;
     private final PrpWalker prp;
     private final MemorySegment ranges = MemorySegment.ofArray(new long[4096 / 8]);
+    // The other command families, run by the operations of NvmOpcodes.
+    final CompareCommand compare;
+    final VerifyCommand verify;
+    final WriteUncorrectableCommand writeUncorrectable;
+    final CopyCommand copy;
 
     public IoCommandHandler(IoContext context) {
         this.context = context;
@@ -51,6 +59,10 @@ public final class IoCommandHandler implements CommandHandler {
         this.pageSize = context.pageSize();
         this.maxTransferBytes = context.maxTransferBytes();
         this.prp = new PrpWalker(memory, (int) (maxTransferBytes / 4096) + 2, context.guestErrors());
+        this.compare = new CompareCommand(context, this, prp);
+        this.verify = new VerifyCommand(context, this);
+        this.writeUncorrectable = new WriteUncorrectableCommand(context);
+        this.copy = new CopyCommand(context, this, prp);
     }
 
     @Override
@@ -86,6 +98,12 @@ public final class IoCommandHandler implements CommandHandler {
         if (status != Status.SUCCESS) {
             return status;
         }
+        if (!write) { // one volatile read while no block of the namespace was ever marked
+            status = WriteUncorrectableCommand.readable(context, ns, slba, blocks, cmd, sqid);
+            if (status != Status.SUCCESS) {
+                return status;
+            }
+        }
         long offset = slba << ns.lbaShift();
         boolean fua = (cmd.cdw12() & FUA) != 0;
         if (!write && fua) {
@@ -115,6 +133,7 @@ public final class IoCommandHandler implements CommandHandler {
             return failed;
         }
         if (write) {
+            WriteUncorrectableCommand.rewritten(ns, slba, blocks);
             status = writeDurability(ns, fua, offset, bytes, sqid, cmd, slba);
             if (status != Status.SUCCESS) {
                 return status;
@@ -127,7 +146,7 @@ public final class IoCommandHandler implements CommandHandler {
     }
 
     /** After a completed write: sync it if it is FUA or the write cache is off, and count that. */
-    private int writeDurability(Namespace ns, boolean fua, long offset, long bytes, int sqid, Sqe cmd, long slba) {
+    int writeDurability(Namespace ns, boolean fua, long offset, long bytes, int sqid, Sqe cmd, long slba) {
         boolean writeThrough = features.writeThrough();
         if (!fua && !writeThrough) {
             return Status.SUCCESS;
@@ -144,7 +163,7 @@ public final class IoCommandHandler implements CommandHandler {
     }
 
     /** Makes {@code [offset, offset + bytes)} durable; a failure is logged and reported as {@link #SYNC_FAILED}. */
-    private int durable(Namespace ns, long offset, long bytes, int sqid, Sqe cmd, long slba) {
+    int durable(Namespace ns, long offset, long bytes, int sqid, Sqe cmd, long slba) {
         try {
             ns.backend().sync(offset, bytes);
             return Status.SUCCESS;
@@ -211,7 +230,12 @@ public final class IoCommandHandler implements CommandHandler {
         return Status.SUCCESS;
     }
 
-    /** Write Zeroes (§6.16): no data transfer, so not limited by MDTS; FUA and a disabled cache as for Write. */
+    /**
+     * Write Zeroes (§6.16): no data transfer, so not limited by MDTS; FUA and a disabled cache as for Write.
+     * With DEAC (CDW12 bit 25) the blocks are deallocated instead when the backend reads deallocated blocks as
+     * zeroes (what DLFEAT says); otherwise zeroes are written, which is what the host asked for either way.
+     * Heals Write Uncorrectable marks.
+     */
     int writeZeroes(Sqe cmd, int sqid) {
         Namespace ns = context.namespace(cmd.nsid());
         if (ns == null) {
@@ -225,17 +249,23 @@ public final class IoCommandHandler implements CommandHandler {
         long offset = slba << ns.lbaShift();
         long bytes = (long) blocks << ns.lbaShift();
         try {
-            ns.backend().writeZeroes(offset, bytes);
+            if ((cmd.cdw12() & DEAC) != 0 && ns.backend().deallocatedReadsZero()) {
+                ns.backend().deallocate(offset, bytes);
+            } else {
+                ns.backend().writeZeroes(offset, bytes);
+            }
         } catch (IOException | RuntimeException e) {
             context.errorLog().record(sqid, cmd.cid(), Status.WRITE_FAULT, slba, cmd.nsid());
             return Status.WRITE_FAULT;
         }
+        WriteUncorrectableCommand.rewritten(ns, slba, blocks);
         return writeDurability(ns, (cmd.cdw12() & FUA) != 0, offset, bytes, sqid, cmd, slba);
     }
 
     /**
      * Dataset Management (§6.7): NR (CDW10 7:0, 0-based) 16-byte ranges at PRP1/PRP2; only the
-     * Attribute-Deallocate (CDW11 bit 2) changes anything.
+     * Attribute-Deallocate (CDW11 bit 2) changes anything. What a deallocated block then reads is the backend's
+     * (DLFEAT); either way it is no longer uncorrectable: its marks are healed.
      */
     int datasetManagement(Sqe cmd, int sqid) {
         Namespace ns = context.namespace(cmd.nsid());
@@ -267,6 +297,7 @@ public final class IoCommandHandler implements CommandHandler {
                 long blocks = ranges.get(INT, 16L * i + 4) & 0xFFFF_FFFFL;
                 long slba = ranges.get(LONG, 16L * i + 8);
                 ns.backend().deallocate(slba << ns.lbaShift(), blocks << ns.lbaShift());
+                WriteUncorrectableCommand.rewritten(ns, slba, blocks);
             }
         } catch (IOException | RuntimeException e) {
             context.errorLog().record(sqid, cmd.cid(), Status.INTERNAL_ERROR, 0, cmd.nsid());

@@ -24,6 +24,8 @@ public final class Namespace {
      * only on the durable paths (Flush, FUA, write-through), which pay for an fdatasync anyway.
      */
     private final LongAdder flushes = new LongAdder(), fuaWrites = new LongAdder(), writeThroughs = new LongAdder();
+    /** Blocks marked by Write Uncorrectable (reads fail until rewritten). */
+    private final UncorrectableBlocks uncorrectable = new UncorrectableBlocks();
 
     /** A private namespace (NMIC 0) with identifiers derived from NSID {@code nsid} alone (tests). */
     public Namespace(int nsid, BlockBackend backend, int lbaSize) {
@@ -74,6 +76,11 @@ public final class Namespace {
     /** Namespace size in logical blocks (NSZE = NCAP = NUSE). */
     public long blocks() {
         return blocks;
+    }
+
+    /** The blocks Write Uncorrectable marked unreadable. */
+    public UncorrectableBlocks uncorrectable() {
+        return uncorrectable;
     }
 
     /** A Flush command reached this namespace (directly or through NSID FFFFFFFFh). */
