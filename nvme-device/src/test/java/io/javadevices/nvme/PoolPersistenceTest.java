@@ -164,6 +164,27 @@ class PoolPersistenceTest {
     }
 
     @Test
+    void poolFilesNoManifestNamesAreRemovedAtStartOthersAreLeftAlone() throws IOException {
+        Map<String, String> o = options();
+        start(o);
+        int nsid = ns.create(1024, 0);
+        stop();
+        Path pool = dir.resolve("pool");
+        Path orphan = pool.resolve("ns9-0badc0de.img"), foreign = pool.resolve("notes.img"), lookalike = pool.resolve("ns9-x.img");
+        for (Path p : List.of(orphan, foreign, lookalike)) {
+            Files.write(p, new byte[512]);
+        }
+        start(o);
+        assertEquals(List.of(nsid), ns.list(0x10));
+        assertFalse(Files.exists(orphan), "a crashed create's file is removed");
+        assertTrue(Files.exists(foreign) && Files.exists(lookalike), "files the pool did not name are never touched");
+        try (var files = Files.list(pool)) {
+            assertEquals(1, files.filter(p -> p.getFileName().toString().matches("ns[0-9]+-[0-9a-f]{8}\\.img")).count(),
+                    "the namespace's own file stays");
+        }
+    }
+
+    @Test
     void aSecondServerOnTheSamePoolIsRefused() {
         Map<String, String> o = options();
         start(o);

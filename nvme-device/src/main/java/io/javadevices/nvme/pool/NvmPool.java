@@ -28,7 +28,8 @@ import java.util.function.Supplier;
  *
  * <p><b>Kinds</b> ({@link PoolSpec}). A RAM pool creates namespaces as sparse {@link RamBackend}s: throwaway,
  * nothing survives the process. A directory pool creates each namespace as a sparse file
- * {@code nsNSID-XXXXXXXX.img} in the directory and keeps the table in its {@link PoolManifest}, written on
+ * {@code nsNSID-XXXXXXXX.img} in the directory (such a file no manifest entry names is removed at start: a
+ * create cut short by a crash, never acknowledged) and keeps the table in its {@link PoolManifest}, written on
  * every change (a {@link NamespaceTable#addInventoryListener} listener, so a Format NVM's
  * {@link NamespaceTable#replace} is recorded with its new LBA size too); a restarted server presents the same
  * NSIDs, sizes, formats, attachment and identifiers. The directory is locked ({@code pool.lock}) against a

@@ -11,11 +11,15 @@ import java.io.IOException;
 import java.nio.channels.FileChannel;
 import java.nio.channels.FileLock;
 import java.nio.channels.OverlappingFileLockException;
+import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
+import java.util.HashSet;
 import java.util.List;
+import java.util.Set;
+import java.util.regex.Pattern;
 
 /**
  * Start-up of an {@link NvmPool} (the rules are in its class comment): the default or a RAM pool from the
@@ -25,6 +29,8 @@ import java.util.List;
 final class PoolOpening {
     private static final System.Logger LOG = System.getLogger(NvmPool.class.getName());
     private static final String LOCK_FILE = "pool.lock";
+    /** The names {@link NvmPool#create} gives its files: {@code nsNSID-XXXXXXXX.img}. */
+    private static final Pattern POOL_FILE = Pattern.compile("ns[0-9]+-[0-9a-f]{8}\\.img");
 
     private PoolOpening() {
     }
@@ -138,6 +144,32 @@ final class PoolOpening {
             }
             pool.place(e.nsid(), e.path(), e.owned());
             table.add(new Namespace(e.nsid(), backend, e.lbaSize(), e.ids(), e.nmic()), e.attached());
+        }
+        removeOrphans(directory, entries);
+    }
+
+    /**
+     * Pool files no manifest entry names: a create that crashed before its manifest was written (never
+     * acknowledged to the guest), or a deleted namespace whose file removal was cut short (the manifest already
+     * said it was gone). Only names the pool itself gives ({@link NvmPool#create}) are touched.
+     */
+    private static void removeOrphans(Path directory, List<PoolManifest.Entry> entries) {
+        Set<String> owned = new HashSet<>();
+        for (PoolManifest.Entry e : entries) {
+            if (e.owned()) {
+                owned.add(e.path());
+            }
+        }
+        try (DirectoryStream<Path> files = Files.newDirectoryStream(directory, "ns*-*.img")) {
+            for (Path f : files) {
+                String name = f.getFileName().toString();
+                if (POOL_FILE.matcher(name).matches() && !owned.contains(name)) {
+                    Files.delete(f);
+                    LOG.log(System.Logger.Level.INFO, "pool {0}: removed {1}, a file no namespace owns", directory, name);
+                }
+            }
+        } catch (IOException e) {
+            LOG.log(System.Logger.Level.WARNING, "pool {0}: orphaned files not removed: {1}", directory, e.toString());
         }
     }
 
