@@ -36,7 +36,7 @@ public final class AdminCommandDispatcher implements CommandHandler {
         this.prp = new PrpWalker(context.memory(), (int) (context.maxTransferBytes() / 4096) + 2, context.guestErrors());
         this.identify = new IdentifyCommand(context, this);
         this.queues = new QueueCommands(context);
-        this.features = new FeatureCommands(context);
+        this.features = new FeatureCommands(context, this);
         this.logs = new LogPageCommand(context, this);
         this.dbbuf = new DoorbellBufferConfigCommand(context);
         this.namespaceManagement = new NamespaceManagementCommand(context, this);
@@ -85,21 +85,6 @@ public final class AdminCommandDispatcher implements CommandHandler {
         return b;
     }
 
-    /** Reads {@code length} bytes from the host buffer described by PRP1/PRP2 into {@code data}. */
-    int fromHost(Sqe cmd, MemorySegment data, long length) {
-        int status = prp.walk(cmd.prp1(), cmd.prp2(), length, context.pageSize());
-        if (status != Status.SUCCESS) {
-            return status;
-        }
-        try {
-            prp.copyFromGuest(data, length);
-        } catch (GuestMemoryException e) {
-            context.guestErrors().record(GuestErrors.Kind.DMA_OUTSIDE_MEMORY, e.address());
-            return Status.DATA_TRANSFER_ERROR;
-        }
-        return Status.SUCCESS;
-    }
-
     /** Transfers {@code length} bytes of {@code data} to the host buffer described by PRP1/PRP2. */
     int toHost(Sqe cmd, MemorySegment data, long length) {
         if (length > context.maxTransferBytes()) {
@@ -111,6 +96,27 @@ public final class AdminCommandDispatcher implements CommandHandler {
         }
         try {
             prp.copyToGuest(data, length);
+        } catch (GuestMemoryException e) {
+            context.guestErrors().record(GuestErrors.Kind.DMA_OUTSIDE_MEMORY, e.address());
+            return Status.DATA_TRANSFER_ERROR;
+        }
+        return Status.SUCCESS;
+    }
+
+    /**
+     * Transfers {@code length} bytes from the host buffer described by PRP1/PRP2 into {@code data} (a Set Features
+     * data structure). On a Data Transfer Error {@code data} holds a partial copy: callers act only on SUCCESS.
+     */
+    int fromHost(Sqe cmd, MemorySegment data, long length) {
+        if (length > context.maxTransferBytes()) {
+            return Status.INVALID_FIELD;
+        }
+        int status = prp.walk(cmd.prp1(), cmd.prp2(), length, context.pageSize());
+        if (status != Status.SUCCESS) {
+            return status;
+        }
+        try {
+            prp.copyFromGuest(data, length);
         } catch (GuestMemoryException e) {
             context.guestErrors().record(GuestErrors.Kind.DMA_OUTSIDE_MEMORY, e.address());
             return Status.DATA_TRANSFER_ERROR;

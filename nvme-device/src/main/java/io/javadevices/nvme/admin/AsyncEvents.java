@@ -19,6 +19,8 @@ public final class AsyncEvents {
     /** Error status events (type 0), log page 01h (NVMe 1.4 Figure 146). */
     public static final int INVALID_DOORBELL_REGISTER = 0 | 0x00 << 8 | 0x01 << 16;
     public static final int INVALID_DOORBELL_VALUE = 0 | 0x01 << 8 | 0x01 << 16;
+    /** Asynchronous Event Types (NVMe 1.4 Figure 145), and "no event type" for a log page that reports none. */
+    public static final int TYPE_ERROR_STATUS = 0, TYPE_SMART_HEALTH = 1, TYPE_NOTICE = 2, NO_EVENT = -1;
 
     private final ConcurrentLinkedQueue<Integer> pending = new ConcurrentLinkedQueue<>();
     private volatile int maskedTypes;
@@ -72,12 +74,13 @@ public final class AsyncEvents {
         }
     }
 
-    /** The host read log page {@code lid} with RAE = 0: unmask the event types reported through it. */
-    void logPageRead(int lid) {
-        if (lid == 0x01) {
-            maskedTypes &= ~1; // error status
-        } else if (lid == 0x02) {
-            maskedTypes &= ~2; // SMART / health status
+    /**
+     * The host read, with RAE = 0, the log page that events of {@code type} report through (the table of
+     * {@link LogPages} says which): events of that type may be reported again (§5.2.1). {@link #NO_EVENT}: nothing.
+     */
+    void unmask(int type) {
+        if (type != NO_EVENT) {
+            maskedTypes &= ~(1 << type);
         }
     }
 

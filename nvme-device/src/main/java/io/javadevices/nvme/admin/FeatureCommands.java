@@ -3,33 +3,43 @@ package io.javadevices.nvme.admin;
 import io.javadevices.nvme.model.Namespace;
 import io.javadevices.nvme.queue.CommandHandler;
 import io.javadevices.nvme.queue.Sqe;
+import io.javadevices.nvme.spec.Nvme;
 import io.javadevices.nvme.spec.Status;
 
 import java.io.IOException;
 
+import static io.javadevices.nvme.admin.FeatureTable.*;
+
 /**
- * Set Features (09h) and Get Features (0Ah), NVMe 1.4 §5.21/§5.13. Nothing is saveable (SV → Feature
- * Identifier Not Saveable); Get SEL 01b/10b return the default, 11b the capabilities (changeable).
- * APST (0Ch) is not supported (Identify APSTA = 0, Linux never sends it) → Invalid Field, as are
- * Host Memory Buffer, Timestamp, Host Identifier and unknown FIDs. Volatile Write Cache (06h) exists
- * only when the controller advertises a cache (Identify VWC bit 0, set when a namespace's backend has one):
- * WCE = 0 makes every write durable before it completes; without a cache it is Invalid Field, as for any
- * feature the controller does not implement.
+ * Set Features (09h) and Get Features (0Ah), NVMe 1.4 §5.21/§5.13, for the features of {@link FeatureTable} (any
+ * other FID → Invalid Field). The common fields first: Get SEL 00b current, 01b default, 10b saved (nothing is
+ * saveable, so the saved value is the default), 11b the table's capabilities, 100b-111b Invalid Field; Set SV = 1 →
+ * Feature Identifier Not Saveable; a Set with an NSID other than 0h / FFFFFFFFh → Feature Identifier Not Namespace
+ * Specific (no feature here is). Then the value: in dword 11 / dword 0 here, in a data structure through PRP1/PRP2
+ * in {@link DataFeatures}. APST (0Ch: Identify APSTA = 0, so Linux's nvme_configure_apst never sends it), Host
+ * Memory Buffer (0Dh: HMPRE = 0), Keep Alive Timer (0Fh: KAS = 0, no timer to expire) and Host Identifier are not
+ * features of this controller. Volatile Write Cache (06h) exists only when the controller advertises a cache
+ * (Identify VWC bit 0, set when a namespace's backend has one): WCE = 0 makes every write durable before it
+ * completes.
  */
 final class FeatureCommands {
-    static final int ARBITRATION = 0x01, POWER_MANAGEMENT = 0x02, TEMPERATURE_THRESHOLD = 0x04,
-            ERROR_RECOVERY = 0x05, VOLATILE_WRITE_CACHE = 0x06, NUMBER_OF_QUEUES = 0x07,
-            INTERRUPT_COALESCING = 0x08, INTERRUPT_VECTOR_CONFIG = 0x09, WRITE_ATOMICITY = 0x0A,
-            ASYNC_EVENT_CONFIG = 0x0B, SOFTWARE_PROGRESS_MARKER = 0x80;
+    /**
+     * The ONCS bits (Identify Controller bytes 521:520, NVMe 1.4 Figure 247) that stand for features rather than
+     * NVM commands, so they are not in io/NvmOpcodes' table: bit 4, the Save field of Set Features and the Select
+     * field of Get Features are supported; bit 6, the Timestamp feature. IdentifyCommand ORs them into ONCS.
+     */
+    static final int ONCS_SAVE_SELECT = 1 << 4, ONCS_TIMESTAMP = 1 << 6, ONCS_FEATURES = ONCS_SAVE_SELECT | ONCS_TIMESTAMP;
     /** Critical warnings 7:0 plus Namespace Attribute (8) and Firmware Activation (9) notices. */
     static final int SUPPORTED_AEN = 0x3FF;
 
     private final AdminContext context;
     private final FeatureState state;
+    private final DataFeatures data;
 
-    FeatureCommands(AdminContext context) {
+    FeatureCommands(AdminContext context, AdminCommandDispatcher dispatcher) {
         this.context = context;
         this.state = context.features();
+        this.data = new DataFeatures(state, dispatcher);
     }
 
     private int queuesAllocated() {
@@ -39,8 +49,18 @@ final class FeatureCommands {
 
     long set(Sqe cmd) {
         int fid = fid(cmd.cdw10());
+        Feature feature = FeatureTable.feature(fid, state);
+        if (feature == null) {
+            return CommandHandler.result(Status.INVALID_FIELD);
+        }
         if ((cmd.cdw10() & CDW10_SV) != 0) {
             return CommandHandler.result(Status.FEATURE_NOT_SAVEABLE);
+        }
+        if (cmd.nsid() != 0 && cmd.nsid() != Nvme.BROADCAST_NSID && (feature.capabilities() & NAMESPACE_SPECIFIC) == 0) {
+            return CommandHandler.result(Status.FEATURE_NOT_NAMESPACE_SPECIFIC);
+        }
+        if (feature.dataLength() > 0) {
+            return CommandHandler.result(data.set(cmd, fid));
         }
         int v = cmd.cdw11();
         switch (fid) {
@@ -68,9 +88,6 @@ final class FeatureCommands {
                 state.errorRecovery = v & 0xFFFF;
             }
             case VOLATILE_WRITE_CACHE -> {
-                if (!state.writeCachePresent()) {
-                    return CommandHandler.result(Status.INVALID_FIELD);
-                }
                 return CommandHandler.result(setWriteCache(v & 1));
             }
             case NUMBER_OF_QUEUES -> {
@@ -126,22 +143,17 @@ final class FeatureCommands {
     long get(Sqe cmd) {
         int fid = fid(cmd.cdw10());
         int sel = sel(cmd.cdw10());
-        if (sel > SEL_SUPPORTED_CAPABILITIES) {
-            return CommandHandler.result(Status.INVALID_FIELD);
-        }
-        if (fid == VOLATILE_WRITE_CACHE && !state.writeCachePresent()) {
+        Feature feature = FeatureTable.feature(fid, state);
+        if (sel > SEL_SUPPORTED_CAPABILITIES || feature == null) {
             return CommandHandler.result(Status.INVALID_FIELD);
         }
         if (sel == SEL_SUPPORTED_CAPABILITIES) {
-            return switch (fid) {
-                case ARBITRATION, POWER_MANAGEMENT, TEMPERATURE_THRESHOLD, ERROR_RECOVERY, VOLATILE_WRITE_CACHE,
-                     INTERRUPT_COALESCING, INTERRUPT_VECTOR_CONFIG, WRITE_ATOMICITY, ASYNC_EVENT_CONFIG,
-                     SOFTWARE_PROGRESS_MARKER -> CommandHandler.result(Status.SUCCESS, CAPABILITY_CHANGEABLE);
-                case NUMBER_OF_QUEUES -> CommandHandler.result(Status.SUCCESS, 0);
-                default -> CommandHandler.result(Status.INVALID_FIELD);
-            };
+            return CommandHandler.result(Status.SUCCESS, feature.capabilities());
         }
         boolean dflt = sel != 0; // 01b default, 10b saved: nothing is saveable, so the saved value is the default
+        if (feature.dataLength() > 0) {
+            return CommandHandler.result(data.get(cmd, fid, dflt));
+        }
         int v;
         switch (fid) {
             case ARBITRATION -> v = dflt ? 0 : state.arbitration;
@@ -179,8 +191,6 @@ final class FeatureCommands {
     private static final int CDW10_SV = 1 << 31;
     /** Get Features CDW10 bits 10:8 SEL = 11b: supported capabilities. */
     private static final int SEL_SUPPORTED_CAPABILITIES = 3;
-    /** Get Features (SEL 11b) dword 0 bit 2: the feature is changeable (bit 0 saveable, bit 1 per namespace: 0). */
-    private static final int CAPABILITY_CHANGEABLE = 1 << 2;
     /** Power Management (02h) dword 11 bits 4:0: Power State. */
     private static final int PS_MASK = 0x1F;
     /** Temperature Threshold (04h) dword 11: TMPSEL 0h composite, Fh all sensors; THSEL 0 over, 1 under. */

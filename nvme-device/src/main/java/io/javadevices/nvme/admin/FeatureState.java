@@ -23,6 +23,11 @@ public final class FeatureState {
     volatile int writeAtomicity;
     volatile int asyncEventConfig;
     volatile int softwareProgress;
+    /** Timestamp (0Eh): milliseconds at {@code timestampAtNanos} (System.nanoTime), set by the host or 0 at reset. */
+    private volatile long timestampMillis, timestampAtNanos, resetAtNanos;
+    private volatile int timestampOrigin;
+    /** Host Behavior Support (16h) byte 0: ACRE. */
+    volatile int hostBehaviorAcre;
 
     public FeatureState(int vectors, boolean writeCachePresent) {
         this.vectors = vectors;
@@ -42,6 +47,34 @@ public final class FeatureState {
         writeAtomicity = 0;
         asyncEventConfig = 0;
         softwareProgress = 0;
+        // A Controller Level Reset restarts the Timestamp at 0 with Origin 000b (NVMe 1.4 §5.21.1.14).
+        resetAtNanos = System.nanoTime();
+        timestampAtNanos = resetAtNanos;
+        timestampMillis = 0;
+        timestampOrigin = 0;
+        hostBehaviorAcre = 0;
+    }
+
+    /** Set Features Timestamp: {@code millis} from now on (Origin 001b). */
+    void setTimestamp(long millis) {
+        timestampAtNanos = System.nanoTime();
+        timestampMillis = millis;
+        timestampOrigin = 1;
+    }
+
+    /** The Timestamp at {@code nowNanos}: what was set (or 0 at reset) plus the milliseconds since. */
+    long timestamp(long nowNanos) {
+        return timestampMillis + (nowNanos - timestampAtNanos) / 1_000_000;
+    }
+
+    /** The Timestamp the controller would report had the host never set it: milliseconds since the last reset. */
+    long timestampSinceReset(long nowNanos) {
+        return (nowNanos - resetAtNanos) / 1_000_000;
+    }
+
+    /** Timestamp Origin: 000b counted from a reset, 001b set with Set Features. */
+    int timestampOrigin() {
+        return timestampOrigin;
     }
 
     /**

@@ -78,7 +78,8 @@ final class IdentifyCommand {
         IdCtrl.ACL.set(d, (byte) 3);                                   // 0-based: 4 concurrent Aborts
         IdCtrl.AERL.set(d, (byte) AsyncEvents.AERL);
         IdCtrl.FRMW.set(d, (byte) 0x03);                               // slot 1 read-only, 1 slot
-        IdCtrl.LPA.set(d, (byte) 0x02);                                // Commands Supported and Effects log
+        IdCtrl.LPA.set(d, (byte) LogPageCommand.LPA);                  // effects log, extended data (NUMDU, LPO)
+        // APSTA, KAS and HMPRE stay 0: no APST (0Ch), no Keep Alive Timer (0Fh), no Host Memory Buffer (0Dh).
         IdCtrl.ELPE.set(d, (byte) (ErrorLog.ENTRIES - 1));             // 0-based: 64 error log entries
         IdCtrl.NPSS.set(d, (byte) 0);                                  // 0-based: 1 power state
         IdCtrl.WCTEMP.set(d, (short) 0x157);                           // 343 K
@@ -91,7 +92,8 @@ final class IdentifyCommand {
         IdCtrl.MNAN.set(d, context.namespaceTable().maxNsid());
         IdCtrl.TNVMCAP_LOW.set(d, context.pool().capacity());          // bytes; the high 64 bits stay 0
         IdCtrl.UNVMCAP_LOW.set(d, context.pool().unallocated());
-        IdCtrl.ONCS.set(d, (short) context.nvmCommands().capabilities()); // from NvmOpcodes
+        // ONCS: the NVM commands' bits from NvmOpcodes, plus the two that are features (Save/Select, Timestamp).
+        IdCtrl.ONCS.set(d, (short) (context.nvmCommands().capabilities() | FeatureCommands.ONCS_FEATURES));
         // OCFS bit 0: Copy takes source range entries of format 0 (the only one it accepts).
         IdCtrl.OCFS.set(d, (short) (context.nvmCommands().supports(Nvme.IO_COPY) ? 1 : 0));
         // VWC: bit 0 a volatile write cache (a namespace on a file: the host page cache), bits 2:1 = 11b Flush

@@ -446,7 +446,7 @@ public final class LinuxLikeDriver {
 
     /**
      * The whole nvme_probe / nvme_reset_work sequence: enable, Identify Controller, effects and SMART
-     * logs, Number of Queues, DBBUF allocation (if OACS bit 8 and {@code useDbbuf}), MSI-X vectors,
+     * logs, Timestamp (if ONCS bit 6), Number of Queues, DBBUF allocation (if OACS bit 8 and {@code useDbbuf}), MSI-X vectors,
      * queue pairs with IV = qid, DBBUF command, AEN config + one AER, namespace scan.
      *
      * @return the number of I/O queue pairs created
@@ -460,6 +460,7 @@ public final class LinuxLikeDriver {
             admin(Command.getLogPage(0x05, 0, 4096, dataPage));
         }
         admin(Command.getLogPage(0x02, 0xFFFF_FFFF, 512, dataPage));
+        configureTimestamp(id);
         int granted = setNumberOfQueues(queues);
         if (dbbufSupported && useDbbuf) {
             allocateDbbuf();
@@ -486,6 +487,23 @@ public final class LinuxLikeDriver {
             identify(0x00, nsid);
         }
         return granted;
+    }
+
+    /**
+     * nvme_configure_timestamp: with ONCS bit 6, Set Features Timestamp (0Eh) to the wall clock in milliseconds,
+     * an 8-byte structure through PRP1; an NVMe error is only warned about, as Linux does.
+     */
+    private void configureTimestamp(byte[] id) {
+        int oncs = (id[520] & 0xFF) | (id[521] & 0xFF) << 8;
+        if ((oncs & 1 << 6) == 0) {
+            return;
+        }
+        try {
+            memory.writeLong(dataPage, System.currentTimeMillis());
+        } catch (GuestMemoryException e) {
+            throw new IllegalStateException(e);
+        }
+        admin(Command.setFeatures(0x0E, 0).prp1(dataPage));
     }
 
     /** nvme_dev_disable for a reset: delete SQs then CQs, then CC.EN = 0. */
