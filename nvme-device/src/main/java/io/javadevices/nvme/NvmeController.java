@@ -5,6 +5,7 @@ import io.javadevices.nvme.admin.AdminContext;
 import io.javadevices.nvme.admin.AdminSettings;
 import io.javadevices.nvme.admin.AsyncEvents;
 import io.javadevices.nvme.admin.FeatureState;
+import io.javadevices.nvme.admin.NamespaceChangeNotices;
 import io.javadevices.nvme.backend.BlockBackend;
 import io.javadevices.nvme.io.IoCommandHandler;
 import io.javadevices.nvme.io.IoContext;
@@ -129,6 +130,7 @@ public final class NvmeController implements PciDevice, QueueWorker.Controller {
         this.queues = new QueueTable(this, maxQueues, doorbellPage, options.idle(), reset::stopAndAwait);
         this.grace = new WorkerGrace(queues::liveWorkers);
         pool.retirer(grace::afterInFlight);
+        namespaces.addListener(new NamespaceChangeNotices(asyncEvents, features, queues::kickAdmin)); // §5.2.1
         // CAP (NVMe 1.4 Figure 68): MQES, CQR=1, AMS=0, TO ≥ stop-timeout-ms, DSTRD=0, CSS 37 (NVM), MPSMIN=0, MPSMAX.
         long timeout = Math.clamp((options.stopTimeoutMillis() + 499) / 500, 1, 255);
         long cap = (options.mqes() & 0xFFFFL) | 1L << 16 | timeout << 24 | 1L << 37 | (long) MPS_MAX << 52;

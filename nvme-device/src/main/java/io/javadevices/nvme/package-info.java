@@ -23,8 +23,9 @@
  *     {@link io.javadevices.nvme.queue.OpcodeTable} (the shape of a command set's table).</li>
  * <li>{@code admin}: {@link io.javadevices.nvme.admin.AdminOpcodes} (the admin command table: dispatch,
  *     effects log, OACS), {@link io.javadevices.nvme.admin.AdminCommandDispatcher} and the handler classes
- *     (Identify, Queue, Feature, LogPage, DoorbellBufferConfig, AsyncEvents, LbaStatus), all given an
- *     {@link io.javadevices.nvme.admin.AdminContext}.</li>
+ *     (Identify, Queue, Feature, LogPage, DoorbellBufferConfig, AsyncEvents, LbaStatus, FormatNvm), all given an
+ *     {@link io.javadevices.nvme.admin.AdminContext}; {@link io.javadevices.nvme.admin.NamespaceChangeNotices}
+ *     and {@code ChangedNamespaceLog}: the Namespace Attribute Changed event.</li>
  * <li>{@code io}: {@link io.javadevices.nvme.io.NvmOpcodes} (the NVM command table: dispatch, effects
  *     log, ONCS) and {@link io.javadevices.nvme.io.IoCommandHandler} (Read, Write, Flush, Write Zeroes,
  *     DSM; Compare, Verify, Write Uncorrectable and Copy in classes of their own), given an

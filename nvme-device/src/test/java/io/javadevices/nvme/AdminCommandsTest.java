@@ -61,7 +61,7 @@ class AdminCommandsTest {
         d.identify(0x00, 2);
         ByteBuffer ns = data();
         assertEquals((1L << 30) / 4096, ns.getLong(0), "NSZE");
-        assertEquals(12, (ns.getInt(128) >>> 16) & 0xFF, "LBADS");
+        assertEquals(12, (ns.getInt(128 + 4 * (ns.get(26) & 0xF)) >>> 16) & 0xFF, "LBADS of the format FLBAS names");
         // descriptor list: EUI64 (type 1, len 8) then NGUID (type 2, len 16) then UUID (type 3)
         d.identify(0x03, 1);
         byte[] desc = d.readData(4096);
@@ -184,7 +184,8 @@ class AdminCommandsTest {
         assertEquals(1, e.getInt(4 * 0x7C) & 1, "DBBUF supported in effects log");
         assertEquals(1, e.getInt(4 * 0x06) & 1);
         assertEquals(1, e.getInt(1024 + 4 * 0x02) & 1);
-        status(admin(Command.getLogPage(0x04, 0, 512, page)), 1, 0x09);
+        assertTrue(admin(Command.getLogPage(0x04, 0, 512, page)).ok());           // changed namespace list
+        status(admin(Command.getLogPage(0x06, 0, 512, page)), 1, 0x09);
         status(admin(Command.getLogPage(0xC0, 0, 512, page)), 1, 0x09);
         status(admin(Command.getLogPage(0x02, 0, 512, page).cdw(12, 4096)), 0, 0x02); // offset past the log
         // a partial read with an offset
@@ -210,7 +211,7 @@ class AdminCommandsTest {
         assertEquals(1, abort.dw0() & 1, "not aborted");
         assertTrue(admin(Command.of(0x18)).ok());                               // keep alive
         status(admin(Command.of(0x10)), 0, 0x01);                               // firmware commit: invalid opcode
-        status(admin(Command.of(0x80)), 0, 0x01);                               // format
+        status(admin(Command.of(0x80)), 0, 0x0B);                               // format NVM of NSID 0
         status(admin(Command.of(0xC5)), 0, 0x01);
         status(admin(Command.identify(1, 0, d.dataPage()).flags(0x01)), 0, 0x02); // fused
         // an invalid doorbell write completes one AER with an error event (type 0, info 1, log 01h)

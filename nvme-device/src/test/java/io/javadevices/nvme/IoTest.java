@@ -268,7 +268,7 @@ class IoTest {
         try (Fixture f = Fixture.of("queues", "1", "namespaces", "ram:8M@4096,null:1G")) {
             f.driver.bringUp(1, 32, true);
             byte[] ns = f.driver.identify(0x00, 1);
-            assertEquals(12, ns[130], "LBADS");
+            assertEquals(12, ns[130 + 4 * (ns[26] & 0xF)], "LBADS of the format FLBAS names");
             assertEquals(2048, java.nio.ByteBuffer.wrap(ns, 0, 8).order(java.nio.ByteOrder.LITTLE_ENDIAN).getLong());
             HostQueue q = f.driver.ioQueue(1);
             long buf = f.host.allocatePages(2);

@@ -27,8 +27,8 @@ import static org.junit.jupiter.api.Assertions.*;
  */
 class LogPagesTest {
     /** The log pages this controller has, with their sizes in bytes. */
-    private static final Map<Integer, Integer> SIZES = Map.of(0x00, 1024, 0x01, 4096, 0x02, 512, 0x03, 512, 0x05, 4096,
-            0x0E, 8192, 0x12, 1024);
+    private static final Map<Integer, Integer> SIZES = Map.of(0x00, 1024, 0x01, 4096, 0x02, 512, 0x03, 512, 0x04, 4096,
+            0x05, 4096, 0x0E, 8192, 0x12, 1024);
     /** The broadcast NSID, as nvme-cli sends for a controller's character device. */
     private static final int BROADCAST = 0xFFFF_FFFF;
     private static final int INVALID_FIELD = 0x02, DATA_TRANSFER_ERROR = 0x04, INVALID_LOG_PAGE = 0x09;
@@ -183,7 +183,7 @@ class LogPagesTest {
             assertTrue(d.admin(Command.getLogPage(lid, 0, 4, page).cdw(10, cdw10 | 1 << 15)).ok(), "RAE alone is fine");
         }
         // an unknown LID is Invalid Log Page whatever its other fields
-        status(d.admin(Command.getLogPage(0x04, 0, 4, page).cdw(14, 1)), 1, INVALID_LOG_PAGE);
+        status(d.admin(Command.getLogPage(0x06, 0, 4, page).cdw(14, 1)), 1, INVALID_LOG_PAGE);
     }
 
     @Test

@@ -79,6 +79,12 @@ final class NamespaceCommands {
         return ByteBuffer.wrap(d.readData(4096)).order(ByteOrder.LITTLE_ENDIAN);
     }
 
+    /** log2 of the current LBA size of active namespace {@code nsid}: LBADS of the format FLBAS names. */
+    int lbads(int nsid) {
+        ByteBuffer idns = identify(0x00, nsid);
+        return (idns.getInt(128 + 4 * (idns.get(26) & 0x0F)) >>> 16) & 0xFF;
+    }
+
     /** TNVMCAP (low 64 bits). */
     long tnvmcap() {
         return identify(0x01, 0).getLong(280);

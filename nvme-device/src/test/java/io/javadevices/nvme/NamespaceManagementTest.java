@@ -131,7 +131,8 @@ class NamespaceManagementTest {
         assertEquals(4 * MIB, idns.getLong(48), "1024 blocks of 4096 bytes");
         assertEquals(44 * MIB, ns.unvmcap());
         assertTrue(ns.attach(nsid).ok());
-        assertEquals(12, (ns.identify(0x00, nsid).getInt(128) >>> 16) & 0xFF, "LBADS 12");
+        assertEquals(12, ns.lbads(nsid), "LBADS 12");
+        assertEquals(1, ns.identify(0x00, nsid).get(26), "FLBAS: format 1, as created");
         // exactly the rest of the pool fits, one block more does not
         status(ns.create(44 * MIB / 512 + 1, 44 * MIB / 512 + 1, 0, 0, 0), 1, 0x15);
         assertTrue(ns.create(44 * MIB / 512, 44 * MIB / 512, 0, 0, 0).ok());
@@ -308,6 +309,19 @@ class NamespaceManagementTest {
         assertEquals(List.of(a, a, a, a, 1), notices);
         status(ns.attach(1), 0, 0x02);
         assertEquals(5, notices.size(), "a refused command changes nothing");
+    }
+
+    @Test
+    void createThenAttachRaisesNamespaceAttributeChangedWithTheNewNsidInLog04h() {
+        start("namespaces", "ram:16M", "pool", "ram:64M");          // bringUp: OAES bit 8 enabled, one AER out
+        int nsid = ns.create(1024, 0);
+        assertTrue(ns.attach(nsid).ok());
+        assertEquals(0x04_00_02, f.driver.awaitAsyncEvent(java.time.Duration.ofSeconds(5)),
+                "notice, namespace attribute changed, log 04h");
+        assertTrue(f.driver.admin(Command.getLogPage(0x04, 0xFFFF_FFFF, 4096, f.driver.dataPage())).ok());
+        ByteBuffer log = ByteBuffer.wrap(f.driver.readData(4096)).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        assertEquals(nsid, log.getInt(0), "the Changed Namespace List names the attached namespace");
+        assertEquals(0, log.getInt(4));
     }
 
     @Test

@@ -3,7 +3,6 @@ package io.javadevices.nvme;
 import io.javadevices.nvme.driver.Command;
 import io.javadevices.nvme.driver.HostQueue;
 import io.javadevices.nvme.driver.LinuxLikeDriver;
-import io.javadevices.nvme.model.Namespace;
 import io.javadevices.nvme.pool.PoolManifest;
 import io.javadevices.pci.GuestMemoryException;
 import io.javadevices.pci.testkit.TestHost;
@@ -124,7 +123,7 @@ class PoolPersistenceTest {
         assertArrayEquals(before[1], identity(a), "size, format and identifiers of a created namespace");
         assertArrayEquals(before[2], identity(b));
         assertArrayEquals(descriptors, driver.identify(0x03, a), "EUI-64, NGUID, UUID");
-        assertEquals(12, (ByteBuffer.wrap(identity(a)).order(ByteOrder.LITTLE_ENDIAN).getInt(128) >>> 16) & 0xFF);
+        assertEquals(12, ns.lbads(a));
         assertEquals(unvmcap, ns.unvmcap());
         long back = host.allocatePages(2);
         assertTrue(driver.ioQueue(1).execute(Command.read(a, 5, 2, back, back + 4096)).ok());
@@ -152,14 +151,13 @@ class PoolPersistenceTest {
         int nsid = ns.create(8 * MIB / 512, 0);
         assertTrue(ns.attach(nsid).ok());
         byte[] ids = Arrays.copyOfRange(identity(nsid), 104, 128);
-        // What Format NVM does to the table: a copy with the new format, the same backend and identifiers.
-        Namespace old = controller.namespaceTable().allocated(nsid);
-        controller.namespaceTable().replace(new Namespace(nsid, old.backend(), 4096, old.ids(), old.nmic()));
+        // Format NVM to LBA format 1 (4096 bytes), as nvme-cli format --lbaf=1 sends it.
+        assertTrue(driver.admin(Command.of(0x80).nsid(nsid).cdw(10, 1)).ok());
         stop();
         start(o);
         ByteBuffer idns = ByteBuffer.wrap(identity(nsid)).order(ByteOrder.LITTLE_ENDIAN);
         assertEquals(8 * MIB / 4096, idns.getLong(0), "NSZE in the new blocks");
-        assertEquals(12, (idns.getInt(128) >>> 16) & 0xFF);
+        assertEquals(12, ns.lbads(nsid));
         assertArrayEquals(ids, Arrays.copyOfRange(identity(nsid), 104, 128));
     }
 

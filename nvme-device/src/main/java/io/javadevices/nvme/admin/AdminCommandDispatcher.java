@@ -29,6 +29,7 @@ public final class AdminCommandDispatcher implements CommandHandler {
     final DoorbellBufferConfigCommand dbbuf;
     final NamespaceManagementCommand namespaceManagement;
     final NamespaceAttachmentCommand namespaceAttachment;
+    final FormatNvmCommand format;
 
     public AdminCommandDispatcher(AdminContext context) {
         this.context = context;
@@ -41,6 +42,7 @@ public final class AdminCommandDispatcher implements CommandHandler {
         this.dbbuf = new DoorbellBufferConfigCommand(context);
         this.namespaceManagement = new NamespaceManagementCommand(context, this);
         this.namespaceAttachment = new NamespaceAttachmentCommand(context, this);
+        this.format = new FormatNvmCommand(context);
     }
 
     @Override

@@ -23,6 +23,7 @@ import static io.javadevices.nvme.queue.OpcodeTable.NIC;
  *                                                                             {@link NamespaceAttachmentCommand}
  * 18h Keep Alive                                                            → success
  * 7Ch Doorbell Buffer Config (option dbbuf, OACS bit 8)                     → {@link DoorbellBufferConfigCommand}
+ * 80h Format NVM (OACS bit 1)                                               → {@link FormatNvmCommand}
  * 86h Get LBA Status (OACS bit 9)                                           → {@link LbaStatusCommand}
  * others                                                                    → Invalid Command Opcode
  * </pre>
@@ -65,6 +66,8 @@ public final class AdminOpcodes {
                         w.stats().countDbbuf(status == Status.SUCCESS);
                         return CommandHandler.result(status);
                     })
+            .add(Nvme.ADM_FORMAT_NVM, "Format NVM", FormatNvmCommand.EFFECTS, null, FormatNvmCommand.OACS_FORMAT_NVM,
+                    (d, cmd, w) -> CommandHandler.result(d.format.execute(cmd)))
             .add(Nvme.ADM_GET_LBA_STATUS, "Get LBA Status", CSUPP, null, LbaStatusCommand.OACS_GET_LBA_STATUS,
                     (d, cmd, w) -> CommandHandler.result(LbaStatusCommand.execute(d, cmd)))
             .build();

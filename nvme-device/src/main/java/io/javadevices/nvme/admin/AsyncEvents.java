@@ -1,5 +1,6 @@
 package io.javadevices.nvme.admin;
 
+import io.javadevices.nvme.model.ChangedNamespaces;
 import io.javadevices.nvme.queue.QueueWorker;
 import io.javadevices.nvme.spec.Status;
 import io.javadevices.pci.GuestMemoryException;
@@ -21,6 +22,11 @@ public final class AsyncEvents {
     public static final int INVALID_DOORBELL_VALUE = 0 | 0x01 << 8 | 0x01 << 16;
     /** Asynchronous Event Types (NVMe 1.4 Figure 145), and "no event type" for a log page that reports none. */
     public static final int TYPE_ERROR_STATUS = 0, TYPE_SMART_HEALTH = 1, TYPE_NOTICE = 2, NO_EVENT = -1;
+    /** Notice, Namespace Attribute Changed (info 00h), log page 04h (NVMe 1.4 §5.2.1). */
+    public static final int NAMESPACE_ATTRIBUTE_CHANGED = TYPE_NOTICE | 0x00 << 8 | 0x04 << 16;
+
+    /** The data of log page 04h; it outlives controller resets (it lists changes since the host last read it). */
+    private final ChangedNamespaces changedNamespaces = new ChangedNamespaces();
 
     private final ConcurrentLinkedQueue<Integer> pending = new ConcurrentLinkedQueue<>();
     private volatile int maskedTypes;
@@ -82,6 +88,11 @@ public final class AsyncEvents {
         if (type != NO_EVENT) {
             maskedTypes &= ~(1 << type);
         }
+    }
+
+    /** The Changed Namespace List (log page 04h). */
+    public ChangedNamespaces changedNamespaces() {
+        return changedNamespaces;
     }
 
     public void reset() {

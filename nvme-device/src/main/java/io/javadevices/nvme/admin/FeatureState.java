@@ -106,6 +106,11 @@ public final class FeatureState {
         return writeCachePresent && (volatileWriteCache & 1) == 0;
     }
 
+    /** Asynchronous Event Configuration (0Bh) bit 8: Namespace Attribute Notices are enabled (NVMe 1.4 §5.21.1.11). */
+    public boolean namespaceAttributeNotices() {
+        return (asyncEventConfig & 1 << 8) != 0;
+    }
+
     /** Identify Controller VWC bit 0 (NVMe 1.4 Figure 247) and whether Feature 06h exists. */
     public boolean writeCachePresent() {
         return writeCachePresent;

@@ -3,6 +3,7 @@ package io.javadevices.nvme.admin;
 import io.javadevices.nvme.model.AdminIds;
 import io.javadevices.nvme.model.CopyLimits;
 import io.javadevices.nvme.model.ErrorLog;
+import io.javadevices.nvme.model.LbaFormats;
 import io.javadevices.nvme.model.Namespace;
 import io.javadevices.nvme.queue.Sqe;
 import io.javadevices.nvme.spec.IdCtrl;
@@ -96,6 +97,7 @@ final class IdentifyCommand {
         IdCtrl.ONCS.set(d, (short) (context.nvmCommands().capabilities() | FeatureCommands.ONCS_FEATURES));
         // OCFS bit 0: Copy takes source range entries of format 0 (the only one it accepts).
         IdCtrl.OCFS.set(d, (short) (context.nvmCommands().supports(Nvme.IO_COPY) ? 1 : 0));
+        IdCtrl.FNA.set(d, (byte) 0);                                   // see FormatNvmCommand: per namespace, no crypto erase
         // VWC: bit 0 a volatile write cache (a namespace on a file: the host page cache), bits 2:1 = 11b Flush
         // accepts NSID FFFFFFFFh. ram:/null: only: no cache (nothing a flush could save), so Linux sends no
         // Flush and no FUA at all (nvme_update_ns_info_block sets BLK_FEAT_WRITE_CACHE | BLK_FEAT_FUA only with
@@ -107,12 +109,19 @@ final class IdentifyCommand {
         return Status.SUCCESS;
     }
 
-    /** Identify Namespace, NVMe 1.4 §5.15, Figure 245 ({@link IdNs}): one LBA format, no metadata. */
+    /**
+     * Identify Namespace, NVMe 1.4 §5.15, Figure 245 ({@link IdNs}): the {@link LbaFormats} (512 and 4096 bytes,
+     * no metadata), FLBAS the current one, sizes in its blocks. NSZE = NCAP = NUSE: no thin provisioning (NSFEAT
+     * bit 0 = 0), and no other NSFEAT feature either (atomicity fields, DULBE, NGUID reuse, optimal I/O fields).
+     * {@code allocated}: CNS 11h, any allocated namespace; else CNS 00h, an active one.
+     */
     private int namespace(int nsid, MemorySegment d, boolean allocated) {
         Namespace ns = allocated ? context.namespaceTable().allocated(nsid) : context.namespace(nsid);
         if (ns == null) {
             if (nsid == Nvme.BROADCAST_NSID) {
-                lbaFormat0(d, 9); // the format common to all namespaces: 512-byte LBAs
+                // The capabilities common to all namespaces (§5.15.2.1): the formats a new namespace can have,
+                // which nvme-cli create-ns --block-size searches for the FLBAS it sends.
+                lbaFormats(d);
                 return Status.SUCCESS;
             }
             // An inactive (CNS 00h) or unallocated (CNS 11h) but valid NSID: a zero-filled structure (§5.15.2).
@@ -122,8 +131,7 @@ final class IdentifyCommand {
         IdNs.NSZE.set(d, ns.blocks());
         IdNs.NCAP.set(d, ns.blocks());
         IdNs.NUSE.set(d, ns.blocks());
-        IdNs.NLBAF.set(d, (byte) 0);                                   // 0-based: 1 format
-        IdNs.FLBAS.set(d, (byte) 0);                                   // format 0
+        IdNs.FLBAS.set(d, (byte) LbaFormats.index(ns.lbaShift())); // bit 4 = 0: no metadata to place
         // DLFEAT bits 2:0 = 001b deallocated blocks read as zeroes, bit 3 Write Zeroes may deallocate.
         IdNs.DLFEAT.set(d, (byte) (ns.backend().deallocatedReadsZero() ? 0x09 : 0));
         if (context.nvmCommands().supports(Nvme.IO_COPY)) { // Copy limits (NVMe 2.0 NVM Command Set), enforced by Copy
@@ -135,15 +143,19 @@ final class IdentifyCommand {
         IdNs.NVMCAP_LOW.set(d, ns.bytes());                            // bytes (Namespace Management)
         IdNs.NGUID.put(d, ns.ids().nguid(), (byte) 0);
         IdNs.EUI64.put(d, ns.ids().eui64(), (byte) 0);
-        lbaFormat0(d, ns.lbaShift());
+        lbaFormats(d);
         return Status.SUCCESS;
     }
 
-    private static void lbaFormat0(MemorySegment d, int lbaShift) {
-        long lbaf0 = IdNs.lbaf(0);
-        LbaFormat.MS.set(d, lbaf0, (short) 0);                         // no metadata
-        LbaFormat.LBADS.set(d, lbaf0, (byte) lbaShift);
-        LbaFormat.RP.set(d, lbaf0, (byte) 0);                          // best relative performance
+    /** NLBAF (0-based) and LBAF0..: every format without metadata, each the best relative performance. */
+    private static void lbaFormats(MemorySegment d) {
+        IdNs.NLBAF.set(d, (byte) (LbaFormats.count() - 1));
+        for (int i = 0; i < LbaFormats.count(); i++) {
+            long lbaf = IdNs.lbaf(i);
+            LbaFormat.MS.set(d, lbaf, (short) 0);
+            LbaFormat.LBADS.set(d, lbaf, (byte) LbaFormats.shift(i));
+            LbaFormat.RP.set(d, lbaf, (byte) 0);
+        }
     }
 
     /** Active Namespace ID list (CNS 02h): NSIDs greater than {@code nsid}, ascending, up to 1024. */

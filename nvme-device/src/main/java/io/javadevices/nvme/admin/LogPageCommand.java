@@ -37,15 +37,22 @@ final class LogPageCommand {
 
     private final AdminContext context;
     private final AdminCommandDispatcher dispatcher;
+    private final ChangedNamespaceLog changedNamespaces;
 
     LogPageCommand(AdminContext context, AdminCommandDispatcher dispatcher) {
         this.context = context;
         this.dispatcher = dispatcher;
+        this.changedNamespaces = new ChangedNamespaceLog(context);
     }
 
     /** What a log page's renderer sees of the controller. */
     AdminContext context() {
         return context;
+    }
+
+    /** Log 04h: it remembers what it showed, to clear exactly that once the host has read it. */
+    ChangedNamespaceLog changedNamespaces() {
+        return changedNamespaces;
     }
 
     int execute(Sqe cmd) {
@@ -82,6 +89,9 @@ final class LogPageCommand {
         status = dispatcher.toHost(cmd, data.asSlice(offset, available), available);
         if (status == Status.SUCCESS && !retainEvent) {
             context.asyncEvents().unmask(page.eventType());
+            if (lid == ChangedNamespaceLog.LID) {
+                changedNamespaces.acknowledged(); // after the unmask: a change that raced the read is notified
+            }
         }
         return status;
     }

@@ -17,6 +17,7 @@ import java.util.List;
 
 import static io.javadevices.nvme.admin.AsyncEvents.NO_EVENT;
 import static io.javadevices.nvme.admin.AsyncEvents.TYPE_ERROR_STATUS;
+import static io.javadevices.nvme.admin.AsyncEvents.TYPE_NOTICE;
 import static io.javadevices.nvme.admin.AsyncEvents.TYPE_SMART_HEALTH;
 
 /**
@@ -30,6 +31,7 @@ import static io.javadevices.nvme.admin.AsyncEvents.TYPE_SMART_HEALTH;
  * 01h Error Information              4096 bytes  un-masks Error status events
  * 02h SMART / Health Information      512 bytes  un-masks SMART / Health status events
  * 03h Firmware Slot Information       512 bytes  no event
+ * 04h Changed Namespace List         4096 bytes  un-masks Notice events ({@link ChangedNamespaceLog})
  * 05h Commands Supported and Effects 4096 bytes  no event
  * 12h Feature Identifiers Supported  1024 bytes  no event (generated from {@link FeatureTable})
  *     and Effects
@@ -40,8 +42,8 @@ import static io.javadevices.nvme.admin.AsyncEvents.TYPE_SMART_HEALTH;
  * event type that reading it with RAE = 0 un-masks ({@link AsyncEvents#TYPE_NOTICE} for the Changed Namespace
  * List, {@link AsyncEvents#NO_EVENT} if none) and its renderer, which fills the zeroed page and returns a status
  * (e.g. Invalid Field for an NSID the log does not accept). The renderer reaches the controller through
- * {@link LogPageCommand#context()}; a log with its own state gets its own class, e.g.
- * {@code .add(0x04, "Changed Namespace List", 4096, TYPE_NOTICE, (l, cmd, page) -> l.context().changedNamespaces().render(page))}.
+ * {@link LogPageCommand#context()}; a log with its own state gets its own class, as the Changed Namespace List has
+ * ({@link ChangedNamespaceLog}, which also clears what a read with RAE = 0 showed).
  */
 final class LogPages {
     /** Supported Log Pages (NVMe 2.0 §5.16.1.1), Error (§5.14.1.1), SMART, Firmware Slot, the two effects logs. */
@@ -69,6 +71,8 @@ final class LogPages {
                     (l, cmd, page) -> l.smart(cmd, page))
             .add(FIRMWARE_SLOT, "Firmware Slot Information", (int) FirmwareSlotLog.SIZE, NO_EVENT,
                     (l, cmd, page) -> l.firmware(page))
+            .add(ChangedNamespaceLog.LID, "Changed Namespace List", ChangedNamespaceLog.SIZE, TYPE_NOTICE,
+                    (l, cmd, page) -> l.changedNamespaces().render(page))
             .add(COMMAND_EFFECTS, "Commands Supported and Effects", (int) EffectsLog.SIZE, NO_EVENT,
                     (l, cmd, page) -> l.effects(page))
             .add(LbaStatusLog.LID, "LBA Status Information", LbaStatusLog.SIZE, NO_EVENT,

@@ -1,5 +1,6 @@
 package io.javadevices.nvme.admin;
 
+import io.javadevices.nvme.model.LbaFormats;
 import io.javadevices.nvme.pool.NvmPool;
 import io.javadevices.nvme.queue.CommandHandler;
 import io.javadevices.nvme.queue.Sqe;
@@ -71,15 +72,15 @@ final class NamespaceManagementCommand {
             return CommandHandler.result(Status.THIN_PROVISIONING_NOT_SUPPORTED);
         }
         // FLBAS bits 3:0 the format index, bits 6:5 its upper bits (NVMe 2.0); bit 4 (metadata placement) means
-        // nothing without metadata. Formats: 0 = 512-byte, 1 = 4096-byte LBAs, no metadata.
+        // nothing without metadata. The formats are those Identify Namespace lists (LbaFormats: 512, 4096 bytes).
         int format = (flbas & 0x0F) | (flbas >>> 1 & 0x30);
-        if (format > 1) {
+        if (format >= LbaFormats.count()) {
             return CommandHandler.result(Status.INVALID_FORMAT);
         }
         if (IdNs.DPS.get(data) != 0 || (IdNs.NMIC.get(data) & ~1) != 0) {
             return CommandHandler.result(Status.INVALID_FIELD);
         }
-        int lbaShift = format == 0 ? 9 : 12;
+        int lbaShift = LbaFormats.shift(format);
         if (Long.compareUnsigned(nsze, Long.MAX_VALUE >>> lbaShift) > 0) {
             return CommandHandler.result(Status.NAMESPACE_INSUFFICIENT_CAPACITY);
         }

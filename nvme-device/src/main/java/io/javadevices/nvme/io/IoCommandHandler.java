@@ -71,11 +71,21 @@ public final class IoCommandHandler implements CommandHandler {
         stats.countIoCommand();
         long result = cmd.fused() != 0 || cmd.psdt() != 0
                 ? CommandHandler.result(Status.INVALID_FIELD) // no fused operations, no SGLs (Identify SGLS = 0)
+                : formatInProgress(cmd.nsid()) ? CommandHandler.result(Status.FORMAT_IN_PROGRESS)
                 : NvmOpcodes.TABLE.execute(this, cmd, worker);
         if (CommandHandler.status(result) != Status.SUCCESS) {
             stats.countIoError();
         }
         return result;
+    }
+
+    /**
+     * A Format NVM is working on the command's namespace: the command is not processed (Format In Progress,
+     * NVMe 1.4 Figure 128; retryable). One more lock-free lookup, and a volatile read.
+     */
+    private boolean formatInProgress(int nsid) {
+        Namespace ns = context.namespace(nsid);
+        return ns != null && ns.formatInProgress();
     }
 
     /** Read (NVMe 1.4 §6.9) / Write (§6.15): SLBA in CDW10-11, NLB (0-based) in CDW12 bits 15:0. */

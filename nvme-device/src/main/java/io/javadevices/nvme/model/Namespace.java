@@ -7,10 +7,11 @@ import java.util.Map;
 import java.util.concurrent.atomic.LongAdder;
 
 /**
- * One namespace: NSID, backend and LBA format (NVMe 1.4 §6, no metadata), its identifiers
- * ({@link NamespaceIds}: NGUID, EUI-64, UUID) and its multi-path capabilities (NMIC, §5.20 / Figure 245).
- * Immutable: a new format is a new object ({@link NamespaceTable#replace}), and a copy must carry
- * {@link #ids()} and {@link #nmic()} over.
+ * One namespace: NSID, backend and current LBA format (NVMe 1.4 §6; one of {@link LbaFormats}, no metadata),
+ * its identifiers ({@link NamespaceIds}: NGUID, EUI-64, UUID) and its multi-path capabilities (NMIC, §5.20 /
+ * Figure 245). Immutable but for its counters, Write Uncorrectable marks and the format-in-progress flag: Format
+ * NVM puts a {@link #reformatted} copy into the {@link NamespaceTable}, so a command that already looked this
+ * object up finishes with the block size it started with; the copy keeps the identifiers and NMIC.
  */
 public final class Namespace {
     private final int nsid;
@@ -23,9 +24,15 @@ public final class Namespace {
      * Durability counters, counted by the I/O workers of every queue: LongAdders (no shared cache line) and
      * only on the durable paths (Flush, FUA, write-through), which pay for an fdatasync anyway.
      */
-    private final LongAdder flushes = new LongAdder(), fuaWrites = new LongAdder(), writeThroughs = new LongAdder();
-    /** Blocks marked by Write Uncorrectable (reads fail until rewritten). */
+    private final LongAdder flushes, fuaWrites, writeThroughs;
+    /** Blocks marked by Write Uncorrectable (reads fail until rewritten); a format clears them (the copy starts empty). */
     private final UncorrectableBlocks uncorrectable = new UncorrectableBlocks();
+    /**
+     * Set by Format NVM while it works on this namespace (the admin worker), read by the I/O workers before
+     * each command (Format In Progress, NVMe 1.4 Figure 128). One volatile read. A successful format ends by
+     * replacing this object; only a failed one clears the flag again.
+     */
+    private volatile boolean formatting;
 
     /** A private namespace (NMIC 0) with identifiers derived from NSID {@code nsid} alone (tests). */
     public Namespace(int nsid, BlockBackend backend, int lbaSize) {
@@ -37,12 +44,40 @@ public final class Namespace {
      * @param nmic Namespace Multi-path I/O and Namespace Sharing Capabilities as created (bit 0: shared)
      */
     public Namespace(int nsid, BlockBackend backend, int lbaSize, NamespaceIds ids, int nmic) {
+        this(nsid, backend, Integer.numberOfTrailingZeros(lbaSize), ids, nmic, new LongAdder(), new LongAdder(),
+                new LongAdder());
+    }
+
+    private Namespace(int nsid, BlockBackend backend, int lbaShift, NamespaceIds ids, int nmic, LongAdder flushes,
+                      LongAdder fuaWrites, LongAdder writeThroughs) {
         this.ids = java.util.Objects.requireNonNull(ids, "ids");
         this.nmic = nmic;
         this.nsid = nsid;
         this.backend = backend;
-        this.lbaShift = Integer.numberOfTrailingZeros(lbaSize);
+        this.lbaShift = lbaShift;
         this.blocks = backend.size() >>> lbaShift;
+        this.flushes = flushes;
+        this.fuaWrites = fuaWrites;
+        this.writeThroughs = writeThroughs;
+    }
+
+    /**
+     * This namespace after a Format NVM to 2^{@code newLbaShift}-byte blocks (§5.23): same NSID, backend and
+     * statistics counters, the size counted in the new block size, and no Write Uncorrectable marks (every block
+     * was formatted). Everything that identifies the namespace (rather than its format) is copied here.
+     */
+    public Namespace reformatted(int newLbaShift) {
+        return new Namespace(nsid, backend, newLbaShift, ids, nmic, flushes, fuaWrites, writeThroughs);
+    }
+
+    /** Format NVM started ({@code true}: I/O to this namespace gets Format In Progress) or failed ({@code false}). */
+    public void setFormatting(boolean inProgress) {
+        formatting = inProgress;
+    }
+
+    /** True while a Format NVM works on this namespace (it is then replaced by its {@link #reformatted} copy). */
+    public boolean formatInProgress() {
+        return formatting;
     }
 
     public int nsid() {

@@ -128,6 +128,8 @@ public final class IdCtrl {
     public static final U32 MNAN = u32(LAYOUT, "MNAN");
     public static final U16 OCFS = u16(LAYOUT, "OCFS");
     public static final U16 FUSES = u16(LAYOUT, "FUSES");
+    /** Format NVM Attributes: bit 0 format all namespaces together, bit 1 secure erase all together, bit 2 crypto erase. */
+    public static final U8 FNA = u8(LAYOUT, "FNA");
     public static final U16 MAXCMD = u16(LAYOUT, "MAXCMD");
     public static final U32 CTRATT = u32(LAYOUT, "CTRATT");
     public static final U8 CMIC = u8(LAYOUT, "CMIC");

@@ -240,11 +240,17 @@ public final class LinuxLikeDriver {
         int cid = admin.submit(c);
         long deadline = System.nanoTime() + TIMEOUT.toNanos();
         while (true) {
+            // Keep every other completion of the batch (an AER can be posted right after this command's).
+            Completion mine = null;
             for (Completion done : admin.reap()) {
-                if (done.cid() == cid) {
-                    return done;
+                if (done.cid() == cid && mine == null) {
+                    mine = done;
+                } else {
+                    asyncCompletions.add(done);
                 }
-                asyncCompletions.add(done);
+            }
+            if (mine != null) {
+                return mine;
             }
             if (System.nanoTime() > deadline) {
                 throw new AssertionError("admin command 0x" + Integer.toHexString(c.opcode()) + " timed out; " + controllerStats());
