@@ -32,6 +32,8 @@ public final class NvmeStatistics {
             IO_BYTES_READ = "io.bytes.read",
             IO_BYTES_WRITTEN = "io.bytes.written",
             IO_ERRORS = "io.errors";
+    /** NVM commands whose data pointer was an SGL (PSDT 01b/10b) rather than PRPs. */
+    public static final String IO_SGL = "io.sgl";
     /** Doorbell values taken from BAR0 writes, from DBBUF shadow slots and from the polled page. */
     public static final String DOORBELL_MMIO_SQ = "doorbell.mmio.sq",
             DOORBELL_MMIO_CQ = "doorbell.mmio.cq",
@@ -79,6 +81,7 @@ public final class NvmeStatistics {
         m.put(IO_BYTES_READ, total.bytesRead());
         m.put(IO_BYTES_WRITTEN, total.bytesWritten());
         m.put(IO_ERRORS, total.ioErrors());
+        m.put(IO_SGL, total.sglCommands());
         m.put(DOORBELL_MMIO_SQ, mmioSq);
         m.put(DOORBELL_MMIO_CQ, mmioCq);
         m.put(DOORBELL_SHADOW_SQ, total.shadowSq());

@@ -33,7 +33,9 @@
  *     log, ONCS) and {@link io.javadevices.nvme.io.IoCommandHandler} (Read, Write, Flush, Write Zeroes,
  *     DSM; Compare, Verify, Write Uncorrectable and Copy in classes of their own), given an
  *     {@link io.javadevices.nvme.io.IoContext} snapshot at each enable.</li>
- * <li>{@code dma}: {@link io.javadevices.nvme.dma.PrpWalker} (PRP1/PRP2/PRP lists, CC.MPS pages).</li>
+ * <li>{@code dma}: {@link io.javadevices.nvme.dma.PrpWalker} (PRP1/PRP2/PRP lists, CC.MPS pages),
+ *     {@link io.javadevices.nvme.dma.SglWalker} (SGL segments and descriptors) and
+ *     {@link io.javadevices.nvme.dma.DataPointer}, which picks one by PSDT for I/O commands.</li>
  * <li>{@code backend}: {@link io.javadevices.nvme.backend.BlockBackend} and its ram / null / file kinds.</li>
  * <li>{@code pool}: {@link io.javadevices.nvme.pool.NvmPool}, the NVM capacity (TNVMCAP/UNVMCAP) namespaces
  *     are created from, in RAM or a directory whose {@link io.javadevices.nvme.pool.PoolManifest} keeps the

@@ -1,9 +1,13 @@
 package io.javadevices.nvme;
 
+import io.javadevices.nvme.driver.Command;
+import io.javadevices.nvme.driver.Completion;
 import io.javadevices.nvme.driver.HostQueue;
+import io.javadevices.nvme.driver.Sgl;
 import org.junit.jupiter.api.Test;
 
 import java.lang.management.ManagementFactory;
+import java.time.Duration;
 
 import static org.junit.jupiter.api.Assertions.*;
 
@@ -27,5 +31,42 @@ class AllocationProbeTest {
                 assertTrue(perCommand < 1024, ns + ": " + perCommand + " bytes per command");
             }
         }
+    }
+
+    /** The SGL walk allocates nothing either: Linux-shaped reads (a Last Segment list of two Data Blocks). */
+    @Test
+    void sglWalkAllocatesLittlePerCommand() {
+        try (Fixture f = Fixture.of("queues", "1", "namespaces", "ram:64M")) {
+            f.driver.bringUp(1, 64, true);
+            HostQueue q = f.driver.ioQueue(1);
+            long a = f.host.allocatePages(1), b = f.host.allocatePages(2), list = f.host.allocate(2 * Sgl.BYTES, 256);
+            Command read = Sgl.linux(Command.read(1, 0, 8, 0, 0), f.host.memory(), new long[] {a, b + 100},
+                    new int[] {2048, 2048}, list);
+            streamSame(q, read, 30_000); // warm up (JIT)
+            Thread worker = Thread.getAllStackTraces().keySet().stream().filter(t -> t.getName().equals("nvme-sq1")).findFirst().orElseThrow();
+            var mx = (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
+            long before = mx.getThreadAllocatedBytes(worker.threadId());
+            int n = streamSame(q, read, 20_000);
+            long perCommand = (mx.getThreadAllocatedBytes(worker.threadId()) - before) / n;
+            System.out.println("[alloc] SGL reads: worker allocated " + perCommand + " bytes/command");
+            assertTrue(perCommand < 1024, perCommand + " bytes per command");
+            assertEquals(50_000, f.stat(NvmeStatistics.IO_SGL));
+        }
+    }
+
+    /** Submits {@code command} {@code total} times at QD 32, asserting every completion succeeded. */
+    private static int streamSame(HostQueue q, Command command, int total) {
+        int submitted = 0, completed = 0;
+        while (completed < total) {
+            while (submitted < total && q.inflight() < Math.min(32, q.capacity())) {
+                q.submit(command);
+                submitted++;
+            }
+            for (Completion c : q.awaitCompletions(1, Duration.ofSeconds(10))) {
+                assertTrue(c.ok(), c.toString());
+                completed++;
+            }
+        }
+        return completed;
     }
 }

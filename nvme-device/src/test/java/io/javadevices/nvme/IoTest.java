@@ -214,9 +214,9 @@ class IoTest {
             }
             assertEquals(0x13, q.execute(Command.read(1, 0, 16, buf + 512, list)).sc());
             assertEquals(0x13, q.execute(Command.read(1, 0, 8, buf + 512, buf + 8)).sc(), "PRP2 data pointer with offset");
-            // unknown opcode, fused, SGL
+            // unknown opcode, reserved PSDT 11b, fused (SGLs themselves: SglTest)
             assertEquals(0x01, q.execute(Command.of(0x7F).nsid(1)).sc());
-            assertEquals(0x02, q.execute(Command.read(1, 0, 1, buf, 0).flags(0x40)).sc());
+            assertEquals(0x02, q.execute(Command.read(1, 0, 1, buf, 0).flags(0xC0)).sc());
             assertEquals(0x02, q.execute(Command.read(1, 0, 1, buf, 0).flags(0x01)).sc());
             assertTrue(f.stat(NvmeStatistics.IO_ERRORS) >= 12);
             // still works

@@ -60,7 +60,8 @@ public final class AdminCommandDispatcher implements CommandHandler {
         worker.stats().countAdminCommand();
         int opcode = cmd.opcode();
         if (cmd.fused() != 0 || cmd.psdt() != 0) {
-            // No fused admin commands; PSDT must be PRP (QEMU and SPDK reject the same way).
+            // No fused admin commands; PSDT must be PRP: "SGLs shall not be used for Admin commands in NVMe over
+            // PCIe" (QEMU nvme_admin_cmd answers Invalid Field the same way; SPDK too). SGLs are for I/O only.
             if (opcode == Nvme.ADM_DOORBELL_BUFFER_CONFIG) {
                 worker.stats().countDbbuf(false);
             }

@@ -1,5 +1,6 @@
 package io.javadevices.nvme.admin;
 
+import io.javadevices.nvme.dma.DataPointer;
 import io.javadevices.nvme.model.AdminIds;
 import io.javadevices.nvme.model.CopyLimits;
 import io.javadevices.nvme.model.ErrorLog;
@@ -103,7 +104,7 @@ final class IdentifyCommand {
         // Flush and no FUA at all (nvme_update_ns_info_block sets BLK_FEAT_WRITE_CACHE | BLK_FEAT_FUA only with
         // VWC present; older kernels: blk_queue_write_cache(q, vwc, vwc) in nvme_set_queue_limits).
         IdCtrl.VWC.set(d, (byte) (context.features().writeCachePresent() ? 0x07 : 0));
-        IdCtrl.SGLS.set(d, 0);                                         // no SGLs: PRPs only
+        IdCtrl.SGLS.set(d, DataPointer.SGLS);                          // SGLs for I/O: what dma/SglWalker walks
         IdCtrl.SUBNQN.put(d, AdminIds.subsystemNqn(o.serial()).getBytes(StandardCharsets.US_ASCII), (byte) 0);
         IdCtrl.PSD0_MP.set(d, (short) 2500);                           // 25.00 W
         return Status.SUCCESS;

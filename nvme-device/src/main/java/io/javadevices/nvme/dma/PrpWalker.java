@@ -33,29 +33,31 @@ public final class PrpWalker {
 
     private final GuestMemory memory;
     private final GuestErrors errors;
-    private final long[] addresses;
-    private final long[] lengths;
+    private final Pieces pieces;
     private final MemorySegment scratch = MemorySegment.ofArray(new long[MAX_PAGE / 8]);
-    private int count;
 
     /** @param maxPieces the most pieces a transfer can need: max transfer / page size + 1 */
     public PrpWalker(GuestMemory memory, int maxPieces, GuestErrors errors) {
+        this(memory, new Pieces(memory, maxPieces), errors);
+    }
+
+    /** A walker that fills {@code pieces}, shared with an {@link SglWalker} by a {@link DataPointer}. */
+    PrpWalker(GuestMemory memory, Pieces pieces, GuestErrors errors) {
         this.memory = memory;
         this.errors = errors;
-        this.addresses = new long[maxPieces];
-        this.lengths = new long[maxPieces];
+        this.pieces = pieces;
     }
 
     public int count() {
-        return count;
+        return pieces.count();
     }
 
     public long address(int i) {
-        return addresses[i];
+        return pieces.address(i);
     }
 
     public long length(int i) {
-        return lengths[i];
+        return pieces.length(i);
     }
 
     private int reject(int status, GuestErrors.Kind kind, long detail) {
@@ -65,7 +67,7 @@ public final class PrpWalker {
 
     /** Walks the PRPs for {@code length} bytes; returns {@link Status#SUCCESS} or an error status. */
     public int walk(long prp1, long prp2, long length, int pageSize) {
-        count = 0;
+        pieces.clear();
         if (length <= 0) {
             return Status.SUCCESS;
         }
@@ -92,7 +94,7 @@ public final class PrpWalker {
             return reject(Status.INVALID_PRP_OFFSET, GuestErrors.Kind.INVALID_PRP_OFFSET, list);
         }
         int hops = 0;
-        int maxHops = addresses.length + 2;
+        int maxHops = pieces.capacity() + 2;
         while (remaining > 0) {
             if (++hops > maxHops) {
                 return reject(Status.INVALID_FIELD, GuestErrors.Kind.INVALID_PRP_LIST, list);
@@ -131,39 +133,16 @@ public final class PrpWalker {
     }
 
     private boolean add(long address, long length) {
-        if (count > 0) {
-            int last = count - 1;
-            if (addresses[last] + lengths[last] == address && memory.isContiguous(addresses[last], lengths[last] + length)) {
-                lengths[last] += length;
-                return true;
-            }
-        }
-        if (count == addresses.length) {
-            return false;
-        }
-        addresses[count] = address;
-        lengths[count] = length;
-        count++;
-        return true;
+        return pieces.add(address, length);
     }
 
     /** Copies {@code length} bytes of {@code src} to the walked pieces (controller → host). */
     public void copyToGuest(MemorySegment src, long length) throws GuestMemoryException {
-        long done = 0;
-        for (int i = 0; i < count && done < length; i++) {
-            long n = Math.min(lengths[i], length - done);
-            memory.write(addresses[i], src, done, n);
-            done += n;
-        }
+        pieces.copyToGuest(src, length);
     }
 
     /** Copies the walked pieces into {@code dst} (host → controller). */
     public void copyFromGuest(MemorySegment dst, long length) throws GuestMemoryException {
-        long done = 0;
-        for (int i = 0; i < count && done < length; i++) {
-            long n = Math.min(lengths[i], length - done);
-            memory.read(addresses[i], dst, done, n);
-            done += n;
-        }
+        pieces.copyFromGuest(dst, length);
     }
 }

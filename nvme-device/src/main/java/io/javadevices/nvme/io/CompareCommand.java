@@ -1,7 +1,7 @@
 package io.javadevices.nvme.io;
 
 import io.javadevices.nvme.backend.BlockBackend;
-import io.javadevices.nvme.dma.PrpWalker;
+import io.javadevices.nvme.dma.DataPointer;
 import io.javadevices.nvme.model.GuestErrors;
 import io.javadevices.nvme.model.Namespace;
 import io.javadevices.nvme.queue.QueueWorker;
@@ -27,23 +27,21 @@ final class CompareCommand {
     private final IoContext context;
     private final IoCommandHandler handler;
     private final GuestMemory memory;
-    private final PrpWalker prp;
-    private final int pageSize;
+    private final DataPointer data;
     private final long maxTransferBytes;
     private MemorySegment scratch;
 
-    CompareCommand(IoContext context, IoCommandHandler handler, PrpWalker prp) {
+    CompareCommand(IoContext context, IoCommandHandler handler, DataPointer data) {
         this.context = context;
         this.handler = handler;
         this.memory = context.memory();
-        this.prp = prp;
-        this.pageSize = context.pageSize();
+        this.data = data;
         this.maxTransferBytes = context.maxTransferBytes();
     }
 
     /** The one walk of this command's data pointer (PRP1/PRP2), in one place for the SGL walker to replace. */
     private int mapData(Sqe cmd, long bytes) {
-        return prp.walk(cmd.prp1(), cmd.prp2(), bytes, pageSize);
+        return data.map(cmd, bytes, false); // host → controller: PRPs or SGLs by PSDT
     }
 
     int execute(Sqe cmd, QueueWorker worker) {
@@ -91,11 +89,11 @@ final class CompareCommand {
     }
 
     private int compare(BlockBackend backend, long offset, QueueWorker worker) throws GuestMemoryException, IOException {
-        for (int i = 0; i < prp.count(); i++) {
+        for (int i = 0; i < data.count(); i++) {
             if (i > 0 && worker.stopping()) {
                 return Status.ABORTED_SQ_DELETION; // stopped mid-command: never posted
             }
-            MemorySegment host = memory.slice(prp.address(i), prp.length(i));
+            MemorySegment host = memory.slice(data.address(i), data.length(i));
             for (long done = 0; done < host.byteSize(); ) {
                 long n = Math.min(CHUNK, host.byteSize() - done);
                 backend.read(offset, scratch.asSlice(0, n));

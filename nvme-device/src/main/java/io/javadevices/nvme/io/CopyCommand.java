@@ -1,6 +1,6 @@
 package io.javadevices.nvme.io;
 
-import io.javadevices.nvme.dma.PrpWalker;
+import io.javadevices.nvme.dma.DataPointer;
 import io.javadevices.nvme.model.CopyLimits;
 import io.javadevices.nvme.model.GuestErrors;
 import io.javadevices.nvme.model.Namespace;
@@ -37,22 +37,20 @@ import static io.javadevices.pci.LittleEndian.SHORT;
 final class CopyCommand {
     private final IoContext context;
     private final IoCommandHandler handler;
-    private final PrpWalker prp;
-    private final int pageSize;
+    private final DataPointer data;
     private final MemorySegment entries =
             MemorySegment.ofArray(new long[CopyLimits.maxSourceRanges() * CopyLimits.RANGE_ENTRY_BYTES / 8]);
     private MemorySegment buffer;
 
-    CopyCommand(IoContext context, IoCommandHandler handler, PrpWalker prp) {
+    CopyCommand(IoContext context, IoCommandHandler handler, DataPointer data) {
         this.context = context;
         this.handler = handler;
-        this.prp = prp;
-        this.pageSize = context.pageSize();
+        this.data = data;
     }
 
     /** The one walk of this command's data pointer (PRP1/PRP2), in one place for the SGL walker to replace. */
     private int mapData(Sqe cmd, long bytes) {
-        return prp.walk(cmd.prp1(), cmd.prp2(), bytes, pageSize);
+        return data.map(cmd, bytes, false); // host → controller: PRPs or SGLs by PSDT
     }
 
     private static long sourceLba(MemorySegment entries, int i) {
@@ -83,7 +81,7 @@ final class CopyCommand {
             return status;
         }
         try {
-            prp.copyFromGuest(entries, listBytes);
+            data.copyFromGuest(entries, listBytes);
         } catch (GuestMemoryException e) {
             context.guestErrors().record(GuestErrors.Kind.DMA_OUTSIDE_MEMORY, e.address());
             return Status.DATA_TRANSFER_ERROR;

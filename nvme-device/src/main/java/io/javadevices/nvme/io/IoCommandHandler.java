@@ -2,7 +2,7 @@ package io.javadevices.nvme.io;
 
 import io.javadevices.nvme.admin.FeatureState;
 import io.javadevices.nvme.backend.BlockBackend;
-import io.javadevices.nvme.dma.PrpWalker;
+import io.javadevices.nvme.dma.DataPointer;
 import io.javadevices.nvme.model.GuestErrors;
 import io.javadevices.nvme.model.Namespace;
 import io.javadevices.nvme.queue.CommandHandler;
@@ -22,8 +22,8 @@ import static io.javadevices.pci.LittleEndian.LONG;
 
 /**
  * NVM command set I/O commands (NVMe 1.4 §6): Read, Write, Flush, Write Zeroes, Dataset Management here;
- * Compare, Verify, Write Uncorrectable and Copy in their own classes, which share this worker's {@link PrpWalker}.
- * One instance per I/O queue worker (it owns the {@link PrpWalker} and a DSM range buffer). Data moves
+ * Compare, Verify, Write Uncorrectable and Copy in their own classes, which share this worker's {@link DataPointer}.
+ * One instance per I/O queue worker (it owns a {@link DataPointer}, PRPs or SGLs, and a DSM range buffer). Data moves
  * between the backend and zero-copy slices of guest memory; no per-command allocation beyond the
  * slice views. Backend I/O errors become media statuses plus an error log entry, never exceptions.
  *
@@ -42,9 +42,8 @@ public final class IoCommandHandler implements CommandHandler {
     private final IoContext context;
     private final FeatureState features;
     private final GuestMemory memory;
-    private final int pageSize;
     private final long maxTransferBytes;
-    private final PrpWalker prp;
+    private final DataPointer data;
     private final MemorySegment ranges = MemorySegment.ofArray(new long[4096 / 8]);
     // The other command families, run by the operations of NvmOpcodes.
     final CompareCommand compare;
@@ -56,21 +55,24 @@ public final class IoCommandHandler implements CommandHandler {
         this.context = context;
         this.features = context.features();
         this.memory = context.memory();
-        this.pageSize = context.pageSize();
         this.maxTransferBytes = context.maxTransferBytes();
-        this.prp = new PrpWalker(memory, (int) (maxTransferBytes / 4096) + 2, context.guestErrors());
-        this.compare = new CompareCommand(context, this, prp);
+        this.data = new DataPointer(memory, context.pageSize(), maxTransferBytes, context.guestErrors());
+        this.compare = new CompareCommand(context, this, data);
         this.verify = new VerifyCommand(context, this);
         this.writeUncorrectable = new WriteUncorrectableCommand(context);
-        this.copy = new CopyCommand(context, this, prp);
+        this.copy = new CopyCommand(context, this, data);
     }
 
     @Override
     public long execute(Sqe cmd, QueueWorker worker) {
         QueueStats stats = worker.stats();
         stats.countIoCommand();
-        long result = cmd.fused() != 0 || cmd.psdt() != 0
-                ? CommandHandler.result(Status.INVALID_FIELD) // no fused operations, no SGLs (Identify SGLS = 0)
+        int psdt = cmd.psdt();
+        if (psdt == DataPointer.PSDT_SGL || psdt == DataPointer.PSDT_SGL_MPTR_SGL) {
+            stats.countSgl();
+        }
+        long result = cmd.fused() != 0
+                ? CommandHandler.result(Status.INVALID_FIELD) // no fused operations
                 : formatInProgress(cmd.nsid()) ? CommandHandler.result(Status.FORMAT_IN_PROGRESS)
                 : NvmOpcodes.TABLE.execute(this, cmd, worker);
         if (CommandHandler.status(result) != Status.SUCCESS) {
@@ -104,7 +106,7 @@ public final class IoCommandHandler implements CommandHandler {
         if (!ns.inRange(slba, blocks)) {
             return Status.LBA_OUT_OF_RANGE;
         }
-        int status = prp.walk(cmd.prp1(), cmd.prp2(), bytes, pageSize);
+        int status = data.map(cmd, bytes, !write);
         if (status != Status.SUCCESS) {
             return status;
         }
@@ -184,31 +186,36 @@ public final class IoCommandHandler implements CommandHandler {
     }
 
     /**
-     * Moves the data between the guest pages the PRP walk found and the backend, slice by slice; false if
-     * the worker was told to stop meanwhile (a reset during a long backend call): no further guest page
-     * is touched.
+     * Moves the data between the guest pieces the data pointer walk found and the backend, slice by slice
+     * (the bytes of an SGL Bit Bucket are skipped: not read into the guest); false if the worker was told
+     * to stop meanwhile (a reset during a long backend call): no further guest page is touched.
      */
     private boolean transfer(BlockBackend backend, long offset, boolean write, QueueWorker worker)
             throws GuestMemoryException, IOException {
-        for (int i = 0; i < prp.count(); i++) {
+        for (int i = 0; i < data.count(); i++) {
             if (i > 0 && worker.stopping()) {
                 return false;
             }
-            MemorySegment buffer = memory.slice(prp.address(i), prp.length(i));
-            if (write) {
-                backend.write(offset, buffer);
-            } else {
-                backend.read(offset, buffer);
+            long length = data.length(i);
+            if (!data.isBitBucket(i)) {
+                MemorySegment buffer = memory.slice(data.address(i), length);
+                if (write) {
+                    backend.write(offset, buffer);
+                } else {
+                    backend.read(offset, buffer);
+                }
             }
-            offset += prp.length(i);
+            offset += length;
         }
         return true;
     }
 
-    /** A read from a backend that only reads zeroes: fill the guest pages directly (no slices). */
+    /** A read from a backend that only reads zeroes: fill the guest pieces directly (no slices). */
     private void zeroFill() throws GuestMemoryException {
-        for (int i = 0; i < prp.count(); i++) {
-            memory.fill(prp.address(i), prp.length(i), (byte) 0);
+        for (int i = 0; i < data.count(); i++) {
+            if (!data.isBitBucket(i)) {
+                memory.fill(data.address(i), data.length(i), (byte) 0);
+            }
         }
     }
 
@@ -273,9 +280,8 @@ public final class IoCommandHandler implements CommandHandler {
     }
 
     /**
-     * Dataset Management (§6.7): NR (CDW10 7:0, 0-based) 16-byte ranges at PRP1/PRP2; only the
-     * Attribute-Deallocate (CDW11 bit 2) changes anything. What a deallocated block then reads is the backend's
-     * (DLFEAT); either way it is no longer uncorrectable: its marks are healed.
+     * Dataset Management (§6.7): NR (CDW10 7:0, 0-based) 16-byte ranges at the data pointer; only the
+     * Attribute-Deallocate (CDW11 bit 2) changes anything.
      */
     int datasetManagement(Sqe cmd, int sqid) {
         Namespace ns = context.namespace(cmd.nsid());
@@ -283,12 +289,12 @@ public final class IoCommandHandler implements CommandHandler {
             return Status.INVALID_NAMESPACE_OR_FORMAT;
         }
         int count = (cmd.cdw10() & 0xFF) + 1;
-        int status = prp.walk(cmd.prp1(), cmd.prp2(), 16L * count, pageSize);
+        int status = data.map(cmd, 16L * count, false);
         if (status != Status.SUCCESS) {
             return status;
         }
         try {
-            prp.copyFromGuest(ranges, 16L * count);
+            data.copyFromGuest(ranges, 16L * count);
         } catch (GuestMemoryException e) {
             return Status.DATA_TRANSFER_ERROR;
         }

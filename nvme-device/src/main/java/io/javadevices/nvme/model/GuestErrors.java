@@ -38,6 +38,8 @@ public final class GuestErrors {
         INVALID_PRP_OFFSET("invalid-prp-offset"),
         /** A PRP list that chains without progress or needs more pieces than MDTS allows. */
         INVALID_PRP_LIST("invalid-prp-list"),
+        /** A malformed SGL: a descriptor of the wrong type or sub type, a bad segment, a wrong total length. */
+        INVALID_SGL("invalid-sgl"),
         /** A DMA address outside guest memory: Data Transfer Error (pci_nvme_err_addr_read / _addr_write). */
         DMA_OUTSIDE_MEMORY("dma-outside-memory"),
         /** An admin command completed with Invalid Field in Command (pci_nvme_err_invalid_* of the admin commands). */

@@ -9,6 +9,8 @@ package io.javadevices.nvme.queue;
 public final class QueueStats {
     long adminCommands, dbbufAccepted, dbbufRejected;
     long ioCommands, reads, writes, flushes, bytesRead, bytesWritten, ioErrors;
+    /** I/O commands whose data pointer was an SGL (PSDT 01b or 10b). */
+    long sglCommands;
     long shadowSq, shadowCq, polledSq, interrupts, naps;
     /** Commands by opcode: admin opcodes (counted by the admin queue's worker) and I/O opcodes. */
     final long[] adminByOpcode = new long[256], ioByOpcode = new long[256];
@@ -34,6 +36,11 @@ public final class QueueStats {
 
     public void countIoError() {
         ioErrors++;
+    }
+
+    /** An I/O command that came with an SGL data pointer. */
+    public void countSgl() {
+        sglCommands++;
     }
 
     public void countRead(long bytes) {
@@ -70,6 +77,10 @@ public final class QueueStats {
 
     public long ioCommands() {
         return ioCommands;
+    }
+
+    public long sglCommands() {
+        return sglCommands;
     }
 
     public long reads() {
@@ -135,6 +146,7 @@ public final class QueueStats {
         total.bytesRead += bytesRead;
         total.bytesWritten += bytesWritten;
         total.ioErrors += ioErrors;
+        total.sglCommands += sglCommands;
         total.shadowSq += shadowSq;
         total.shadowCq += shadowCq;
         total.polledSq += polledSq;

@@ -53,6 +53,20 @@ public final class Command {
         return this;
     }
 
+    /**
+     * Makes DPTR the SGL descriptor {@code sgl1} and PSDT 01b ("SGLs are used for this transfer", CDW0 bits 15:14),
+     * as Linux nvme_pci_setup_data_sgl does (flags = NVME_CMD_SGL_METABUF).
+     */
+    public Command sgl(Sgl.Descriptor sgl1) {
+        return psdt(1).prp1(sgl1.address()).prp2((sgl1.length() & 0xFFFF_FFFFL) | (long) sgl1.identifier() << 56);
+    }
+
+    /** Sets PSDT (CDW0 bits 15:14), keeping the other flags. */
+    public Command psdt(int psdt) {
+        dw[0] = (dw[0] & ~0xC000) | (psdt & 3) << 14;
+        return this;
+    }
+
     public Command cdw(int index, int value) {
         dw[index] = value;
         return this;
