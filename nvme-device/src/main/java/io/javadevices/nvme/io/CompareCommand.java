@@ -16,7 +16,7 @@ import java.lang.foreign.MemorySegment;
 
 /**
  * Compare (05h, NVMe 1.4 §6, ONCS bit 0): reads the blocks and compares them with the host's buffer; any
- * difference is Compare Failure. The checks are Read's (NSID, MDTS, LBA range, PRPs, then marked blocks,
+ * difference is Compare Failure. The checks are Read's (NSID, MDTS, LBA range, data pointer, then marked blocks,
  * as QEMU's nvme_compare). FUA (CDW12 bit 30) first commits the range, as for Read. The blocks are read chunk by chunk into a scratch buffer the worker allocates
  * the first time it compares, and compared in place with zero-copy slices of guest memory.
  */
@@ -39,7 +39,7 @@ final class CompareCommand {
         this.maxTransferBytes = context.maxTransferBytes();
     }
 
-    /** The one walk of this command's data pointer (PRP1/PRP2), in one place for the SGL walker to replace. */
+    /** The one walk of this command's data pointer: PRP1/PRP2 or an SGL, by PSDT. */
     private int mapData(Sqe cmd, long bytes) {
         return data.map(cmd, bytes, false); // host → controller: PRPs or SGLs by PSDT
     }

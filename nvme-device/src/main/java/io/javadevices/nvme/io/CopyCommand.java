@@ -48,7 +48,7 @@ final class CopyCommand {
         this.data = data;
     }
 
-    /** The one walk of this command's data pointer (PRP1/PRP2), in one place for the SGL walker to replace. */
+    /** The one walk of this command's data pointer: PRP1/PRP2 or an SGL, by PSDT. */
     private int mapData(Sqe cmd, long bytes) {
         return data.map(cmd, bytes, false); // host → controller: PRPs or SGLs by PSDT
     }
