@@ -15,12 +15,14 @@ import io.javadevices.nvme.model.ErrorLog;
 import io.javadevices.nvme.model.GuestErrors;
 import io.javadevices.nvme.model.Namespace;
 import io.javadevices.nvme.model.NamespaceTable;
+import io.javadevices.nvme.pool.NvmPool;
 import io.javadevices.nvme.queue.CompletionQueue;
 import io.javadevices.nvme.queue.DoorbellPage;
 import io.javadevices.nvme.queue.QueueStats;
 import io.javadevices.nvme.queue.QueueTable;
 import io.javadevices.nvme.queue.QueueWorker;
 import io.javadevices.nvme.queue.SubmissionQueue;
+import io.javadevices.nvme.queue.WorkerGrace;
 import io.javadevices.nvme.regs.Bar0Registers;
 import io.javadevices.nvme.spec.Nvme;
 import io.javadevices.nvme.spec.Status;
@@ -31,7 +33,7 @@ import io.javadevices.pci.GuestMemory;
 import io.javadevices.pci.MsixTable;
 import io.javadevices.pci.PciDevice;
 
-import java.util.ArrayList;
+import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
 import java.util.function.Function;
@@ -43,6 +45,10 @@ import java.util.function.Function;
  * ({@link InterruptDelivery}). Commands are executed by {@link QueueWorker} threads (one per SQ): admin
  * commands by {@link AdminCommandDispatcher} with an {@link AdminContext}, I/O by
  * {@link IoCommandHandler} with an {@link IoContext}, both built at each enable.
+ *
+ * <p>Namespaces come from an {@link NvmPool} (the capacity pool, option {@code pool}), which builds the
+ * {@link NamespaceTable} and changes it for Namespace Management and Attachment; the backend of a deleted
+ * namespace is closed by the {@link WorkerGrace} once no queue worker can still be executing a command on it.
  *
  * <p>PCI: vendor 4E58h device 4A56h, class 01/08/02; BAR0 64-bit 16 KiB (registers at 0, doorbells at
  * 1000h, CAP.DSTRD = 0); MSI-X with queues+1 vectors, table and PBA in BAR4; PCIe and PM capabilities.
@@ -65,7 +71,9 @@ public final class NvmeController implements PciDevice, QueueWorker.Controller {
 
     private final NvmeOptions options;
     private final GuestMemory memory;
+    private final NvmPool pool;
     private final NamespaceTable namespaces;
+    private final WorkerGrace grace;
     private final MsixTable msix;
     private final ConfigSpace config;
     private final int maxQueues;
@@ -109,19 +117,19 @@ public final class NvmeController implements PciDevice, QueueWorker.Controller {
                 .share(0, Nvme.DOORBELL_BASE, DoorbellPage.SIZE)
                 .orElseThrow(() -> new IllegalArgumentException("doorbells=polled needs a host that maps BAR memory"
                         + " into the guest (DirectBarMemory); this host offers none"))) : null;
-        List<Namespace> list = new ArrayList<>();
-        try {
-            for (NvmeOptions.NamespaceSpec spec : options.namespaces()) {
-                list.add(new Namespace(list.size() + 1, open.apply(spec), spec.lbaSize()));
-            }
-        } catch (RuntimeException e) {
-            list.forEach(ns -> ns.backend().close());
-            throw e;
-        }
-        this.namespaces = NamespaceTable.of(list);
-        this.features = new FeatureState(maxQueues + 1, list.stream().anyMatch(ns -> ns.backend().volatileWriteCache()));
+        List<NvmPool.Seed> seeds = options.namespaces().stream().map(spec -> new NvmPool.Seed(
+                spec.kind().equals("file") ? Path.of(spec.path()) : null, spec.lbaSize(), () -> open.apply(spec))).toList();
+        this.pool = NvmPool.open(options.pool(), seeds, options.serial(), options.maxNamespaces());
+        this.namespaces = pool.table();
+        List<Namespace> list = namespaces.allocatedList();
+        // A directory pool creates file namespaces later: they sit behind the host page cache, so the cache is
+        // advertised from the start (Identify VWC cannot change while the guest runs).
+        this.features = new FeatureState(maxQueues + 1, pool.persistent()
+                || list.stream().anyMatch(ns -> ns.backend().volatileWriteCache()));
         this.reset = new ControllerReset(options.stopTimeoutMillis() * 1_000_000L, this::fatal);
         this.queues = new QueueTable(this, maxQueues, doorbellPage, options.idle(), reset::stopAndAwait);
+        this.grace = new WorkerGrace(queues::liveWorkers);
+        pool.retirer(grace::afterInFlight);
         namespaces.addListener(new NamespaceChangeNotices(asyncEvents, features, queues::kickAdmin)); // §5.2.1
         // CAP (NVMe 1.4 Figure 68): MQES, CQR=1, AMS=0, TO ≥ stop-timeout-ms, DSTRD=0, CSS 37 (NVM), MPSMIN=0, MPSMAX.
         long timeout = Math.clamp((options.stopTimeoutMillis() + 499) / 500, 1, 255);
@@ -262,7 +270,7 @@ public final class NvmeController implements PciDevice, QueueWorker.Controller {
         AdminSettings settings = new AdminSettings(options.serial(), options.model(), options.mqes(), options.mdts(),
                 options.dbbuf());
         AdminContext admin = new AdminContext(settings, memory, namespaces, pageSize, maxTransferBytes(), msix.vectors(),
-                errorLog, guestErrors, features, asyncEvents, queues, irq::completionsPosted, NvmOpcodes.TABLE);
+                errorLog, guestErrors, features, asyncEvents, queues, irq::completionsPosted, NvmOpcodes.TABLE, pool);
         IoContext io = new IoContext(memory, namespaces, pageSize, maxTransferBytes(), errorLog, guestErrors, features);
         queues.startAdmin(adminSq, new AdminCommandDispatcher(admin), () -> new IoCommandHandler(io));
         csts = Nvme.CSTS_RDY;
@@ -465,8 +473,12 @@ public final class NvmeController implements PciDevice, QueueWorker.Controller {
             disable(false);
         }
         reset.close(); // waits up to CAP.TO for the workers
+        // Deleted namespaces whose release still waits for a worker: a stuck one keeps its backend (leaked, not
+        // unmapped under a running command).
+        grace.awaitReleases(options.stopTimeoutMillis());
         for (Namespace ns : namespaces.allocatedList()) {
             ns.backend().close();
         }
+        pool.close();
     }
 }

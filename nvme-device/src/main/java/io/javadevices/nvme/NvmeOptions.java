@@ -5,6 +5,7 @@ import io.javadevices.nvme.backend.FileBackend;
 import io.javadevices.nvme.backend.NullBackend;
 import io.javadevices.nvme.backend.RamBackend;
 import io.javadevices.nvme.backend.RamBudget;
+import io.javadevices.nvme.pool.PoolSpec;
 import io.javadevices.nvme.queue.IdlePolicy;
 import io.javadevices.pci.ByteSizes;
 
@@ -33,14 +34,17 @@ import java.util.Set;
  *                          backend before reporting CSTS.CFS; CAP.TO covers it
  * @param parkDbbufMicros   safety-net park of an idle worker whose queue has a shadow doorbell
  * @param parkTrappedMicros safety-net park of an idle worker with trapped (MMIO) doorbells
+ * @param pool       the NVM capacity pool ({@code pool=}), or null: a RAM pool the size of the namespaces
+ * @param maxNamespaces Identify NN and MNAN: NSIDs 1..this can be allocated
  */
 public record NvmeOptions(List<NamespaceSpec> namespaces, int queues, boolean dbbuf, String serial, String model,
                           int mqes, int mdts, int pollMicros, boolean polledDoorbells, int napMicros,
                           int napWindowMicros, int stopTimeoutMillis, int parkDbbufMicros,
-                          int parkTrappedMicros) {
+                          int parkTrappedMicros, PoolSpec pool, int maxNamespaces) {
 
     public static final String HELP = String.join("\n",
-            "namespaces=LIST  comma-separated ram:SIZE | null:SIZE | file:PATH[:SIZE], each optionally @4096 for 4 KiB LBAs (default 512); SIZE like 64M, 1G or bytes (default ram:1G)",
+            "namespaces=LIST  comma-separated ram:SIZE | null:SIZE | file:PATH[:SIZE], each optionally @4096 for 4 KiB LBAs (default 512); SIZE like 64M, 1G or bytes (default ram:1G; none with a pool=)",
+            "                 NSIDs 1, 2, ... in order; they come out of the pool (their sizes are allocated capacity)",
             "                 ram: is sparse anonymous memory outside the Java heap and direct-memory limit; all ram: sizes together",
             "                 must fit the host's RAM + swap. file: images are locked like QEMU locks them (a second server or a",
             "                 QEMU writer is refused); a block device must hold SIZE; Flush, FUA writes and a disabled write cache",
@@ -68,11 +72,20 @@ public record NvmeOptions(List<NamespaceSpec> namespaces, int queues, boolean db
             "park-dbbuf-us=N  an idle worker with a shadow doorbell (dbbuf) re-checks its queue after this long even",
             "                 without a doorbell; a safety net, correctness never depends on it; 1..10000000 (default 2000)",
             "park-trapped-us=N  the same for trapped doorbells, and the re-check interval while Bus Master Enable is",
-            "                 clear; 1..10000000 (default 50000)");
+            "                 clear; 1..10000000 (default 50000)",
+            "pool=ram:SIZE | dir:PATH:SIZE  the NVM capacity guests create namespaces from (Namespace Management;",
+            "                 Identify TNVMCAP = SIZE, UNVMCAP = what no namespace holds). ram: sparse memory, gone with the",
+            "                 process, within RAM + swap. dir: a directory (created if missing, locked) where each namespace is a",
+            "                 sparse file and pool.manifest keeps the namespace table, identifiers, formats and attachment, so a",
+            "                 restart presents the same namespaces; its command-line namespaces must be file: ones and only",
+            "                 seed an empty pool (once the manifest exists it is the table). Default: a RAM pool exactly the",
+            "                 size of the namespaces (UNVMCAP 0)",
+            "max-namespaces=N  Identify NN and MNAN, the NSIDs 1..N namespaces can have, 1..1024 (default: the number of",
+            "                 namespaces; 32 with a pool=)");
 
     private static final Set<String> KEYS = Set.of("namespaces", "queues", "dbbuf", "serial", "model", "mqes", "mdts", "poll-us",
             "doorbells", "nap-us", "nap-window-us",
-            "stop-timeout-ms", "park-dbbuf-us", "park-trapped-us");
+            "stop-timeout-ms", "park-dbbuf-us", "park-trapped-us", "pool", "max-namespaces");
 
     /** One namespace: backend kind, size (0 = from the file), path for files, LBA size. */
     public record NamespaceSpec(String kind, long size, String path, int lbaSize) {
@@ -101,7 +114,15 @@ public record NvmeOptions(List<NamespaceSpec> namespaces, int queues, boolean db
                 throw new IllegalArgumentException("unknown nvme option '" + key + "' (known: " + KEYS + ")");
             }
         }
-        List<NamespaceSpec> namespaces = parseNamespaces(options.getOrDefault("namespaces", "ram:1G"));
+        PoolSpec pool = options.containsKey("pool") ? PoolSpec.parse(options.get("pool")) : null;
+        List<NamespaceSpec> namespaces = options.containsKey("namespaces") ? parseNamespaces(options.get("namespaces"))
+                : pool == null ? parseNamespaces("ram:1G") : List.of();
+        int maxNamespaces = intOption(options, "max-namespaces", Math.max(1, pool == null ? namespaces.size()
+                : Math.max(32, namespaces.size())), 1, 1024);
+        if (maxNamespaces < namespaces.size()) {
+            throw new IllegalArgumentException("option max-namespaces " + maxNamespaces + " is below the "
+                    + namespaces.size() + " namespaces given");
+        }
         RamBudget.check(namespaces.stream().filter(ns -> ns.kind().equals("ram")).mapToLong(NamespaceSpec::size)
                 .reduce(0, (a, b) -> a > Long.MAX_VALUE - b ? Long.MAX_VALUE : a + b)); // saturating: no overflow to "small"
         int queues = intOption(options, "queues", 4, 1, 511);
@@ -134,7 +155,7 @@ public record NvmeOptions(List<NamespaceSpec> namespaces, int queues, boolean db
         int parkDbbuf = intOption(options, "park-dbbuf-us", 2000, 1, 10_000_000);
         int parkTrapped = intOption(options, "park-trapped-us", 50_000, 1, 10_000_000);
         return new NvmeOptions(namespaces, queues, db.equals("on"), serial, model, mqes, mdts, poll, polled, nap,
-                napWindow, stopTimeout, parkDbbuf, parkTrapped);
+                napWindow, stopTimeout, parkDbbuf, parkTrapped, pool, maxNamespaces);
     }
 
     private static String ascii(String value, String key, int max) {

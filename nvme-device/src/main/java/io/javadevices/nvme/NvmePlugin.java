@@ -26,7 +26,15 @@ public final class NvmePlugin implements PciDevicePlugin {
                     "Maximum number of I/O queue pairs, 1..511 (default 4; plugin option queues)."),
             forward("--dbbuf", "on|off", "dbbuf", false,
                     "Doorbell Buffer Config (shadow doorbells and EventIdx, OACS bit 8) on or off (default on; "
-                            + "plugin option dbbuf)."));
+                            + "plugin option dbbuf)."),
+            forward("--pool", "ram:SIZE|dir:PATH:SIZE", "pool", false,
+                    "NVM capacity pool guests create namespaces from (nvme create-ns): ram:SIZE (throwaway) or "
+                            + "dir:PATH:SIZE (each namespace a sparse file in PATH, the table kept in PATH/pool.manifest "
+                            + "across restarts; --namespace entries must then be file: and only seed an empty pool). "
+                            + "Default: RAM exactly the size of the namespaces (plugin option pool)."),
+            forward("--max-namespaces", "N", "max-namespaces", false,
+                    "Identify NN and MNAN, NSIDs 1..N, 1..1024 (default: the number of namespaces, 32 with --pool; "
+                            + "plugin option max-namespaces)."));
 
     @Override
     public String name() {
@@ -35,7 +43,8 @@ public final class NvmePlugin implements PciDevicePlugin {
 
     @Override
     public String description() {
-        return "NVMe 1.4 controller (ram/null/file namespaces, Doorbell Buffer Config shadow doorbells)";
+        return "NVMe 1.4 controller (ram/null/file namespaces, namespace management over a ram or directory pool,"
+                + " Doorbell Buffer Config shadow doorbells)";
     }
 
     @Override

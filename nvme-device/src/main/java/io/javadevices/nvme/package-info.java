@@ -7,7 +7,7 @@
  * <ul>
  * <li>{@link io.javadevices.nvme.NvmePlugin}, {@link io.javadevices.nvme.NvmeOptions}: plugin entry and
  *     option parsing ({@code namespaces queues dbbuf serial model mqes mdts poll-us doorbells nap-us
- *     nap-window-us stop-timeout-ms park-dbbuf-us park-trapped-us}).</li>
+ *     nap-window-us stop-timeout-ms park-dbbuf-us park-trapped-us pool max-namespaces}).</li>
  * <li>{@link io.javadevices.nvme.NvmeController}: PCI identity, the CC state machine (enable / disable /
  *     shutdown / FLR), doorbell routing, statistics ({@link io.javadevices.nvme.NvmeStatistics} keys)
  *     and the wiring of the parts below.</li>
@@ -20,10 +20,13 @@
  *     {@link io.javadevices.nvme.queue.CompletionQueue} (each doorbell a {@code QueueDoorbell} reading one
  *     {@code DoorbellSource}: BAR0, polled page or shadow slot), {@link io.javadevices.nvme.queue.ShadowDoorbell},
  *     {@link io.javadevices.nvme.queue.IdlePolicy} (spin, nap or park of an idle worker),
- *     {@link io.javadevices.nvme.queue.OpcodeTable} (the shape of a command set's table).</li>
+ *     {@link io.javadevices.nvme.queue.OpcodeTable} (the shape of a command set's table),
+ *     {@link io.javadevices.nvme.queue.WorkerGrace} (frees a deleted namespace's backend once no worker can be
+ *     inside a command on it).</li>
  * <li>{@code admin}: {@link io.javadevices.nvme.admin.AdminOpcodes} (the admin command table: dispatch,
  *     effects log, OACS), {@link io.javadevices.nvme.admin.AdminCommandDispatcher} and the handler classes
- *     (Identify, Queue, Feature, LogPage, DoorbellBufferConfig, AsyncEvents, LbaStatus, FormatNvm), all given an
+ *     (Identify, Queue, Feature, LogPage, DoorbellBufferConfig, AsyncEvents, LbaStatus, FormatNvm,
+ *     NamespaceManagement, NamespaceAttachment, NamespaceLists for Identify CNS 10h-13h), all given an
  *     {@link io.javadevices.nvme.admin.AdminContext}; {@link io.javadevices.nvme.admin.NamespaceChangeNotices}
  *     and {@code ChangedNamespaceLog}: the Namespace Attribute Changed event.</li>
  * <li>{@code io}: {@link io.javadevices.nvme.io.NvmOpcodes} (the NVM command table: dispatch, effects
@@ -34,6 +37,9 @@
  *     {@link io.javadevices.nvme.dma.SglWalker} (SGL segments and descriptors) and
  *     {@link io.javadevices.nvme.dma.DataPointer}, which picks one by PSDT for I/O commands.</li>
  * <li>{@code backend}: {@link io.javadevices.nvme.backend.BlockBackend} and its ram / null / file kinds.</li>
+ * <li>{@code pool}: {@link io.javadevices.nvme.pool.NvmPool}, the NVM capacity (TNVMCAP/UNVMCAP) namespaces
+ *     are created from, in RAM or a directory whose {@link io.javadevices.nvme.pool.PoolManifest} keeps the
+ *     namespace table across restarts; {@link io.javadevices.nvme.pool.PoolSpec} the {@code pool=} option.</li>
  * </ul>
  *
  * <h2>Threads</h2>

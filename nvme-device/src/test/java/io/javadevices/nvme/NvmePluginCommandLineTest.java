@@ -21,9 +21,11 @@ class NvmePluginCommandLineTest {
     @Test
     void theDedicatedOptionsForwardToNvmeOptionKeys() {
         List<PluginOption> options = plugin.commandLineOptions();
-        assertEquals(List.of("--namespace", "--queues", "--dbbuf"), options.stream().map(PluginOption::name).toList());
-        assertEquals(List.of("namespaces", "queues", "dbbuf"), options.stream().map(PluginOption::key).toList());
-        assertEquals(List.of(true, false, false), options.stream().map(PluginOption::repeatable).toList(),
+        assertEquals(List.of("--namespace", "--queues", "--dbbuf", "--pool", "--max-namespaces"),
+                options.stream().map(PluginOption::name).toList());
+        assertEquals(List.of("namespaces", "queues", "dbbuf", "pool", "max-namespaces"),
+                options.stream().map(PluginOption::key).toList());
+        assertEquals(List.of(true, false, false, false, false), options.stream().map(PluginOption::repeatable).toList(),
                 "only --namespace is repeatable");
         assertEquals("SPEC", option("--namespace").valueLabel());
         assertEquals("on|off", option("--dbbuf").valueLabel());
@@ -39,6 +41,10 @@ class NvmePluginCommandLineTest {
         option("--queues").check("511");
         option("--dbbuf").check("on");
         option("--dbbuf").check("off");
+        option("--pool").check("ram:4G");
+        option("--pool").check("dir:/var/lib/nvme-pool:100G");
+        option("--pool").check("dir:/tmp/a:b:1G");
+        option("--max-namespaces").check("1024");
     }
 
     @Test
@@ -50,7 +56,13 @@ class NvmePluginCommandLineTest {
                 {"--namespace", "file:", "needs a path"},
                 {"--queues", "0", "queues must be in 1..511"},
                 {"--queues", "many", "queues is not a number"},
-                {"--dbbuf", "maybe", "dbbuf must be on or off"}}) {
+                {"--dbbuf", "maybe", "dbbuf must be on or off"},
+                {"--pool", "disk:1G", "pool must be ram:SIZE | dir:PATH:SIZE"},
+                {"--pool", "dir:1G", "pool dir needs a path and a size"},
+                {"--pool", "ram:1k", "pool size must be at least 4096 bytes"},
+                {"--pool", "ram:lots", "bad size 'lots' in pool"},
+                {"--max-namespaces", "0", "max-namespaces must be in 1..1024"},
+                {"--max-namespaces", "1025", "max-namespaces must be in 1..1024"}}) {
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> option(bad[0]).check(bad[1]),
                     bad[0] + " " + bad[1]);
             assertTrue(e.getMessage().contains(bad[2]), bad[0] + " " + bad[1] + ": " + e.getMessage());

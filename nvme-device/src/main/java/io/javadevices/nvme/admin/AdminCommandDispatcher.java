@@ -27,6 +27,8 @@ public final class AdminCommandDispatcher implements CommandHandler {
     final FeatureCommands features;
     final LogPageCommand logs;
     final DoorbellBufferConfigCommand dbbuf;
+    final NamespaceManagementCommand namespaceManagement;
+    final NamespaceAttachmentCommand namespaceAttachment;
     final FormatNvmCommand format;
 
     public AdminCommandDispatcher(AdminContext context) {
@@ -38,6 +40,8 @@ public final class AdminCommandDispatcher implements CommandHandler {
         this.features = new FeatureCommands(context, this);
         this.logs = new LogPageCommand(context, this);
         this.dbbuf = new DoorbellBufferConfigCommand(context);
+        this.namespaceManagement = new NamespaceManagementCommand(context, this);
+        this.namespaceAttachment = new NamespaceAttachmentCommand(context, this);
         this.format = new FormatNvmCommand(context);
     }
 

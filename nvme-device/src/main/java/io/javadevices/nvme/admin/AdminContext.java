@@ -4,6 +4,7 @@ import io.javadevices.nvme.model.ErrorLog;
 import io.javadevices.nvme.model.GuestErrors;
 import io.javadevices.nvme.model.Namespace;
 import io.javadevices.nvme.model.NamespaceTable;
+import io.javadevices.nvme.pool.NvmPool;
 import io.javadevices.nvme.queue.CompletionQueue;
 import io.javadevices.nvme.queue.OpcodeTable;
 import io.javadevices.nvme.queue.QueueStats;
@@ -23,11 +24,12 @@ import java.util.List;
  * @param msixVectors      MSI-X table size (valid interrupt vectors are below it)
  * @param interrupts       delivers the completion of an asynchronous event
  * @param nvmCommands      the I/O command set's table (effects log, ONCS)
+ * @param pool             the NVM capacity the namespaces come from (Namespace Management, TNVMCAP/UNVMCAP)
  */
 public record AdminContext(AdminSettings options, GuestMemory memory, NamespaceTable namespaceTable, int pageSize,
                            long maxTransferBytes, int msixVectors, ErrorLog errorLog, GuestErrors guestErrors,
                            FeatureState features, AsyncEvents asyncEvents, QueueTable queues, Completions interrupts,
-                           OpcodeTable<?> nvmCommands) {
+                           OpcodeTable<?> nvmCommands, NvmPool pool) {
     /** Interrupt delivery for completions the admin queue posts outside its worker's batch. */
     @FunctionalInterface
     public interface Completions {

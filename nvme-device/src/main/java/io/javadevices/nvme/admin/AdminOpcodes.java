@@ -6,6 +6,7 @@ import io.javadevices.nvme.spec.Nvme;
 import io.javadevices.nvme.spec.Status;
 
 import static io.javadevices.nvme.queue.OpcodeTable.CSUPP;
+import static io.javadevices.nvme.queue.OpcodeTable.NIC;
 
 /**
  * The admin command set (NVMe 1.4 §5), as QEMU's nvme_cse_acs: dispatch, the admin half of the Commands
@@ -18,6 +19,8 @@ import static io.javadevices.nvme.queue.OpcodeTable.CSUPP;
  * 08h Abort                                                                 → always "not aborted"
  * 09h Set Features, 0Ah Get Features                                        → {@link FeatureCommands}
  * 0Ch Asynchronous Event Request                                            → {@link AsyncEvents}
+ * 0Dh Namespace Management, 15h Namespace Attachment (OACS bit 3)           → {@link NamespaceManagementCommand},
+ *                                                                             {@link NamespaceAttachmentCommand}
  * 18h Keep Alive                                                            → success
  * 7Ch Doorbell Buffer Config (option dbbuf, OACS bit 8)                     → {@link DoorbellBufferConfigCommand}
  * 80h Format NVM (OACS bit 1)                                               → {@link FormatNvmCommand}
@@ -50,6 +53,12 @@ public final class AdminOpcodes {
             .add(Nvme.ADM_ASYNC_EVENT_REQUEST, "Asynchronous Event Request", CSUPP,
                     (d, cmd, w) -> d.context.asyncEvents().submit(cmd.cid())
                             ? CommandHandler.DEFERRED : CommandHandler.result(Status.AER_LIMIT_EXCEEDED))
+            // NIC: the namespace inventory changes, so Linux nvme_passthru_end rescans after an nvme-cli
+            // create-ns / delete-ns / attach-ns / detach-ns (nvme_command_effects reads this log's entry).
+            .add(Nvme.ADM_NAMESPACE_MANAGEMENT, "Namespace Management", CSUPP | NIC, null, Nvme.OACS_NS_MANAGEMENT,
+                    (d, cmd, w) -> d.namespaceManagement.execute(cmd))
+            .add(Nvme.ADM_NAMESPACE_ATTACHMENT, "Namespace Attachment", CSUPP | NIC, null, Nvme.OACS_NS_MANAGEMENT,
+                    (d, cmd, w) -> CommandHandler.result(d.namespaceAttachment.execute(cmd)))
             .add(Nvme.ADM_KEEP_ALIVE, "Keep Alive", CSUPP, (d, cmd, w) -> CommandHandler.result(Status.SUCCESS))
             .add(Nvme.ADM_DOORBELL_BUFFER_CONFIG, "Doorbell Buffer Config", CSUPP, DBBUF, Nvme.OACS_DBBUF,
                     (d, cmd, w) -> {

@@ -21,7 +21,8 @@ import static io.javadevices.pci.LittleEndian.INT;
 
 /**
  * Identify (06h, NVMe 1.4 §5.15). CNS 00h namespace, 01h controller, 02h active namespace list,
- * 03h namespace identification descriptors; any other CNS → Invalid Field (NVMe 1.4 §5.15.1). Linux tolerates
+ * 03h namespace identification descriptors, 11h namespace of an allocated NSID, and the namespace management
+ * lists 10h, 12h, 13h ({@link NamespaceLists}); any other CNS → Invalid Field (NVMe 1.4 §5.15.1). Linux tolerates
  * that for the CNS 06h query of nvme_init_non_mdts_limits and the CNS 08h one of nvme_identify_ns_cs_indep: an
  * NVMe status there means "not supported", not a failed probe.
  */
@@ -30,25 +31,31 @@ final class IdentifyCommand {
 
     private final AdminContext context;
     private final AdminCommandDispatcher dispatcher;
+    private final NamespaceLists lists;
 
     IdentifyCommand(AdminContext context, AdminCommandDispatcher dispatcher) {
         this.context = context;
         this.dispatcher = dispatcher;
+        this.lists = new NamespaceLists(context);
     }
 
-    /** CNS values answered (00h-03h); others are Invalid Field. */
+    /** CNS values answered (00h-03h, 10h-13h); others are Invalid Field. */
     static boolean supported(int cns) {
-        return cns <= 0x03;
+        return cns <= 0x03 || cns >= 0x10 && cns <= 0x13;
     }
 
     int execute(Sqe cmd) {
         int cns = cmd.cdw10() & 0xFF;
         MemorySegment data = dispatcher.buffer(4096);
         int status = switch (cns) {
-            case 0x00 -> namespace(cmd.nsid(), data);
+            case 0x00 -> namespace(cmd.nsid(), data, false);
             case 0x01 -> controller(data);
             case 0x02 -> activeNamespaces(cmd.nsid(), data);
             case 0x03 -> descriptors(cmd.nsid(), data);
+            case 0x10 -> lists.allocatedNamespaces(cmd.nsid(), data);
+            case 0x11 -> namespace(cmd.nsid(), data, true);
+            case 0x12 -> lists.attachedControllers(cmd.nsid(), cmd.cdw10() >>> 16, data);
+            case 0x13 -> lists.controllers(cmd.cdw10() >>> 16, data);
             default -> Status.INVALID_FIELD;
         };
         return status != Status.SUCCESS ? status : dispatcher.toHost(cmd, data, 4096);
@@ -81,7 +88,12 @@ final class IdentifyCommand {
         IdCtrl.CCTEMP.set(d, (short) 0x175);                           // 373 K
         IdCtrl.SQES.set(d, (byte) (Nvme.SQES_LOG2 << 4 | Nvme.SQES_LOG2)); // maximum and required: 64 bytes
         IdCtrl.CQES.set(d, (byte) (Nvme.CQES_LOG2 << 4 | Nvme.CQES_LOG2)); // maximum and required: 16 bytes
-        IdCtrl.NN.set(d, context.namespaces().size());
+        // NN = MNAN = the NSIDs the table can hold (NVMe 1.4: MNAN ≤ NN). Linux scans with CNS 02h
+        // (nvme_scan_ns_list), so a larger NN than there are namespaces costs nothing.
+        IdCtrl.NN.set(d, context.namespaceTable().maxNsid());
+        IdCtrl.MNAN.set(d, context.namespaceTable().maxNsid());
+        IdCtrl.TNVMCAP_LOW.set(d, context.pool().capacity());          // bytes; the high 64 bits stay 0
+        IdCtrl.UNVMCAP_LOW.set(d, context.pool().unallocated());
         // ONCS: the NVM commands' bits from NvmOpcodes, plus the two that are features (Save/Select, Timestamp).
         IdCtrl.ONCS.set(d, (short) (context.nvmCommands().capabilities() | FeatureCommands.ONCS_FEATURES));
         // OCFS bit 0: Copy takes source range entries of format 0 (the only one it accepts).
@@ -102,9 +114,10 @@ final class IdentifyCommand {
      * Identify Namespace, NVMe 1.4 §5.15, Figure 245 ({@link IdNs}): the {@link LbaFormats} (512 and 4096 bytes,
      * no metadata), FLBAS the current one, sizes in its blocks. NSZE = NCAP = NUSE: no thin provisioning (NSFEAT
      * bit 0 = 0), and no other NSFEAT feature either (atomicity fields, DULBE, NGUID reuse, optimal I/O fields).
+     * {@code allocated}: CNS 11h, any allocated namespace; else CNS 00h, an active one.
      */
-    private int namespace(int nsid, MemorySegment d) {
-        Namespace ns = context.namespace(nsid);
+    private int namespace(int nsid, MemorySegment d, boolean allocated) {
+        Namespace ns = allocated ? context.namespaceTable().allocated(nsid) : context.namespace(nsid);
         if (ns == null) {
             if (nsid == Nvme.BROADCAST_NSID) {
                 // The capabilities common to all namespaces (§5.15.2.1): the formats a new namespace can have,
@@ -112,7 +125,9 @@ final class IdentifyCommand {
                 lbaFormats(d);
                 return Status.SUCCESS;
             }
-            return Status.INVALID_NAMESPACE_OR_FORMAT;
+            // An inactive (CNS 00h) or unallocated (CNS 11h) but valid NSID: a zero-filled structure (§5.15.2).
+            boolean valid = nsid != 0 && Integer.compareUnsigned(nsid, context.namespaceTable().maxNsid()) <= 0;
+            return valid ? Status.SUCCESS : Status.INVALID_NAMESPACE_OR_FORMAT;
         }
         IdNs.NSZE.set(d, ns.blocks());
         IdNs.NCAP.set(d, ns.blocks());
@@ -125,8 +140,10 @@ final class IdentifyCommand {
             IdNs.MCL.set(d, CopyLimits.maxCopyLength(ns.lbaShift()));
             IdNs.MSRC.set(d, (byte) CopyLimits.MSRC);
         }
-        IdNs.NGUID.put(d, AdminIds.nguid(context.options().serial(), nsid), (byte) 0);
-        IdNs.EUI64.put(d, AdminIds.eui64(context.options().serial(), nsid), (byte) 0);
+        IdNs.NMIC.set(d, (byte) ns.nmic());
+        IdNs.NVMCAP_LOW.set(d, ns.bytes());                            // bytes (Namespace Management)
+        IdNs.NGUID.put(d, ns.ids().nguid(), (byte) 0);
+        IdNs.EUI64.put(d, ns.ids().eui64(), (byte) 0);
         lbaFormats(d);
         return Status.SUCCESS;
     }
@@ -158,13 +175,13 @@ final class IdentifyCommand {
 
     /** Namespace Identification Descriptor list (CNS 03h, Figure 249): EUI64, NGUID, UUID. */
     private int descriptors(int nsid, MemorySegment d) {
-        if (context.namespace(nsid) == null) {
+        Namespace ns = context.namespace(nsid);
+        if (ns == null) {
             return Status.INVALID_NAMESPACE_OR_FORMAT;
         }
-        String serial = context.options().serial();
-        int at = put(d, 0, 1, AdminIds.eui64(serial, nsid));
-        at = put(d, at, 2, AdminIds.nguid(serial, nsid));
-        put(d, at, 3, AdminIds.uuid(serial, nsid));
+        int at = put(d, 0, 1, ns.ids().eui64());
+        at = put(d, at, 2, ns.ids().nguid());
+        put(d, at, 3, ns.ids().uuid());
         return Status.SUCCESS;
     }
 

@@ -7,16 +7,19 @@ import java.util.Map;
 import java.util.concurrent.atomic.LongAdder;
 
 /**
- * One namespace: NSID, backend and current LBA format (NVMe 1.4 §6; one of {@link LbaFormats}, no metadata).
- * Immutable but for its counters, Write Uncorrectable marks and the format-in-progress flag: Format NVM puts a
- * {@link #reformatted} copy into the {@link NamespaceTable}, so a command that already looked this object up
- * finishes with the block size it started with.
+ * One namespace: NSID, backend and current LBA format (NVMe 1.4 §6; one of {@link LbaFormats}, no metadata),
+ * its identifiers ({@link NamespaceIds}: NGUID, EUI-64, UUID) and its multi-path capabilities (NMIC, §5.20 /
+ * Figure 245). Immutable but for its counters, Write Uncorrectable marks and the format-in-progress flag: Format
+ * NVM puts a {@link #reformatted} copy into the {@link NamespaceTable}, so a command that already looked this
+ * object up finishes with the block size it started with; the copy keeps the identifiers and NMIC.
  */
 public final class Namespace {
     private final int nsid;
     private final BlockBackend backend;
     private final int lbaShift;
     private final long blocks;
+    private final NamespaceIds ids;
+    private final int nmic;
     /**
      * Durability counters, counted by the I/O workers of every queue: LongAdders (no shared cache line) and
      * only on the durable paths (Flush, FUA, write-through), which pay for an fdatasync anyway.
@@ -31,12 +34,24 @@ public final class Namespace {
      */
     private volatile boolean formatting;
 
+    /** A private namespace (NMIC 0) with identifiers derived from NSID {@code nsid} alone (tests). */
     public Namespace(int nsid, BlockBackend backend, int lbaSize) {
-        this(nsid, backend, Integer.numberOfTrailingZeros(lbaSize), new LongAdder(), new LongAdder(), new LongAdder());
+        this(nsid, backend, lbaSize, NamespaceIds.derived("", nsid), 0);
     }
 
-    private Namespace(int nsid, BlockBackend backend, int lbaShift, LongAdder flushes, LongAdder fuaWrites,
-                      LongAdder writeThroughs) {
+    /**
+     * @param ids  the namespace's NGUID, EUI-64 and UUID (kept across formats and restarts)
+     * @param nmic Namespace Multi-path I/O and Namespace Sharing Capabilities as created (bit 0: shared)
+     */
+    public Namespace(int nsid, BlockBackend backend, int lbaSize, NamespaceIds ids, int nmic) {
+        this(nsid, backend, Integer.numberOfTrailingZeros(lbaSize), ids, nmic, new LongAdder(), new LongAdder(),
+                new LongAdder());
+    }
+
+    private Namespace(int nsid, BlockBackend backend, int lbaShift, NamespaceIds ids, int nmic, LongAdder flushes,
+                      LongAdder fuaWrites, LongAdder writeThroughs) {
+        this.ids = java.util.Objects.requireNonNull(ids, "ids");
+        this.nmic = nmic;
         this.nsid = nsid;
         this.backend = backend;
         this.lbaShift = lbaShift;
@@ -52,7 +67,7 @@ public final class Namespace {
      * was formatted). Everything that identifies the namespace (rather than its format) is copied here.
      */
     public Namespace reformatted(int newLbaShift) {
-        return new Namespace(nsid, backend, newLbaShift, flushes, fuaWrites, writeThroughs);
+        return new Namespace(nsid, backend, newLbaShift, ids, nmic, flushes, fuaWrites, writeThroughs);
     }
 
     /** Format NVM started ({@code true}: I/O to this namespace gets Format In Progress) or failed ({@code false}). */
@@ -67,6 +82,21 @@ public final class Namespace {
 
     public int nsid() {
         return nsid;
+    }
+
+    /** NGUID, EUI-64 and UUID of this namespace. */
+    public NamespaceIds ids() {
+        return ids;
+    }
+
+    /** Identify Namespace NMIC (bit 0: may be attached to two or more controllers). */
+    public int nmic() {
+        return nmic;
+    }
+
+    /** Capacity in bytes (the pool capacity this namespace holds, NVMCAP). */
+    public long bytes() {
+        return backend.size();
     }
 
     public BlockBackend backend() {

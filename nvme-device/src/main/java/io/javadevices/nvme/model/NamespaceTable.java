@@ -29,6 +29,7 @@ public final class NamespaceTable {
     private final TreeMap<Integer, Namespace> allocated = new TreeMap<>(); // guarded by this
     private final boolean[] attachedFlags;                                // guarded by this
     private final List<IntConsumer> listeners = new CopyOnWriteArrayList<>();
+    private final List<IntConsumer> inventoryListeners = new CopyOnWriteArrayList<>();
     private volatile View view;
 
     /** @param maxNsid the highest NSID this subsystem can hold (Identify NN) */
@@ -89,7 +90,7 @@ public final class NamespaceTable {
         }
         allocated.put(nsid, ns);
         attachedFlags[nsid] = attach;
-        publish(attach ? nsid : 0);
+        publish(nsid, attach);
     }
 
     /** Removes namespace {@code nsid} (detaching it first if needed); returns it, or null if it was not allocated. */
@@ -100,7 +101,7 @@ public final class NamespaceTable {
         }
         boolean was = attachedFlags[nsid];
         attachedFlags[nsid] = false;
-        publish(was ? nsid : 0);
+        publish(nsid, was);
         return ns;
     }
 
@@ -110,7 +111,7 @@ public final class NamespaceTable {
             return false;
         }
         attachedFlags[nsid] = attach;
-        publish(nsid);
+        publish(nsid, true);
         return true;
     }
 
@@ -124,7 +125,7 @@ public final class NamespaceTable {
             throw new IllegalArgumentException("NSID " + nsid + " is not allocated");
         }
         allocated.put(nsid, ns);
-        publish(attachedFlags[nsid] ? nsid : 0);
+        publish(nsid, attachedFlags[nsid]);
     }
 
     /** Called with the NSID whose attached namespace changed (appeared, went, or changed format or size). */
@@ -132,7 +133,16 @@ public final class NamespaceTable {
         listeners.add(changed);
     }
 
-    private void publish(int changedNsid) {
+    /**
+     * Called, under the table's lock, with the NSID of every change (allocation, deletion, attachment, format),
+     * attached or not: what a persistent pool records (its manifest). Runs after the attached-change listeners.
+     */
+    public void addInventoryListener(IntConsumer changed) {
+        inventoryListeners.add(changed);
+    }
+
+    private void publish(int nsid, boolean attachedChanged) {
+        int changedNsid = attachedChanged ? nsid : 0;
         Namespace[] byNsid = new Namespace[maxNsid + 1];
         List<Namespace> list = new ArrayList<>();
         for (Namespace ns : allocated.values()) {
@@ -146,6 +156,9 @@ public final class NamespaceTable {
             for (IntConsumer l : listeners) {
                 l.accept(changedNsid);
             }
+        }
+        for (IntConsumer l : inventoryListeners) {
+            l.accept(nsid);
         }
     }
 }

@@ -91,6 +91,12 @@ public final class QueueWorker implements Runnable {
     private volatile boolean parked;
     /** Set once this worker has seen its CQ shared: it then posts only under the CQ lock. */
     private volatile boolean postsLocked;
+    /**
+     * Batches begun plus batches ended ({@link WorkerGrace}): odd while {@link #drain} runs, the only place
+     * commands (and so namespace backends) execute; even outside. Written by this thread only, twice per
+     * batch, never per command.
+     */
+    private volatile long batchEpoch;
     private int head;
     private int unsignalled;
 
@@ -269,8 +275,33 @@ public final class QueueWorker implements Runnable {
         return sq.loadTail(stats, invalidTail);
     }
 
+    /** The batch counter: odd while this worker executes commands ({@link WorkerGrace}). */
+    long batchEpoch() {
+        return batchEpoch;
+    }
+
+    /** True if the caller is this worker's thread. */
+    boolean isCurrentThread() {
+        return Thread.currentThread() == thread;
+    }
+
+    boolean terminated() {
+        return thread.getState() == Thread.State.TERMINATED;
+    }
+
     /** Runs the commands up to {@code tail}; returns how many there were. */
     private int drain(int tail) throws GuestMemoryException {
+        // Odd before the first command looks a namespace up: a volatile store followed by the table's volatile
+        // load, the mirror of WorkerGrace's table store then epoch load (StoreLoad on both sides).
+        batchEpoch = batchEpoch + 1;
+        try {
+            return drainBatch(tail);
+        } finally {
+            batchEpoch = batchEpoch + 1;
+        }
+    }
+
+    private int drainBatch(int tail) throws GuestMemoryException {
         int commands = tail >= head ? tail - head : tail + sq.size - head;
         // Bus Master Enable is looked at before every fetch (PCI 3.0 §6.2.2): the host may clear it mid-batch.
         while (head != tail && !stop && host.busMasterEnabled()) {

@@ -41,6 +41,8 @@ public final class Nvme {
 
     /** OACS bit 8: Doorbell Buffer Config supported (Linux NVME_CTRL_OACS_DBBUF_SUPP). */
     public static final int OACS_DBBUF = 1 << 8;
+    /** OACS bit 3: Namespace Management and Namespace Attachment supported. */
+    public static final int OACS_NS_MANAGEMENT = 1 << 3;
 
     /**
      * Whether a doorbell value (SQ tail or CQ head, raw 32 bits as written) indexes a queue of

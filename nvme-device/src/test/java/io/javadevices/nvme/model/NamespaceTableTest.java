@@ -66,4 +66,22 @@ class NamespaceTableTest {
         assertThrows(IllegalArgumentException.class, () -> t.replace(ram(7)));
         old.backend().close();
     }
+
+    @Test
+    void inventoryListenersSeeEveryChangeAttachedOrNot() {
+        NamespaceTable t = new NamespaceTable(4);
+        List<Integer> attachedChanges = new ArrayList<>(), inventory = new ArrayList<>();
+        t.addListener(attachedChanges::add);
+        t.addInventoryListener(inventory::add);
+        Namespace a = ram(2);
+        t.add(a, false);                       // allocated, not attached: no Namespace Attribute notice
+        t.setAttached(2, true);
+        t.replace(new Namespace(2, a.backend(), 4096, a.ids(), a.nmic()));
+        t.setAttached(2, false);
+        t.replace(new Namespace(2, a.backend(), 512, a.ids(), a.nmic())); // detached: a notice for nobody
+        t.remove(2);
+        assertEquals(List.of(2, 2, 2), attachedChanges, "attach, format while attached, detach");
+        assertEquals(List.of(2, 2, 2, 2, 2, 2), inventory, "every change, for the manifest");
+        a.backend().close();
+    }
 }

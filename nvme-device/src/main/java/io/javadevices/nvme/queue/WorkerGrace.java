@@ -1,0 +1,105 @@
+package io.javadevices.nvme.queue;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.locks.LockSupport;
+import java.util.function.Supplier;
+
+/**
+ * Frees what a queue worker may still be using only once no worker can be using it: the backend of a
+ * deleted namespace (a RAM backend is an mmap; a command still copying into it after munmap would crash the
+ * JVM, a file backend would fail a command the guest issued before the delete).
+ *
+ * <p>The I/O path pays no atomic and no lock per command for it: each {@link QueueWorker} writes its own
+ * batch counter twice per batch (odd on entering {@code drain}, even on leaving). Whoever removed a namespace
+ * from the {@link io.javadevices.nvme.model.NamespaceTable} (a volatile store) then reads every live worker's
+ * counter (volatile loads): a worker found outside a batch (even) will see the new table in its next batch;
+ * one found inside (odd) may hold the old namespace, so the release waits until that worker's counter has
+ * moved on (its batch ended; it may be in a later batch, which started after the removal and cannot see the
+ * namespace) or the worker has ended. This is the grace period of read-copy-update with the batch as the
+ * read-side critical section (Linux {@code synchronize_rcu}).
+ *
+ * <p>The wait runs on a daemon thread, never on the admin worker that executed the delete: a worker stuck in
+ * its backend (a hung NFS file) must not stall the admin queue. Such a release simply waits with the stuck
+ * command; a controller that closes gives pending releases a bounded {@link #awaitReleases} and leaks rather
+ * than frees memory under a running command.
+ */
+public final class WorkerGrace {
+    private static final System.Logger LOG = System.getLogger(WorkerGrace.class.getName());
+
+    private final Supplier<List<QueueWorker>> workers;
+    private final List<Thread> pending = new ArrayList<>(); // guarded by itself
+
+    /** @param workers the workers that may be executing commands now (the queue table's live workers) */
+    public WorkerGrace(Supplier<List<QueueWorker>> workers) {
+        this.workers = workers;
+    }
+
+    /**
+     * Runs {@code release} once every worker that is inside a batch now has left that batch; the caller must
+     * have made the resource unreachable first. Returns at once. The calling worker itself (the admin queue's,
+     * executing the Namespace Management command) is not waited for: it does not touch the resource again.
+     */
+    public void afterInFlight(String what, Runnable release) {
+        List<QueueWorker> inside = new ArrayList<>();
+        List<Long> epochs = new ArrayList<>();
+        for (QueueWorker w : workers.get()) {
+            long epoch = w.batchEpoch();
+            if ((epoch & 1) != 0 && !w.isCurrentThread()) {
+                inside.add(w);
+                epochs.add(epoch);
+            }
+        }
+        if (inside.isEmpty()) {
+            release.run();
+            return;
+        }
+        Thread t = Thread.ofPlatform().daemon().name("nvme-release-" + what).unstarted(() -> {
+            try {
+                long nap = 10_000; // 10 us, doubling to 1 ms: a batch usually ends within microseconds
+                for (int i = 0; i < inside.size(); i++) {
+                    QueueWorker w = inside.get(i);
+                    while (w.batchEpoch() == epochs.get(i) && !w.terminated()) {
+                        LockSupport.parkNanos(nap);
+                        nap = Math.min(nap * 2, 1_000_000);
+                    }
+                }
+                release.run();
+            } catch (RuntimeException e) {
+                LOG.log(System.Logger.Level.WARNING, "releasing {0} failed: {1}", what, e.toString());
+            } finally {
+                synchronized (pending) {
+                    pending.remove(Thread.currentThread());
+                }
+            }
+        });
+        synchronized (pending) {
+            pending.add(t);
+        }
+        t.start();
+    }
+
+    /** Waits up to {@code millis} for the releases still waiting; true if none is left. */
+    public boolean awaitReleases(long millis) {
+        long deadline = System.nanoTime() + millis * 1_000_000L;
+        while (true) {
+            Thread t;
+            synchronized (pending) {
+                if (pending.isEmpty()) {
+                    return true;
+                }
+                t = pending.getFirst();
+            }
+            long left = deadline - System.nanoTime();
+            if (left <= 0) {
+                return false;
+            }
+            try {
+                t.join(Math.max(1, left / 1_000_000L));
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return false;
+            }
+        }
+    }
+}
