@@ -460,7 +460,7 @@ public final class NvmeController implements PciDevice, QueueWorker.Controller {
 
     @Override
     public Map<String, Long> statistics() {
-        return NvmeStatistics.collect(queues, mmioSq, mmioCq, resets, errorLog, guestErrors, namespaces.allocatedList());
+        return NvmeStatistics.collect(queues, mmioSq, mmioCq, resets, errorLog, guestErrors, asyncEvents, namespaces.allocatedList());
     }
 
     @Override

@@ -1,5 +1,6 @@
 package io.javadevices.nvme;
 
+import io.javadevices.nvme.admin.AsyncEvents;
 import io.javadevices.nvme.model.ErrorLog;
 import io.javadevices.nvme.model.GuestErrors;
 import io.javadevices.nvme.model.Namespace;
@@ -65,10 +66,10 @@ public final class NvmeStatistics {
 
     /**
      * The controller's statistics: worker totals (live and retired), MMIO doorbell counts written by the
-     * MMIO thread, resets, the error log, guest errors and the namespaces' counters.
+     * MMIO thread, resets, the error log, guest errors, asynchronous events and the namespaces' counters.
      */
     static Map<String, Long> collect(QueueTable queues, long mmioSq, long mmioCq, long resets, ErrorLog errorLog,
-                                     GuestErrors guestErrors, List<Namespace> namespaces) {
+                                     GuestErrors guestErrors, AsyncEvents events, List<Namespace> namespaces) {
         QueueStats total = queues.totals();
         Map<String, Long> m = new LinkedHashMap<>();
         m.put(ADMIN_COMMANDS, total.adminCommands());
@@ -95,6 +96,7 @@ public final class NvmeStatistics {
         m.put(CONTROLLER_RESETS, resets);
         m.put(ERRORS_LOGGED, errorLog.count());
         guestErrors.addTo(m);
+        events.putStatistics(m);
         namespaces.forEach(ns -> ns.putStatistics(m));
         for (int op = 0; op < 256; op++) {
             if (total.adminByOpcode(op) > 0) {

@@ -5,7 +5,9 @@ import io.javadevices.nvme.queue.QueueWorker;
 import io.javadevices.nvme.spec.Status;
 import io.javadevices.pci.GuestMemoryException;
 
+import java.util.Map;
 import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.atomic.AtomicLongArray;
 
 /**
  * Asynchronous Event Requests (NVMe 1.4 §5.2): up to AERL+1 outstanding commands (held by the admin
@@ -33,6 +35,8 @@ public final class AsyncEvents {
     // Owned by the admin worker.
     private final int[] outstanding = new int[AERL + 1];
     private int count;
+    /** Events completed to the host, by type (0-7); written by the admin worker only, read by statistics. */
+    private final AtomicLongArray postedByType = new AtomicLongArray(8);
 
     /** Queues an event (any thread); dropped if its type is masked or the same event is already queued. */
     public void raise(int event) {
@@ -70,6 +74,7 @@ public final class AsyncEvents {
             try {
                 if (admin.post(cid, Status.SUCCESS, event)) {
                     posted = true;
+                    postedByType.incrementAndGet(type);
                 }
             } catch (GuestMemoryException e) {
                 return;
@@ -99,6 +104,16 @@ public final class AsyncEvents {
         pending.clear();
         maskedTypes = 0;
         count = 0;
+    }
+
+    /**
+     * Adds {@code events.error}, {@code events.smart} and {@code events.notice}: asynchronous events completed
+     * to the host (the notices are the Namespace Attribute Changed events).
+     */
+    public void putStatistics(Map<String, Long> m) {
+        m.put("events.error", postedByType.get(TYPE_ERROR_STATUS));
+        m.put("events.smart", postedByType.get(TYPE_SMART_HEALTH));
+        m.put("events.notice", postedByType.get(TYPE_NOTICE));
     }
 
     /** Outstanding AER commands (for tests). */

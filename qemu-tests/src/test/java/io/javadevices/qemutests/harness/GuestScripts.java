@@ -18,6 +18,24 @@ public final class GuestScripts {
                 """.formatted(device, seconds * 5, device.replace("/dev/", ""));
     }
 
+    /**
+     * Waits for the block device of namespace {@code nsid} (found through {@code /sys/block/nvme*n*\/nsid}:
+     * Linux numbers the disks in the order its asynchronous scan creates them, not by NSID) and keeps its
+     * path in the shell variable {@code ns<nsid>}; reports {@code present.ns<nsid>=yes|no}.
+     */
+    public static String waitForNamespace(int nsid, int seconds) {
+        return """
+                i=0; ns%1$d=""
+                while [ -z "$ns%1$d" ] && [ $i -lt %2$d ]; do
+                  for d in /sys/block/nvme*n*; do
+                    if [ -f $d/nsid ] && [ "$(cat $d/nsid)" = %1$d ] && [ -b /dev/${d##*/} ]; then ns%1$d=/dev/${d##*/}; fi
+                  done
+                  if [ -z "$ns%1$d" ]; then sleep 0.2; i=$((i+1)); fi
+                done
+                if [ -n "$ns%1$d" ]; then echo "@@RESULT present.ns%1$d=yes"; else echo "@@RESULT present.ns%1$d=no"; dmesg | tail -20; fi
+                """.formatted(nsid, seconds * 5);
+    }
+
     /** Waits for a block device node to go away (a detached namespace); reports {@code gone.<name>=yes|no}. */
     public static String waitGone(String device, int seconds) {
         return """
