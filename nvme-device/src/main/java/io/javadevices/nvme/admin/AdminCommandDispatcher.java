@@ -90,27 +90,19 @@ public final class AdminCommandDispatcher implements CommandHandler {
 
     /** Transfers {@code length} bytes of {@code data} to the host buffer described by PRP1/PRP2. */
     int toHost(Sqe cmd, MemorySegment data, long length) {
-        if (length > context.maxTransferBytes()) {
-            return Status.INVALID_FIELD;
-        }
-        int status = prp.walk(cmd.prp1(), cmd.prp2(), length, context.pageSize());
-        if (status != Status.SUCCESS) {
-            return status;
-        }
-        try {
-            prp.copyToGuest(data, length);
-        } catch (GuestMemoryException e) {
-            context.guestErrors().record(GuestErrors.Kind.DMA_OUTSIDE_MEMORY, e.address());
-            return Status.DATA_TRANSFER_ERROR;
-        }
-        return Status.SUCCESS;
+        return transfer(cmd, data, length, true);
     }
 
     /**
      * Transfers {@code length} bytes from the host buffer described by PRP1/PRP2 into {@code data} (a Set Features
-     * data structure). On a Data Transfer Error {@code data} holds a partial copy: callers act only on SUCCESS.
+     * or Namespace Management data structure). On a Data Transfer Error {@code data} holds a partial copy:
+     * callers act only on SUCCESS.
      */
     int fromHost(Sqe cmd, MemorySegment data, long length) {
+        return transfer(cmd, data, length, false);
+    }
+
+    private int transfer(Sqe cmd, MemorySegment data, long length, boolean toHost) {
         if (length > context.maxTransferBytes()) {
             return Status.INVALID_FIELD;
         }
@@ -119,7 +111,11 @@ public final class AdminCommandDispatcher implements CommandHandler {
             return status;
         }
         try {
-            prp.copyFromGuest(data, length);
+            if (toHost) {
+                prp.copyToGuest(data, length);
+            } else {
+                prp.copyFromGuest(data, length);
+            }
         } catch (GuestMemoryException e) {
             context.guestErrors().record(GuestErrors.Kind.DMA_OUTSIDE_MEMORY, e.address());
             return Status.DATA_TRANSFER_ERROR;

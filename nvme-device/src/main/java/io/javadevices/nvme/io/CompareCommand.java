@@ -51,7 +51,7 @@ final class CompareCommand {
             return Status.INVALID_NAMESPACE_OR_FORMAT;
         }
         long slba = cmd.cdw10and11();
-        int blocks = (cmd.cdw12() & 0xFFFF) + 1;
+        int blocks = LbaRange.blocks(cmd);
         long bytes = (long) blocks << ns.lbaShift();
         if (bytes > maxTransferBytes) {
             return Status.INVALID_FIELD;

@@ -98,7 +98,7 @@ public final class IoCommandHandler implements CommandHandler {
             return Status.INVALID_NAMESPACE_OR_FORMAT;
         }
         long slba = cmd.cdw10and11();
-        int blocks = (cmd.cdw12() & 0xFFFF) + 1;
+        int blocks = LbaRange.blocks(cmd);
         long bytes = (long) blocks << ns.lbaShift();
         if (bytes > maxTransferBytes) {
             return Status.INVALID_FIELD;
@@ -255,14 +255,12 @@ public final class IoCommandHandler implements CommandHandler {
      */
     int writeZeroes(Sqe cmd, int sqid) {
         Namespace ns = context.namespace(cmd.nsid());
-        if (ns == null) {
-            return Status.INVALID_NAMESPACE_OR_FORMAT;
+        int range = LbaRange.check(ns, cmd);
+        if (range != Status.SUCCESS) {
+            return range;
         }
         long slba = cmd.cdw10and11();
-        int blocks = (cmd.cdw12() & 0xFFFF) + 1;
-        if (!ns.inRange(slba, blocks)) {
-            return Status.LBA_OUT_OF_RANGE;
-        }
+        int blocks = LbaRange.blocks(cmd);
         long offset = slba << ns.lbaShift();
         long bytes = (long) blocks << ns.lbaShift();
         try {

@@ -33,14 +33,12 @@ final class VerifyCommand {
     int execute(Sqe cmd, QueueWorker worker) {
         int sqid = worker.queue().qid;
         Namespace ns = context.namespace(cmd.nsid());
-        if (ns == null) {
-            return Status.INVALID_NAMESPACE_OR_FORMAT;
+        int range = LbaRange.check(ns, cmd);
+        if (range != Status.SUCCESS) {
+            return range;
         }
         long slba = cmd.cdw10and11();
-        int blocks = (cmd.cdw12() & 0xFFFF) + 1;
-        if (!ns.inRange(slba, blocks)) {
-            return Status.LBA_OUT_OF_RANGE;
-        }
+        int blocks = LbaRange.blocks(cmd);
         int status = WriteUncorrectableCommand.readable(context, ns, slba, blocks, cmd, sqid);
         long offset = slba << ns.lbaShift();
         long bytes = (long) blocks << ns.lbaShift();

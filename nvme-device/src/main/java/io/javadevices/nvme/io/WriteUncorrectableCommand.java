@@ -28,14 +28,12 @@ final class WriteUncorrectableCommand {
 
     int execute(Sqe cmd, int sqid) {
         Namespace ns = context.namespace(cmd.nsid());
-        if (ns == null) {
-            return Status.INVALID_NAMESPACE_OR_FORMAT;
+        int range = LbaRange.check(ns, cmd);
+        if (range != Status.SUCCESS) {
+            return range;
         }
         long slba = cmd.cdw10and11();
-        int blocks = (cmd.cdw12() & 0xFFFF) + 1;
-        if (!ns.inRange(slba, blocks)) {
-            return Status.LBA_OUT_OF_RANGE;
-        }
+        int blocks = LbaRange.blocks(cmd);
         if (!ns.uncorrectable().mark(slba, blocks)) {
             // The set is full (UncorrectableBlocks.MAX_RANGES): refusing is honest, marking fewer would not be.
             context.errorLog().record(sqid, cmd.cid(), Status.INTERNAL_ERROR | Status.DNR, slba, cmd.nsid());
