@@ -30,16 +30,21 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * Coverage-guided fuzzing (Jazzer) of the NVMe admin and I/O command path with a hostile host: the fuzzer
- * builds admin and I/O commands (opcodes, fields, PRP1/PRP2, PRP list pages), and while the controller runs
- * them a second host thread keeps rewriting I/O SQEs, PRP list entries and the shadow doorbell / EventIdx
- * slots (DBBUF is on) with fuzzer-chosen values. Each input gets a fresh controller (TestHost +
+ * builds admin and I/O commands (opcodes, fields, PRP1/PRP2, PRP list pages; and, through {@link CommandShapes},
+ * fields shaped per opcode: Copy range lists, Compare / Verify / Write Uncorrectable ranges, Write Zeroes DEAC,
+ * SGL data pointers valid and malformed, Format NVM, Get LBA Status, Get Log Page of every LID at edge offsets,
+ * Timestamp / Host Behavior Support data), and while the controller runs them a second host thread keeps
+ * rewriting I/O SQEs, PRP list entries, built SGL segments and the shadow doorbell / EventIdx slots (DBBUF is on)
+ * with fuzzer-chosen values, and detaches, re-attaches or reformats namespaces through the controller's
+ * {@link NamespaceTable}. Each input gets a fresh controller (TestHost +
  * {@link io.javadevices.nvme.driver.LinuxLikeDriver}), so an input replays the same way every time up to the
  * racing thread's timing.
  *
  * <p>Invariants: no exception reaches the controller's safety net (a command completed with Internal Error
  * after a throwable, logged by {@code NvmeController.commandFailed}) and the controller never sets CSTS.CFS;
  * every command completes unless the racing thread overwrote that queue's shadow doorbell (then the host
- * itself lost its doorbell); no completion arrives for a command the host never submitted unless the racing
+ * itself lost its doorbell); no I/O command completes with Internal Error (the backends here cannot fail, so
+ * that would be the controller's own fault, e.g. a namespace that changed under a command); no completion arrives for a command the host never submitted unless the racing
  * thread wrote a valid index into that queue's shadow doorbell (only invalid values must be ignored); the device never writes the guard pages
  * around the area that commands may point at (no access outside the memory it was given); after a controller
  * reset (CC.EN 1 → 0 → 1) Identify Controller returns what it returned at bring-up.
