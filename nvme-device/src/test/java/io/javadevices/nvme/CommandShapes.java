@@ -221,8 +221,7 @@ final class CommandShapes {
         if (ch.coin()) {
             c.psdt(0).prp1(list).prp2(bytes > 4096 ? segmentPage() : 0);
         } else {
-            c.psdt(ch.pick(1, 1, 2)).sgl(Descriptor.data(list, (int) (ch.range(0, 7) == 0 ? bytes - 16 : bytes)));
-            c.psdt(ch.pick(1, 1, 2, 3));
+            c.sgl(Descriptor.data(list, (int) (ch.range(0, 7) == 0 ? bytes - 16 : bytes))).psdt(ch.pick(1, 1, 2, 3));
         }
     }
 
