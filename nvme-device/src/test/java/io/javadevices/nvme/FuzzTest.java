@@ -118,7 +118,10 @@ class FuzzTest {
             // A fuzzed Format NVM may have switched namespace 1 to 4096-byte blocks: ask it, as a host would.
             // (Namespace Attachment may also have detached it: attach it again first.)
             f.controller.namespaceTable().setAttached(1, true);
-            int blockBytes = blockBytes(f.driver.identify(0x00, 1));
+            byte[] identifyNamespace = f.driver.identify(0x00, 1);
+            int blockBytes = blockBytes(identifyNamespace);
+            assertEquals((8L << 20) / blockBytes, java.nio.ByteBuffer.wrap(identifyNamespace)
+                    .order(java.nio.ByteOrder.LITTLE_ENDIAN).getLong(0), "NSZE in the current format");
             int blocks = 4096 / blockBytes;
             long buf = f.host.allocatePages(1);
             byte[] data = new byte[4096];

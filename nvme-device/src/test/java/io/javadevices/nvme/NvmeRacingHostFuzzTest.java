@@ -13,6 +13,8 @@ import io.javadevices.pci.GuestMemory;
 import io.javadevices.pci.GuestMemoryException;
 import org.junit.jupiter.api.AfterAll;
 
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashSet;
@@ -47,7 +49,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * that would be the controller's own fault, e.g. a namespace that changed under a command); no completion arrives for a command the host never submitted unless the racing
  * thread wrote a valid index into that queue's shadow doorbell (only invalid values must be ignored); the device never writes the guard pages
  * around the area that commands may point at (no access outside the memory it was given); after a controller
- * reset (CC.EN 1 → 0 → 1) Identify Controller returns what it returned at bring-up.
+ * reset (CC.EN 1 → 0 → 1) Identify Controller returns what it returned at bring-up, and Identify Namespace gives
+ * each namespace the size and LBA format the namespace table holds (after Format NVM or a replace).
  */
 class NvmeRacingHostFuzzTest {
     private static final long RAM = 4L << 20;
@@ -166,7 +169,22 @@ class NvmeRacingHostFuzzTest {
             f.driver.disable();
             f.driver.enable();
             assertArrayEquals(identity, identifyController(), "Identify Controller after reset");
+            identifyNamespacesFollowTheTable();
             checkDevice();
+        }
+
+        /**
+         * Identify Namespace of each attached namespace says what the table holds: the size in blocks and the LBA
+         * format that a fuzzed Format NVM or the racing thread's replace gave it (the host's block device follows
+         * these). Checked after the reset: by then no command that a clobbered doorbell left behind still runs.
+         */
+        private void identifyNamespacesFollowTheTable() {
+            for (Namespace ns : namespaces.attachedList()) {
+                byte[] id = f.driver.identify(0x00, ns.nsid());
+                assertEquals(ns.blocks(), ByteBuffer.wrap(id).order(ByteOrder.LITTLE_ENDIAN).getLong(0),
+                        "NSZE of namespace " + ns.nsid());
+                assertEquals(1 << ns.lbaShift(), io.javadevices.nvme.FuzzTest.blockBytes(id), "LBA data size of namespace " + ns.nsid());
+            }
         }
 
         private byte[] identifyController() {
