@@ -7,10 +7,14 @@ import io.javadevices.nvme.driver.Command;
 import io.javadevices.nvme.driver.Completion;
 import io.javadevices.nvme.driver.HostQueue;
 import io.javadevices.nvme.driver.LinuxLikeDriver;
+import io.javadevices.nvme.model.Namespace;
+import io.javadevices.nvme.model.NamespaceTable;
 import io.javadevices.pci.GuestMemory;
 import io.javadevices.pci.GuestMemoryException;
 import org.junit.jupiter.api.AfterAll;
 
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashSet;
@@ -28,19 +32,25 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * Coverage-guided fuzzing (Jazzer) of the NVMe admin and I/O command path with a hostile host: the fuzzer
- * builds admin and I/O commands (opcodes, fields, PRP1/PRP2, PRP list pages), and while the controller runs
- * them a second host thread keeps rewriting I/O SQEs, PRP list entries and the shadow doorbell / EventIdx
- * slots (DBBUF is on) with fuzzer-chosen values. Each input gets a fresh controller (TestHost +
+ * builds admin and I/O commands (opcodes, fields, PRP1/PRP2, PRP list pages; and, through {@link CommandShapes},
+ * fields shaped per opcode: Copy range lists, Compare / Verify / Write Uncorrectable ranges, Write Zeroes DEAC,
+ * SGL data pointers valid and malformed, Format NVM, Get LBA Status, Get Log Page of every LID at edge offsets,
+ * Timestamp / Host Behavior Support data), and while the controller runs them a second host thread keeps
+ * rewriting I/O SQEs, PRP list entries, built SGL segments and the shadow doorbell / EventIdx slots (DBBUF is on)
+ * with fuzzer-chosen values, and detaches, re-attaches or reformats namespaces through the controller's
+ * {@link NamespaceTable}. Each input gets a fresh controller (TestHost +
  * {@link io.javadevices.nvme.driver.LinuxLikeDriver}), so an input replays the same way every time up to the
  * racing thread's timing.
  *
  * <p>Invariants: no exception reaches the controller's safety net (a command completed with Internal Error
  * after a throwable, logged by {@code NvmeController.commandFailed}) and the controller never sets CSTS.CFS;
  * every command completes unless the racing thread overwrote that queue's shadow doorbell (then the host
- * itself lost its doorbell); no completion arrives for a command the host never submitted unless the racing
+ * itself lost its doorbell); no I/O command completes with Internal Error (the backends here cannot fail, so
+ * that would be the controller's own fault, e.g. a namespace that changed under a command); no completion arrives for a command the host never submitted unless the racing
  * thread wrote a valid index into that queue's shadow doorbell (only invalid values must be ignored); the device never writes the guard pages
  * around the area that commands may point at (no access outside the memory it was given); after a controller
- * reset (CC.EN 1 → 0 → 1) Identify Controller returns what it returned at bring-up.
+ * reset (CC.EN 1 → 0 → 1) Identify Controller returns what it returned at bring-up, and Identify Namespace gives
+ * each namespace the size and LBA format the namespace table holds (after Format NVM or a replace).
  */
 class NvmeRacingHostFuzzTest {
     private static final long RAM = 4L << 20;
@@ -51,10 +61,16 @@ class NvmeRacingHostFuzzTest {
     private static final long WAIT_NANOS = 5_000_000_000L;
     private static final long HOST_DESYNC_WAIT_NANOS = 200_000_000L;
     private static final byte GUARD = (byte) 0xA5;
-    private static final int[] IO_OPCODES = {0x00, 0x01, 0x02, 0x04, 0x05, 0x08, 0x09};
+    private static final int INTERNAL_ERROR = 0x06;
     private static final int[] EDGE_DWORDS = {0, 1, 3, 4, 0xFFFC, 0xFFFF, 0x10000, 0x7FFF_FFFF, 0x8000_0000, 0xFFFF_FFFC, -1};
-    private static final long[] EDGE_OFFSETS = {0, 4, 508, 512, 4092, 4096, 1L << 32, 1L << 62, 1L << 63, -4, Long.MAX_VALUE & ~3};
-    private static final int[] ADMIN_OPCODES = {0x00, 0x01, 0x02, 0x04, 0x05, 0x06, 0x08, 0x09, 0x0A, 0x7C};
+    /** Pages for the structures the command shapes build (Copy range lists, SGL segments, feature data). */
+    private static final int BUILT_PAGES = CommandShapes.SLOTS * CommandShapes.SLOT_BYTES / 4096;
+    /**
+     * Pages between the built structures and the high guard: an SGL Data Block that starts in the arena is at most
+     * MDTS (2^5 pages, option mdts below) long, or the command is refused before its data is mapped, so a block
+     * whose length the racing thread or the fuzzer chose still ends before the guard.
+     */
+    private static final int OVERRUN_PAGES = 32;
 
     @AfterAll
     static void knownIssuesSeen() {
@@ -80,7 +96,10 @@ class NvmeRacingHostFuzzTest {
         private final GuestMemory memory;
         private final long guardLow;
         private final long arena;
+        private final long built;
         private final long guardHigh;
+        private final CommandShapes shapes;
+        private final NamespaceTable namespaces;
         private final byte[] identity;
         /**
          * Per queue (0 = admin): the racing thread overwrote its shadow SQ tail / CQ head, so the host's own
@@ -110,7 +129,11 @@ class NvmeRacingHostFuzzTest {
             identity = identifyController();
             guardLow = f.host.allocatePages(1);
             arena = f.host.allocatePages(ARENA_PAGES);
-            guardHigh = f.host.allocatePages(1);
+            built = f.host.allocatePages(BUILT_PAGES + OVERRUN_PAGES); // a data block that runs past the arena
+            guardHigh = f.host.allocatePages(1);                        // lands here, not in the guard
+            namespaces = f.controller.namespaceTable();
+            shapes = new CommandShapes(CommandShapes.Choices.of(data), memory, namespaces, arena, ARENA_PAGES - 2,
+                    built, guardLow, guardHigh);
             memory.fill(guardLow, 4096, GUARD);
             memory.fill(guardHigh, 4096, GUARD);
             // Well-formed PRP lists to start from (data pages in order, the first list chained to the second);
@@ -122,7 +145,8 @@ class NvmeRacingHostFuzzTest {
         }
 
         void run() throws Exception {
-            Racer racer = new Racer(script());
+            List<Write> writes = script();
+            Racer racer = new Racer(writes, namespaceScript(writes));
             Thread thread = Thread.ofPlatform().name("racing-host").start(racer);
             try {
                 int commands = data.consumeInt(1, 12);
@@ -137,12 +161,30 @@ class NvmeRacingHostFuzzTest {
                 racer.stop = true;
                 thread.join();
             }
+            for (NamespaceChange c : racer.changes) { // the namespaces back as they were (attached), for the checks
+                namespaces.setAttached(c.nsid, true);
+            }
             checkDevice();
             // A reset must bring back a controller that serves Identify as before, whatever the host did.
             f.driver.disable();
             f.driver.enable();
             assertArrayEquals(identity, identifyController(), "Identify Controller after reset");
+            identifyNamespacesFollowTheTable();
             checkDevice();
+        }
+
+        /**
+         * Identify Namespace of each attached namespace says what the table holds: the size in blocks and the LBA
+         * format that a fuzzed Format NVM or the racing thread's replace gave it (the host's block device follows
+         * these). Checked after the reset: by then no command that a clobbered doorbell left behind still runs.
+         */
+        private void identifyNamespacesFollowTheTable() {
+            for (Namespace ns : namespaces.attachedList()) {
+                byte[] id = f.driver.identify(0x00, ns.nsid());
+                assertEquals(ns.blocks(), ByteBuffer.wrap(id).order(ByteOrder.LITTLE_ENDIAN).getLong(0),
+                        "NSZE of namespace " + ns.nsid());
+                assertEquals(1 << ns.lbaShift(), io.javadevices.nvme.FuzzTest.blockBytes(id), "LBA data size of namespace " + ns.nsid());
+            }
         }
 
         private byte[] identifyController() {
@@ -164,12 +206,11 @@ class NvmeRacingHostFuzzTest {
         // ------------------------------------------------------------ fuzzed commands
 
         private void admin() {
-            int opcode = data.consumeBoolean() ? data.pickValue(ADMIN_OPCODES) : data.consumeInt(0, 255);
+            int opcode = data.consumeBoolean() ? data.pickValue(CommandShapes.ADMIN_OPCODES) : data.consumeInt(0, 255);
             Command c = fields(Command.of(opcode));
-            if (opcode == 0x02 && data.consumeBoolean()) { // Get Log Page of a log the controller has, at any LPO
-                long lpo = data.pickValue(EDGE_OFFSETS);
-                c.cdw(10, data.pickValue(new int[] {0x01, 0x02, 0x03, 0x05}) | data.consumeInt(0, 1023) << 16)
-                        .cdw(12, (int) lpo).cdw(13, (int) (lpo >>> 32));
+            shapes.newBurst();
+            if (data.consumeBoolean()) { // fields that reach the command's work: LIDs at edge LPOs, Format, features
+                shapes.admin(c);
             }
             int qid = c.cdw(10) & 0xFFFF;
             switch (opcode) {
@@ -196,11 +237,15 @@ class NvmeRacingHostFuzzTest {
             HostQueue q = f.driver.ioQueue(data.consumeInt(1, QUEUES));
             int burst = Math.min(data.consumeInt(1, 4), q.capacity() - q.inflight());
             Set<Integer> outstanding = new HashSet<>();
+            shapes.newBurst();
             for (int i = 0; i < burst; i++) {
-                int opcode = data.consumeInt(0, 4) == 0 ? data.consumeInt(0, 255) : data.pickValue(IO_OPCODES);
+                int opcode = data.consumeInt(0, 4) == 0 ? data.consumeInt(0, 255) : data.pickValue(CommandShapes.IO_OPCODES);
                 Command c = fields(Command.of(opcode));
                 if (opcode == 0x08 || opcode == 0x09) {
                     c.cdw(12, c.cdw(12) & 0xFFFF); // keep Write Zeroes / DSM ranges small
+                }
+                if (data.consumeBoolean()) { // LBAs near the edges, range lists, DEAC, PRPs or SGLs (PSDT)
+                    shapes.io(c);
                 }
                 outstanding.add(q.queue(c));
             }
@@ -220,6 +265,11 @@ class NvmeRacingHostFuzzTest {
             List<Completion> strays = new ArrayList<>();
             while (!outstanding.isEmpty()) {
                 for (Completion done : q.reap()) {
+                    if (q.qid != 0 && done.sct() == 0 && done.sc() == INTERNAL_ERROR) {
+                        // RAM and null backends cannot fail: an Internal Error is the controller's own fault
+                        // (e.g. a namespace that changed under the command; it must get Invalid Namespace instead).
+                        throw new AssertionError("queue " + q.qid + ": Internal Error " + done);
+                    }
                     if (!outstanding.remove(done.cid()) && !earlier.remove(done.cid())
                             && !(q.qid == 0 && done.cid() == LinuxLikeDriver.AER_CID)) {
                         strays.add(done);
@@ -331,25 +381,67 @@ class NvmeRacingHostFuzzTest {
             return writes;
         }
 
+        /** What the racing thread does to a namespace (through the table, as Namespace Attachment / Format NVM do). */
+        private static final int DETACH = 0, ATTACH = 1, REFORMAT_512 = 2, REFORMAT_4096 = 3;
+
+        private record NamespaceChange(int nsid, int kind) {
+        }
+
+        /**
+         * The racing host's second script, read after {@link #script} (inputs written for the doorbell races keep
+         * their meaning): namespace 1 or 2 detached, re-attached or replaced by a copy in another LBA format, through
+         * the controller's {@link NamespaceTable} while commands run (I/O must get Invalid Namespace or a normal
+         * status, never a throwable, an Internal Error or a hang); and rewrites, added to {@code writes}, of the
+         * SGL segments and Copy range lists the shapes built (an identifier dword, or an address from
+         * {@link #address}; never a length, which could aim a Data Block at the guard).
+         */
+        private List<NamespaceChange> namespaceScript(List<Write> writes) {
+            List<NamespaceChange> changes = new ArrayList<>();
+            int n = data.consumeInt(0, 4);
+            for (int i = 0; i < n; i++) {
+                changes.add(new NamespaceChange(data.consumeInt(1, 2), data.consumeInt(DETACH, REFORMAT_4096)));
+            }
+            int m = data.consumeInt(0, 4);
+            for (int i = 0; i < m; i++) {
+                long at = built + (long) SGL_DESCRIPTOR_BYTES * data.consumeInt(0, BUILT_PAGES * 4096 / SGL_DESCRIPTOR_BYTES - 1);
+                if (data.consumeBoolean()) {
+                    writes.add(new Write(at + 12, data.consumeInt())); // reserved bytes 14:12 and the SGL identifier
+                } else {
+                    long a = address();
+                    writes.add(new Write(at, (int) a));
+                    writes.add(new Write(at + 4, (int) (a >>> 32)));
+                }
+            }
+            return changes;
+        }
+
+        private static final int SGL_DESCRIPTOR_BYTES = 16;
+
         private static byte[] halfWord(int value) {
             return new byte[] {(byte) value, (byte) (value >>> 8)};
         }
 
         private final class Racer implements Runnable {
             private final List<Write> writes;
+            final List<NamespaceChange> changes;
             volatile boolean stop;
 
-            Racer(List<Write> writes) {
+            Racer(List<Write> writes, List<NamespaceChange> changes) {
                 this.writes = writes;
+                this.changes = changes;
             }
 
             @Override
             public void run() {
-                if (writes.isEmpty()) {
+                if (writes.isEmpty() && changes.isEmpty()) {
                     return;
                 }
+                int next = 0;
                 try {
                     while (!stop) {
+                        if (!changes.isEmpty()) {
+                            apply(changes.get(next++ % changes.size()));
+                        }
                         for (Write w : writes) {
                             if (w.bytes == 4) {
                                 memory.storeIntRelease(w.address, w.value);
@@ -361,6 +453,25 @@ class NvmeRacingHostFuzzTest {
                     }
                 } catch (GuestMemoryException e) {
                     throw new IllegalStateException(e); // only guest RAM addresses are written
+                }
+            }
+
+            private void apply(NamespaceChange c) {
+                switch (c.kind) {
+                    case DETACH -> namespaces.setAttached(c.nsid, false);
+                    case ATTACH -> namespaces.setAttached(c.nsid, true);
+                    default -> {
+                        int shift = c.kind == REFORMAT_512 ? 9 : 12;
+                        // Changes are serialised on the table itself (NamespaceTable): holding it, nothing (a
+                        // fuzzed Format NVM, later Namespace Management) can change the namespace between the
+                        // look-up and the replace. The current namespace, never a saved one: it may be new.
+                        synchronized (namespaces) {
+                            Namespace ns = namespaces.allocated(c.nsid);
+                            if (ns != null && !ns.formatInProgress() && ns.backend().size() % (1L << shift) == 0) {
+                                namespaces.replace(ns.reformatted(shift));
+                            }
+                        }
+                    }
                 }
             }
         }
