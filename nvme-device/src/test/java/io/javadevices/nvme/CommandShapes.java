@@ -37,15 +37,13 @@ final class CommandShapes {
             Nvme.IO_COMPARE, Nvme.IO_WRITE_ZEROES, Nvme.IO_DSM, Nvme.IO_VERIFY, Nvme.IO_COPY};
     /**
      * Admin opcodes the targets pick from (not the AER: it completes only on an event). Namespace Management (0Dh)
-     * and Namespace Attachment (15h) are one line away: add {@code Nvme.ADM_NAMESPACE_MANAGEMENT,
-     * Nvme.ADM_NAMESPACE_ATTACHMENT} to this list (their fields then come from the targets' generic generator; both
-     * targets already keep namespace 1 usable, see {@link FuzzTest#randomAdmin} and
-     * {@code NvmeRacingHostFuzzTest.Racer}).
+     * and Namespace Attachment (15h) get the targets' generic fields; both targets keep namespace 1 usable (see
+     * {@link FuzzTest#randomAdmin} and {@code NvmeRacingHostFuzzTest.Racer}).
      */
     static final int[] ADMIN_OPCODES = {Nvme.ADM_DELETE_SQ, Nvme.ADM_CREATE_SQ, Nvme.ADM_GET_LOG_PAGE,
             Nvme.ADM_DELETE_CQ, Nvme.ADM_CREATE_CQ, Nvme.ADM_IDENTIFY, Nvme.ADM_ABORT, Nvme.ADM_SET_FEATURES,
             Nvme.ADM_GET_FEATURES, Nvme.ADM_KEEP_ALIVE, Nvme.ADM_DOORBELL_BUFFER_CONFIG, Nvme.ADM_FORMAT_NVM,
-            Nvme.ADM_GET_LBA_STATUS};
+            Nvme.ADM_GET_LBA_STATUS, Nvme.ADM_NAMESPACE_MANAGEMENT, Nvme.ADM_NAMESPACE_ATTACHMENT};
     /** Log pages the controller has (admin/LogPages), and 06h / 0Dh / FFh it has not. */
     static final int[] LOG_PAGES = {0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x0E, 0x12, 0x06, 0x0D, 0xFF};
     /** Log page offsets (LPO) at the sizes of the pages (512, 1024, 4096, 8192 bytes), beyond them, and huge. */
