@@ -47,18 +47,13 @@ final class CompareCommand {
     int execute(Sqe cmd, QueueWorker worker) {
         int sqid = worker.queue().qid;
         Namespace ns = context.namespace(cmd.nsid());
-        if (ns == null) {
-            return Status.INVALID_NAMESPACE_OR_FORMAT;
+        int range = LbaRange.checkTransfer(ns, cmd, maxTransferBytes);
+        if (range != Status.SUCCESS) {
+            return range;
         }
         long slba = cmd.cdw10and11();
         int blocks = LbaRange.blocks(cmd);
         long bytes = (long) blocks << ns.lbaShift();
-        if (bytes > maxTransferBytes) {
-            return Status.INVALID_FIELD;
-        }
-        if (!ns.inRange(slba, blocks)) {
-            return Status.LBA_OUT_OF_RANGE;
-        }
         int status = mapData(cmd, bytes);
         if (status != Status.SUCCESS) {
             return status;

@@ -94,18 +94,13 @@ public final class IoCommandHandler implements CommandHandler {
     int readWrite(Sqe cmd, QueueWorker worker, QueueStats stats, boolean write) {
         int sqid = worker.queue().qid;
         Namespace ns = context.namespace(cmd.nsid());
-        if (ns == null) {
-            return Status.INVALID_NAMESPACE_OR_FORMAT;
+        int range = LbaRange.checkTransfer(ns, cmd, maxTransferBytes);
+        if (range != Status.SUCCESS) {
+            return range;
         }
         long slba = cmd.cdw10and11();
         int blocks = LbaRange.blocks(cmd);
         long bytes = (long) blocks << ns.lbaShift();
-        if (bytes > maxTransferBytes) {
-            return Status.INVALID_FIELD;
-        }
-        if (!ns.inRange(slba, blocks)) {
-            return Status.LBA_OUT_OF_RANGE;
-        }
         int status = data.map(cmd, bytes, !write);
         if (status != Status.SUCCESS) {
             return status;

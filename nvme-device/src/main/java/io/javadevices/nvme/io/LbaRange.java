@@ -26,4 +26,19 @@ final class LbaRange {
         }
         return ns.inRange(cmd.cdw10and11(), blocks(cmd)) ? Status.SUCCESS : Status.LBA_OUT_OF_RANGE;
     }
+
+    /**
+     * {@link #check} for a command that moves the range's data (Read, Write, Compare): between the namespace and
+     * the range check, more than {@code maxTransferBytes} (Identify Controller MDTS) is Invalid Field (QEMU
+     * checks nvme_check_mdts before nvme_check_bounds too).
+     */
+    static int checkTransfer(Namespace ns, Sqe cmd, long maxTransferBytes) {
+        if (ns == null) {
+            return Status.INVALID_NAMESPACE_OR_FORMAT;
+        }
+        if ((long) blocks(cmd) << ns.lbaShift() > maxTransferBytes) {
+            return Status.INVALID_FIELD;
+        }
+        return ns.inRange(cmd.cdw10and11(), blocks(cmd)) ? Status.SUCCESS : Status.LBA_OUT_OF_RANGE;
+    }
 }
