@@ -1,6 +1,5 @@
 package io.javadevices.nvme;
 
-import io.javadevices.nvme.backend.BlockBackend;
 import io.javadevices.nvme.driver.Command;
 import io.javadevices.nvme.driver.Completion;
 import io.javadevices.nvme.driver.HostQueue;
@@ -10,8 +9,6 @@ import io.javadevices.pci.testkit.TestHost;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-import java.io.IOException;
-import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.file.Path;
@@ -20,7 +17,6 @@ import java.util.HashMap;
 import java.util.Map;
 import java.util.Random;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 
 import static org.junit.jupiter.api.Assertions.*;
@@ -282,104 +278,23 @@ class FormatNvmTest {
 
     // ------------------------------------------------------------------ I/O around a format
 
-    /** A backend whose next Write Zeroes (a user data erase) or read waits until the test lets it go. */
-    private static final class HeldBackend implements BlockBackend {
-        private final BlockBackend inner;
-        private volatile boolean holdZeroes, holdRead, failZeroes;
-        private final CountDownLatch entered = new CountDownLatch(1), release = new CountDownLatch(1);
-
-        HeldBackend(BlockBackend inner) {
-            this.inner = inner;
-        }
-
-        void awaitEntered() throws InterruptedException {
-            assertTrue(entered.await(5, TimeUnit.SECONDS), "the held call never started");
-        }
-
-        private void hold() {
-            entered.countDown();
-            try {
-                release.await(10, TimeUnit.SECONDS);
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-            }
-        }
-
-        @Override
-        public long size() {
-            return inner.size();
-        }
-
-        @Override
-        public void read(long offset, MemorySegment dst) throws IOException {
-            if (holdRead) {
-                holdRead = false;
-                hold();
-            }
-            inner.read(offset, dst);
-        }
-
-        @Override
-        public void write(long offset, MemorySegment src) throws IOException {
-            inner.write(offset, src);
-        }
-
-        @Override
-        public void flush() throws IOException {
-            inner.flush();
-        }
-
-        @Override
-        public void writeZeroes(long offset, long length) throws IOException {
-            if (holdZeroes) {
-                holdZeroes = false;
-                hold();
-            }
-            if (failZeroes) {
-                throw new IOException("injected: the erase fails");
-            }
-            inner.writeZeroes(offset, length);
-        }
-
-        @Override
-        public void deallocate(long offset, long length) throws IOException {
-            inner.deallocate(offset, length);
-        }
-
-        @Override
-        public boolean deallocatedReadsZero() {
-            return inner.deallocatedReadsZero();
-        }
-
-        @Override
-        public String describe() {
-            return "held " + inner.describe();
-        }
-
-        @Override
-        public void close() {
-            release.countDown();
-            inner.close();
-        }
-    }
-
     private static final class HeldFixture implements AutoCloseable {
         final TestHost host = TestHost.heap(64L << 20);
-        HeldBackend backend;
+        GatedBackend backend;
         final NvmeController controller;
         final LinuxLikeDriver driver;
 
         HeldFixture() {
             Map<String, String> o = new HashMap<>(Map.of("queues", "1", "namespaces", "ram:8M"));
             controller = host.attach(ctx -> new NvmeController(NvmeOptions.parse(o), ctx,
-                    spec -> backend = new HeldBackend(spec.open())));
+                    spec -> backend = new GatedBackend(spec.open())));
             driver = new LinuxLikeDriver(host);
             driver.bringUp(1, 16, false);
         }
 
         @Override
         public void close() {
-            backend.release.countDown();
+            backend.release();
             host.close();
         }
     }
@@ -392,7 +307,7 @@ class FormatNvmTest {
             put(f.host, buf, pattern(5, 4096));
             assertTrue(q.execute(Command.write(1, 0, 8, buf, 0)).ok());
 
-            f.backend.holdZeroes = true;
+            f.backend.armZeroes();
             CompletableFuture<Completion> formatting = CompletableFuture.supplyAsync(
                     () -> format(f.driver, 1, 1 | ses(1)));
             f.backend.awaitEntered();                                        // the erase is under way
@@ -405,7 +320,7 @@ class FormatNvmTest {
             assertEquals(0x0B, q.execute(Command.read(2, 0, 1, buf, 0)).sc(), "other NSIDs: as before");
             assertFalse(formatting.isDone());
 
-            f.backend.release.countDown();
+            f.backend.release();
             assertTrue(formatting.get(10, TimeUnit.SECONDS).ok());
             Completion after = q.execute(Command.read(1, 0, 1, buf, 0));    // one block is 4096 bytes now
             assertTrue(after.ok(), after.toString());
@@ -417,13 +332,13 @@ class FormatNvmTest {
     @Test
     void aFailedEraseIsInternalErrorAndKeepsTheOldFormat() {
         try (HeldFixture f = new HeldFixture()) {
-            f.backend.failZeroes = true;
+            f.backend.failZeroes(true);
             assertStatus(format(f.driver, 1, 1 | ses(1)), 0, 0x06);
             assertEquals(1L, f.controller.errorLog().count(), "logged in the error log");
             assertEquals(0, identifyNs(f.driver, 1).get(26), "still LBAF0");
             long buf = f.host.allocatePages(1);
             assertTrue(f.driver.ioQueue(1).execute(Command.read(1, 0, 1, buf, 0)).ok(), "no longer formatting");
-            f.backend.failZeroes = false;
+            f.backend.failZeroes(false);
             assertTrue(format(f.driver, 1, 1 | ses(1)).ok(), "the host formats again");
         }
     }
@@ -438,11 +353,11 @@ class FormatNvmTest {
             assertTrue(q.execute(Command.write(1, 0, 16, buf, buf + 4096)).ok());
 
             long into = f.host.allocatePages(1);
-            f.backend.holdRead = true;
+            f.backend.arm(true);
             int cid = q.submit(Command.read(1, 9, 1, into, 0));             // 512-byte LBA 9: bytes 4608..5119
             f.backend.awaitEntered();
             assertTrue(format(f.driver, 1, 1).ok(), "the format does not wait for the host's stray read");
-            f.backend.release.countDown();
+            f.backend.release();
             Completion read = q.awaitCompletions(1, Duration.ofSeconds(10)).getFirst();
             assertEquals(cid, read.cid());
             assertTrue(read.ok(), read.toString());

@@ -8,13 +8,14 @@ import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 
 /**
- * A backend that, once armed, holds the next read or flush until the test releases it: a worker
- * "stuck in a long command" on demand, without sleeping. The held read fills its buffer only after the
- * release (as a read blocked in the kernel would).
+ * A backend that, once armed, holds the next read, flush or Write Zeroes (a Format's user data erase) until
+ * the test releases it: a worker "stuck in a long command" on demand, without sleeping. The held read fills
+ * its buffer only after the release (as a read blocked in the kernel would). Write Zeroes can also be made to
+ * fail.
  */
 final class GatedBackend implements BlockBackend {
     private final BlockBackend inner;
-    private volatile boolean holdRead, holdFlush;
+    private volatile boolean holdRead, holdFlush, holdZeroes, failZeroes;
     private final CountDownLatch entered = new CountDownLatch(1);
     private final CountDownLatch release = new CountDownLatch(1);
 
@@ -30,6 +31,17 @@ final class GatedBackend implements BlockBackend {
             holdFlush = true;
         }
         return this;
+    }
+
+    /** The next Write Zeroes blocks until {@link #release}. */
+    GatedBackend armZeroes() {
+        holdZeroes = true;
+        return this;
+    }
+
+    /** While {@code fail}, Write Zeroes throws an IOException (an erase that fails in the backend). */
+    void failZeroes(boolean fail) {
+        failZeroes = fail;
     }
 
     /** Waits until a worker is inside the held call. */
@@ -82,6 +94,13 @@ final class GatedBackend implements BlockBackend {
 
     @Override
     public void writeZeroes(long offset, long length) throws IOException {
+        if (holdZeroes) {
+            holdZeroes = false;
+            hold();
+        }
+        if (failZeroes) {
+            throw new IOException("injected: Write Zeroes fails");
+        }
         inner.writeZeroes(offset, length);
     }
 
