@@ -3,7 +3,6 @@ package io.javadevices.nvme;
 import io.javadevices.nvme.driver.Command;
 import io.javadevices.nvme.driver.Completion;
 import io.javadevices.nvme.driver.HostQueue;
-import io.javadevices.pci.GuestMemoryException;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 
@@ -42,21 +41,11 @@ class NamespaceManagementTest {
     }
 
     private void put(long address, byte[] data) {
-        try {
-            f.host.memory().write(address, data, 0, data.length);
-        } catch (GuestMemoryException e) {
-            throw new AssertionError(e);
-        }
+        GuestBytes.put(f, address, data);
     }
 
     private byte[] get(long address, int length) {
-        byte[] out = new byte[length];
-        try {
-            f.host.memory().read(address, out, 0, length);
-        } catch (GuestMemoryException e) {
-            throw new AssertionError(e);
-        }
-        return out;
+        return GuestBytes.get(f, address, length);
     }
 
     @Test

@@ -14,7 +14,6 @@ import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.util.Arrays;
-import java.util.Random;
 
 import static org.junit.jupiter.api.Assertions.*;
 
@@ -48,27 +47,15 @@ class SglTest {
     // ------------------------------------------------------------------ helpers
 
     private static byte[] pattern(long seed, int length) {
-        byte[] b = new byte[length];
-        new Random(seed).nextBytes(b);
-        return b;
+        return GuestBytes.pattern(seed, length);
     }
 
     private void put(long address, byte[] data) {
-        try {
-            f.host.memory().write(address, data, 0, data.length);
-        } catch (GuestMemoryException e) {
-            throw new AssertionError(e);
-        }
+        GuestBytes.put(f, address, data);
     }
 
     private byte[] get(long address, int length) {
-        byte[] out = new byte[length];
-        try {
-            f.host.memory().read(address, out, 0, length);
-        } catch (GuestMemoryException e) {
-            throw new AssertionError(e);
-        }
-        return out;
+        return GuestBytes.get(f, address, length);
     }
 
     /** Writes {@code data} at LBA {@code slba} with plain PRPs (the reference path). */
