@@ -10,6 +10,10 @@ command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
 command -v cpio >/dev/null 2>&1 || need+=(cpio)
 command -v zstd >/dev/null 2>&1 || need+=(zstd)
 command -v xz >/dev/null 2>&1 || need+=(xz-utils)
+# The NBD backend's tests need real NBD servers: qemu-nbd / qemu-img (qcow2 images) and nbdkit (its memory
+# plugin and delay filter).
+command -v qemu-nbd >/dev/null 2>&1 || need+=(qemu-utils)
+command -v nbdkit >/dev/null 2>&1 || need+=(nbdkit)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then log "need root to install: ${need[*]}"; exit 1; fi
   log "installing: ${need[*]}"

@@ -76,6 +76,24 @@ public interface BlockBackend extends AutoCloseable {
         return false;
     }
 
+    /**
+     * The asynchronous path of this backend for one queue worker's {@code engine}, or null: the worker then runs
+     * this backend's commands synchronously with the methods above (RAM and null backends, whose work is a memory
+     * copy that would gain nothing from a hand-off). Called on the worker's thread the first time that worker
+     * executes a command of this namespace; the result is used by that worker only.
+     */
+    default AsyncIo openAsync(IoEngine engine) {
+        return null;
+    }
+
+    /**
+     * True if writes are refused (a read-only NBD export, a read-only image): the namespace is then reported
+     * write protected (Identify Namespace NSATTR bit 0) and every write gets Namespace Is Write Protected.
+     */
+    default boolean readOnly() {
+        return false;
+    }
+
     /** Short description for logs, e.g. {@code ram:1G}. */
     String describe();
 

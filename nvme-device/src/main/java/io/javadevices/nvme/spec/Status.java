@@ -29,6 +29,8 @@ public final class Status {
     public static final int INVALID_PRP_OFFSET = 0x13 | DNR;
     public static final int SGL_OFFSET_INVALID = 0x16 | DNR;
     public static final int SGL_SUBTYPE_INVALID = 0x17 | DNR;
+    /** A write to a write-protected namespace (NVMe 1.4 Figure 128, 20h): a read-only backend. */
+    public static final int NAMESPACE_WRITE_PROTECTED = 0x20 | DNR;
     public static final int LBA_OUT_OF_RANGE = 0x80 | DNR;
     public static final int CAPACITY_EXCEEDED = 0x81 | DNR;
     public static final int NAMESPACE_NOT_READY = 0x82;

@@ -1,0 +1,63 @@
+package io.javadevices.nvme.backend;
+
+/**
+ * One queue worker's asynchronous I/O engine: how the commands of one submission queue are in flight
+ * together and complete as the storage finishes them, in any order (NVMe 1.4 §6: commands are not ordered
+ * unless fused). Every queue worker owns one engine; nothing in it is shared with another queue, so the I/O
+ * path takes no lock shared across queues.
+ *
+ * <p>Operations are identified by a <em>tag</em> in {@code [0, capacity)}: the index of the worker's in-flight
+ * slot. A tag is in flight at most once; its completion comes back exactly once, as {@code (tag, result)}
+ * with {@code result >= 0} on success (bytes moved, or 0) and {@code result < 0} a negated Linux errno
+ * ({@code -EIO}, {@code -EFAULT} for guest memory the kernel could not touch, {@code -ENOTCONN} for a
+ * network backend without a connection, ...).
+ *
+ * <p>Threads: {@link #submit}, {@link #reap}, {@link #await} and {@link #close} run on the worker's thread
+ * only; {@link #complete} and {@link #wake} on any thread (a thread-pool thread, an NBD connection's reader,
+ * the MMIO thread that rang a doorbell).
+ *
+ * <p>Implementations: an io_uring ring per queue (files and block devices, through the FFM API), and a
+ * bounded thread pool per queue where io_uring is not available; chosen by {@code io-engine=auto} and
+ * reported at start.
+ */
+public interface IoEngine extends AutoCloseable {
+
+    /** Receives completions on the worker's thread ({@link #reap}). */
+    interface Completions {
+        void completed(int tag, int result);
+    }
+
+    /** {@code io_uring} or {@code threads}: for the start-up line and the statistics. */
+    String name();
+
+    /** Tags are {@code [0, capacity())}. */
+    int capacity();
+
+    /**
+     * Hands the operations prepared since the last call to the kernel or the threads (one {@code io_uring_enter}
+     * per worker batch, not one per command). Worker thread.
+     */
+    void submit();
+
+    /** Delivers every completion available now to {@code sink}, without blocking; returns how many. Worker thread. */
+    int reap(Completions sink);
+
+    /**
+     * Waits up to {@code nanos} for a completion or a {@link #wake}; may return early for no reason (like
+     * {@code LockSupport.parkNanos}). Worker thread, only while it has operations in flight.
+     */
+    void await(long nanos);
+
+    /** Cuts a current or the next {@link #await} short (a doorbell rang). Any thread; cheap when nobody waits. */
+    void wake();
+
+    /**
+     * Reports the completion of {@code tag} from another thread (a pool thread, a network backend's reader):
+     * queued for the next {@link #reap}, and the worker woken if it waits. Allocation-free and lock-free.
+     */
+    void complete(int tag, int result);
+
+    /** Releases the engine. Worker thread, once nothing is in flight. */
+    @Override
+    void close();
+}
