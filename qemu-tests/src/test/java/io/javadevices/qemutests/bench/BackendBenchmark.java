@@ -139,12 +139,18 @@ class BackendBenchmark {
             report.environment("nbdkit", firstLine(List.of("nbdkit", "--version"), "nbdkit (L configurations)"));
             report.environment("nbdkit.delay", s.delay() + " per read and per write, " + BackendConfig.NBDKIT_THREADS + " threads");
         }
-        if (s.configs().stream().anyMatch(BackendConfig::java)) {
+        if (s.configs().contains(BackendConfig.F_JAVA)) {
             report.environment("java.file", s.javaFileSpec() + (s.javaFileDirect() ? "" : " (no O_DIRECT: page cache)"));
+        }
+        if (s.configs().stream().anyMatch(c -> c.java() && c.storage() != BackendConfig.Storage.FILE)) {
             report.environment("java.nbd", s.javaNbdSpec());
+        }
+        if (s.configs().contains(BackendConfig.L_JAVA_SYNC)) {
             report.environment("java.sync.options", s.syncOptions().toString() + (s.syncOptionsDropped().isEmpty() ? ""
                     : "; not known to this build, so left out (its queues execute one command at a time anyway): "
                     + s.syncOptionsDropped()));
+        }
+        if (s.configs().stream().anyMatch(BackendConfig::java)) {
             if (!s.extraOptions().isEmpty()) {
                 report.environment("java.options", s.extraOptions().toString());
             }

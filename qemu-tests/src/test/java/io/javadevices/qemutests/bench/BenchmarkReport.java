@@ -174,7 +174,8 @@ public final class BenchmarkReport {
         chart.getStyler().setLegendVisible(metrics.size() > 1);
         chart.getStyler().setLabelsVisible(true);
         chart.getStyler().setChartTitleVisible(true);
-        chart.getStyler().setLegendPosition(Styler.LegendPosition.InsideNW);
+        // Outside, right of the bars, when there is a legend: inside it would cover the first group.
+        chart.getStyler().setLegendPosition(metrics.size() > 1 ? Styler.LegendPosition.OutsideE : Styler.LegendPosition.InsideNW);
         List<String> names = new ArrayList<>();
         List<String> configurations = new ArrayList<>();
         for (String c : samples.keySet()) {
