@@ -148,7 +148,7 @@ class BackendBenchmark {
         if (s.configs().contains(BackendConfig.L_JAVA_SYNC)) {
             report.environment("java.sync.options", s.syncOptions().toString() + (s.syncOptionsDropped().isEmpty() ? ""
                     : "; not known to this build, so left out (its queues execute one command at a time anyway): "
-                    + s.syncOptionsDropped()));
+                    + s.syncOptionsDropped()) + (s.syncOptionsRefused() == null ? "" : "; REFUSED: " + s.syncOptionsRefused()));
         }
         if (s.configs().stream().anyMatch(BackendConfig::java)) {
             if (!s.extraOptions().isEmpty()) {
@@ -218,6 +218,11 @@ class BackendBenchmark {
                 options.put("queues", Integer.toString(s.cpus()));
                 options.putAll(s.extraOptions());
                 if (c == BackendConfig.L_JAVA_SYNC) {
+                    if (s.syncOptionsRefused() != null) {
+                        throw new IllegalStateException("this build's NVMe device refuses the option meant to make its"
+                                + " queues synchronous (" + s.syncOptionsRefused() + "): set -Dbench.java.sync to the"
+                                + " options that do");
+                    }
                     options.putAll(s.syncOptions());
                 }
                 setup.add("Java NVMe options: `" + options + "`");

@@ -24,7 +24,7 @@ import java.util.Map;
  *       {@code {img}} and {@code {sock}} replaced by the image and the socket;</li>
  *   <li>{@code bench.java.sync} ({@code io-engine=sync}): the options that make L-java-sync one command at a time
  *       per queue; an option this build does not know is dropped (its code is then that design) and the label
- *       says so;</li>
+ *       says so; a value the build refuses fails L-java-sync (only), naming it;</li>
  *   <li>{@code bench.options}: extra NVMe options for every Java configuration, {@code key=value;key=value};</li>
  *   <li>{@code bench.dir} (java.io.tmpdir): where the image, sockets and guest files live; it must support
  *       O_DIRECT (not tmpfs); {@code bench.out} (module's {@code benchmark-results}): where the results go.</li>
@@ -32,7 +32,8 @@ import java.util.Map;
  */
 record BackendSettings(int rounds, int seconds, int warmup, int cpus, List<BackendConfig> configs, long sizeBytes,
                        String delay, String javaFileSpec, String javaNbdSpec, Map<String, String> syncOptions,
-                       List<String> syncOptionsDropped, Map<String, String> extraOptions, Path dir, Path out) {
+                       List<String> syncOptionsDropped, String syncOptionsRefused, Map<String, String> extraOptions,
+                       Path dir, Path out) {
 
     static BackendSettings fromSystemProperties() {
         int rounds = positive("bench.rounds", 3);
@@ -58,11 +59,15 @@ record BackendSettings(int rounds, int seconds, int warmup, int cpus, List<Backe
         Map<String, String> sync = pairs("bench.java.sync", "io-engine=sync");
         Map<String, String> supportedSync = new LinkedHashMap<>();
         List<String> dropped = new ArrayList<>();
+        List<String> refused = new ArrayList<>();
         sync.forEach((k, v) -> {
-            if (knownOption(k, v)) {
+            String problem = optionProblem(k, v);
+            if (problem == null) {
                 supportedSync.put(k, v);
-            } else {
+            } else if (problem.startsWith("unknown nvme option '" + k + "'")) {
                 dropped.add(k + "=" + v);
+            } else {
+                refused.add(k + "=" + v + ": " + problem);
             }
         });
         Path dir = Path.of(System.getProperty("bench.dir", System.getProperty("java.io.tmpdir")));
@@ -70,23 +75,22 @@ record BackendSettings(int rounds, int seconds, int warmup, int cpus, List<Backe
         return new BackendSettings(rounds, seconds, warmup, cpus, List.copyOf(configs), size, delay,
                 System.getProperty("bench.java.file", "file:{img}?direct=on"),
                 System.getProperty("bench.java.nbd", "nbd+unix:///?socket={sock}"),
-                Map.copyOf(supportedSync), List.copyOf(dropped), pairs("bench.options", ""), dir, out);
+                Map.copyOf(supportedSync), List.copyOf(dropped), refused.isEmpty() ? null : String.join("; ", refused),
+                pairs("bench.options", ""), dir, out);
     }
 
     /**
-     * True if this build's NVMe device knows option {@code key}. NvmeOptions checks the keys before anything
-     * else, so an unknown one is the only error a valid value on a null namespace can give; a known key with a
-     * bad value is the user's mistake and fails here.
+     * Why this build's NVMe device refuses option {@code key=value}, or null if it takes it. NvmeOptions checks
+     * the keys before anything else, so on a null namespace "unknown nvme option" means the build lacks the
+     * option (its queues then execute one command at a time: the design L-java-sync stands for), and any other
+     * message that it has the option but not this value (L-java-sync then fails, naming it).
      */
-    private static boolean knownOption(String key, String value) {
+    private static String optionProblem(String key, String value) {
         try {
             NvmeOptions.parse(Map.of("namespaces", "null:1M", key, value));
-            return true;
+            return null;
         } catch (IllegalArgumentException e) {
-            if (String.valueOf(e.getMessage()).startsWith("unknown nvme option '" + key + "'")) {
-                return false;
-            }
-            throw new IllegalArgumentException("bench.java.sync: " + key + "=" + value + ": " + e.getMessage(), e);
+            return String.valueOf(e.getMessage());
         }
     }
 
