@@ -19,7 +19,8 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  * waits: the worker announces {@code waiting} and then checks {@code wakePending}; a waker sets
  * {@code wakePending} and then checks {@code waiting} (Dekker's pattern, with sequentially consistent volatile
  * accesses), so at least one of them sees the other and no wake-up is lost, and a doorbell rung while the worker
- * is busy costs one volatile store and load.
+ * is busy costs one volatile store and load. One waker at a time moves {@code waiting} to {@code WRITING} and
+ * writes; the worker does not leave {@code await} (nor reach {@link #close}) before that write is done.
  *
  * <p><b>Multi-step operations.</b> A {@link Step} registered with an SQE sees its CQE first and either finishes
  * the operation (its result goes to the sink) or prepares the next SQE for the same tag (the rest of a short
@@ -41,6 +42,7 @@ public final class UringEngine implements IoEngine {
     /** user_data of the eventfd read; tags are below 2^16 and phases below 2^8, so no SQE of a tag has it. */
     private static final long WAKE = -1L;
     private static final int MAX_SQ_ENTRIES = 4096;
+    private static final int IDLE = 0, WAITING = 1, WRITING = 2;
     /** Eight bytes holding 1: what {@link #wake} writes to the eventfd (read-only, shared by all engines). */
     private static final MemorySegment ONE = one();
     private static final System.Logger LOG = System.getLogger(UringEngine.class.getName());
@@ -53,11 +55,13 @@ public final class UringEngine implements IoEngine {
     private final int eventFd;
     private final Arena arena = Arena.ofShared();
     private final MemorySegment wakeBuffer = arena.allocate(8, 8);
+    /** {@link #IDLE}, {@link #WAITING} (the worker is in await) or {@link #WRITING} (one waker writes the eventfd). */
     private final AtomicInteger waiting = new AtomicInteger();
     private final AtomicInteger wakePending = new AtomicInteger();
     private boolean wakeArmed;
     private int wakeFailures;
     private int droppedSeen;
+    private long overflowFlushes;
     private boolean closed;
 
     private UringEngine(UringRing ring, int capacity, Thread worker, int eventFd) {
@@ -116,6 +120,16 @@ public final class UringEngine implements IoEngine {
         return capacity;
     }
 
+    /** Completions the kernel dropped for lack of memory (the CQ's overflow counter): 0 unless something is badly wrong. */
+    public int droppedCompletions() {
+        return ring.dropped();
+    }
+
+    /** Times {@link #reap} found completions the kernel had kept aside for a full CQ. */
+    long overflowFlushes() {
+        return overflowFlushes;
+    }
+
     /** The worker this engine belongs to (for messages). */
     Thread worker() {
         return worker;
@@ -153,6 +167,7 @@ public final class UringEngine implements IoEngine {
                     break;
                 }
                 noteDropped();
+                overflowFlushes++;
                 ring.flushOverflow();
                 if (!ring.cqReady()) {
                     break;
@@ -222,24 +237,30 @@ public final class UringEngine implements IoEngine {
         if (!wakeArmed && wakeFailures < 16) {
             armWake();
         }
-        waiting.set(1);
+        waiting.set(WAITING);
         if (wakePending.get() == 0 && !ring.cqReady() && !inbox.nonEmpty()) {
             ring.submitAndWait(nanos); // -ETIME, -EINTR or a CQE: all mean "look again"
         }
-        waiting.set(0);
+        if (!waiting.compareAndSet(WAITING, IDLE)) {
+            // A waker is writing the eventfd: let it finish, so that no write can reach the fd after close().
+            while (waiting.get() == WRITING) {
+                Thread.onSpinWait();
+            }
+        }
         wakePending.getAndSet(0); // a read: the waker's doorbell write happens-before what the worker does next
     }
 
     /** True while the worker is in (or entering) {@link #await}: tests wait for it before waking. */
     boolean isWaiting() {
-        return waiting.get() == 1;
+        return waiting.get() == WAITING;
     }
 
     @Override
     public void wake() {
         wakePending.set(1);
-        if (waiting.get() == 1 && waiting.compareAndSet(1, 0)) {
+        if (waiting.get() == WAITING && waiting.compareAndSet(WAITING, WRITING)) {
             UringSyscalls.write(eventFd, ONE.address(), 8);
+            waiting.set(IDLE);
         }
     }
 
