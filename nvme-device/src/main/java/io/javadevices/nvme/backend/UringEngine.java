@@ -92,10 +92,19 @@ public final class UringEngine implements IoEngine {
         if (capacity <= 0 || capacity > 1 << 16) {
             throw new IllegalArgumentException("io_uring engine capacity " + capacity + " outside [1, 65536]");
         }
-        UringRing ring = UringRing.setup(sqEntries, setupFlags);
+        if (!System.getProperty("os.name", "").startsWith("Linux")) {
+            throw new UringUnavailableException("io_uring needs Linux (this is " + System.getProperty("os.name") + ")");
+        }
+        UringRing ring;
         int fd;
-        try (Arena a = Arena.ofConfined()) {
-            fd = UringSyscalls.eventfd(UringSyscalls.callState(a));
+        try {
+            ring = UringRing.setup(sqEntries, setupFlags);
+            try (Arena a = Arena.ofConfined()) {
+                fd = UringSyscalls.eventfd(UringSyscalls.callState(a));
+            }
+        } catch (IllegalCallerException | ExceptionInInitializerError | NoClassDefFoundError e) {
+            // Native access denied (--illegal-native-access=deny without --enable-native-access), or no such libc symbol.
+            throw new UringUnavailableException("io_uring through the FFM API is not usable here: " + e);
         }
         if (fd < 0) {
             ring.close();

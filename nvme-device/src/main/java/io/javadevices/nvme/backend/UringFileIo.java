@@ -43,7 +43,7 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  *
  * <p>Worker thread only; per-tag state is in arrays sized at construction, nothing allocates per operation.
  */
-public final class UringFileIo implements AsyncIo, UringEngine.Step {
+public final class UringFileIo implements AsyncIo {
     private static final int READ = 1, WRITE = 2, FLUSH = 3, ZEROES = 4, DEALLOCATE = 5;
     /** Phase of an SQE within its operation: the operation itself, or the fsync that makes it durable. */
     private static final int MAIN = 0, SYNC = 1;
@@ -64,6 +64,8 @@ public final class UringFileIo implements AsyncIo, UringEngine.Step {
     private final long[] done;
     private final int[] retries;
     private final IoVector[] vectors;
+    /** Sees this path's CQEs first (short transfers, the fsync after a durable zeroing, EOPNOTSUPP). */
+    private final UringEngine.Step step = this::completed;
 
     private boolean syncFailed;
     private long syncs;
@@ -227,13 +229,13 @@ public final class UringFileIo implements AsyncIo, UringEngine.Step {
             iovecs.set(JAVA_LONG, (long) first * IoVector.IOVEC_BYTES + 8, s.byteSize() - skip);
         }
         boolean write = kind[tag] == WRITE;
-        return engine.prepare(this, tag, MAIN, write ? UringRing.IORING_OP_WRITEV : UringRing.IORING_OP_READV, 0, fd,
+        return engine.prepare(step, tag, MAIN, write ? UringRing.IORING_OP_WRITEV : UringRing.IORING_OP_READV, 0, fd,
                 offset[tag] + done[tag], iovecs.address() + (long) first * IoVector.IOVEC_BYTES, data.count() - first,
                 write && durable[tag] ? UringRing.RWF_DSYNC : 0);
     }
 
     private boolean fsync(int tag, int phase, boolean startsOperation) {
-        boolean prepared = engine.prepare(this, tag, phase, UringRing.IORING_OP_FSYNC, 0, fd, 0L, 0L, 0,
+        boolean prepared = engine.prepare(step, tag, phase, UringRing.IORING_OP_FSYNC, 0, fd, 0L, 0L, 0,
                 UringRing.IORING_FSYNC_DATASYNC);
         if (!prepared && startsOperation) {
             engine.complete(tag, -UringSyscalls.EBUSY);
@@ -243,7 +245,7 @@ public final class UringFileIo implements AsyncIo, UringEngine.Step {
 
     /** {@code fallocate(fd, mode, offset, length)}: IORING_OP_FALLOCATE takes the length in addr, the mode in len. */
     private boolean fallocate(int tag, int mode, boolean startsOperation) {
-        boolean prepared = engine.prepare(this, tag, MAIN, UringRing.IORING_OP_FALLOCATE, 0, fd, offset[tag],
+        boolean prepared = engine.prepare(step, tag, MAIN, UringRing.IORING_OP_FALLOCATE, 0, fd, offset[tag],
                 length[tag], mode, 0);
         if (!prepared && startsOperation) {
             engine.complete(tag, -UringSyscalls.EBUSY);
@@ -251,8 +253,7 @@ public final class UringFileIo implements AsyncIo, UringEngine.Step {
         return prepared;
     }
 
-    @Override
-    public int completed(int tag, int phase, int result) {
+    private int completed(int tag, int phase, int result) {
         return switch (kind[tag]) {
             case READ, WRITE -> transferred(tag, result);
             case FLUSH -> synced(result);

@@ -14,7 +14,7 @@ import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
 
 /**
- * The libc calls io_uring needs (Linux x86-64), through the FFM API: {@code syscall(2)} for
+ * The libc calls io_uring needs (Linux, 64-bit), through the FFM API: {@code syscall(2)} for
  * {@code io_uring_setup} and {@code io_uring_enter} (glibc has no wrappers for them), {@code mmap} of the rings,
  * and the eventfd that wakes a waiting worker. Kept apart from {@link Posix} (open/lock/map of the backends) so
  * that the io_uring engine is one self-contained piece.
@@ -25,7 +25,10 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  * from the registers, so no upper half is left undefined.
  */
 final class UringSyscalls {
-    /** {@code arch/x86/entry/syscalls/syscall_64.tbl}. */
+    /**
+     * {@code arch/x86/entry/syscalls/syscall_64.tbl}; the same numbers in {@code include/uapi/asm-generic/unistd.h}
+     * (arm64, riscv): io_uring came after the architectures' tables were aligned.
+     */
     static final long SYS_IO_URING_SETUP = 425, SYS_IO_URING_ENTER = 426;
 
     static final int EPERM = 1, EINTR = 4, EIO = 5, EAGAIN = 11, ENOMEM = 12, EFAULT = 14, EBUSY = 16,
