@@ -95,7 +95,7 @@ public final class UringEngine implements IoEngine {
         if (!System.getProperty("os.name", "").startsWith("Linux")) {
             throw new UringUnavailableException("io_uring needs Linux (this is " + System.getProperty("os.name") + ")");
         }
-        UringRing ring;
+        UringRing ring = null;
         int fd;
         try {
             ring = UringRing.setup(sqEntries, setupFlags);
@@ -104,6 +104,9 @@ public final class UringEngine implements IoEngine {
             }
         } catch (IllegalCallerException | ExceptionInInitializerError | NoClassDefFoundError e) {
             // Native access denied (--illegal-native-access=deny without --enable-native-access), or no such libc symbol.
+            if (ring != null) {
+                ring.close();
+            }
             throw new UringUnavailableException("io_uring through the FFM API is not usable here: " + e);
         }
         if (fd < 0) {
@@ -139,9 +142,9 @@ public final class UringEngine implements IoEngine {
         return overflowFlushes;
     }
 
-    /** The worker this engine belongs to (for messages). */
-    Thread worker() {
-        return worker;
+    /** The worker this engine belongs to, for messages. */
+    private String workerName() {
+        return worker == null ? "a queue worker" : worker.getName();
     }
 
     /**
@@ -215,7 +218,7 @@ public final class UringEngine implements IoEngine {
             // A read of an eventfd does not fail; if it keeps failing, stop re-arming (awaits still time out).
             if (++wakeFailures == 16) {
                 LOG.log(System.Logger.Level.WARNING, "io_uring wake-up read keeps failing (" + UringSyscalls.name(-result)
-                        + "); waits on " + worker.getName() + " now end only by completion or timeout");
+                        + "); waits on " + workerName() + " now end only by completion or timeout");
             }
             if (wakeFailures >= 16) {
                 return;
@@ -233,7 +236,7 @@ public final class UringEngine implements IoEngine {
         int dropped = ring.dropped();
         if (dropped != droppedSeen) {
             droppedSeen = dropped;
-            LOG.log(System.Logger.Level.ERROR, "io_uring of " + worker.getName() + " dropped completions (" + dropped
+            LOG.log(System.Logger.Level.ERROR, "io_uring of " + workerName() + " dropped completions (" + dropped
                     + " so far): their commands will time out");
         }
     }

@@ -70,7 +70,7 @@ public final class UringFileIo implements AsyncIo {
     private boolean syncFailed;
     private long syncs;
     private long syncErrors;
-    private long bounced;
+    private long synchronous;
 
     /**
      * @param fd              the file or block device, open read-write (O_DIRECT if {@code directAlignment > 1})
@@ -162,8 +162,8 @@ public final class UringFileIo implements AsyncIo {
     }
 
     /** Operations that took the synchronous path (heap memory, unaligned O_DIRECT, EOPNOTSUPP, block device zeroing). */
-    public long bounced() {
-        return bounced;
+    public long synchronousOperations() {
+        return synchronous;
     }
 
     // ---- io_uring path
@@ -313,7 +313,7 @@ public final class UringFileIo implements AsyncIo {
 
     private int zeroed(int tag, int result) {
         if (result == -UringSyscalls.EOPNOTSUPP) {
-            bounced++;
+            synchronous++;
             return syncZeroes(offset[tag], length[tag], durable[tag]);
         }
         if (result < 0 || !durable[tag]) {
@@ -327,7 +327,7 @@ public final class UringFileIo implements AsyncIo {
 
     private int deallocated(int tag, int result) {
         if (result == -UringSyscalls.EOPNOTSUPP) {
-            bounced++;
+            synchronous++;
             return syncDeallocate(offset[tag], length[tag]);
         }
         return result;
@@ -369,7 +369,7 @@ public final class UringFileIo implements AsyncIo {
     // ---- synchronous path
 
     private int syncRead(long at, IoVector data) {
-        bounced++;
+        synchronous++;
         try {
             long position = at;
             for (int i = 0; i < data.count(); i++) {
@@ -384,7 +384,7 @@ public final class UringFileIo implements AsyncIo {
     }
 
     private int syncWrite(long at, IoVector data, boolean durableWrite) {
-        bounced++;
+        synchronous++;
         try {
             long position = at;
             for (int i = 0; i < data.count(); i++) {
@@ -399,7 +399,7 @@ public final class UringFileIo implements AsyncIo {
     }
 
     private int syncZeroes(long at, long bytes, boolean durableWrite) {
-        bounced++;
+        synchronous++;
         try {
             syncFallback.writeZeroes(at, bytes);
         } catch (IOException | RuntimeException e) {
@@ -409,7 +409,7 @@ public final class UringFileIo implements AsyncIo {
     }
 
     private int syncDeallocate(long at, long bytes) {
-        bounced++;
+        synchronous++;
         try {
             syncFallback.deallocate(at, bytes);
             return 0;

@@ -162,7 +162,7 @@ class UringFileIoTest {
                 assertArrayEquals(want, got, (writes[t] ? "write" : "read") + " of tag " + t);
             }
         }
-        assertEquals(0, io.bounced());
+        assertEquals(0, io.synchronousOperations());
     }
 
     /**
@@ -232,7 +232,7 @@ class UringFileIoTest {
         long after = UringTestFiles.allocatedBlocks(file);
         // The hole gives its 2048 sectors back, less what the file system may spend splitting the extent.
         assertTrue(before - after >= (1 << 20) / 512 * 3 / 4, "st_blocks " + before + " -> " + after);
-        assertEquals(0, io.bounced());
+        assertEquals(0, io.synchronousOperations());
     }
 
     @Test
@@ -241,7 +241,7 @@ class UringFileIoTest {
         assertEquals(0, runOne(() -> io.writeZeroes(1, 0, 8192, true)));
         assertArrayEquals(new byte[8192], fileBytes(0, 8192));
         assertEquals(0, runOne(() -> io.deallocate(1, 8192, 8192)));
-        assertEquals(2, io.bounced());
+        assertEquals(2, io.synchronousOperations());
     }
 
     @Test
@@ -253,7 +253,7 @@ class UringFileIoTest {
         heap.fill((byte) 7);
         assertEquals(8192, runOne(() -> io.write(5, 0, vector(heap), true)));
         assertArrayEquals(bytes(heap), fileBytes(0, 8192));
-        assertEquals(2, io.bounced());
+        assertEquals(2, io.synchronousOperations());
     }
 
     @Test
@@ -293,21 +293,21 @@ class UringFileIoTest {
         MemorySegment page = arena.allocate(16384, 4096);
         assertEquals(8192, runOne(() -> io.read(1, 8192, vector(page.asSlice(0, 8192)))));
         assertArrayEquals(expected(8192, 8192), bytes(page.asSlice(0, 8192)));
-        assertEquals(0, io.bounced());
+        assertEquals(0, io.synchronousOperations());
 
         MemorySegment unaligned = page.asSlice(512, 4096); // buffer address not 4096-aligned
         assertEquals(4096, runOne(() -> io.read(2, 4096, vector(unaligned))));
         assertArrayEquals(expected(4096, 4096), bytes(unaligned));
-        assertEquals(1, io.bounced());
+        assertEquals(1, io.synchronousOperations());
         unaligned.fill((byte) 9);
         assertEquals(4096, runOne(() -> io.write(2, 4096 + 512, vector(unaligned), false))); // offset unaligned too
         assertArrayEquals(bytes(unaligned), fileBytes(4096 + 512, 4096));
-        assertEquals(2, io.bounced());
+        assertEquals(2, io.synchronousOperations());
 
         MemorySegment aligned = page.asSlice(8192, 4096).fill((byte) 4);
         assertEquals(4096, runOne(() -> io.write(3, 12288, vector(aligned), true)));
         assertArrayEquals(bytes(aligned), fileBytes(12288, 4096));
-        assertEquals(2, io.bounced());
+        assertEquals(2, io.synchronousOperations());
     }
 
     /** Like AllocationProbeTest for the worker: a warmed-up submit + reap loop of reads allocates nothing. */
