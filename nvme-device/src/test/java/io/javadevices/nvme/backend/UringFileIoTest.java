@@ -166,6 +166,42 @@ class UringFileIoTest {
     }
 
     /**
+     * Completion order is the storage's, not the submission's: tag 0 is a read of an eventfd nobody has written
+     * yet (it stays in flight), and the file reads behind it complete first; tag 0 completes once written.
+     */
+    @Test
+    void operationsCompleteOutOfOrderAndASlowOneHoldsUpNobody() throws IOException {
+        UringFileIo io = io();
+        int slow;
+        try (Arena a = Arena.ofConfined()) {
+            slow = UringSyscalls.eventfd(UringSyscalls.callState(a));
+        }
+        assertTrue(slow >= 0);
+        try {
+            MemorySegment counter = arena.allocate(8, 8);
+            assertTrue(engine.prepare(null, 0, 0, UringRing.IORING_OP_READ, 0, slow, 0L, counter.address(), 8, 0));
+            MemorySegment buffers = arena.allocate(8 * 4096L, 4096);
+            for (int t = 1; t <= 8; t++) {
+                io.read(t, t * 8192L, vector(buffers.asSlice((t - 1) * 4096L, 4096)));
+            }
+            awaitCompletions(8);
+            assertFalse(sink.seen[0], "the eventfd read cannot have completed");
+            for (int t = 1; t <= 8; t++) {
+                assertEquals(4096, sink.results[t]);
+                assertArrayEquals(expected(t * 8192L, 4096), bytes(buffers.asSlice((t - 1) * 4096L, 4096)));
+            }
+            MemorySegment seven = arena.allocate(8, 8);
+            seven.set(java.lang.foreign.ValueLayout.JAVA_LONG, 0, 7L);
+            assertEquals(8, UringSyscalls.write(slow, seven.address(), 8));
+            awaitCompletions(9);
+            assertEquals(8, sink.results[0]);
+            assertEquals(7L, counter.get(java.lang.foreign.ValueLayout.JAVA_LONG, 0));
+        } finally {
+            UringTestFiles.close(slow);
+        }
+    }
+
+    /**
      * 8 SQ slots (and so 16 CQ slots) for 64 operations: preparing submits each full SQ and goes on, and the
      * completions that do not fit the CQ before the first reap are kept by the kernel (NODROP) and flushed in.
      */
