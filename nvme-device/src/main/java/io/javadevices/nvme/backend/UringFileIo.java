@@ -10,7 +10,7 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  *
  * <ul>
  * <li>Read/Write: {@code IORING_OP_READV}/{@code WRITEV} straight from the {@link IoVector}'s {@code struct iovec}
- *     array (zero copy into guest memory); a durable write carries {@code RWF_DSYNC} (per-write
+ *     array, or {@code IORING_OP_READ}/{@code WRITE} for a single buffer (zero copy into guest memory); a durable write carries {@code RWF_DSYNC} (per-write
  *     {@code O_DSYNC}: it completes once data and the metadata to reach it are stable, like QEMU's FUA on
  *     file-posix).</li>
  * <li>Flush: {@code IORING_OP_FSYNC} with {@code IORING_FSYNC_DATASYNC}, i.e. {@code fdatasync}.</li>
@@ -213,7 +213,10 @@ public final class UringFileIo implements AsyncIo {
         return true;
     }
 
-    /** Prepares the readv/writev of what is left of {@code tag}'s transfer. */
+    /**
+     * Prepares the transfer of what is left of {@code tag}'s operation: {@code IORING_OP_READ}/{@code WRITE} when
+     * it is one buffer (the kernel then imports no iovec array), {@code READV}/{@code WRITEV} otherwise.
+     */
     private boolean transfer(int tag) {
         IoVector data = vectors[tag];
         long skip = done[tag];
@@ -222,16 +225,22 @@ public final class UringFileIo implements AsyncIo {
             skip -= data.segment(first).byteSize();
             first++;
         }
+        boolean write = kind[tag] == WRITE;
+        int rwFlags = write && durable[tag] ? UringRing.RWF_DSYNC : 0;
+        long at = offset[tag] + done[tag];
+        if (first == data.count() - 1) {
+            MemorySegment s = data.segment(first);
+            return engine.prepare(step, tag, MAIN, write ? UringRing.IORING_OP_WRITE : UringRing.IORING_OP_READ, 0, fd,
+                    at, s.address() + skip, (int) Math.min(s.byteSize() - skip, 1 << 30), rwFlags); // the rest: a short transfer
+        }
         MemorySegment iovecs = data.iovecs();
         if (skip > 0) { // resume inside a buffer: advance its iovec entry (base, length) in place
             MemorySegment s = data.segment(first);
             iovecs.set(JAVA_LONG, (long) first * IoVector.IOVEC_BYTES, s.address() + skip);
             iovecs.set(JAVA_LONG, (long) first * IoVector.IOVEC_BYTES + 8, s.byteSize() - skip);
         }
-        boolean write = kind[tag] == WRITE;
         return engine.prepare(step, tag, MAIN, write ? UringRing.IORING_OP_WRITEV : UringRing.IORING_OP_READV, 0, fd,
-                offset[tag] + done[tag], iovecs.address() + (long) first * IoVector.IOVEC_BYTES, data.count() - first,
-                write && durable[tag] ? UringRing.RWF_DSYNC : 0);
+                at, iovecs.address() + (long) first * IoVector.IOVEC_BYTES, data.count() - first, rwFlags);
     }
 
     private boolean fsync(int tag, int phase, boolean startsOperation) {

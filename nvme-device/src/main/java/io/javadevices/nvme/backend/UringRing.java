@@ -47,7 +47,7 @@ final class UringRing implements AutoCloseable {
     static final int IORING_SQ_CQ_OVERFLOW = 1 << 1;
 
     static final int IORING_OP_READV = 1, IORING_OP_WRITEV = 2, IORING_OP_FSYNC = 3, IORING_OP_FALLOCATE = 17,
-            IORING_OP_READ = 22;
+            IORING_OP_READ = 22, IORING_OP_WRITE = 23;
     static final int IORING_FSYNC_DATASYNC = 1;
     static final int RWF_DSYNC = 0x2;
     static final int FALLOC_FL_KEEP_SIZE = 0x01, FALLOC_FL_PUNCH_HOLE = 0x02, FALLOC_FL_ZERO_RANGE = 0x10;

@@ -35,10 +35,11 @@ import java.util.Random;
 import java.util.concurrent.TimeUnit;
 
 /**
- * 4 KiB random reads of a page-cached 256 MiB file on one thread: {@code io_uring} keeping 32 reads in flight
+ * 4 KiB random reads of a 256 MiB file (page-cached unless O_DIRECT) on one thread: {@code io_uring} keeping 32 reads in flight
  * through {@link UringEngine}/{@link UringFileIo} (what a queue worker does: each completion re-issues its tag)
  * versus a blocking {@code pread(2)} at depth 1 (one command at a time per queue, the design before the
- * asynchronous engines). Result: reads per second.
+ * asynchronous engines). Result: reads per second. The {@code -direct} variants open the file with
+ * {@code O_DIRECT}: every read goes to the disk, and depth, not system-call overhead, decides.
  *
  * <p>Run as {@link NvmeSubmitBenchmark} says, with this class's name.
  */
@@ -53,7 +54,7 @@ public class UringReadBenchmark implements IoEngine.Completions {
     private static final long FILE_BYTES = 256L << 20;
     private static final long BLOCKS = FILE_BYTES / 4096;
 
-    @Param({"io_uring-qd32", "pread-qd1"})
+    @Param({"io_uring-qd32", "pread-qd1", "io_uring-direct-qd32", "pread-direct-qd1"})
     public String mode;
 
     private Path dir;
@@ -80,13 +81,17 @@ public class UringReadBenchmark implements IoEngine.Completions {
                 out.write(chunk); // written, not sparse: every read comes from the page cache
             }
         }
-        fd = UringTestFiles.open(file, false);
+        boolean direct = mode.contains("direct");
+        fd = UringTestFiles.open(file, direct);
+        if (fd < 0) {
+            throw new IOException("open " + file + (direct ? " with O_DIRECT" : "") + ": errno " + -fd);
+        }
         arena = Arena.ofShared();
         buffers = arena.allocate(BATCH * 4096L, 4096);
         if (mode.startsWith("io_uring")) {
             backend = new FileBackend(file, FILE_BYTES);
             engine = UringEngine.open(BATCH, Thread.currentThread());
-            io = new UringFileIo(engine, fd, 0, backend, false);
+            io = new UringFileIo(engine, fd, direct ? 4096 : 0, backend, false);
             vectors = new IoVector[BATCH];
             for (int t = 0; t < BATCH; t++) {
                 vectors[t] = new IoVector(1);
