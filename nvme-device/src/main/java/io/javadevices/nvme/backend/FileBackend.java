@@ -85,6 +85,8 @@ public final class FileBackend implements BlockBackend {
     private volatile boolean zeroRange;
     /** Set if a punch fails with EOPNOTSUPP after the probe succeeded: DLFEAT stays true, zeroes are written. */
     private volatile boolean punchRefused;
+    /** Cleared when pwritev2 refuses RWF_DSYNC (EOPNOTSUPP): durable writes are then pwrite + fdatasync. */
+    private volatile boolean dsyncWrites = true;
     private final SyncState sync = new SyncState();
     private boolean closed;
     /** Read without a lock on every call: a closed descriptor number may already be somebody else's. */
@@ -349,8 +351,11 @@ public final class FileBackend implements BlockBackend {
     public void writeDurable(long offset, MemorySegment src) throws IOException {
         try {
             write(offset, src, true);
+            if (!dsyncWrites) {
+                sync(); // no RWF_DSYNC on this file (first refusal included): written plainly, so fdatasync
+            }
         } catch (IOException e) {
-            sync.failed(e, path);
+            sync.failed(e, path); // conservatively, whichever call failed: it may have taken a write-back error
             throw e;
         }
     }
@@ -374,14 +379,16 @@ public final class FileBackend implements BlockBackend {
     private void writeFully(int to, long address, long length, long position, boolean durable) throws IOException {
         long done = 0;
         while (done < length) {
-            long n = durable ? Posix.pwriteDsync(to, address + done, length - done, position + done)
+            long n = durable && dsyncWrites ? Posix.pwriteDsync(to, address + done, length - done, position + done)
                     : Posix.pwrite(to, address + done, length - done, position + done);
-            if (n > 0) {
+            if (n == -Posix.EOPNOTSUPP && durable && dsyncWrites) {
+                dsyncWrites = false; // a file without write_iter (a character device) takes no RWF_ flags
+            } else if (n > 0) {
                 done += n;
             } else if (n == 0) {
                 throw new IOException("pwrite of " + path + " at " + (position + done) + " wrote nothing");
             } else if (n != -Posix.EINTR) {
-                throw Posix.ioError((durable ? "pwritev2(RWF_DSYNC)" : "pwrite") + " of " + path + " at " + (position + done), n);
+                throw Posix.ioError((durable && dsyncWrites ? "pwritev2(RWF_DSYNC)" : "pwrite") + " of " + path + " at " + (position + done), n);
             }
         }
     }
