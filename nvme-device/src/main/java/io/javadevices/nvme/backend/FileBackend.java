@@ -47,7 +47,8 @@ import java.nio.file.Path;
  * <p><b>Exclusive use.</b> A regular file or block device is locked at open, before anything writes, with QEMU's
  * OFD lock bytes ({@link ImageLock}): a second server, or a QEMU writer, on the same image is refused. A block
  * device (size: {@code BLKGETSIZE64}) must be at least the namespace size. Character devices such as
- * {@code /dev/full} are not locked (see {@link Kind}).
+ * {@code /dev/full} are not locked (see {@link Kind}). Unlike a {@code FileChannel}, which an interrupt closes,
+ * the descriptors are indifferent to thread interrupts.
  */
 public final class FileBackend implements BlockBackend {
     private static final System.Logger LOG = System.getLogger(FileBackend.class.getName());
@@ -116,9 +117,10 @@ public final class FileBackend implements BlockBackend {
         }
         int data = -1, buffered = -1;
         ImageLock locked = null;
+        boolean created = false;
         try {
             if (!exists) {
-                Posix.close(Posix.open(path.toString(), Posix.O_RDWR | Posix.O_CLOEXEC | Posix.O_CREAT, 0666));
+                created = create(path);
             }
             this.kind = kind(path);
             if (kind != Kind.OTHER) {
@@ -142,14 +144,27 @@ public final class FileBackend implements BlockBackend {
             this.bufferedFd = buffered;
             this.lock = locked;
         } catch (Posix.Failure | IOException | RuntimeException e) {
-            closeAll(data, buffered, locked);
-            if (!exists) {
-                deleteQuietly(path); // created here: leave nothing behind
+            if (created && locked != null) {
+                deleteQuietly(path); // ours alone (created here, still locked): leave nothing behind
             }
+            closeAll(data, buffered, locked);
             if (e instanceof IllegalArgumentException iae) {
                 throw iae;
             }
             throw new IllegalArgumentException("namespace file " + path + " cannot be opened: " + e.getMessage(), e);
+        }
+    }
+
+    /** Creates the file (O_EXCL): true if this call created it, false if someone else just did. */
+    private static boolean create(Path path) throws Posix.Failure {
+        try {
+            Posix.close(Posix.open(path.toString(), Posix.O_RDWR | Posix.O_CLOEXEC | Posix.O_CREAT | Posix.O_EXCL, 0666));
+            return true;
+        } catch (Posix.Failure e) {
+            if (e.errno == Posix.EEXIST) {
+                return false;
+            }
+            throw e;
         }
     }
 
@@ -410,6 +425,14 @@ public final class FileBackend implements BlockBackend {
     private void sync() throws IOException {
         checkOpen();
         sync.sync(fd, path);
+    }
+
+    /**
+     * A durable write of the asynchronous path (RWF_DSYNC) failed: from now on every sync fails with
+     * {@code failure}, as after a failed fdatasync (see the class comment).
+     */
+    void durableWriteFailed(IOException failure) {
+        sync.failed(failure, path);
     }
 
     /** Test hook: the next sync fails with {@code failure} as if fdatasync had returned it (e.g. EIO). */

@@ -1,5 +1,6 @@
 package io.javadevices.nvme.backend;
 
+import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.Linker;
@@ -29,8 +30,8 @@ final class Posix {
     static final int PROT_READ = 1, PROT_WRITE = 2;
     static final int MAP_PRIVATE = 0x02, MAP_ANONYMOUS = 0x20, MAP_NORESERVE = 0x4000;
     static final int MADV_DONTNEED = 4;
-    static final int EINTR = 4, EIO = 5, EAGAIN = 11, ENOMEM = 12, EACCES = 13, EINVAL = 22, ENOSPC = 28, EOPNOTSUPP = 95;
-    static final int O_CREAT = 0100;
+    static final int EINTR = 4, EIO = 5, EAGAIN = 11, ENOMEM = 12, EACCES = 13, EINVAL = 22, EEXIST = 17, ENOSPC = 28, EOPNOTSUPP = 95;
+    static final int O_CREAT = 0100, O_EXCL = 0200;
     /** O_DIRECT is one of the few open flags whose value differs between the two 64-bit ABIs. */
     static final int O_DIRECT = "aarch64".equals(System.getProperty("os.arch")) ? 0200000 : 040000;
     /** {@code <linux/falloc.h>}. */
@@ -121,6 +122,7 @@ final class Posix {
                 case EAGAIN -> "EAGAIN";
                 case ENOMEM -> "ENOMEM";
                 case EACCES -> "EACCES";
+                case EEXIST -> "EEXIST";
                 case EINVAL -> "EINVAL";
                 case ENOSPC -> "ENOSPC";
                 case EOPNOTSUPP -> "EOPNOTSUPP";
@@ -130,10 +132,10 @@ final class Posix {
     }
 
     /** An I/O error for a per-I/O call's negated errno {@code result} (the error path only: it allocates). */
-    static java.io.IOException ioError(String call, long result) {
+    static IOException ioError(String call, long result) {
         int errno = (int) -result;
         String name = Failure.name(errno);
-        return new java.io.IOException(call + " failed: errno " + errno + (name.isEmpty() ? "" : " (" + name + ")"));
+        return new IOException(call + " failed: errno " + errno + (name.isEmpty() ? "" : " (" + name + ")"));
     }
 
     private static long result(long rc, MemorySegment state) {

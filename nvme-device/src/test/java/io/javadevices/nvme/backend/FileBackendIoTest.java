@@ -255,6 +255,17 @@ class FileBackendIoTest {
         }
     }
 
+    /** The asynchronous path reports a failed RWF_DSYNC write: it sticks like a failed fdatasync. */
+    @Test
+    void aDurableWriteFailureOfTheAsyncPathSticks() {
+        try (FileBackend file = new FileBackend(dir.resolve("async.img"), MIB)) {
+            IOException eio = new IOException("pwritev2: EIO");
+            file.durableWriteFailed(eio);
+            assertTrue(file.syncFailed());
+            assertSame(eio, assertThrows(IOException.class, () -> file.sync(0, 4096)));
+        }
+    }
+
     @Test
     void aSecondOpenerIsRefusedWithDirectToo() {
         Path image = dir.resolve("locked.img");
