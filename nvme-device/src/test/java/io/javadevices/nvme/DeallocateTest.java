@@ -159,6 +159,47 @@ class DeallocateTest {
         }
     }
 
+    /**
+     * A block device (a loop device; root only, skipped where losetup is not permitted): DLFEAT 000b as the driver
+     * reads it (a discard's result is the device's business), so Write Zeroes with DEAC zeroes through BLKZEROOUT
+     * and DSM deallocate is a BLKDISCARD hint.
+     */
+    @Test
+    void aBlockDeviceNamespaceReportsNoDeallocatedZeroesAndZeroesThroughTheKernel() throws Exception {
+        Path dir = diskDirectory("blk");
+        Path backing = dir.resolve("loop.img");
+        Files.write(backing, pattern(5, 8 << 20));
+        Process attach = new ProcessBuilder("losetup", "-f", "--show", backing.toString()).redirectErrorStream(true).start();
+        String device = new String(attach.getInputStream().readAllBytes()).trim();
+        boolean attached = attach.waitFor() == 0 && device.startsWith("/dev/loop");
+        try {
+            org.junit.jupiter.api.Assumptions.assumeTrue(attached, "losetup not permitted here: " + device);
+            try (Fixture f = Fixture.of("queues", "1", "namespaces", "file:" + device + "?direct=on")) {
+                f.driver.bringUp(1, 16, true);
+                assertEquals(0x00, f.driver.identify(0x00, 1)[33], "DLFEAT 000b on a block device");
+                HostQueue q = f.driver.ioQueue(1);
+                long buf = f.host.allocatePages(1);
+                assertTrue(q.execute(writeZeroes(1, 8, 8).cdw(12, 7 | DEAC)).ok());
+                assertTrue(q.execute(Command.read(1, 8, 8, buf, 0)).ok());
+                assertArrayEquals(new byte[4096], get(f, buf, 4096), "zeroed");
+                assertTrue(q.execute(Command.read(1, 16, 8, buf, 0)).ok());
+                assertArrayEquals(Arrays.copyOfRange(pattern(5, 8 << 20), 16 * 512, 16 * 512 + 4096), get(f, buf, 4096),
+                        "the next blocks untouched");
+                long ranges = f.host.allocatePages(1);
+                f.host.memory().writeInt(ranges + 4, 64);
+                f.host.memory().writeLong(ranges + 8, 1024);
+                assertTrue(q.execute(Command.of(0x09).nsid(1).prp1(ranges).cdw(11, 4)).ok(), "BLKDISCARD");
+                assertTrue(q.execute(Command.flush(1)).ok());
+            }
+        } finally {
+            if (attached) {
+                assertEquals(0, new ProcessBuilder("losetup", "-d", device).start().waitFor(), "losetup -d " + device);
+            }
+            Files.deleteIfExists(backing);
+            Files.deleteIfExists(dir);
+        }
+    }
+
     @Test
     void writeZeroesInvalidFields() {
         try (Fixture f = Fixture.of("queues", "1", "namespaces", "ram:1M,null:1G")) {
