@@ -17,8 +17,12 @@ import java.util.Map;
  *       randrw run first, so that the JIT has compiled the Java device's I/O path before anything is measured),
  *       {@code bench.cpus} (2 vCPUs = fio jobs = the Java device's queues);</li>
  *   <li>{@code bench.configs} (all of {@link BackendConfig}, comma-separated ids such as {@code F-qemu,F-java});</li>
- *   <li>{@code bench.size} (1G: the image and the nbdkit memory export), {@code bench.delay} (1ms: the nbdkit delay
- *       filter's {@code rdelay}/{@code wdelay} for the latency-bound export);</li>
+ *   <li>{@code bench.size} (1G: the image and the nbdkit memory export), {@code bench.delay} (5ms: the nbdkit delay
+ *       filter's {@code rdelay}/{@code wdelay} for the latency-bound export). The delay has to put depth ÷ latency
+ *       below what the guest can drive at all, or the L runs measure the guest's CPU instead of the latency: QEMU's
+ *       NBD client keeps at most 16 requests in flight ({@code MAX_NBD_REQUESTS} in QEMU's block/nbd.c), so its
+ *       bound is 16 ÷ delay, and a TCG guest's own ceiling lies below 16 ÷ 1 ms. Under KVM a shorter delay is
+ *       latency-bound too;</li>
  *   <li>{@code bench.java.file} ({@code file:{img}?direct=on}), {@code bench.java.nbd}
  *       ({@code nbd+unix:///?socket={sock}}): the Java device's namespace for the file and NBD configurations,
  *       {@code {img}} and {@code {sock}} replaced by the image and the socket;</li>
@@ -50,7 +54,7 @@ record BackendSettings(int rounds, int seconds, int warmup, int cpus, List<Backe
             configs.addAll(List.of(BackendConfig.values()));
         }
         long size = NvmeOptions.parseSize(System.getProperty("bench.size", "1G"), "bench.size");
-        String delay = System.getProperty("bench.delay", "1ms").trim();
+        String delay = System.getProperty("bench.delay", "5ms").trim();
         // nbdkit 1.32 (Debian 12) reads "0.2ms" as 0 ms without a word; whole seconds or milliseconds only.
         if (!delay.matches("[0-9]+(ms)?")) {
             throw new IllegalArgumentException("bench.delay must be whole seconds or milliseconds (e.g. 1ms, 2): '"
