@@ -1,0 +1,103 @@
+package io.javadevices.nvme.nbd;
+
+import org.junit.jupiter.api.Assumptions;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * Real NBD servers for the tests ({@code qemu-nbd}, {@code nbdkit}) on Unix sockets in a temporary directory.
+ * Missing binaries fail the test when the environment variable CI is set (the CI image installs them), else
+ * skip it with a message.
+ */
+final class NbdServers implements AutoCloseable {
+    private final Path dir;
+    private final List<Process> processes = new ArrayList<>();
+
+    NbdServers(Path dir) {
+        this.dir = dir;
+    }
+
+    static void require(String binary) {
+        boolean found = false;
+        for (String p : System.getenv().getOrDefault("PATH", "/usr/bin:/bin").split(":")) {
+            if (Files.isExecutable(Path.of(p, binary))) {
+                found = true;
+                break;
+            }
+        }
+        if (!found) {
+            String message = binary + " is not installed (Debian: apt-get install "
+                    + (binary.equals("nbdkit") ? "nbdkit" : "qemu-utils") + ")";
+            if (System.getenv("CI") != null) {
+                throw new AssertionError(message + "; CI needs it for the NBD tests");
+            }
+            Assumptions.abort(message + ": NBD test skipped");
+        }
+    }
+
+    Path dir() {
+        return dir;
+    }
+
+    /** {@code nbdkit --unix SOCKET --foreground ARGS...}; returns the socket once it accepts connections. */
+    Path nbdkit(String socketName, String... args) throws IOException, InterruptedException {
+        require("nbdkit");
+        Path socket = dir.resolve(socketName);
+        List<String> command = new ArrayList<>(List.of("nbdkit", "--unix", socket.toString(), "--foreground"));
+        command.addAll(List.of(args));
+        return start(command, socket);
+    }
+
+    /** {@code qemu-nbd --socket=SOCKET --persistent --shared=8 ARGS... IMAGE}. */
+    Path qemuNbd(String socketName, Path image, String... args) throws IOException, InterruptedException {
+        require("qemu-nbd");
+        Path socket = dir.resolve(socketName);
+        List<String> command = new ArrayList<>(List.of("qemu-nbd", "--socket=" + socket, "--persistent", "--shared=8"));
+        command.addAll(List.of(args));
+        command.add(image.toString());
+        return start(command, socket);
+    }
+
+    private Path start(List<String> command, Path socket) throws IOException, InterruptedException {
+        Files.deleteIfExists(socket);
+        Process process = new ProcessBuilder(command).redirectErrorStream(true)
+                .redirectOutput(dir.resolve(socket.getFileName() + ".out").toFile()).start();
+        processes.add(process);
+        long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+        while (!Files.exists(socket)) {
+            if (!process.isAlive()) {
+                throw new IOException(command + " exited: " + Files.readString(dir.resolve(socket.getFileName() + ".out")));
+            }
+            if (System.nanoTime() > end) {
+                throw new IOException(command + " did not create " + socket);
+            }
+            Thread.sleep(10);
+        }
+        return socket;
+    }
+
+    /** SIGKILLs every server started so far and waits for them to be gone. */
+    void killAll() throws InterruptedException {
+        for (Process p : processes) {
+            p.destroyForcibly();
+        }
+        for (Process p : processes) {
+            p.waitFor(10, TimeUnit.SECONDS);
+        }
+        processes.clear();
+    }
+
+    @Override
+    public void close() throws InterruptedException {
+        killAll();
+    }
+
+    static String uri(Path socket, String export) {
+        return "nbd+unix:///" + export + "?socket=" + socket;
+    }
+}
