@@ -78,7 +78,17 @@ final class NbdServers implements AutoCloseable {
             }
             Thread.sleep(10);
         }
-        return socket;
+        // The socket file appears at bind(), a moment before listen(): wait until a connection is accepted.
+        while (true) {
+            try (var probe = java.nio.channels.SocketChannel.open(java.net.UnixDomainSocketAddress.of(socket))) {
+                return socket;
+            } catch (IOException notYet) {
+                if (System.nanoTime() > end || !process.isAlive()) {
+                    throw new IOException(command + " does not accept connections on " + socket, notYet);
+                }
+                Thread.sleep(10);
+            }
+        }
     }
 
     /** SIGKILLs every server started so far and waits for them to be gone. */
