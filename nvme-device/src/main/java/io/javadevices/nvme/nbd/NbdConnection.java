@@ -4,6 +4,7 @@ import io.javadevices.nvme.backend.IoVector;
 
 import java.io.EOFException;
 import java.io.IOException;
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
@@ -38,6 +39,8 @@ final class NbdConnection {
     static final int ZERO_BUFFER_BYTES = 1 << 20;
     private static final ByteBuffer ZEROES = ByteBuffer.allocateDirect(ZERO_BUFFER_BYTES).asReadOnlyBuffer();
     private static final int HEADER_BATCH = 64;
+    /** Bounce buffer size, for guest memory no ByteBuffer can view (unit tests' heap memory). */
+    private static final int BOUNCE_BYTES = 256 * 1024;
     /** Marks the stack of a closed session: a push fails and the worker completes its request itself. */
     private static final NbdRequest CLOSED = new NbdRequest(null, -1);
     private static final VarHandle HEAD;
@@ -65,8 +68,12 @@ final class NbdConnection {
     private final ByteBuffer headers = ByteBuffer.allocateDirect(HEADER_BATCH * REQUEST_BYTES);
     private final ByteBuffer zeroes = ZEROES.duplicate();
     private ByteBuffer[] gather = new ByteBuffer[17];
+    private final MemorySegment writerBounce = Arena.ofAuto().allocate(BOUNCE_BYTES, 4096);
+    private final ByteBuffer writerBounceBuffer = writerBounce.asByteBuffer();
     // Reader thread only.
     private final ByteBuffer reply = ByteBuffer.allocateDirect(REPLY_BYTES);
+    private final MemorySegment readerBounce = Arena.ofAuto().allocate(BOUNCE_BYTES, 4096);
+    private final ByteBuffer readerBounceBuffer = readerBounce.asByteBuffer();
 
     private NbdConnection(NbdBackend backend, SocketChannel channel, NbdExport export) {
         this.backend = backend;
@@ -237,7 +244,11 @@ final class NbdConnection {
         }
     }
 
-    /** The pending headers, then {@code n} bytes of {@code data} from {@code at}: one gathering write. */
+    /**
+     * The pending headers, then {@code n} bytes of {@code data} from {@code at}: one gathering write of the guest
+     * buffers themselves. Memory no ByteBuffer can view (a unit-test host's {@code long[]} heap) goes through a
+     * bounce buffer instead.
+     */
     private void sendPayload(IoVector data, long at, int n, boolean zeroPayload) throws IOException {
         int count = 0;
         gather[count++] = headers.flip();
@@ -254,10 +265,16 @@ final class NbdConnection {
                     continue;
                 }
                 long take = Math.min(size - skip, left);
-                if (count == gather.length) {
-                    gather = java.util.Arrays.copyOf(gather, count * 2); // once per larger vector than before
+                if (!viewable(segment)) {
+                    writeGathered(count);
+                    count = 0;
+                    bounceOut(segment.asSlice(skip, take));
+                } else {
+                    if (count == gather.length) {
+                        gather = java.util.Arrays.copyOf(gather, count * 2); // once per larger vector than before
+                    }
+                    gather[count++] = segment.asSlice(skip, take).asByteBuffer();
                 }
-                gather[count++] = segment.asSlice(skip, take).asByteBuffer();
                 skip = 0;
                 left -= take;
             }
@@ -265,18 +282,38 @@ final class NbdConnection {
                 throw new IllegalStateException("write payload shorter than its length"); // cannot happen
             }
         }
+        writeGathered(count);
+        headers.clear();
+    }
+
+    private void writeGathered(int count) throws IOException {
         long total = 0;
         for (int i = 0; i < count; i++) {
             total += gather[i].remaining();
         }
         while (total > 0) {
-            long written = channel.write(gather, 0, count);
-            total -= written;
+            total -= channel.write(gather, 0, count);
         }
         for (int i = 1; i < count; i++) {
             gather[i] = null;
         }
-        headers.clear();
+    }
+
+    private void bounceOut(MemorySegment source) throws IOException {
+        for (long done = 0; done < source.byteSize(); ) {
+            int n = (int) Math.min(BOUNCE_BYTES, source.byteSize() - done);
+            MemorySegment.copy(source, done, writerBounce, 0, n);
+            ByteBuffer buffer = writerBounceBuffer.clear().limit(n);
+            while (buffer.hasRemaining()) {
+                channel.write(buffer);
+            }
+            done += n;
+        }
+    }
+
+    /** True if a ByteBuffer can view {@code segment} (native memory, or a heap segment over a byte[]). */
+    static boolean viewable(MemorySegment segment) {
+        return segment.isNative() || segment.heapBase().map(base -> base instanceof byte[]).orElse(false);
     }
 
     private void flushHeaders() throws IOException {
@@ -364,9 +401,22 @@ final class NbdConnection {
                 continue;
             }
             long take = Math.min(size - skip, left);
-            readFully(segment.asSlice(skip, take).asByteBuffer(), "a read's payload");
+            if (viewable(segment)) {
+                readFully(segment.asSlice(skip, take).asByteBuffer(), "a read's payload");
+            } else {
+                bounceIn(segment.asSlice(skip, take));
+            }
             skip = 0;
             left -= take;
+        }
+    }
+
+    private void bounceIn(MemorySegment target) throws IOException {
+        for (long done = 0; done < target.byteSize(); ) {
+            int n = (int) Math.min(BOUNCE_BYTES, target.byteSize() - done);
+            readFully(readerBounceBuffer.clear().limit(n), "a read's payload");
+            MemorySegment.copy(readerBounce, 0, target, done, n);
+            done += n;
         }
     }
 

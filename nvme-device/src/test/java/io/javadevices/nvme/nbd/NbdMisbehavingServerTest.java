@@ -44,7 +44,7 @@ class NbdMisbehavingServerTest {
     private AsyncIo connect(long timeoutNanos, FakeNbdServer.Mode... modes) throws Exception {
         Path socket = dir.resolve("fake.sock");
         server = new FakeNbdServer(socket, modes);
-        backend = new NbdBackend(NbdUri.parse(NbdServers.uri(socket, "")), timeoutNanos);
+        backend = new NbdBackend(NbdUri.parse(NbdTestServers.uri(socket, "")), timeoutNanos);
         return backend.openAsync(engine);
     }
 
@@ -151,7 +151,7 @@ class NbdMisbehavingServerTest {
         Path socket = dir.resolve("fake.sock");
         server = new FakeNbdServer(socket, FakeNbdServer.Mode.UNKNOWN_EXPORT);
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                () -> NbdBackend.open(NbdServers.uri(socket, "x")));
+                () -> NbdBackend.open(NbdTestServers.uri(socket, "x")));
         assertTrue(e.getMessage().contains("export 'x' not found on " + socket), e.getMessage());
     }
 

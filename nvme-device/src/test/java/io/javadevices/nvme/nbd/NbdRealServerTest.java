@@ -33,13 +33,13 @@ class NbdRealServerTest {
     private static final int ENOTCONN = 107, EROFS = 30;
     @TempDir
     Path dir;
-    private NbdServers servers;
+    private NbdTestServers servers;
     private NbdBackend backend;
     private final Arena arena = Arena.ofShared();
 
     @BeforeEach
     void setUp() {
-        servers = new NbdServers(dir);
+        servers = new NbdTestServers(dir);
     }
 
     @AfterEach
@@ -91,12 +91,12 @@ class NbdRealServerTest {
 
     @Test
     void qcow2ImageThroughQemuNbdHasItsSizeAndKeepsTheData() throws Exception {
-        NbdServers.require("qemu-img");
+        NbdTestServers.require("qemu-img");
         Path image = dir.resolve("disk.qcow2");
         assertEquals(0, new ProcessBuilder("qemu-img", "create", "-q", "-f", "qcow2", image.toString(), "64M")
                 .inheritIO().start().waitFor());
         Path socket = servers.qemuNbd("q.sock", image, "--format=qcow2");
-        backend = NbdBackend.open(NbdServers.uri(socket, ""));
+        backend = NbdBackend.open(NbdTestServers.uri(socket, ""));
         assertEquals(64L << 20, backend.size());
         assertFalse(backend.readOnly());
         assertTrue(backend.volatileWriteCache(), "qemu-nbd takes NBD_CMD_FLUSH");
@@ -124,7 +124,7 @@ class NbdRealServerTest {
         Path logFile = dir.resolve("nbdkit.log");
         Path socket = nbdkitMemory("--threads=64", "--filter=log", "--filter=delay", "logfile=" + logFile,
                 "wdelay=100ms"); // enough server threads that the read does not queue behind the writes
-        backend = NbdBackend.open(NbdServers.uri(socket, ""));
+        backend = NbdBackend.open(NbdTestServers.uri(socket, ""));
         InboxEngine engine = new InboxEngine(33);
         AsyncIo io = backend.openAsync(engine);
         MemorySegment[] buffers = new MemorySegment[32];
@@ -174,7 +174,7 @@ class NbdRealServerTest {
         // The blocksize-policy filter advertises a 64 KiB maximum block size (and refuses larger requests).
         Path socket = nbdkitMemory("--filter=log", "--filter=blocksize-policy", "logfile=" + logFile,
                 "blocksize-maximum=64K", "blocksize-error-policy=error");
-        backend = NbdBackend.open(NbdServers.uri(socket, ""));
+        backend = NbdBackend.open(NbdTestServers.uri(socket, ""));
         byte[] data = pattern(300 * 1024, 9);
         backend.write(4096, MemorySegment.ofArray(data.clone()));
         byte[] back = new byte[data.length];
@@ -189,7 +189,7 @@ class NbdRealServerTest {
     void fuaWritesAndFlushReachTheServer() throws Exception {
         Path logFile = dir.resolve("nbdkit.log");
         Path socket = nbdkitMemory("--filter=log", "logfile=" + logFile);
-        backend = NbdBackend.open(NbdServers.uri(socket, ""));
+        backend = NbdBackend.open(NbdTestServers.uri(socket, ""));
         InboxEngine engine = new InboxEngine(4);
         AsyncIo io = backend.openAsync(engine);
         io.write(0, 0x3000, vector(arena.allocate(4096)), true);
@@ -210,7 +210,7 @@ class NbdRealServerTest {
         Path logFile = dir.resolve("nbdkit.log");
         // log outermost: it sees what the client sends; the fua filter below it stops advertising FUA.
         Path socket = nbdkitMemory("--filter=log", "--filter=fua", "logfile=" + logFile);
-        backend = NbdBackend.open(NbdServers.uri(socket, ""));
+        backend = NbdBackend.open(NbdTestServers.uri(socket, ""));
         assertFalse(backend().export().canFua(), "fuamode=none (the default) hides FUA");
         InboxEngine engine = new InboxEngine(4);
         AsyncIo io = backend.openAsync(engine);
@@ -242,7 +242,7 @@ class NbdRealServerTest {
     void writeZeroesAndDeallocateMapToNbdZeroAndReadBackZeroes() throws Exception {
         Path logFile = dir.resolve("nbdkit.log");
         Path socket = nbdkitMemory("--filter=log", "logfile=" + logFile);
-        backend = NbdBackend.open(NbdServers.uri(socket, ""));
+        backend = NbdBackend.open(NbdTestServers.uri(socket, ""));
         assertTrue(backend.deallocatedReadsZero(), "deallocation is a Write Zeroes that may punch holes");
         backend.write(0, MemorySegment.ofArray(pattern(64 * 1024, 3)));
         backend.writeZeroes(0x1000, 0x2000);
@@ -264,7 +264,7 @@ class NbdRealServerTest {
     void withoutWriteZeroesDeallocateIsATrimAndWriteZeroesWritesZeroes() throws Exception {
         Path logFile = dir.resolve("nbdkit.log");
         Path socket = nbdkitMemory("--filter=log", "--filter=nozero", "logfile=" + logFile, "zeromode=none");
-        backend = NbdBackend.open(NbdServers.uri(socket, ""));
+        backend = NbdBackend.open(NbdTestServers.uri(socket, ""));
         assertFalse(backend.deallocatedReadsZero(), "NBD_CMD_TRIM promises no zeroes");
         backend.write(0, MemorySegment.ofArray(pattern(0x10000, 4)));
         backend.writeZeroes(0x1000, 0x3000);
@@ -285,7 +285,7 @@ class NbdRealServerTest {
     @Test
     void readOnlyExportIsReportedAndRefusesWrites() throws Exception {
         Path socket = servers.nbdkit("ro.sock", "-r", "memory", "1M");
-        backend = NbdBackend.open(NbdServers.uri(socket, ""));
+        backend = NbdBackend.open(NbdTestServers.uri(socket, ""));
         assertTrue(backend.readOnly());
         InboxEngine engine = new InboxEngine(4);
         AsyncIo io = backend.openAsync(engine);
@@ -307,9 +307,9 @@ class NbdRealServerTest {
         Files.write(image, new byte[1 << 20]);
         Path socket = servers.qemuNbd("q.sock", image, "--format=raw", "--export-name=disk");
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                () -> NbdBackend.open(NbdServers.uri(socket, "nope")));
+                () -> NbdBackend.open(NbdTestServers.uri(socket, "nope")));
         assertTrue(e.getMessage().contains("export 'nope' not found on " + socket), e.getMessage());
-        backend = NbdBackend.open(NbdServers.uri(socket, "disk"));
+        backend = NbdBackend.open(NbdTestServers.uri(socket, "disk"));
         assertEquals(1 << 20, backend.size());
     }
 
@@ -319,7 +319,7 @@ class NbdRealServerTest {
         Files.write(image, new byte[4 << 20]);
         // nbdkit's file plugin with a long read delay: the reads are surely in flight when it is killed.
         Path socket = servers.nbdkit("k.sock", "--filter=delay", "file", image.toString(), "rdelay=5000ms");
-        backend = NbdBackend.open(NbdServers.uri(socket, ""));
+        backend = NbdBackend.open(NbdTestServers.uri(socket, ""));
         byte[] data = pattern(8192, 5);
         backend.write(8192, MemorySegment.ofArray(data.clone()));
         backend.flush();

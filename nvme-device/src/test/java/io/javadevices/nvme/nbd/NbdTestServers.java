@@ -14,15 +14,15 @@ import java.util.concurrent.TimeUnit;
  * Missing binaries fail the test when the environment variable CI is set (the CI image installs them), else
  * skip it with a message.
  */
-final class NbdServers implements AutoCloseable {
+public final class NbdTestServers implements AutoCloseable {
     private final Path dir;
     private final List<Process> processes = new ArrayList<>();
 
-    NbdServers(Path dir) {
+    NbdTestServers(Path dir) {
         this.dir = dir;
     }
 
-    static void require(String binary) {
+    public static void require(String binary) {
         boolean found = false;
         for (String p : System.getenv().getOrDefault("PATH", "/usr/bin:/bin").split(":")) {
             if (Files.isExecutable(Path.of(p, binary))) {
@@ -68,10 +68,22 @@ final class NbdServers implements AutoCloseable {
         Process process = new ProcessBuilder(command).redirectErrorStream(true)
                 .redirectOutput(dir.resolve(socket.getFileName() + ".out").toFile()).start();
         processes.add(process);
+        try {
+            awaitListening(process, socket);
+        } catch (IOException e) {
+            throw new IOException(command + ": " + e.getMessage() + ": "
+                    + Files.readString(dir.resolve(socket.getFileName() + ".out")), e);
+        }
+        return socket;
+    }
+
+    /** Waits until {@code process} accepts connections on {@code socket}. */
+    public static void awaitListening(Process process, Path socket) throws IOException, InterruptedException {
+        List<String> command = process.info().arguments().map(List::of).orElse(List.of());
         long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
         while (!Files.exists(socket)) {
             if (!process.isAlive()) {
-                throw new IOException(command + " exited: " + Files.readString(dir.resolve(socket.getFileName() + ".out")));
+                throw new IOException(command + " exited with " + process.exitValue());
             }
             if (System.nanoTime() > end) {
                 throw new IOException(command + " did not create " + socket);
@@ -81,7 +93,7 @@ final class NbdServers implements AutoCloseable {
         // The socket file appears at bind(), a moment before listen(): wait until a connection is accepted.
         while (true) {
             try (var probe = java.nio.channels.SocketChannel.open(java.net.UnixDomainSocketAddress.of(socket))) {
-                return socket;
+                return;
             } catch (IOException notYet) {
                 if (System.nanoTime() > end || !process.isAlive()) {
                     throw new IOException(command + " does not accept connections on " + socket, notYet);
