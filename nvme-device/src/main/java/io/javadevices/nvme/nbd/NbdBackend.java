@@ -48,6 +48,9 @@ public final class NbdBackend implements BlockBackend {
     private final Thread monitor;
     private volatile NbdConnection connection;
     private volatile boolean closed;
+    /** The last loss logged and when (reader threads, one at a time: a session ends before the next begins). */
+    private String lastLoss;
+    private long lastLossLogged;
     /** Registered workers by cookie id; weak, so a stopped worker's id is reused (id 0: the synchronous calls). */
     @SuppressWarnings("unchecked")
     private volatile WeakReference<NbdAsync>[] registry = new WeakReference[16];
@@ -228,7 +231,11 @@ public final class NbdBackend implements BlockBackend {
 
     /** Logs the loss once and lets the monitor reconnect. */
     void lost(NbdConnection ended, String reason) {
-        if (!closed) {
+        long now = System.nanoTime();
+        // Once per change of state; a server that breaks every session the same way is reported once a minute.
+        if (!closed && (!reason.equals(lastLoss) || now - lastLossLogged > TimeUnit.MINUTES.toNanos(1))) {
+            lastLoss = reason;
+            lastLossLogged = now;
             LOG.log(System.Logger.Level.WARNING, "{0}: connection lost ({1}); requests fail with ENOTCONN while"
                     + " reconnecting", uri, reason);
         }
@@ -239,14 +246,17 @@ public final class NbdBackend implements BlockBackend {
         long backoff = FIRST_BACKOFF_NANOS;
         long nextAttempt = System.nanoTime() + backoff;
         String lastFailure = null;
+        long connectedAt = System.nanoTime();
         while (!closed) {
             LockSupport.parkNanos(this, TICK_NANOS);
             NbdConnection live = connection;
             long now = System.nanoTime();
             if (live != null) {
                 expire(live, now);
-                backoff = FIRST_BACKOFF_NANOS;
-                nextAttempt = now + backoff; // a loss is retried first after 100 ms
+                if (now - connectedAt > MAX_BACKOFF_NANOS) {
+                    backoff = FIRST_BACKOFF_NANOS; // a session that lasted: the next loss is retried after 100 ms
+                }
+                nextAttempt = now + backoff; // a session that breaks at once keeps the back-off growing
                 continue;
             }
             if (now - nextAttempt < 0) {
@@ -266,6 +276,8 @@ public final class NbdBackend implements BlockBackend {
                     }
                     connection = fresh;
                 }
+                connectedAt = System.nanoTime();
+                backoff = Math.min(backoff * 2, MAX_BACKOFF_NANOS);
                 LOG.log(System.Logger.Level.INFO, "{0}: reconnected", uri);
                 lastFailure = null;
             } catch (IOException | RuntimeException e) {
