@@ -351,4 +351,76 @@ class NbdRealServerTest {
         assertEquals(8192, results[0], "reads succeed again after the reconnection");
         assertArrayEquals(data, back.toArray(JAVA_BYTE));
     }
+
+    @Test
+    void tcpExportWorks() throws Exception {
+        int port = servers.nbdkitTcp("memory", "2M");
+        backend = NbdBackend.open("nbd://127.0.0.1:" + port + "/");
+        assertEquals(2 << 20, backend.size());
+        byte[] data = pattern(4096, 8);
+        backend.write(4096, MemorySegment.ofArray(data.clone()));
+        byte[] back = new byte[4096];
+        backend.read(4096, MemorySegment.ofArray(back));
+        assertArrayEquals(data, back);
+    }
+
+    @Test
+    void serverErrorsBecomeErrnosAndTheConnectionStays() throws Exception {
+        Path socket = servers.nbdkit("e.sock", "--filter=error", "memory", "1M", "error-pread=EIO",
+                "error-pread-rate=100%", "error-pwrite=ENOSPC", "error-pwrite-rate=100%", "error-trim=EPERM",
+                "error-trim-rate=100%");
+        backend = NbdBackend.open(NbdTestServers.uri(socket, ""));
+        InboxEngine engine = new InboxEngine(4);
+        AsyncIo io = backend.openAsync(engine);
+        NbdConnection before = backend.connection();
+        io.read(0, 0, vector(arena.allocate(512)));
+        io.write(1, 512, vector(arena.allocate(512)), false);
+        int[] results = new int[4];
+        assertEquals(2, engine.awaitCompletions(2, 5 * SECOND, results, null));
+        assertEquals(-5, results[0], "EIO");
+        assertEquals(-28, results[1], "ENOSPC");
+        assertEquals(before, backend.connection(), "an error reply is not a broken connection");
+        IOException e = assertThrows(IOException.class, () -> backend.read(0, arena.allocate(512)));
+        assertTrue(e.getMessage().contains("EIO"), e.getMessage());
+    }
+
+    @Test
+    void asyncReadsSplitAcrossPiecesLandInTheRightSegments() throws Exception {
+        Path socket = nbdkitMemory("--filter=blocksize-policy", "blocksize-maximum=64K",
+                "blocksize-error-policy=error");
+        backend = NbdBackend.open(NbdTestServers.uri(socket, ""));
+        byte[] data = pattern(200 * 1024, 11);
+        backend.write(0, MemorySegment.ofArray(data.clone()));
+        InboxEngine engine = new InboxEngine(2);
+        AsyncIo io = backend.openAsync(engine);
+        // Segments of 5000, 100000 and the rest: the 64 KiB pieces cross segment boundaries both ways.
+        MemorySegment a = arena.allocate(5000), b = arena.allocate(100_000), c = arena.allocate(data.length - 105_000);
+        io.read(1, 0, vector(a, b, c));
+        int[] results = new int[2];
+        assertEquals(1, engine.awaitCompletions(1, 5 * SECOND, results, null));
+        assertEquals(data.length, results[1]);
+        byte[] back = new byte[data.length];
+        MemorySegment.copy(a, JAVA_BYTE, 0, back, 0, 5000);
+        MemorySegment.copy(b, JAVA_BYTE, 0, back, 5000, 100_000);
+        MemorySegment.copy(c, JAVA_BYTE, 0, back, 105_000, (int) c.byteSize());
+        assertArrayEquals(data, back);
+    }
+
+    @Test
+    void anExportThatComesBackWithAnotherSizeStaysFailed() throws Exception {
+        Path socket = servers.nbdkit("r.sock", "memory", "1M");
+        backend = NbdBackend.open(NbdTestServers.uri(socket, ""));
+        servers.killAll();
+        Path logFile = dir.resolve("second.log");
+        servers.nbdkit("r.sock", "--filter=log", "memory", "2M", "logfile=" + logFile);
+        long end = System.nanoTime() + 10 * SECOND;
+        while (log(logFile).stream().noneMatch(l -> l.contains(" Connect ")) && System.nanoTime() < end) {
+            Thread.sleep(20); // until the backend has reconnected and seen the new size
+        }
+        assertTrue(log(logFile).stream().anyMatch(l -> l.contains(" Connect ")), "the backend tried the new server");
+        assertEquals(1 << 20, backend.size());
+        assertEquals(null, backend.connection(), "not connected to an export of another size");
+        IOException e = assertThrows(IOException.class, () -> backend.read(0, arena.allocate(512)));
+        assertTrue(e.getMessage().contains("ENOTCONN"), e.getMessage());
+    }
 }

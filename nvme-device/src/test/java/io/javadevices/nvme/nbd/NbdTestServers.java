@@ -53,6 +53,32 @@ public final class NbdTestServers implements AutoCloseable {
         return start(command, socket);
     }
 
+    /** {@code nbdkit -i 127.0.0.1 -p PORT --foreground ARGS...} on a free TCP port; returns the port. */
+    int nbdkitTcp(String... args) throws IOException, InterruptedException {
+        require("nbdkit");
+        int port;
+        try (var probe = new java.net.ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
+            port = probe.getLocalPort();
+        }
+        List<String> command = new ArrayList<>(List.of("nbdkit", "-i", "127.0.0.1", "-p", String.valueOf(port),
+                "--foreground"));
+        command.addAll(List.of(args));
+        Process process = new ProcessBuilder(command).redirectErrorStream(true)
+                .redirectOutput(dir.resolve("tcp.out").toFile()).start();
+        processes.add(process);
+        long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+        while (true) {
+            try (var probe = java.nio.channels.SocketChannel.open(new java.net.InetSocketAddress("127.0.0.1", port))) {
+                return port;
+            } catch (IOException notYet) {
+                if (System.nanoTime() > end || !process.isAlive()) {
+                    throw new IOException(command + " does not listen: " + Files.readString(dir.resolve("tcp.out")));
+                }
+                Thread.sleep(10);
+            }
+        }
+    }
+
     /** {@code qemu-nbd --socket=SOCKET --persistent --shared=8 ARGS... IMAGE}. */
     Path qemuNbd(String socketName, Path image, String... args) throws IOException, InterruptedException {
         require("qemu-nbd");
