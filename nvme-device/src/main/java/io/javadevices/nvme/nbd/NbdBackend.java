@@ -247,12 +247,17 @@ public final class NbdBackend implements BlockBackend {
         long nextAttempt = System.nanoTime() + backoff;
         String lastFailure = null;
         long connectedAt = System.nanoTime();
+        long lastScan = connectedAt;
+        long scanInterval = Math.clamp(timeoutNanos / 4, TICK_NANOS, TimeUnit.SECONDS.toNanos(1));
         while (!closed) {
             LockSupport.parkNanos(this, TICK_NANOS);
             NbdConnection live = connection;
             long now = System.nanoTime();
             if (live != null) {
-                expire(live, now);
+                if (now - lastScan >= scanInterval) { // every slot of every worker: not every tick
+                    lastScan = now;
+                    expire(live, now);
+                }
                 if (now - connectedAt > MAX_BACKOFF_NANOS) {
                     backoff = FIRST_BACKOFF_NANOS; // a session that lasted: the next loss is retried after 100 ms
                 }
