@@ -11,6 +11,7 @@ import java.lang.management.ManagementFactory;
 import java.nio.file.Path;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * The queue worker's side of the NBD path allocates nothing per request: preparing a request and reaping its
@@ -38,13 +39,26 @@ class NbdAllocationTest {
                 }
                 Counter counter = new Counter();
                 var mx = (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
+                long[] connectionThreads = Thread.getAllStackTraces().keySet().stream()
+                        .filter(t -> t.getName().startsWith("nbd-") && t.getName().contains(socket.toString())
+                                && !t.getName().startsWith("nbd-monitor"))
+                        .mapToLong(Thread::threadId).toArray();
+                assertEquals(2, connectionThreads.length, "a reader and a writer");
                 long best = Long.MAX_VALUE;
+                long bestConnection = Long.MAX_VALUE;
                 for (int round = 0; round < 5 && best > 0; round++) { // the best round: a JIT compile is not the path
                     run(io, engine, vectors, counter, 2000); // warm-up
                     long before = mx.getThreadAllocatedBytes(Thread.currentThread().threadId());
+                    long connectionBefore = sum(mx.getThreadAllocatedBytes(connectionThreads));
                     run(io, engine, vectors, counter, 4000);
                     best = Math.min(best, mx.getThreadAllocatedBytes(Thread.currentThread().threadId()) - before);
+                    bestConnection = Math.min(bestConnection, sum(mx.getThreadAllocatedBytes(connectionThreads))
+                            - connectionBefore);
                 }
+                // The connection's reader views each guest buffer as a ByteBuffer for SocketChannel.read (two small
+                // view objects per buffer: asSlice, asByteBuffer); nothing else may allocate there.
+                assertTrue(bestConnection / 4000 <= 160, "bytes allocated per request by the reader and writer: "
+                        + bestConnection / 4000);
                 assertEquals(0, counter.failures, "every read succeeded");
                 assertEquals(0, best / 4000, "bytes allocated per request on the worker's thread (best round: "
                         + best + " bytes in 4000 requests)");
@@ -52,6 +66,14 @@ class NbdAllocationTest {
                 backend.close();
             }
         }
+    }
+
+    private static long sum(long[] values) {
+        long total = 0;
+        for (long v : values) {
+            total += v;
+        }
+        return total;
     }
 
     private static final class Counter implements IoEngine.Completions {
