@@ -274,12 +274,16 @@ public final class NbdBackend implements BlockBackend {
                     throw new NbdException("export '" + uri.export() + "' now has " + fresh.export().size()
                             + " bytes instead of " + first.size() + "; the namespace stays failed");
                 }
+                boolean installed;
                 synchronized (this) {
-                    if (closed) {
-                        fresh.dropAndAwait("the namespace was closed");
-                        return;
+                    installed = !closed;
+                    if (installed) {
+                        connection = fresh;
                     }
-                    connection = fresh;
+                }
+                if (!installed) { // outside the lock: the session's teardown takes it (detach)
+                    fresh.dropAndAwait("the namespace was closed");
+                    return;
                 }
                 connectedAt = System.nanoTime();
                 backoff = Math.min(backoff * 2, MAX_BACKOFF_NANOS);

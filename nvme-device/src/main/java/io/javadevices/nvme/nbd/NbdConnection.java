@@ -177,10 +177,6 @@ final class NbdConnection {
         }
     }
 
-    boolean isClosed() {
-        return closed;
-    }
-
     // ------------------------------------------------------------------ writer thread
 
     private void writeLoop() {
