@@ -48,6 +48,8 @@ public final class NbdBackend implements BlockBackend {
     private final Thread monitor;
     private volatile NbdConnection connection;
     private volatile boolean closed;
+    /** Sessions lost so far (EOF, reset, a protocol error from the server, a timeout), for the statistics. */
+    private final java.util.concurrent.atomic.LongAdder losses = new java.util.concurrent.atomic.LongAdder();
     /** The last loss logged and when (reader threads, one at a time: a session ends before the next begins). */
     private String lastLoss;
     private long lastLossLogged;
@@ -89,6 +91,16 @@ public final class NbdBackend implements BlockBackend {
 
     long timeoutNanos() {
         return timeoutNanos;
+    }
+
+    /** True while a session is up (requests are sent); false while reconnecting or once closed. */
+    public boolean connected() {
+        return connection != null;
+    }
+
+    /** Sessions lost so far, each failing its requests with -ENOTCONN (a statistic). */
+    public long connectionLosses() {
+        return losses.sum();
     }
 
     /** The server's minimum block size: an LBA size below it would send requests the server refuses. */
@@ -231,6 +243,7 @@ public final class NbdBackend implements BlockBackend {
 
     /** Logs the loss once and lets the monitor reconnect. */
     void lost(NbdConnection ended, String reason) {
+        losses.increment();
         long now = System.nanoTime();
         // Once per change of state; a server that breaks every session the same way is reported once a minute.
         if (!closed && (!reason.equals(lastLoss) || now - lastLossLogged > TimeUnit.MINUTES.toNanos(1))) {

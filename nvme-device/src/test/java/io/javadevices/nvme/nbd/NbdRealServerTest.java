@@ -334,6 +334,7 @@ class NbdRealServerTest {
         for (int tag = 0; tag < 8; tag++) {
             assertEquals(-ENOTCONN, results[tag], "tag " + tag);
         }
+        assertEquals(1, backend.connectionLosses());
         IOException down = assertThrows(IOException.class, () -> backend.read(0, arena.allocate(512)));
         assertTrue(down.getMessage().contains("ENOTCONN"), down.getMessage());
         // The same export comes back (without the delay): the same backend serves again, data intact.
@@ -349,6 +350,7 @@ class NbdRealServerTest {
             Thread.sleep(20);
         }
         assertEquals(8192, results[0], "reads succeed again after the reconnection");
+        assertTrue(backend.connected());
         assertArrayEquals(data, back.toArray(JAVA_BYTE));
     }
 
