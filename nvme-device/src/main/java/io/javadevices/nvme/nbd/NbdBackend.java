@@ -3,7 +3,6 @@ package io.javadevices.nvme.nbd;
 import io.javadevices.nvme.backend.AsyncIo;
 import io.javadevices.nvme.backend.BlockBackend;
 import io.javadevices.nvme.backend.IoEngine;
-import io.javadevices.nvme.backend.IoVector;
 
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
@@ -163,35 +162,35 @@ public final class NbdBackend implements BlockBackend {
 
     @Override
     public void read(long offset, MemorySegment dst) throws IOException {
-        IoVector data = vector(dst);
-        sync.call(tag -> syncAsync.read(tag, offset, data), timeoutNanos, "NBD read at " + offset);
+        sync.call((tag, data) -> {
+            data.add(dst);
+            syncAsync.read(tag, offset, data);
+        }, timeoutNanos, "NBD read at " + offset);
     }
 
     @Override
     public void write(long offset, MemorySegment src) throws IOException {
-        IoVector data = vector(src);
-        sync.call(tag -> syncAsync.write(tag, offset, data, false), timeoutNanos, "NBD write at " + offset);
+        sync.call((tag, data) -> {
+            data.add(src);
+            syncAsync.write(tag, offset, data, false);
+        }, timeoutNanos, "NBD write at " + offset);
     }
 
     @Override
     public void flush() throws IOException {
-        sync.call(syncAsync::flush, timeoutNanos, "NBD flush");
+        sync.call((tag, unused) -> syncAsync.flush(tag), timeoutNanos, "NBD flush");
     }
 
     @Override
     public void writeZeroes(long offset, long length) throws IOException {
-        sync.call(tag -> syncAsync.writeZeroes(tag, offset, length, false), timeoutNanos, "NBD write zeroes at " + offset);
+        sync.call((tag, unused) -> syncAsync.writeZeroes(tag, offset, length, false), timeoutNanos,
+                "NBD write zeroes at " + offset);
     }
 
     @Override
     public void deallocate(long offset, long length) throws IOException {
-        sync.call(tag -> syncAsync.deallocate(tag, offset, length), timeoutNanos, "NBD deallocate at " + offset);
-    }
-
-    private static IoVector vector(MemorySegment segment) {
-        IoVector data = new IoVector(1);
-        data.add(segment);
-        return data;
+        sync.call((tag, unused) -> syncAsync.deallocate(tag, offset, length), timeoutNanos,
+                "NBD deallocate at " + offset);
     }
 
     @Override

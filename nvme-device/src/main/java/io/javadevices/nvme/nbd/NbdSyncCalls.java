@@ -1,6 +1,7 @@
 package io.javadevices.nvme.nbd;
 
 import io.javadevices.nvme.backend.IoEngine;
+import io.javadevices.nvme.backend.IoVector;
 
 import java.io.IOException;
 import java.util.concurrent.ArrayBlockingQueue;
@@ -17,15 +18,19 @@ final class NbdSyncCalls implements IoEngine {
     private final ArrayBlockingQueue<Integer> free = new ArrayBlockingQueue<>(TAGS);
     private final int[] results = new int[TAGS];
     private final CountDownLatch[] latches = new CountDownLatch[TAGS];
+    /** One vector per tag, reused (each holds a native iovec array: not allocated per call). */
+    private final IoVector[] vectors = new IoVector[TAGS];
 
     NbdSyncCalls() {
         for (int tag = 0; tag < TAGS; tag++) {
             free.add(tag);
+            vectors[tag] = new IoVector(1);
         }
     }
 
     interface Operation {
-        void start(int tag);
+        /** Starts the operation with {@code tag}; {@code vector} is empty, for the caller's one buffer. */
+        void start(int tag, IoVector vector);
     }
 
     /** Runs {@code operation} and returns its result (bytes or 0); a negative result is thrown as an IOException. */
@@ -39,7 +44,8 @@ final class NbdSyncCalls implements IoEngine {
         }
         CountDownLatch latch = new CountDownLatch(1);
         latches[tag] = latch;
-        operation.start(tag);
+        vectors[tag].clear();
+        operation.start(tag, vectors[tag]);
         boolean done;
         try {
             // The backend fails a request past its deadline itself; this wait is only a safety net beyond it.
@@ -52,6 +58,7 @@ final class NbdSyncCalls implements IoEngine {
             throw new IOException(what + ": no completion"); // ditto
         }
         int result = results[tag];
+        vectors[tag].clear();
         free.add(tag);
         if (result < 0) {
             throw new IOException(what + " failed: " + errnoName(-result) + " (" + result + ")");
