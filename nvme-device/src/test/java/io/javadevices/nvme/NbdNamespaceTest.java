@@ -137,6 +137,45 @@ class NbdNamespaceTest {
         }
     }
 
+    @Test
+    void qcow2OnQemuNbdHoldsWhatTheDriverWroteAsQemuImgSeesIt() throws Exception {
+        io.javadevices.nvme.nbd.NbdTestServers.require("qemu-nbd");
+        io.javadevices.nvme.nbd.NbdTestServers.require("qemu-img");
+        Path image = dir.resolve("disk.qcow2");
+        assertEquals(0, new ProcessBuilder("qemu-img", "create", "-q", "-f", "qcow2", image.toString(), "16M")
+                .inheritIO().start().waitFor());
+        Path socket = dir.resolve("q.sock");
+        server = new ProcessBuilder("qemu-nbd", "--socket=" + socket, "--format=qcow2", "--persistent", "--shared=4",
+                "--discard=unmap", image.toString()).redirectErrorStream(true).redirectOutput(dir.resolve("out").toFile())
+                .start();
+        io.javadevices.nvme.nbd.NbdTestServers.awaitListening(server, socket);
+        byte[] expected = new byte[16 << 20];
+        Random random = new Random(11);
+        try (Fixture f = Fixture.of("queues", "2", "namespaces", "nbd+unix:///?socket=" + socket + "@4096")) {
+            f.driver.bringUp(2, 32, true);
+            long buf = f.host.allocatePages(2);
+            byte[] data = new byte[8192];
+            for (int i = 0; i < 64; i++) {
+                HostQueue q = f.driver.ioQueue(1 + i % 2);
+                int lba = random.nextInt(4095);
+                random.nextBytes(data);
+                f.host.memory().write(buf, data, 0, data.length);
+                assertTrue(q.execute(Command.write(1, lba, 2, buf, buf + 4096)).ok());
+                System.arraycopy(data, 0, expected, lba * 4096, data.length);
+            }
+            assertTrue(f.driver.ioQueue(1).execute(Command.flush(1)).ok());
+        }
+        server.destroy(); // SIGTERM: qemu-nbd closes the image cleanly
+        assertTrue(server.waitFor(10, TimeUnit.SECONDS));
+        server = null;
+        Path raw = dir.resolve("expected.raw");
+        Files.write(raw, expected);
+        Process compare = new ProcessBuilder("qemu-img", "compare", "-f", "qcow2", "-F", "raw", image.toString(),
+                raw.toString()).redirectErrorStream(true).start();
+        String out = new String(compare.getInputStream().readAllBytes());
+        assertEquals(0, compare.waitFor(), "qemu-img compare: " + out);
+    }
+
     private static byte[] read(Fixture f, long address, int length) throws GuestMemoryException {
         byte[] out = new byte[length];
         f.host.memory().read(address, out, 0, length);
