@@ -131,6 +131,9 @@ public final class NbdBackend implements BlockBackend {
 
     @Override
     public AsyncIo openAsync(IoEngine engine) {
+        if (engine.capacity() > 0x10000) {
+            return null; // a cookie numbers tags in 16 bits: a larger engine runs this namespace synchronously
+        }
         synchronized (this) {
             WeakReference<NbdAsync>[] table = registry;
             for (int id = 1; id < MAX_ASYNC; id++) {
