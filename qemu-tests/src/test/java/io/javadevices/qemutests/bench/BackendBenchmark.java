@@ -375,7 +375,7 @@ class BackendBenchmark {
         String guestTable = report.table(GUEST_METRICS);
         String serverTable = java.isEmpty() ? "" : report.table(java, SERVER_METRICS);
         System.out.println("[bench] results (median (min–max) over " + s.rounds() + " rounds):\n" + guestTable + "\n"
-                + serverTable + "\n[bench] " + String.join("\n[bench] ", ratioLines));
+                + serverTable + (ratioLines.isEmpty() ? "" : "\n[bench] " + String.join("\n[bench] ", ratioLines)));
 
         Files.createDirectories(s.out());
         report.writeJson(s.out().resolve("backends.json"));
