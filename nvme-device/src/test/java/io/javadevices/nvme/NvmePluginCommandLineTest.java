@@ -21,11 +21,12 @@ class NvmePluginCommandLineTest {
     @Test
     void theDedicatedOptionsForwardToNvmeOptionKeys() {
         List<PluginOption> options = plugin.commandLineOptions();
-        assertEquals(List.of("--namespace", "--queues", "--dbbuf", "--pool", "--max-namespaces"),
+        assertEquals(List.of("--namespace", "--queues", "--dbbuf", "--pool", "--max-namespaces", "--io-engine",
+                        "--io-threads"),
                 options.stream().map(PluginOption::name).toList());
-        assertEquals(List.of("namespaces", "queues", "dbbuf", "pool", "max-namespaces"),
+        assertEquals(List.of("namespaces", "queues", "dbbuf", "pool", "max-namespaces", "io-engine", "io-threads"),
                 options.stream().map(PluginOption::key).toList());
-        assertEquals(List.of(true, false, false, false, false), options.stream().map(PluginOption::repeatable).toList(),
+        assertEquals(List.of(true, false, false, false, false, false, false), options.stream().map(PluginOption::repeatable).toList(),
                 "only --namespace is repeatable");
         assertEquals("SPEC", option("--namespace").valueLabel());
         assertEquals("on|off", option("--dbbuf").valueLabel());

@@ -1,10 +1,12 @@
 package io.javadevices.nvme.queue;
 
+import io.javadevices.nvme.backend.IoEngine;
 import io.javadevices.pci.GuestMemory;
 
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicReferenceArray;
+import java.util.function.IntFunction;
 import java.util.function.Supplier;
 
 /**
@@ -39,6 +41,8 @@ public final class QueueTable {
     private volatile DbbufPages dbbuf;
     private volatile QueueWorker adminWorker;
     private volatile Supplier<? extends CommandHandler> ioHandlers;
+    /** Makes each I/O worker's asynchronous engine from its tag count, or null: I/O queues run synchronously. */
+    private volatile IntFunction<IoEngine> ioEngines;
 
     public QueueTable(QueueWorker.Controller controller, int maxQueues, DoorbellPage doorbellPage,
                       IdlePolicy.Settings idle, WorkerStopper stopper) {
@@ -50,6 +54,14 @@ public final class QueueTable {
         this.doorbellPage = doorbellPage;
         this.idle = idle;
         this.stopper = stopper;
+    }
+
+    /** Most in-flight slots of one I/O queue: min(SQ size, this). */
+    public static final int MAX_IN_FLIGHT = 1024;
+
+    /** Where the I/O workers created from now on get their engine ({@link QueueWorker}, asynchronous I/O). */
+    public void ioEngines(IntFunction<IoEngine> engines) {
+        this.ioEngines = engines;
     }
 
     /** Highest I/O queue id. */
@@ -139,7 +151,9 @@ public final class QueueTable {
         }
         sq.cq.attach(sq);
         sqs.set(sq.qid, sq);
-        QueueWorker worker = new QueueWorker(controller, sq, ioHandlers.get(), idle);
+        IntFunction<IoEngine> engines = ioEngines;
+        IoEngine engine = engines == null ? null : engines.apply(Math.min(sq.size, MAX_IN_FLIGHT));
+        QueueWorker worker = new QueueWorker(controller, sq, ioHandlers.get(), idle, engine);
         synchronized (live) {
             live.add(worker);
         }

@@ -1,0 +1,103 @@
+package io.javadevices.nvme;
+
+import io.javadevices.nvme.driver.Command;
+import io.javadevices.nvme.driver.Completion;
+import io.javadevices.nvme.driver.HostQueue;
+import org.junit.jupiter.api.Test;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+/**
+ * The thread-pool engine with a real file backend: commands of one queue run on the pool together, complete out
+ * of order, and what was written reads back intact (a verify pass as fio's {@code verify=} does it).
+ */
+class ThreadPoolEngineTest {
+
+    private static Fixture fixture(Path file, PooledBackend[] made, String threads) {
+        return new Fixture(Map.of("queues", "1", "namespaces", "file:" + file + ":16M", "io-engine", "threads",
+                "io-threads", threads), 64L << 20, spec -> made[0] = new PooledBackend(spec.open()));
+    }
+
+    @Test
+    void aSlowReadCompletesAfterTheFastOnesBehindIt() throws IOException {
+        Path dir = Files.createTempDirectory("pool");
+        Path file = dir.resolve("ns.img");
+        PooledBackend[] backend = new PooledBackend[1];
+        try (Fixture f = fixture(file, backend, "4")) {
+            f.driver.bringUp(1, 64, true);
+            HostQueue q = f.driver.ioQueue(1);
+            backend[0].delayReadsAt(0);
+            long buf = f.host.allocatePages(4);
+            int slow = q.submit(Command.read(1, 0, 8, buf, 0));
+            int fast1 = q.submit(Command.read(1, 8, 8, buf + 4096, 0));
+            int fast2 = q.submit(Command.read(1, 16, 8, buf + 8192, 0));
+            List<Completion> first = q.awaitCompletions(2, Duration.ofSeconds(5));
+            assertEquals(List.of(fast1, fast2), first.stream().map(Completion::cid).sorted().toList(),
+                    "the reads behind the slow one complete first");
+            backend[0].releaseSlowReads();
+            Completion last = q.awaitCompletions(1, Duration.ofSeconds(5)).getFirst();
+            assertEquals(slow, last.cid());
+            assertTrue(last.ok(), last.toString());
+        } finally {
+            Files.deleteIfExists(file);
+            Files.deleteIfExists(dir);
+        }
+    }
+
+    @Test
+    void randomWritesAtDepth32ReadBackIntact() throws IOException {
+        Path dir = Files.createTempDirectory("pool");
+        Path file = dir.resolve("ns.img");
+        PooledBackend[] backend = new PooledBackend[1];
+        try (Fixture f = fixture(file, backend, "8")) {
+            f.driver.bringUp(1, 64, true);
+            HostQueue q = f.driver.ioQueue(1);
+            int blocks = 256; // 4 KiB blocks of 8 LBAs: 1 MiB written, each block once, in random order
+            Random random = new Random(14);
+            int[] order = random.ints(0, blocks).distinct().limit(blocks).toArray();
+            long bufs = f.host.allocatePages(32);
+            Map<Integer, Integer> slotOfCid = new HashMap<>();
+            int next = 0, done = 0;
+            while (done < blocks) {
+                while (next < blocks && q.inflight() < 32) {
+                    int slot = next % 32; // a buffer per command in flight
+                    while (slotOfCid.containsValue(slot)) {
+                        slot = (slot + 1) % 32;
+                    }
+                    GuestBytes.put(f, bufs + 4096L * slot, GuestBytes.pattern(order[next], 4096));
+                    int cid = q.submit(Command.write(1, 8L * order[next], 8, bufs + 4096L * slot, 0)
+                            .cdw(12, 7 | (next % 16 == 0 ? 1 << 30 : 0))); // now and then FUA
+                    slotOfCid.put(cid, slot);
+                    next++;
+                }
+                for (Completion c : q.awaitCompletions(1, Duration.ofSeconds(10))) {
+                    assertTrue(c.ok(), c.toString());
+                    slotOfCid.remove(c.cid());
+                    done++;
+                }
+            }
+            for (int b = 0; b < blocks; b++) {
+                long buf = bufs + 4096L * (b % 32);
+                assertTrue(q.execute(Command.read(1, 8L * b, 8, buf, 0)).ok());
+                assertArrayEquals(GuestBytes.pattern(b, 4096), GuestBytes.get(f, buf, 4096), "block " + b);
+            }
+            assertTrue(q.execute(Command.flush(1)).ok());
+            assertTrue(f.stat("ns1.inflight.max") > 1, "commands were in flight together: " + f.stat("ns1.inflight.max"));
+            assertEquals(2L * blocks + 1, f.stat("ns1.completed"));
+            assertEquals(blocks / 16, f.stat("ns1.writes.fua"));
+            assertTrue(f.stat("ns1.syncs") >= blocks / 16 + 1, "FUA writes and the flush reached the file as syncs");
+        } finally {
+            Files.deleteIfExists(file);
+            Files.deleteIfExists(dir);
+        }
+    }
+}
