@@ -26,6 +26,7 @@ import io.javadevices.nvme.queue.QueueTable;
 import io.javadevices.nvme.queue.QueueWorker;
 import io.javadevices.nvme.queue.SubmissionQueue;
 import io.javadevices.nvme.queue.WorkerGrace;
+import io.javadevices.nvme.queue.WorkerQuiescer;
 import io.javadevices.nvme.regs.Bar0Registers;
 import io.javadevices.nvme.spec.Nvme;
 import io.javadevices.nvme.spec.Status;
@@ -81,6 +82,8 @@ public final class NvmeController implements PciDevice, QueueWorker.Controller {
     private final NamespaceViews views = new NamespaceViews();
     /** How I/O queues run asynchronous backends (option io-engine), chosen once. */
     private final IoEngines.Choice engine;
+    /** Registered with guest memory: the host releases unmapped RAM only once no operation in flight uses it. */
+    private final WorkerQuiescer quiescer;
     private final MsixTable msix;
     private final ConfigSpace config;
     private final int maxQueues;
@@ -139,6 +142,8 @@ public final class NvmeController implements PciDevice, QueueWorker.Controller {
         this.engine = IoEngines.choose(options.ioEngine(), options.ioThreads());
         LOG.log(System.Logger.Level.INFO, "nvme: I/O engine {0}", engine.description());
         queues.ioEngines(engine::create);
+        this.quiescer = new WorkerQuiescer(queues::liveWorkers);
+        memory.addQuiescer(quiescer);
         pool.retirer(grace::afterInFlight);
         namespaces.addListener(new NamespaceChangeNotices(asyncEvents, features, queues::kickAdmin)); // §5.2.1
         // CAP (NVMe 1.4 Figure 68): MQES, CQR=1, AMS=0, TO ≥ stop-timeout-ms, DSTRD=0, CSS 37 (NVM), MPSMIN=0, MPSMAX.
@@ -496,6 +501,9 @@ public final class NvmeController implements PciDevice, QueueWorker.Controller {
             disable(false);
         }
         reset.close(); // waits up to CAP.TO for the workers
+        if (queues.liveWorkers().stream().allMatch(w -> w.awaitExit(0))) {
+            memory.removeQuiescer(quiescer); // a stuck worker keeps it: its memory stays unreleased (leaked, not reused)
+        }
         // Deleted namespaces whose release still waits for a worker: a stuck one keeps its backend (leaked, not
         // unmapped under a running command).
         grace.awaitReleases(options.stopTimeoutMillis());

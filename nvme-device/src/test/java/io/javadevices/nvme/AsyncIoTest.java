@@ -332,6 +332,30 @@ class AsyncIoTest {
     }
 
     @Test
+    void theGuestMemoryUnmapBarrierWaitsForOperationsInFlight() throws Exception {
+        HostQueue q = start(64);
+        assertTrue(host.memory().awaitQuiescent(1_000_000_000L), "nothing in flight: quiescent at once");
+        long buf = host.allocatePages(2);
+        q.submit(Command.read(1, 0, 8, buf, 0));
+        HeldBackend.Op first = backend.awaitHeld(1).getFirst();
+        assertFalse(host.memory().awaitQuiescent(50_000_000L), "a read in flight may still write into guest memory");
+        boolean[] quiescent = new boolean[1];
+        Thread waiter = Thread.ofPlatform().start(() -> quiescent[0] = host.memory().awaitQuiescent(5_000_000_000L));
+        waiter.join(100);
+        assertTrue(waiter.isAlive(), "the host waits for the read");
+        // An operation started after the barrier began (it mapped the memory table of that moment) holds nothing up.
+        q.submit(Command.read(1, 8, 8, buf + 4096, 0));
+        HeldBackend.Op second = backend.awaitHeld(2).get(1);
+        backend.complete(first);
+        waiter.join(5000);
+        assertFalse(waiter.isAlive(), "the barrier ended with the read it was waiting for");
+        assertTrue(quiescent[0]);
+        assertEquals(1, backend.inFlight(), "while the later read is still in flight");
+        backend.complete(second);
+        assertEquals(2, q.awaitCompletions(2, Duration.ofSeconds(5)).stream().filter(Completion::ok).count());
+    }
+
+    @Test
     void statusLineShowsInFlightAndP99() {
         HostQueue q = start(64);
         long buf = host.allocatePages(1);

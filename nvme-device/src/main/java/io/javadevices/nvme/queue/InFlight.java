@@ -19,7 +19,7 @@ import java.lang.invoke.VarHandle;
  * <p>Each slot has a generation, odd while it is claimed: {@link #quiescentSince} lets another thread wait until
  * every operation in flight at one moment has completed (the guest memory unmap barrier). Claim and release
  * publish it with release stores (plain moves on x86): the worker's batch epoch provides the StoreLoad fence (see
- * {@link QueueWorker#quiescent}). Everything else is worker-thread only.
+ * {@link WorkerQuiescer}). Everything else is worker-thread only.
  */
 public final class InFlight {
     private static final VarHandle GEN = MethodHandles.arrayElementVarHandle(int[].class);

@@ -400,50 +400,6 @@ public final class QueueWorker implements Runnable {
         }
     }
 
-    /**
-     * The guest memory unmap barrier ({@code GuestMemory.DmaQuiescer}): waits up to {@code timeoutNanos} until
-     * nothing this worker had started when called can still touch guest memory; true if so.
-     *
-     * <p>Dekker: the host removed the region (a volatile store in its region table) before calling this; the
-     * worker stores its batch epoch odd (volatile) before it maps any data pointer (volatile loads of that table).
-     * So either the worker's map after that store misses the region (Data Transfer Error: nothing reaches the
-     * removed memory), or the epoch read here is odd and this waits for the batch to end. Every slot claimed in
-     * that batch (or earlier) was published before the epoch went even again, so after the batch the odd slot
-     * generations read here are exactly the operations that may hold the old memory; each is waited for until
-     * its generation moves (completed). Counting claimed and completed operations would not do: they complete out
-     * of order, so a count can catch up while an old operation is still in flight.
-     */
-    public boolean quiescent(long timeoutNanos) {
-        long deadline = System.nanoTime() + timeoutNanos;
-        long epoch = batchEpoch;
-        if ((epoch & 1) != 0 && !isCurrentThread()) {
-            while (batchEpoch == epoch && !terminated()) {
-                if (!napUntil(deadline)) {
-                    return false;
-                }
-            }
-        }
-        if (slots == null || terminated()) {
-            return true;
-        }
-        int[] snapshot = new int[slots.capacity()];
-        slots.snapshot(snapshot);
-        while (!slots.quiescentSince(snapshot) && !terminated()) {
-            if (!napUntil(deadline)) {
-                return false;
-            }
-        }
-        return true;
-    }
-
-    private static boolean napUntil(long deadline) {
-        if (System.nanoTime() - deadline >= 0) {
-            return false;
-        }
-        LockSupport.parkNanos(20_000);
-        return true;
-    }
-
     private boolean pollForWork(long nanos) {
         long deadline = System.nanoTime() + nanos;
         do {
