@@ -1,5 +1,6 @@
 package io.javadevices.nvme.backend;
 
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.IntFunction;
 
 /**
@@ -12,7 +13,7 @@ import java.util.function.IntFunction;
 public final class IoEngines {
     /** The engine chosen: what makes each worker's engine, and how to describe it to a user. */
     public record Choice(String name, String description, IntFunction<IoEngine> factory) {
-        /** A new engine with {@code capacity} tags for one queue worker named {@code queue}. */
+        /** A new engine with {@code capacity} tags for one queue worker. */
         public IoEngine create(int capacity) {
             return factory.apply(capacity);
         }
@@ -39,13 +40,9 @@ public final class IoEngines {
             return uringChoice();
         }
         String why = kind.equals("threads") ? "io-engine=threads" : "io_uring not available: " + uringUnavailable;
-        int[] serial = new int[1];
+        AtomicInteger engines = new AtomicInteger(); // names the pool threads nvme-poolN-ioM
         return new Choice("threads", "threads (" + threads + " per I/O queue; " + why + ")",
-                capacity -> new ThreadPoolEngine("nvme-engine" + nextSerial(serial), capacity, threads));
-    }
-
-    private static synchronized int nextSerial(int[] serial) {
-        return serial[0]++;
+                capacity -> new ThreadPoolEngine("nvme-pool" + engines.getAndIncrement(), capacity, threads));
     }
 
     // ------------------------------------------------------------------ io_uring: THE place the ring engine plugs in

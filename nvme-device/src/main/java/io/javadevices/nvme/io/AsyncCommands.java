@@ -16,6 +16,11 @@ import io.javadevices.nvme.spec.Status;
 import io.javadevices.pci.GuestMemory;
 import io.javadevices.pci.GuestMemoryException;
 
+import java.lang.foreign.MemorySegment;
+
+import static io.javadevices.pci.LittleEndian.INT;
+import static io.javadevices.pci.LittleEndian.LONG;
+
 /**
  * The asynchronous half of Read, Write, Flush, Write Zeroes and Dataset Management: for a namespace whose backend
  * has an asynchronous path for this worker ({@link io.javadevices.nvme.backend.BlockBackend#openAsync}), the
@@ -143,13 +148,13 @@ final class AsyncCommands {
      * Dataset Management deallocate of {@code count} validated ranges ({@code ranges}: 16-byte entries, NLB at
      * byte 4, SLBA at byte 8): one operation per range, one after another in the same slot.
      */
-    int deallocate(Sqe cmd, QueueWorker worker, NamespaceView view, java.lang.foreign.MemorySegment ranges, int count) {
+    int deallocate(Sqe cmd, QueueWorker worker, NamespaceView view, MemorySegment ranges, int count) {
         int tag = start(cmd, worker, view, RANGES, 0, 0, 0);
         InFlight slots = worker.inFlight();
         long[] pairs = slots.ranges(tag, 256);
         for (int i = 0; i < count; i++) {
-            pairs[2 * i] = ranges.get(io.javadevices.pci.LittleEndian.LONG, 16L * i + 8);
-            pairs[2 * i + 1] = ranges.get(io.javadevices.pci.LittleEndian.INT, 16L * i + 4) & 0xFFFF_FFFFL;
+            pairs[2 * i] = ranges.get(LONG, 16L * i + 8);
+            pairs[2 * i + 1] = ranges.get(INT, 16L * i + 4) & 0xFFFF_FFFFL;
         }
         slots.ranges(tag, count, 0);
         nextRange(slots, tag, view);
