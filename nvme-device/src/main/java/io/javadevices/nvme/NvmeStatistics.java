@@ -73,7 +73,7 @@ public final class NvmeStatistics {
                            List<Namespace> namespaces) {
         m.put(IO_ENGINE_URING, engine.uring() ? 1L : 0L);
         for (Namespace ns : namespaces) {
-            NamespaceViews.Totals t = views.totals(ns.nsid());
+            NamespaceViews.Totals t = views.totals(ns);
             int n = ns.nsid();
             m.put(namespaceKey(n, "inflight"), (long) t.inFlight);
             m.put(namespaceKey(n, "inflight.max"), (long) t.inFlightMax);

@@ -52,7 +52,10 @@ public final class WorkerGrace {
 
     /** As {@link #afterInFlight(String, Runnable)}, and also after every asynchronous operation on {@code backend}. */
     public void afterInFlight(String what, BlockBackend backend, Runnable release) {
-        afterInFlight(what, release, backend);
+        afterInFlight(what, () -> {
+            release.run();
+            views.forget(backend);
+        }, backend);
     }
 
     /**
