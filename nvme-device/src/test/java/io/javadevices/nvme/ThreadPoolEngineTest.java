@@ -86,6 +86,27 @@ class ThreadPoolEngineTest {
         }
     }
 
+    /** RAM and null namespaces have no asynchronous path: their commands never reach an engine. */
+    @Test
+    void ramAndNullNamespacesStaySynchronous() {
+        try (Fixture f = Fixture.of("queues", "1", "namespaces", "ram:16M,null:16M", "io-engine", "threads")) {
+            f.driver.bringUp(1, 64, true);
+            HostQueue q = f.driver.ioQueue(1);
+            long buf = f.host.allocatePages(1);
+            for (int nsid = 1; nsid <= 2; nsid++) {
+                assertTrue(q.execute(Command.write(nsid, 0, 8, buf, 0)).ok());
+                assertTrue(q.execute(Command.read(nsid, 0, 8, buf, 0)).ok());
+                assertTrue(q.execute(Command.flush(nsid)).ok());
+            }
+            assertEquals(0, f.stat("ns1.completed"), "ram: executed on the worker");
+            assertEquals(0, f.stat("ns2.completed"), "null: executed on the worker");
+            assertEquals(6, f.stat(NvmeStatistics.IO_COMMANDS));
+            assertEquals("", new NvmePlugin().statusLine(Map.of(), f.controller.statistics(), Duration.ofSeconds(1))
+                    .replaceFirst("^stats: \\d+ IOPS, [0-9.]+ MMIO doorbells/IO, [0-9.]+ interrupts/IO", ""),
+                    "no backend part in the status line without asynchronous namespaces");
+        }
+    }
+
     @Test
     void randomWritesAtDepth32ReadBackIntact() throws IOException {
         Path dir = Files.createTempDirectory("pool");
