@@ -208,6 +208,33 @@ class AsyncIoTest {
     }
 
     @Test
+    void aBackendCompletingAnOperationTwiceCannotCorruptTheSlots() {
+        HostQueue q = start(64);
+        long buf = host.allocatePages(1);
+        q.submit(Command.read(1, 0, 1, buf, 0));
+        HeldBackend.Op first = backend.awaitHeld(1).getFirst();
+        backend.complete(first);
+        assertTrue(q.awaitCompletions(1, Duration.ofSeconds(5)).getFirst().ok());
+        long logged = controller.statistics().get(NvmeStatistics.ERRORS_LOGGED);
+        first.engine().complete(first.tag(), 0); // again: the slot is free by now
+        first.engine().complete(9999, 0);        // a tag that never existed
+        long deadline = System.nanoTime() + 5_000_000_000L;
+        while (controller.statistics().get(NvmeStatistics.ERRORS_LOGGED) < logged + 2 && System.nanoTime() < deadline) {
+            Thread.onSpinWait();
+        }
+        assertEquals(logged + 2, controller.statistics().get(NvmeStatistics.ERRORS_LOGGED), "both dropped and logged");
+        assertTrue(q.reap().isEmpty(), "no CQE for a completion of nothing");
+        for (int i = 0; i < 2; i++) {
+            q.queue(Command.read(1, i, 1, buf, 0));
+        }
+        q.ringSq();
+        List<HeldBackend.Op> ops = backend.awaitHeld(2);
+        assertNotEquals(ops.get(0).tag(), ops.get(1).tag(), "two commands never share a slot");
+        ops.forEach(backend::complete);
+        assertEquals(2, q.awaitCompletions(2, Duration.ofSeconds(5)).stream().filter(Completion::ok).count());
+    }
+
+    @Test
     void fuaAndWriteThroughReachTheBackendAsDurableWrites() {
         HostQueue q = start(64);
         long buf = host.allocatePages(1);

@@ -77,6 +77,11 @@ public final class InFlight {
         return tag;
     }
 
+    /** True if {@code tag} is a slot in flight now (a completion for anything else is a backend's bug). */
+    public boolean claimed(int tag) {
+        return tag >= 0 && tag < generation.length && (generation[tag] & 1) != 0;
+    }
+
     /** Returns a slot: its operation completed. */
     public void release(int tag) {
         view[tag] = null;

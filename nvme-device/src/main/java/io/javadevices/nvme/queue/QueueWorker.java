@@ -373,6 +373,12 @@ public final class QueueWorker implements Runnable {
 
     /** One operation completed (engine reap, worker thread): the handler's status, posted unless stopping. */
     private void completed(int tag, int result) {
+        if (!slots.claimed(tag)) {
+            // A second completion of one operation, or a tag never handed out: a backend's bug. Dropping it keeps
+            // the slot table intact (a slot freed twice would carry two commands at once).
+            host.commandFailed(sq.qid, -1, new IllegalStateException("completion of tag " + tag + ", not in flight"));
+            return;
+        }
         long status;
         int cid = slots.cid(tag);
         try {
