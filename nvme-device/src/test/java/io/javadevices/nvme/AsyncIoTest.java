@@ -287,7 +287,8 @@ class AsyncIoTest {
                 Command.write(1, 0, 1, buf, 0),
                 Command.of(0x08).nsid(1).slba(0).cdw(12, 0),                 // Write Zeroes
                 Command.of(0x09).nsid(1).cdw(10, 0).cdw(11, 0x4).prp1(list), // DSM deallocate
-                Command.of(0x04).nsid(1).slba(0).cdw(12, 0)}) {              // Write Uncorrectable
+                Command.of(0x04).nsid(1).slba(0).cdw(12, 0),                 // Write Uncorrectable
+                Command.of(0x19).nsid(1).slba(8).cdw(12, 0).prp1(list)}) {   // Copy into it
             Completion done = q.execute(c);
             assertEquals(0x20, done.sc(), "Namespace Is Write Protected: " + done);
             assertTrue(GuestBytes.dnr(done), done.toString());

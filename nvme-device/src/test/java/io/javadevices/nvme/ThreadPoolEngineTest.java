@@ -86,6 +86,43 @@ class ThreadPoolEngineTest {
         }
     }
 
+    /** Two SQs on one CQ, both completing through their pools: every CQE arrives once, none is lost. */
+    @Test
+    void twoQueuesSharingACompletionQueueLoseNoAsynchronousCompletion() {
+        try (Fixture f = new Fixture(Map.of("queues", "2", "namespaces", "ram:16M", "io-engine", "threads"),
+                64L << 20, spec -> new PooledBackend(spec.open()))) {
+            f.driver.enable();
+            f.driver.setNumberOfQueues(2);
+            f.driver.enableMsix(3);
+            long buf = f.host.allocatePages(1);
+            for (int round = 0; round < 20; round++) {
+                HostQueue owner = f.driver.createQueuePair(1, 64, 256, 1);
+                HostQueue second = f.driver.createSharedSq(2, 64, owner);
+                java.util.Set<Long> expected = new java.util.HashSet<>();
+                for (int cid = 0; cid < 60; cid++) {
+                    owner.queueWithCid(Command.read(1, cid, 1, buf, 0), cid);
+                    second.queueWithCid(Command.write(1, 100 + cid, 1, buf, 0), 1000 + cid);
+                    expected.add(1L << 32 | cid);
+                    expected.add(2L << 32 | (1000 + cid));
+                }
+                owner.ringSq();
+                second.ringSq();
+                long deadline = System.nanoTime() + Duration.ofSeconds(5).toNanos();
+                while (!expected.isEmpty() && System.nanoTime() < deadline) {
+                    for (Completion c : owner.reap()) {
+                        assertTrue(c.ok(), c.toString());
+                        assertTrue(expected.remove((long) c.sqid() << 32 | c.cid()), "duplicate or stray " + c);
+                    }
+                }
+                assertTrue(expected.isEmpty(), "round " + round + ": lost " + expected.size() + " completions");
+                assertTrue(f.driver.admin(Command.deleteSq(2)).ok());
+                assertTrue(f.driver.admin(Command.deleteSq(1)).ok());
+                assertTrue(f.driver.admin(Command.deleteCq(1)).ok());
+            }
+            assertEquals(20 * 120, f.stat("ns1.completed"));
+        }
+    }
+
     /** RAM and null namespaces have no asynchronous path: their commands never reach an engine. */
     @Test
     void ramAndNullNamespacesStaySynchronous() {
