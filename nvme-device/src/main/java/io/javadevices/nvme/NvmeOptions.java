@@ -46,12 +46,14 @@ public record NvmeOptions(List<NamespaceSpec> namespaces, int queues, boolean db
                           int ioThreads) {
 
     public static final String HELP = String.join("\n",
-            "namespaces=LIST  comma-separated ram:SIZE | null:SIZE | file:PATH[:SIZE], each optionally @4096 for 4 KiB LBAs (default 512); SIZE like 64M, 1G or bytes (default ram:1G; none with a pool=)",
+            "namespaces=LIST  comma-separated ram:SIZE | null:SIZE | file:PATH[:SIZE][?direct=on], each optionally @4096 for 4 KiB LBAs (default 512); SIZE like 64M, 1G or bytes (default ram:1G; none with a pool=)",
             "                 NSIDs 1, 2, ... in order; they come out of the pool (their sizes are allocated capacity)",
             "                 ram: is sparse anonymous memory outside the Java heap and direct-memory limit; all ram: sizes together",
             "                 must fit the host's RAM + swap. file: images are locked like QEMU locks them (a second server or a",
             "                 QEMU writer is refused); a block device must hold SIZE; Flush, FUA writes and a disabled write cache",
-            "                 fdatasync the file",
+            "                 fdatasync the file; Deallocate punches holes (reads zero), Write Zeroes is FALLOC_FL_ZERO_RANGE",
+            "                 (BLKDISCARD / BLKZEROOUT on a block device). ?direct=on opens it with O_DIRECT (no host page",
+            "                 cache; unaligned guest buffers are bounced), e.g. file:/img/a.raw:1G?direct=on@4096",
             "queues=N         maximum I/O queue pairs, 1..511 (default 4)",
             "dbbuf=on|off     Doorbell Buffer Config / shadow doorbells (default on; off clears OACS bit 8)",
             "serial=TEXT      serial number, at most 20 ASCII characters (default JD0001)",
@@ -96,13 +98,18 @@ public record NvmeOptions(List<NamespaceSpec> namespaces, int queues, boolean db
             "doorbells", "nap-us", "nap-window-us",
             "stop-timeout-ms", "park-dbbuf-us", "park-trapped-us", "pool", "max-namespaces", "io-engine", "io-threads");
 
-    /** One namespace: backend kind, size (0 = from the file), path for files, LBA size. */
-    public record NamespaceSpec(String kind, long size, String path, int lbaSize) {
+    /** One namespace: backend kind, size (0 = from the file), path for files, LBA size, O_DIRECT for files. */
+    public record NamespaceSpec(String kind, long size, String path, int lbaSize, boolean direct) {
+        /** A spec without O_DIRECT. */
+        public NamespaceSpec(String kind, long size, String path, int lbaSize) {
+            this(kind, size, path, lbaSize, false);
+        }
+
         public BlockBackend open() {
             return switch (kind) {
                 case "ram" -> new RamBackend(size);
                 case "null" -> new NullBackend(size);
-                case "file" -> new FileBackend(Path.of(path), size);
+                case "file" -> new FileBackend(Path.of(path), size, direct);
                 default -> throw new IllegalArgumentException("namespace kind " + kind);
             };
         }
@@ -222,6 +229,12 @@ public record NvmeOptions(List<NamespaceSpec> namespaces, int queues, boolean db
             switch (kind) {
                 case "ram", "null" -> spec = new NamespaceSpec(kind, parseSize(rest, raw), null, lbaSize);
                 case "file" -> {
+                    boolean direct = false;
+                    int query = rest.lastIndexOf('?');
+                    if (query >= 0) {
+                        direct = fileQuery(rest.substring(query + 1), raw);
+                        rest = rest.substring(0, query);
+                    }
                     String path = rest;
                     long size = 0;
                     int last = rest.lastIndexOf(':');
@@ -232,7 +245,7 @@ public record NvmeOptions(List<NamespaceSpec> namespaces, int queues, boolean db
                     if (path.isEmpty()) {
                         throw new IllegalArgumentException("namespace file needs a path: '" + raw.trim() + "'");
                     }
-                    spec = new NamespaceSpec(kind, size, path, lbaSize);
+                    spec = new NamespaceSpec(kind, size, path, lbaSize, direct);
                 }
                 default -> throw new IllegalArgumentException("unknown namespace kind '" + kind + "' in '" + raw.trim() + "' (ram, null, file)");
             }
@@ -245,6 +258,25 @@ public record NvmeOptions(List<NamespaceSpec> namespaces, int queues, boolean db
             throw new IllegalArgumentException("at most 256 namespaces");
         }
         return List.copyOf(specs);
+    }
+
+    /** The {@code ?KEY=VALUE&...} of a file namespace (after PATH[:SIZE], before @LBA): true if direct=on. */
+    private static boolean fileQuery(String query, String raw) {
+        boolean direct = false;
+        for (String pair : query.split("&", -1)) {
+            int eq = pair.indexOf('=');
+            String key = eq < 0 ? pair : pair.substring(0, eq);
+            String value = eq < 0 ? "" : pair.substring(eq + 1).toLowerCase(Locale.ROOT);
+            if (!key.equals("direct")) {
+                throw new IllegalArgumentException("unknown file namespace option '" + key + "' in '" + raw.trim()
+                        + "' (known: direct=on|off)");
+            }
+            if (!value.equals("on") && !value.equals("off")) {
+                throw new IllegalArgumentException("file namespace option direct must be on or off: '" + raw.trim() + "'");
+            }
+            direct = value.equals("on");
+        }
+        return direct;
     }
 
     /** A namespace size in {@link ByteSizes} grammar (64M, 1G, 64MiB, bytes); 0 is not a disk. */
