@@ -141,7 +141,7 @@ public final class NvmeController implements PciDevice, QueueWorker.Controller {
         this.grace = new WorkerGrace(queues::liveWorkers, views);
         this.engine = IoEngines.choose(options.ioEngine(), options.ioThreads());
         LOG.log(System.Logger.Level.INFO, "nvme: I/O engine {0}", engine.description());
-        queues.ioEngines(engine::create);
+        queues.ioEngines(engine.factory());
         this.quiescer = new WorkerQuiescer(queues::liveWorkers);
         memory.addQuiescer(quiescer);
         pool.retirer(grace::afterInFlight);

@@ -1,7 +1,5 @@
 package io.javadevices.nvme.backend;
 
-import java.util.concurrent.atomic.AtomicInteger;
-import java.util.function.IntFunction;
 
 /**
  * Chooses the {@link IoEngine} of the I/O queue workers once per controller (option {@code io-engine}) and makes
@@ -11,11 +9,17 @@ import java.util.function.IntFunction;
  * ({@link Choice#description}, logged by the controller).
  */
 public final class IoEngines {
+    /** Makes the engine of one queue worker: {@code capacity} tags, for the worker's {@code thread}. */
+    @FunctionalInterface
+    public interface Factory {
+        IoEngine create(int capacity, Thread worker);
+    }
+
     /** The engine chosen: what makes each worker's engine, and how to describe it to a user. */
-    public record Choice(String name, String description, IntFunction<IoEngine> factory) {
-        /** A new engine with {@code capacity} tags for one queue worker. */
-        public IoEngine create(int capacity) {
-            return factory.apply(capacity);
+    public record Choice(String name, String description, Factory factory) {
+        /** A new engine with {@code capacity} tags for the queue worker running on {@code worker}. */
+        public IoEngine create(int capacity, Thread worker) {
+            return factory.create(capacity, worker);
         }
 
         public boolean uring() {
@@ -40,15 +44,15 @@ public final class IoEngines {
             return uringChoice();
         }
         String why = kind.equals("threads") ? "io-engine=threads" : "io_uring not available: " + uringUnavailable;
-        AtomicInteger engines = new AtomicInteger(); // names the pool threads nvme-poolN-ioM
         return new Choice("threads", "threads (" + threads + " per I/O queue; " + why + ")",
-                capacity -> new ThreadPoolEngine("nvme-pool" + engines.getAndIncrement(), capacity, threads));
+                (capacity, worker) -> new ThreadPoolEngine(worker.getName(), capacity, threads));
     }
 
     // ------------------------------------------------------------------ io_uring: THE place the ring engine plugs in
     // The lead plugs UringEngine in here: uringUnavailable() returns null once a ring can be set up (probe a
     // small ring and close it; the reason as text otherwise: seccomp, ENOSYS, a kernel too old), and
-    // uringChoice() makes one UringEngine per worker. Until then auto means threads.
+    // uringChoice() returns new Choice("io_uring", "io_uring (one ring per I/O queue)", UringEngine::open).
+    // Until then auto means threads.
 
     /** Why io_uring cannot be used here, or null if it can. */
     private static String uringUnavailable() {

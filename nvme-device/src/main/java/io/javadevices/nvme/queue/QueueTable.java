@@ -1,12 +1,11 @@
 package io.javadevices.nvme.queue;
 
-import io.javadevices.nvme.backend.IoEngine;
+import io.javadevices.nvme.backend.IoEngines;
 import io.javadevices.pci.GuestMemory;
 
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicReferenceArray;
-import java.util.function.IntFunction;
 import java.util.function.Supplier;
 
 /**
@@ -41,8 +40,8 @@ public final class QueueTable {
     private volatile DbbufPages dbbuf;
     private volatile QueueWorker adminWorker;
     private volatile Supplier<? extends CommandHandler> ioHandlers;
-    /** Makes each I/O worker's asynchronous engine from its tag count, or null: I/O queues run synchronously. */
-    private volatile IntFunction<IoEngine> ioEngines;
+    /** Makes each I/O worker's asynchronous engine, or null: I/O queues run synchronously. */
+    private volatile IoEngines.Factory ioEngines;
 
     public QueueTable(QueueWorker.Controller controller, int maxQueues, DoorbellPage doorbellPage,
                       IdlePolicy.Settings idle, WorkerStopper stopper) {
@@ -60,7 +59,7 @@ public final class QueueTable {
     public static final int MAX_IN_FLIGHT = 1024;
 
     /** Where the I/O workers created from now on get their engine ({@link QueueWorker}, asynchronous I/O). */
-    public void ioEngines(IntFunction<IoEngine> engines) {
+    public void ioEngines(IoEngines.Factory engines) {
         this.ioEngines = engines;
     }
 
@@ -151,9 +150,8 @@ public final class QueueTable {
         }
         sq.cq.attach(sq);
         sqs.set(sq.qid, sq);
-        IntFunction<IoEngine> engines = ioEngines;
-        IoEngine engine = engines == null ? null : engines.apply(Math.min(sq.size, MAX_IN_FLIGHT));
-        QueueWorker worker = new QueueWorker(controller, sq, ioHandlers.get(), idle, engine);
+        QueueWorker worker = new QueueWorker(controller, sq, ioHandlers.get(), idle, ioEngines,
+                Math.min(sq.size, MAX_IN_FLIGHT));
         synchronized (live) {
             live.add(worker);
         }

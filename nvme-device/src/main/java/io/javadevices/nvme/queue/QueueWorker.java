@@ -1,6 +1,7 @@
 package io.javadevices.nvme.queue;
 
 import io.javadevices.nvme.backend.IoEngine;
+import io.javadevices.nvme.backend.IoEngines;
 import io.javadevices.nvme.spec.Status;
 import io.javadevices.pci.GuestMemory;
 import io.javadevices.pci.GuestMemoryException;
@@ -125,15 +126,16 @@ public final class QueueWorker implements Runnable {
     private int unsignalled;
 
     public QueueWorker(Controller host, SubmissionQueue sq, CommandHandler handler, IdlePolicy.Settings idle) {
-        this(host, sq, handler, idle, null);
+        this(host, sq, handler, idle, null, 0);
     }
 
-    /** @param engine the queue's asynchronous engine (its capacity sizes the in-flight slots), or null */
+    /**
+     * @param engines makes this queue's asynchronous engine for its thread, or null: every command synchronous
+     * @param tags    the engine's tags: the in-flight slots
+     */
     public QueueWorker(Controller host, SubmissionQueue sq, CommandHandler handler, IdlePolicy.Settings idle,
-                       IoEngine engine) {
+                       IoEngines.Factory engines, int tags) {
         this.host = host;
-        this.engine = engine;
-        this.slots = engine == null ? null : new InFlight(engine.capacity());
         this.memory = host.memory();
         this.sq = sq;
         this.cq = sq.cq;
@@ -144,6 +146,8 @@ public final class QueueWorker implements Runnable {
         this.invalidTail = host::invalidSubmissionTail;
         this.invalidHead = host::invalidCompletionHead;
         this.thread = Thread.ofPlatform().daemon().name("nvme-sq" + sq.qid).unstarted(this);
+        this.engine = engines == null ? null : engines.create(tags, thread);
+        this.slots = engine == null ? null : new InFlight(engine.capacity());
         sq.worker = this;
     }
 
