@@ -146,9 +146,23 @@ public final class QueueWorker implements Runnable {
         this.invalidTail = host::invalidSubmissionTail;
         this.invalidHead = host::invalidCompletionHead;
         this.thread = Thread.ofPlatform().daemon().name("nvme-sq" + sq.qid).unstarted(this);
-        this.engine = engines == null ? null : engines.create(tags, thread);
+        this.engine = engines == null ? null : engine(engines, tags, thread, sq.qid);
         this.slots = engine == null ? null : new InFlight(engine.capacity());
         sq.worker = this;
+    }
+
+    /**
+     * The queue's engine, or null if it cannot be made (an io_uring ring refused for this queue: the locked-memory
+     * limit reached after N rings): the queue then runs its commands synchronously, slower but correct, and says so.
+     */
+    private static IoEngine engine(IoEngines.Factory engines, int tags, Thread thread, int qid) {
+        try {
+            return engines.create(tags, thread);
+        } catch (RuntimeException e) {
+            System.getLogger(QueueWorker.class.getName()).log(System.Logger.Level.WARNING,
+                    "queue {0}: no asynchronous I/O engine ({1}); its commands run one at a time", qid, e.toString());
+            return null;
+        }
     }
 
     public void start() {
