@@ -252,6 +252,31 @@ class AsyncIoTest {
     }
 
     @Test
+    void writeZeroesMapsToZeroingOrDeallocationAndFuaMakesItDurable() {
+        HostQueue q = start(64);
+        int deac = 1 << 25, fua = 1 << 30;
+        q.submit(Command.of(0x08).nsid(1).slba(16).cdw(12, 7 | fua));
+        HeldBackend.Op op = backend.awaitHeld(1).getFirst();
+        assertEquals("zeroes", op.kind());
+        assertTrue(op.durable(), "FUA: a durable zeroing");
+        assertEquals(16 * 512, op.offset());
+        assertEquals(8 * 512, op.length());
+        backend.complete(op);
+        assertTrue(q.awaitCompletions(1, Duration.ofSeconds(5)).getFirst().ok());
+        // RAM reads deallocated blocks as zeroes, so DEAC deallocates; with FUA a flush follows before the CQE.
+        q.submit(Command.of(0x08).nsid(1).slba(32).cdw(12, 7 | deac | fua));
+        op = backend.awaitHeld(1).getFirst();
+        assertEquals("deallocate", op.kind());
+        backend.complete(op);
+        op = backend.awaitHeld(1).getFirst();
+        assertEquals("flush", op.kind(), "the deallocation made durable");
+        assertTrue(q.reap().isEmpty(), "no CQE before the flush completed");
+        backend.complete(op);
+        assertTrue(q.awaitCompletions(1, Duration.ofSeconds(5)).getFirst().ok());
+        assertEquals(2L, controller.statistics().get("ns1.writes.fua"));
+    }
+
+    @Test
     void datasetManagementDeallocatesEveryRangeInTurn() {
         HostQueue q = start(64);
         long list = host.allocatePages(1);
