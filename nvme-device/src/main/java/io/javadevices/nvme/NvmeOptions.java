@@ -5,6 +5,8 @@ import io.javadevices.nvme.backend.FileBackend;
 import io.javadevices.nvme.backend.NullBackend;
 import io.javadevices.nvme.backend.RamBackend;
 import io.javadevices.nvme.backend.RamBudget;
+import io.javadevices.nvme.nbd.NbdBackend;
+import io.javadevices.nvme.nbd.NbdUri;
 import io.javadevices.nvme.pool.PoolSpec;
 import io.javadevices.nvme.queue.IdlePolicy;
 import io.javadevices.pci.ByteSizes;
@@ -54,6 +56,9 @@ public record NvmeOptions(List<NamespaceSpec> namespaces, int queues, boolean db
             "                 fdatasync the file; Deallocate punches holes (reads zero), Write Zeroes is FALLOC_FL_ZERO_RANGE",
             "                 (BLKDISCARD / BLKZEROOUT on a block device). ?direct=on opens it with O_DIRECT (no host page",
             "                 cache; unaligned guest buffers are bounced), e.g. file:/img/a.raw:1G?direct=on@4096",
+            "                 nbd://HOST[:PORT]/EXPORT or nbd+unix:///EXPORT?socket=PATH (NBD URIs, percent-encoded) is an NBD",
+            "                 export (qemu-nbd, qemu-storage-daemon, nbdkit): its size is the export's (no SIZE), read-only",
+            "                 exports are write protected, a lost server gives Namespace Not Ready until it is back",
             "queues=N         maximum I/O queue pairs, 1..511 (default 4)",
             "dbbuf=on|off     Doorbell Buffer Config / shadow doorbells (default on; off clears OACS bit 8)",
             "serial=TEXT      serial number, at most 20 ASCII characters (default JD0001)",
@@ -110,8 +115,22 @@ public record NvmeOptions(List<NamespaceSpec> namespaces, int queues, boolean db
                 case "ram" -> new RamBackend(size);
                 case "null" -> new NullBackend(size);
                 case "file" -> new FileBackend(Path.of(path), size, direct);
+                case "nbd" -> openNbd();
                 default -> throw new IllegalArgumentException("namespace kind " + kind);
             };
+        }
+
+        /** An NBD export, refused unless its size is a whole number of LBAs the server accepts as requests. */
+        private BlockBackend openNbd() {
+            NbdBackend nbd = NbdBackend.open(path);
+            String problem = nbd.size() % lbaSize != 0 ? "its " + nbd.size() + " bytes are not a multiple of the LBA size " + lbaSize
+                    : nbd.minimumBlockSize() > lbaSize ? "the server's minimum block size " + nbd.minimumBlockSize()
+                    + " exceeds the LBA size " + lbaSize + " (use @4096)" : null;
+            if (problem != null) {
+                nbd.close();
+                throw new IllegalArgumentException("namespace " + path + ": " + problem);
+            }
+            return nbd;
         }
     }
 
@@ -209,6 +228,10 @@ public record NvmeOptions(List<NamespaceSpec> namespaces, int queues, boolean db
             if (item.isEmpty()) {
                 throw new IllegalArgumentException("option namespaces has an empty entry: '" + list + "'");
             }
+            if (NbdUri.looksLikeNbd(item)) {
+                specs.add(parseNbd(item));
+                continue;
+            }
             int lbaSize = 512;
             int at = item.lastIndexOf('@');
             if (at >= 0) {
@@ -247,7 +270,7 @@ public record NvmeOptions(List<NamespaceSpec> namespaces, int queues, boolean db
                     }
                     spec = new NamespaceSpec(kind, size, path, lbaSize, direct);
                 }
-                default -> throw new IllegalArgumentException("unknown namespace kind '" + kind + "' in '" + raw.trim() + "' (ram, null, file)");
+                default -> throw new IllegalArgumentException("unknown namespace kind '" + kind + "' in '" + raw.trim() + "' (ram, null, file, nbd:// or nbd+unix://)");
             }
             if (spec.size() != 0 && (spec.size() % lbaSize != 0 || spec.size() < lbaSize)) {
                 throw new IllegalArgumentException("namespace size must be a positive multiple of the LBA size " + lbaSize + ": '" + raw.trim() + "'");
@@ -277,6 +300,40 @@ public record NvmeOptions(List<NamespaceSpec> namespaces, int queues, boolean db
             direct = value.equals("on");
         }
         return direct;
+    }
+
+    /**
+     * {@code nbd://...} or {@code nbd+unix://...}, optionally {@code @512}/{@code @4096} last; the size comes from
+     * the export, so a trailing {@code :SIZE} is refused (a colon in an export name is written {@code %3A}).
+     */
+    private static NamespaceSpec parseNbd(String item) {
+        int lbaSize = 512;
+        java.util.regex.Matcher lba = java.util.regex.Pattern.compile("@([0-9]+)$").matcher(item);
+        String uri = item;
+        if (lba.find()) {
+            if (!lba.group(1).equals("512") && !lba.group(1).equals("4096")) {
+                throw new IllegalArgumentException("namespace LBA size must be @512 or @4096: '" + item + "'");
+            }
+            lbaSize = Integer.parseInt(lba.group(1));
+            uri = item.substring(0, lba.start());
+        }
+        int path = uri.indexOf('/', uri.indexOf("://") + 3); // a colon before it is the port's
+        int colon = uri.lastIndexOf(':');
+        if (path >= 0 && colon > path && sizeLike(uri.substring(colon + 1))) {
+            throw new IllegalArgumentException("namespace '" + item + "': an NBD namespace takes its size from the"
+                    + " export; drop ':" + uri.substring(colon + 1) + "' (write a ':' in the export name as %3A)");
+        }
+        NbdUri.parse(uri); // the URI's own errors, at parse time
+        return new NamespaceSpec("nbd", 0, uri, lbaSize);
+    }
+
+    private static boolean sizeLike(String text) {
+        try {
+            ByteSizes.parse(text);
+            return true;
+        } catch (IllegalArgumentException e) {
+            return false;
+        }
     }
 
     /** A namespace size in {@link ByteSizes} grammar (64M, 1G, 64MiB, bytes); 0 is not a disk. */
