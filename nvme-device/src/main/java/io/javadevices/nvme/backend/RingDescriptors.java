@@ -1,0 +1,63 @@
+package io.javadevices.nvme.backend;
+
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * The descriptors one {@link FileBackend} opened for queue workers' io_uring rings, one per live ring: each is
+ * a new open file description of the same inode (see {@link FileBackend#openAsync} for why). Those of rings
+ * that were closed (a reset, a Delete I/O SQ) are closed at the next open, so a guest that resets in a loop
+ * cannot pile them up; all of them close with the backend. Their syncs stay counted. Guarded by the backend.
+ */
+final class RingDescriptors {
+    private record Entry(UringEngine engine, int fd, UringFileIo io) {
+    }
+
+    private final List<Entry> live = new ArrayList<>();
+    private long retiredSyncs, retiredSyncErrors;
+
+    /** Opens a descriptor of the file behind {@code fd} for {@code ring}; -1 (logged by the caller) if it fails. */
+    UringFileIo open(UringEngine ring, int fd, boolean direct, int alignment, FileBackend backend, boolean blockDevice)
+            throws Posix.Failure {
+        live.removeIf(e -> {
+            if (e.engine().closed()) {
+                retire(e);
+                return true;
+            }
+            return false;
+        });
+        // Through /proc/self/fd: this inode even if the path was renamed or replaced since the backend opened it.
+        int own = Posix.open("/proc/self/fd/" + fd, Posix.O_RDWR | Posix.O_CLOEXEC | (direct ? Posix.O_DIRECT : 0), 0);
+        UringFileIo io = new UringFileIo(ring, own, alignment, backend, blockDevice);
+        live.add(new Entry(ring, own, io));
+        return io;
+    }
+
+    private void retire(Entry e) {
+        Posix.close(e.fd());
+        retiredSyncs += e.io().syncs();
+        retiredSyncErrors += e.io().syncErrors();
+    }
+
+    /** Syncs (fsyncs and RWF_DSYNC writes) done on the rings, for the statistics (plain longs read racily). */
+    long syncs() {
+        long n = retiredSyncs;
+        for (Entry e : live) {
+            n += e.io().syncs();
+        }
+        return n;
+    }
+
+    long syncErrors() {
+        long n = retiredSyncErrors;
+        for (Entry e : live) {
+            n += e.io().syncErrors();
+        }
+        return n;
+    }
+
+    void closeAll() {
+        live.forEach(this::retire);
+        live.clear();
+    }
+}
