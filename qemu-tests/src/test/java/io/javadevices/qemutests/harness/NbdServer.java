@@ -88,7 +88,12 @@ public final class NbdServer implements AutoCloseable {
         Files.deleteIfExists(socket); // a killed server's stale socket file
         runs++;
         System.out.println("[harness] starting nbd server " + name + " (run " + runs + "): " + String.join(" ", command));
-        process = new ProcessBuilder(command).redirectErrorStream(true).start();
+        try {
+            process = new ProcessBuilder(command).redirectErrorStream(true).start();
+        } catch (IOException e) {
+            throw new IllegalStateException("cannot run " + command.getFirst() + " (" + e.getMessage()
+                    + "): install qemu-utils and nbdkit with qemu-tests/image/setup-host.sh", e);
+        }
         LIVE.add(process);
         Process p = process;
         int run = runs;

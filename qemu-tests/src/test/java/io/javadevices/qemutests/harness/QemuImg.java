@@ -3,6 +3,7 @@ package io.javadevices.qemutests.harness;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 
@@ -52,9 +53,15 @@ public final class QemuImg {
     }
 
     private static Result run(String... args) throws IOException, InterruptedException {
-        List<String> command = new java.util.ArrayList<>(List.of("qemu-img"));
+        List<String> command = new ArrayList<>(List.of("qemu-img"));
         command.addAll(List.of(args));
-        Process p = new ProcessBuilder(command).redirectErrorStream(true).start();
+        Process p;
+        try {
+            p = new ProcessBuilder(command).redirectErrorStream(true).start();
+        } catch (IOException e) {
+            throw new IllegalStateException("cannot run qemu-img (" + e.getMessage()
+                    + "): install qemu-utils with qemu-tests/image/setup-host.sh", e);
+        }
         byte[] out = p.getInputStream().readAllBytes();
         if (!p.waitFor(120, TimeUnit.SECONDS)) {
             p.destroyForcibly();
