@@ -32,7 +32,7 @@ import static org.junit.jupiter.api.Assertions.*;
  * against qemu-nbd check the flush mapping.)
  */
 class NbdQcow2IT {
-    static final long DISK_BYTES = 64L << 20;
+    static final long DISK_BYTES = 32L << 20;
 
     @TempDir
     Path dir;
@@ -51,7 +51,7 @@ class NbdQcow2IT {
                 + GuestScripts.report("ns1.bytes", "blockdev --getsize64 $ns1")
                 + GuestScripts.nvmeField("vwc", "nvme id-ctrl /dev/nvme0", "vwc")
                 + GuestScripts.fio("verify", "--filename=$ns1 --ioengine=libaio --direct=1 --iodepth=32"
-                + " --size=32M --rw=randwrite --bsrange=4k-256k --verify=crc32c --do_verify=1 --verify_fatal=1")
+                + " --size=16M --rw=randwrite --bsrange=4k-256k --verify=crc32c --do_verify=1 --verify_fatal=1")
                 + run("copy", "dd if=$ns2 of=$ns1 bs=1M iflag=direct oflag=direct conv=fsync && sync")
                 + GuestScripts.report("sum", "dd if=$ns1 bs=1M iflag=direct 2>/dev/null | sha256sum | cut -c1-64")
                 + GuestScripts.checkpoint("copied");
@@ -69,8 +69,8 @@ class NbdQcow2IT {
             assertEquals(DISK_BYTES, Long.parseLong(guest.result("ns1.bytes")), "namespace size = the export's size" + why);
             assertEquals("0", guest.result("fio.verify.rc"), "fio verify on the NBD namespace" + why);
             assertEquals("0", guest.result("fio.verify.err"), why);
-            assertEquals(32 * 1024, Long.parseLong(guest.result("fio.verify.writekb")), why);
-            assertEquals(32 * 1024, Long.parseLong(guest.result("fio.verify.readkb")), "fio read everything back" + why);
+            assertEquals(16 * 1024, Long.parseLong(guest.result("fio.verify.writekb")), why);
+            assertEquals(16 * 1024, Long.parseLong(guest.result("fio.verify.readkb")), "fio read everything back" + why);
             assertEquals("0", guest.result("copy.rc"), "the guest copied the pattern with O_DIRECT and fsync" + why);
             assertEquals(patternSum, guest.result("sum"), "the guest reads the pattern back from the NBD namespace" + why);
             assertEquals(0L, stats.get("io.errors"), why);

@@ -51,7 +51,8 @@ class NbdReconnectIT {
                 // Until the NBD server dies under it: fio stops at the first I/O error.
                 + GuestScripts.fio("load", "--filename=$ns1 --ioengine=libaio --direct=1 --iodepth=16 --rw=randrw"
                 + " --bs=4k --offset=16M --size=32M --time_based --runtime=60")
-                + report("errors.dmesg", "dmesg | grep -c 'I/O error, dev ${ns1##*/}'")
+                // blk_print_req_error: "I/O error, dev nvme0n1", "critical medium error, dev nvme0n1", ...
+                + report("errors.dmesg", "dmesg | grep -c \"error, dev ${ns1##*/}\"")
                 + "dmesg | grep -i nvme | tail -12\n"
                 + report("state.down", state) + report("listed.down", listed)
                 + "echo \"@@CHECKPOINT errors-seen\"\n"
@@ -62,7 +63,7 @@ class NbdReconnectIT {
                 while [ $recovered = no ] && [ $tries -lt 180 ]; do
                   if %s; then recovered=yes; else
                     tries=$((tries+1))
-                    if [ $tries = 1 ]; then echo "@@RESULT down.retry=failed"; fi
+                    if [ $tries = 1 ]; then echo "@@RESULT down.retry=failed"; dmesg | grep nvme | tail -4; fi
                     sleep 0.5
                   fi
                 done
@@ -72,6 +73,9 @@ class NbdReconnectIT {
                 + report("state.after", state) + report("listed.after", listed)
                 + GuestScripts.fio("after", "--filename=$ns1 --ioengine=libaio --direct=1 --iodepth=16 --rw=randwrite"
                 + " --bsrange=4k-128k --offset=16M --size=8M --verify=crc32c --do_verify=1 --verify_fatal=1")
+                // nvme_log_error: "(sct 0x0 / sc 0x82)" is Namespace Not Ready (NVMe 1.4 Figure 128).
+                + report("notready.dmesg", "dmesg | grep -c 'sct 0x0 / sc 0x82'")
+                + "echo \"statuses: $(dmesg | grep -o 'sct 0x. / sc 0x..' | sort | uniq -c | tr '\\n' ';')\"\n"
                 + report("timeouts", "dmesg | grep -ci 'timeout'") + report("resets", "dmesg | grep -ci 'resetting controller'")
                 + "dmesg | grep -i nvme | tail -8\n";
         try (NbdServer nbd = NbdServer.qemuNbd("raw", dir.resolve("nbd.sock"), image, "raw", "").start();
@@ -115,6 +119,7 @@ class NbdReconnectIT {
             assertEquals(0, out.getLong("fio.after.err"), why);
             assertEquals(0, out.getLong("timeouts"), "no command timed out in the guest: errors, not a hang" + why);
             assertEquals(0, out.getLong("resets"), "the controller was never reset" + why);
+            assertTrue(out.getLong("notready.dmesg") > 0, "commands failed with Namespace Not Ready while qemu-nbd was down" + why);
             assertTrue(server.isServing(), why);
             System.out.printf("[nbd-reconnect] recovered after %s failed tries of 0.5 s; server io.errors=%d%n",
                     out.get("recovery.tries"), down.get("io.errors"));
