@@ -63,10 +63,30 @@ public final class GuestMemory {
         }
     }
 
+    /**
+     * A device part that hands guest addresses to something that keeps using them after the call returns, such
+     * as the kernel for an io_uring read or write. The JDK protects a segment only while a Java access or a
+     * native call that received it is running; an operation queued with a raw address is invisible to it, so a
+     * host that released guest RAM while such an operation is in flight would let the kernel write into memory
+     * that is no longer the guest's (and may already be the JVM's). Hosts therefore call
+     * {@link GuestMemory#awaitQuiescent} after removing a region from the table and before releasing it, the
+     * way libvfio-user makes a device quiesce before a DMA region goes away ({@code vfu_setup_device_quiesce_cb}).
+     */
+    public interface DmaQuiescer {
+        /**
+         * Waits up to {@code timeoutNanos} until every asynchronous operation this part had started, or was about
+         * to start, with a guest address at the time of the call has finished; true if so, false on timeout.
+         * New operations cannot reach a region that has left the table ({@link #slice} fails), so the wait
+         * ends even under continuous I/O.
+         */
+        boolean awaitQuiescent(long timeoutNanos);
+    }
+
     private static final VarHandle INT_ATOMIC = LittleEndian.INT_ALIGNED.varHandle();
 
     private volatile Region[] regions = new Region[0];
     private volatile long generation;
+    private final java.util.concurrent.CopyOnWriteArrayList<DmaQuiescer> quiescers = new java.util.concurrent.CopyOnWriteArrayList<>();
 
     /** Creates an empty guest memory; the host adds regions with {@link #map}. */
     public GuestMemory() {
@@ -129,6 +149,31 @@ public final class GuestMemory {
         regions = new Region[0];
         generation++;
         return removed;
+    }
+
+    /** Registers a device part that starts asynchronous DMA ({@link DmaQuiescer}); the device calls it. */
+    public void addQuiescer(DmaQuiescer quiescer) {
+        quiescers.add(quiescer);
+    }
+
+    public void removeQuiescer(DmaQuiescer quiescer) {
+        quiescers.remove(quiescer);
+    }
+
+    /**
+     * Host side, after {@link #unmap} or {@link #unmapAll} and before releasing the removed memory: waits up to
+     * {@code timeoutNanos} until no asynchronous DMA started before the unmap can still touch it. True at once
+     * when no device part registered a {@link DmaQuiescer}; false on timeout (keep the memory and wait longer).
+     * Must not be called while holding a lock a device worker may need.
+     */
+    public boolean awaitQuiescent(long timeoutNanos) {
+        long deadline = System.nanoTime() + timeoutNanos;
+        for (DmaQuiescer q : quiescers) {
+            if (!q.awaitQuiescent(Math.max(0, deadline - System.nanoTime()))) {
+                return false;
+            }
+        }
+        return true;
     }
 
     /** A snapshot of the mapped regions, sorted by address. */

@@ -224,4 +224,24 @@ class GuestMemoryTest {
                     () -> assertThrows(GuestMemoryException.class, () -> m.storeIntRelease(gone, 1)));
         }
     }
+
+    @Test
+    void awaitQuiescentAsksEveryRegisteredPartWithTheTimeLeft() {
+        GuestMemory memory = GuestMemory.of(0, MemorySegment.ofArray(new byte[4096]));
+        assertTrue(memory.awaitQuiescent(0), "nothing asynchronous registered: quiescent at once");
+        java.util.List<Long> asked = new java.util.ArrayList<>();
+        GuestMemory.DmaQuiescer quiet = timeout -> asked.add(timeout);
+        boolean[] busy = {true};
+        GuestMemory.DmaQuiescer inFlight = timeout -> !busy[0];
+        memory.addQuiescer(quiet);
+        memory.addQuiescer(inFlight);
+        assertFalse(memory.awaitQuiescent(1_000_000_000L), "one part still has DMA in flight");
+        assertEquals(1, asked.size());
+        assertTrue(asked.get(0) > 0 && asked.get(0) <= 1_000_000_000L);
+        busy[0] = false;
+        assertTrue(memory.awaitQuiescent(1_000_000_000L));
+        memory.removeQuiescer(inFlight);
+        busy[0] = true;
+        assertTrue(memory.awaitQuiescent(0), "a removed part is not asked");
+    }
 }

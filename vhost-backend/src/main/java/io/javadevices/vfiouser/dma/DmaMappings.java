@@ -58,7 +58,10 @@ import static io.javadevices.vfiouser.protocol.VfioUserProtocol.DMA_FLAG_WRITE;
  * device thread holds the segment in a native call at that moment the close is retried for a short while
  * and otherwise deferred (counted by {@link #deferredCloses()}): a daemon timer then retries it every
  * {@link #DEFERRED_RETRY_MILLIS} ms until the device has let go, so the memory is released promptly and
- * not only at the client's next map.
+ * not only at the client's next map. Before that, the device is asked to quiesce
+ * ({@link GuestMemory#awaitQuiescent}): asynchronous I/O such as io_uring holds raw guest addresses that the
+ * JDK's segment protection cannot see, so the region is released only once every such operation started before
+ * the unmap has completed (waited for on a daemon thread when it takes longer than a moment).
  */
 public final class DmaMappings {
     private static final System.Logger LOG = System.getLogger(DmaMappings.class.getName());
@@ -74,6 +77,10 @@ public final class DmaMappings {
     private volatile int count;
     private volatile long mappedBytes;
     private volatile int deferredCount;
+    /** Unmapped regions waiting for the device's in-flight asynchronous DMA (guarded by this). */
+    private int quiescing;
+    /** How long a deferred release waits for in-flight device I/O before it gives up and keeps the memory. */
+    private static final long QUIESCE_WAIT_NANOS = 600_000_000_000L;
     /** Maps refused for their file or as a differing re-map (guarded by this; for rate-limited logging). */
     private long refusals;
     /** The deferred-release timer thread while one runs, else null (guarded by this). */
@@ -257,8 +264,39 @@ public final class DmaMappings {
             // device accesses fail cleanly, then close the arena (which unmaps).
             memory.unmap(m.address, m.size);
             mappedBytes -= m.size;
-            closeArena(m.arena);
+            releaseWhenQuiescent(m.arena);
         }
+    }
+
+    /**
+     * Closes the arena of an unmapped region once the device has no asynchronous DMA into it in flight
+     * ({@link GuestMemory#awaitQuiescent}: io_uring operations hold raw addresses the JDK cannot see). Waits a
+     * short while on the socket thread; if the device needs longer (a slow disk under a deep queue), a daemon
+     * thread waits for it and releases the memory afterwards, counted by {@link #deferredCloses()} meanwhile.
+     */
+    private void releaseWhenQuiescent(Arena arena) {
+        if (memory.awaitQuiescent(CLOSE_RETRY_NANOS)) {
+            closeArena(arena);
+            return;
+        }
+        LOG.log(System.Logger.Level.WARNING, "DMA mapping still in use by in-flight device I/O after unmap; releasing it when that completes");
+        quiescing++;
+        deferredCount = deferred.size() + quiescing;
+        Thread.ofPlatform().daemon().name("vfio-user-dma-quiesce").start(() -> {
+            boolean quiet = memory.awaitQuiescent(QUIESCE_WAIT_NANOS);
+            synchronized (this) {
+                quiescing--;
+                if (quiet) {
+                    closeArena(arena);
+                } else {
+                    // Releasing now could let the kernel write into memory the JVM reuses: keep it mapped (a leak
+                    // of one region) rather than risk that.
+                    LOG.log(System.Logger.Level.ERROR, "device I/O into an unmapped DMA region did not finish in "
+                            + QUIESCE_WAIT_NANOS / 1_000_000_000L + " s; the region stays mapped");
+                }
+                deferredCount = deferred.size() + quiescing;
+            }
+        });
     }
 
     private void closeArena(Arena arena) {
@@ -273,7 +311,7 @@ public final class DmaMappings {
                 if (System.nanoTime() > deadline) {
                     LOG.log(System.Logger.Level.WARNING, "DMA mapping still in use by the device after unmap; deferring its release");
                     deferred.add(arena);
-                    deferredCount = deferred.size();
+                    deferredCount = deferred.size() + quiescing;
                     startReleaser();
                     return;
                 }
@@ -318,7 +356,7 @@ public final class DmaMappings {
                 return false;
             }
         });
-        deferredCount = deferred.size();
+        deferredCount = deferred.size() + quiescing;
     }
 
     /** Current number of mappings (fd-backed and fd-less). */
