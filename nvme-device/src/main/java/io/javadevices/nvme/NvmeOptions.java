@@ -5,6 +5,8 @@ import io.javadevices.nvme.backend.FileBackend;
 import io.javadevices.nvme.backend.NullBackend;
 import io.javadevices.nvme.backend.RamBackend;
 import io.javadevices.nvme.backend.RamBudget;
+import io.javadevices.nvme.nbd.NbdBackend;
+import io.javadevices.nvme.nbd.NbdUri;
 import io.javadevices.nvme.pool.PoolSpec;
 import io.javadevices.nvme.queue.IdlePolicy;
 import io.javadevices.pci.ByteSizes;
@@ -43,12 +45,17 @@ public record NvmeOptions(List<NamespaceSpec> namespaces, int queues, boolean db
                           int parkTrappedMicros, PoolSpec pool, int maxNamespaces) {
 
     public static final String HELP = String.join("\n",
-            "namespaces=LIST  comma-separated ram:SIZE | null:SIZE | file:PATH[:SIZE], each optionally @4096 for 4 KiB LBAs (default 512); SIZE like 64M, 1G or bytes (default ram:1G; none with a pool=)",
+            "namespaces=LIST  comma-separated ram:SIZE | null:SIZE | file:PATH[:SIZE][?direct=on], each optionally @4096 for 4 KiB LBAs (default 512); SIZE like 64M, 1G or bytes (default ram:1G; none with a pool=)",
             "                 NSIDs 1, 2, ... in order; they come out of the pool (their sizes are allocated capacity)",
             "                 ram: is sparse anonymous memory outside the Java heap and direct-memory limit; all ram: sizes together",
             "                 must fit the host's RAM + swap. file: images are locked like QEMU locks them (a second server or a",
             "                 QEMU writer is refused); a block device must hold SIZE; Flush, FUA writes and a disabled write cache",
-            "                 fdatasync the file",
+            "                 fdatasync the file; Deallocate punches holes (reads zero), Write Zeroes is FALLOC_FL_ZERO_RANGE",
+            "                 (BLKDISCARD / BLKZEROOUT on a block device). ?direct=on opens it with O_DIRECT (no host page",
+            "                 cache; unaligned guest buffers are bounced), e.g. file:/img/a.raw:1G?direct=on@4096",
+            "                 nbd://HOST[:PORT]/EXPORT or nbd+unix:///EXPORT?socket=PATH (NBD URIs, percent-encoded) is an NBD",
+            "                 export (qemu-nbd, qemu-storage-daemon, nbdkit): its size is the export's (no SIZE), read-only",
+            "                 exports are write protected, a lost server gives Namespace Not Ready until it is back",
             "queues=N         maximum I/O queue pairs, 1..511 (default 4)",
             "dbbuf=on|off     Doorbell Buffer Config / shadow doorbells (default on; off clears OACS bit 8)",
             "serial=TEXT      serial number, at most 20 ASCII characters (default JD0001)",
@@ -87,15 +94,34 @@ public record NvmeOptions(List<NamespaceSpec> namespaces, int queues, boolean db
             "doorbells", "nap-us", "nap-window-us",
             "stop-timeout-ms", "park-dbbuf-us", "park-trapped-us", "pool", "max-namespaces");
 
-    /** One namespace: backend kind, size (0 = from the file), path for files, LBA size. */
-    public record NamespaceSpec(String kind, long size, String path, int lbaSize) {
+    /** One namespace: backend kind, size (0 = from the file), path for files, LBA size, O_DIRECT for files. */
+    public record NamespaceSpec(String kind, long size, String path, int lbaSize, boolean direct) {
+        /** A spec without O_DIRECT. */
+        public NamespaceSpec(String kind, long size, String path, int lbaSize) {
+            this(kind, size, path, lbaSize, false);
+        }
+
         public BlockBackend open() {
             return switch (kind) {
                 case "ram" -> new RamBackend(size);
                 case "null" -> new NullBackend(size);
-                case "file" -> new FileBackend(Path.of(path), size);
+                case "file" -> new FileBackend(Path.of(path), size, direct);
+                case "nbd" -> openNbd();
                 default -> throw new IllegalArgumentException("namespace kind " + kind);
             };
+        }
+
+        /** An NBD export, refused unless its size is a whole number of LBAs the server accepts as requests. */
+        private BlockBackend openNbd() {
+            NbdBackend nbd = NbdBackend.open(path);
+            String problem = nbd.size() % lbaSize != 0 ? "its " + nbd.size() + " bytes are not a multiple of the LBA size " + lbaSize
+                    : nbd.minimumBlockSize() > lbaSize ? "the server's minimum block size " + nbd.minimumBlockSize()
+                    + " exceeds the LBA size " + lbaSize + " (use @4096)" : null;
+            if (problem != null) {
+                nbd.close();
+                throw new IllegalArgumentException("namespace " + path + ": " + problem);
+            }
+            return nbd;
         }
     }
 
@@ -188,6 +214,10 @@ public record NvmeOptions(List<NamespaceSpec> namespaces, int queues, boolean db
             if (item.isEmpty()) {
                 throw new IllegalArgumentException("option namespaces has an empty entry: '" + list + "'");
             }
+            if (NbdUri.looksLikeNbd(item)) {
+                specs.add(parseNbd(item));
+                continue;
+            }
             int lbaSize = 512;
             int at = item.lastIndexOf('@');
             if (at >= 0) {
@@ -208,6 +238,12 @@ public record NvmeOptions(List<NamespaceSpec> namespaces, int queues, boolean db
             switch (kind) {
                 case "ram", "null" -> spec = new NamespaceSpec(kind, parseSize(rest, raw), null, lbaSize);
                 case "file" -> {
+                    boolean direct = false;
+                    int query = rest.lastIndexOf('?');
+                    if (query >= 0) {
+                        direct = fileQuery(rest.substring(query + 1), raw);
+                        rest = rest.substring(0, query);
+                    }
                     String path = rest;
                     long size = 0;
                     int last = rest.lastIndexOf(':');
@@ -218,9 +254,9 @@ public record NvmeOptions(List<NamespaceSpec> namespaces, int queues, boolean db
                     if (path.isEmpty()) {
                         throw new IllegalArgumentException("namespace file needs a path: '" + raw.trim() + "'");
                     }
-                    spec = new NamespaceSpec(kind, size, path, lbaSize);
+                    spec = new NamespaceSpec(kind, size, path, lbaSize, direct);
                 }
-                default -> throw new IllegalArgumentException("unknown namespace kind '" + kind + "' in '" + raw.trim() + "' (ram, null, file)");
+                default -> throw new IllegalArgumentException("unknown namespace kind '" + kind + "' in '" + raw.trim() + "' (ram, null, file, nbd:// or nbd+unix://)");
             }
             if (spec.size() != 0 && (spec.size() % lbaSize != 0 || spec.size() < lbaSize)) {
                 throw new IllegalArgumentException("namespace size must be a positive multiple of the LBA size " + lbaSize + ": '" + raw.trim() + "'");
@@ -231,6 +267,59 @@ public record NvmeOptions(List<NamespaceSpec> namespaces, int queues, boolean db
             throw new IllegalArgumentException("at most 256 namespaces");
         }
         return List.copyOf(specs);
+    }
+
+    /** The {@code ?KEY=VALUE&...} of a file namespace (after PATH[:SIZE], before @LBA): true if direct=on. */
+    private static boolean fileQuery(String query, String raw) {
+        boolean direct = false;
+        for (String pair : query.split("&", -1)) {
+            int eq = pair.indexOf('=');
+            String key = eq < 0 ? pair : pair.substring(0, eq);
+            String value = eq < 0 ? "" : pair.substring(eq + 1).toLowerCase(Locale.ROOT);
+            if (!key.equals("direct")) {
+                throw new IllegalArgumentException("unknown file namespace option '" + key + "' in '" + raw.trim()
+                        + "' (known: direct=on|off)");
+            }
+            if (!value.equals("on") && !value.equals("off")) {
+                throw new IllegalArgumentException("file namespace option direct must be on or off: '" + raw.trim() + "'");
+            }
+            direct = value.equals("on");
+        }
+        return direct;
+    }
+
+    /**
+     * {@code nbd://...} or {@code nbd+unix://...}, optionally {@code @512}/{@code @4096} last; the size comes from
+     * the export, so a trailing {@code :SIZE} is refused (a colon in an export name is written {@code %3A}).
+     */
+    private static NamespaceSpec parseNbd(String item) {
+        int lbaSize = 512;
+        java.util.regex.Matcher lba = java.util.regex.Pattern.compile("@([0-9]+)$").matcher(item);
+        String uri = item;
+        if (lba.find()) {
+            if (!lba.group(1).equals("512") && !lba.group(1).equals("4096")) {
+                throw new IllegalArgumentException("namespace LBA size must be @512 or @4096: '" + item + "'");
+            }
+            lbaSize = Integer.parseInt(lba.group(1));
+            uri = item.substring(0, lba.start());
+        }
+        int path = uri.indexOf('/', uri.indexOf("://") + 3); // a colon before it is the port's
+        int colon = uri.lastIndexOf(':');
+        if (path >= 0 && colon > path && sizeLike(uri.substring(colon + 1))) {
+            throw new IllegalArgumentException("namespace '" + item + "': an NBD namespace takes its size from the"
+                    + " export; drop ':" + uri.substring(colon + 1) + "' (write a ':' in the export name as %3A)");
+        }
+        NbdUri.parse(uri); // the URI's own errors, at parse time
+        return new NamespaceSpec("nbd", 0, uri, lbaSize);
+    }
+
+    private static boolean sizeLike(String text) {
+        try {
+            ByteSizes.parse(text);
+            return true;
+        } catch (IllegalArgumentException e) {
+            return false;
+        }
     }
 
     /** A namespace size in {@link ByteSizes} grammar (64M, 1G, 64MiB, bytes); 0 is not a disk. */

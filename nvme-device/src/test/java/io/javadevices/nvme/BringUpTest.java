@@ -162,5 +162,29 @@ class BringUpTest {
         var f = NvmeOptions.parseNamespaces("file:/tmp/a:b.img:1G@4096");
         assertEquals("/tmp/a:b.img", f.get(0).path());
         assertEquals(4096, f.get(0).lbaSize());
+        assertFalse(f.get(0).direct(), "buffered unless asked");
+    }
+
+    /** {@code file:PATH[:SIZE][?direct=on]}, the query after the path and size and before the LBA suffix. */
+    @Test
+    void fileNamespaceDirectOption() {
+        var specs = NvmeOptions.parseNamespaces("file:/img/a.raw:1G?direct=on@4096,file:/img/b.raw?direct=off,"
+                + "file:/img/c.raw?direct=ON,file:/img/d:e.raw:64M?direct=on");
+        assertEquals(new NvmeOptions.NamespaceSpec("file", 1L << 30, "/img/a.raw", 4096, true), specs.get(0));
+        assertEquals(new NvmeOptions.NamespaceSpec("file", 0, "/img/b.raw", 512, false), specs.get(1));
+        assertTrue(specs.get(2).direct(), "on/off in any case, as dbbuf=");
+        assertEquals(new NvmeOptions.NamespaceSpec("file", 64L << 20, "/img/d:e.raw", 512, true), specs.get(3));
+        for (String[] bad : new String[][] {
+                {"file:/img/a.raw:1G?cache=none", "unknown file namespace option 'cache'"},
+                {"file:/img/a.raw?direct=on&aio=native", "unknown file namespace option 'aio'"},
+                {"file:/img/a.raw?direct=yes", "direct must be on or off"},
+                {"file:/img/a.raw?direct", "direct must be on or off"},
+                {"file:/img/a.raw?", "unknown file namespace option ''"},
+                {"file:?direct=on", "needs a path"},
+                {"ram:1G?direct=on", "bad size"}}) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> NvmeOptions.parseNamespaces(bad[0]), bad[0]);
+            assertTrue(e.getMessage().contains(bad[1]), bad[0] + ": " + e.getMessage());
+        }
     }
 }

@@ -34,7 +34,7 @@ class NvmePluginCommandLineTest {
     @Test
     void valuesNvmeOptionsAcceptsAreAccepted() {
         for (String ns : new String[] {"null:8G", "file:/var/tmp/disk.img:4G@4096", "ram:1G@4096", "file:/tmp/a:b.img:1G@4096",
-                "null:64M,ram:1M"}) {
+                "null:64M,ram:1M", "file:/var/tmp/disk.img:4G?direct=on@4096"}) {
             option("--namespace").check(ns);
         }
         option("--queues").check("4");
@@ -54,6 +54,7 @@ class NvmePluginCommandLineTest {
                 {"--namespace", "ram:1G@1024", "LBA size must be @512 or @4096"},
                 {"--namespace", "ram:", "bad size"},
                 {"--namespace", "file:", "needs a path"},
+                {"--namespace", "file:/var/tmp/disk.img?cache=none", "unknown file namespace option 'cache'"},
                 {"--queues", "0", "queues must be in 1..511"},
                 {"--queues", "many", "queues is not a number"},
                 {"--dbbuf", "maybe", "dbbuf must be on or off"},

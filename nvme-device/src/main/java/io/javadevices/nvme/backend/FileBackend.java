@@ -1,89 +1,224 @@
 package io.javadevices.nvme.backend;
 
 import java.io.IOException;
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
-import java.nio.ByteBuffer;
-import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
-import java.util.concurrent.atomic.LongAdder;
 
 /**
- * A regular file or block device through a {@link FileChannel} with positional reads and writes (safe
- * from many threads at once). Deallocate is a no-op (Java has no portable hole punching), so DLFEAT
- * advertises nothing.
+ * A regular file or block device on a raw file descriptor ({@link Posix}: {@code pread}/{@code pwrite} loops,
+ * safe from many threads at once), buffered by default or with {@code O_DIRECT} ({@code ?direct=on}).
  *
- * <p><b>Durability.</b> Writes land in the host's page cache: that is the volatile write cache the
- * controller advertises (Identify VWC). Flush, a FUA write and any write while the guest has the cache
- * disabled call {@link #sync}: {@code FileChannel.force(false)}, i.e. {@code fdatasync(2)}, which writes back
- * the file's dirty pages and the metadata needed to read them (its size) and flushes the device cache, as
- * QEMU's {@code handle_aiocb_flush} does. There is no per-range variant: {@code sync_file_range(2)} writes
- * back without flushing the disk cache or metadata, so it is not a durability point. The first failed
- * {@code fdatasync} is sticky: Linux marks the pages it could not write clean (the errseq error is reported
- * once per descriptor), so a later {@code fdatasync} would succeed while the data is gone (PostgreSQL's
- * "fsyncgate"). Every later sync therefore fails with that first error until the namespace is opened again
- * (server restart), exactly as QEMU's file-posix keeps {@code page_cache_inconsistent}.
+ * <p><b>Durability.</b> Buffered writes land in the host's page cache, and with O_DIRECT still in the device's
+ * own cache: that is the volatile write cache the controller advertises (Identify VWC). Flush, a FUA write and
+ * any write while the guest has the cache disabled call {@link #sync}: {@code fdatasync(2)}, which writes back
+ * the file's dirty pages and the metadata needed to read them (its size, newly allocated extents) and flushes
+ * the device cache, as QEMU's {@code handle_aiocb_flush} does. There is no per-range variant:
+ * {@code sync_file_range(2)} writes back without flushing the disk cache or metadata, so it is not a durability
+ * point; the synchronous path therefore keeps write + fdatasync for FUA, and the asynchronous path (io_uring)
+ * writes FUA data with {@code RWF_DSYNC}, the per-write equivalent, which {@link #writeDurable} also offers.
+ * The first failed {@code fdatasync} is sticky: Linux marks the pages it could not write clean (the errseq
+ * error is reported once per open file), so a later {@code fdatasync} would succeed while the data is gone
+ * (PostgreSQL's "fsyncgate"). Every later sync therefore fails with that first error until the namespace is
+ * opened again (server restart), exactly as QEMU's file-posix keeps {@code page_cache_inconsistent}. A failed
+ * {@code RWF_DSYNC} write counts as such a failure too: its implicit sync consumed the same errseq report.
  *
- * <p><b>Exclusive use.</b> A regular file or block device is locked at open with QEMU's OFD lock bytes
- * ({@link ImageLock}): a second server, or a QEMU writer, on the same image is refused. A block device must
- * be at least the namespace size ({@code FileChannel.size()} is {@code BLKGETSIZE64} for a block device on
- * Linux).
+ * <p><b>O_DIRECT.</b> The guest's data moves between its memory and the media without the host page cache. The
+ * kernel wants the file range and the memory address aligned to {@link #directAlignment()}. NVMe offsets are
+ * LBA multiples, so file ranges are aligned whenever the LBA is at least that alignment (the usual case: 512 on
+ * a 512e device); guest buffers from PRPs and SGLs may not be. Each piece is therefore treated on its own: an
+ * aligned piece goes straight to the kernel; a piece whose only fault is its memory address is bounced through
+ * a per-thread aligned buffer; a piece whose file range is unaligned (a 512-byte-LBA namespace on 4 KiB-sector
+ * storage) goes through a second, buffered descriptor of the same file, which Linux keeps coherent with direct
+ * I/O (a direct read writes back dirty cached pages of its range first, a direct write invalidates them), so no
+ * read-modify-write, and no lock between concurrent writers of neighbouring LBAs, is needed.
  *
- * <p>Never interrupt a thread that uses it: an interrupt closes a FileChannel.
+ * <p><b>Deallocate and Write Zeroes.</b> On a regular file Deallocate punches a hole
+ * ({@code FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE}: the blocks are given back, reads return zeroes) and Write
+ * Zeroes is {@code FALLOC_FL_ZERO_RANGE}; whether the file system can punch holes is probed at open (a punch past
+ * the end of the file, which changes nothing) and decides {@link #deallocatedReadsZero()} (DLFEAT). On a block
+ * device Deallocate is {@code BLKDISCARD} and Write Zeroes {@code BLKZEROOUT} (the kernel offloads it to the
+ * device's Write Zeroes / unmap where it can and writes zeroes itself where not). Whether a discarded block reads
+ * back zeroes is up to the device, and the kernel no longer tells ({@code BLKDISCARDZEROES} returns 0 since Linux
+ * 4.12), so a block device reports DLFEAT 000b and the guest's Write Zeroes, Deallocate bit or not, gets
+ * {@code BLKZEROOUT}. A file system without either fallocate mode falls back to writing zeroes.
+ *
+ * <p><b>Exclusive use.</b> A regular file or block device is locked at open, before anything writes, with QEMU's
+ * OFD lock bytes ({@link ImageLock}): a second server, or a QEMU writer, on the same image is refused. A block
+ * device (size: {@code BLKGETSIZE64}) must be at least the namespace size. Character devices such as
+ * {@code /dev/full} are not locked (see {@link Kind}). Unlike a {@code FileChannel}, which an interrupt closes,
+ * the descriptors are indifferent to thread interrupts.
  */
 public final class FileBackend implements BlockBackend {
     private static final System.Logger LOG = System.getLogger(FileBackend.class.getName());
-    private static final ThreadLocal<ByteBuffer> BOUNCE = ThreadLocal.withInitial(() -> ByteBuffer.allocateDirect(1 << 20));
-    private static final ByteBuffer ZEROES = ByteBuffer.allocateDirect(1 << 20).asReadOnlyBuffer();
+    /** Bounce buffers are aligned to this; a larger O_DIRECT alignment is refused at open. */
+    static final int MAX_ALIGNMENT = 64 << 10;
+    /** Used when the kernel does not report the O_DIRECT alignment (see {@link #directAlignment(int, Kind)}). */
+    static final int DEFAULT_ALIGNMENT = 4096;
+    private static final long BOUNCE_SIZE = 1 << 20;
+    /** Per-thread (per queue worker) aligned buffer for heap memory and unaligned guest addresses. */
+    private static final ThreadLocal<MemorySegment> BOUNCE = ThreadLocal.withInitial(
+            () -> Arena.ofAuto().allocate(BOUNCE_SIZE, MAX_ALIGNMENT));
+    private static final MemorySegment ZEROES = Arena.global().allocate(BOUNCE_SIZE, MAX_ALIGNMENT);
+
+    /** The fallocate(2) call: {@link Posix#fallocate}, or a test's stand-in for a file system without it. */
+    @FunctionalInterface
+    interface Fallocate {
+        /** 0 or a negated errno. */
+        int call(int fd, int mode, long offset, long length);
+    }
 
     private final Path path;
-    private final FileChannel channel;
+    private final Kind kind;
+    private final boolean direct;
+    /** The descriptor of all I/O (with O_DIRECT if {@link #direct}); {@link #bufferedFd} for unaligned ranges. */
+    private final int fd;
+    private final int bufferedFd;
+    /** O_DIRECT alignment (a power of two), 0 when buffered. */
+    private final int alignment;
     private final ImageLock lock;
     private final long size;
-    private final LongAdder syncs = new LongAdder();
-    private final LongAdder syncErrors = new LongAdder();
-    private final Object syncLock = new Object();
-    /** The first fdatasync failure; once set, every sync fails with it (sticky, see the class comment). */
-    private volatile IOException syncFailure;
-    /** Fault injection for tests: the next sync fails with this instead of calling fdatasync. */
-    private volatile IOException injectedSyncFailure;
+    private final Fallocate fallocate;
+    /** The file system punched the probe hole at open: deallocated blocks read zero (DLFEAT 001b). */
+    private final boolean punchHoles;
+    /** Cleared at the first EOPNOTSUPP of FALLOC_FL_ZERO_RANGE: zeroes are written from then on. */
+    private volatile boolean zeroRange;
+    /** Set if a punch fails with EOPNOTSUPP after the probe succeeded: DLFEAT stays true, zeroes are written. */
+    private volatile boolean punchRefused;
+    /** Cleared when pwritev2 refuses RWF_DSYNC (EOPNOTSUPP): durable writes are then pwrite + fdatasync. */
+    private volatile boolean dsyncWrites = true;
+    private final SyncState sync = new SyncState();
+    private boolean closed;
+    /** Read without a lock on every call: a closed descriptor number may already be somebody else's. */
+    private volatile boolean open = true;
+
+    /** A buffered backend; see {@link #FileBackend(Path, long, boolean)}. */
+    public FileBackend(Path path, long size) {
+        this(path, size, false);
+    }
 
     /**
-     * Opens (creating it if {@code size > 0} and it does not exist) and locks the file. {@code size <= 0}: use
-     * the file's size. Failures are {@link IllegalArgumentException}s naming the path.
+     * Opens (creating it if {@code size > 0} and it does not exist) and locks the file; {@code direct}: with
+     * O_DIRECT. {@code size <= 0}: use the file's size. Failures are {@link IllegalArgumentException}s naming the
+     * path (a bad option value from the plugin's point of view, {@code PciDevicePlugin.create} contract).
      */
-    public FileBackend(Path path, long size) {
+    public FileBackend(Path path, long size, boolean direct) {
+        this(path, size, direct, Posix::fallocate);
+    }
+
+    FileBackend(Path path, long size, boolean direct, Fallocate fallocate) {
         this.path = path;
-        FileChannel opened = null;
+        this.direct = direct;
+        this.fallocate = fallocate;
+        boolean exists = Files.exists(path);
+        if (!exists && size <= 0) {
+            throw new IllegalArgumentException("file " + path + " does not exist and no size given");
+        }
+        int data = -1, buffered = -1;
         ImageLock locked = null;
+        boolean created = false;
         try {
-            boolean exists = Files.exists(path);
-            if (!exists && size <= 0) {
-                throw new IllegalArgumentException("file " + path + " does not exist and no size given");
+            if (!exists) {
+                created = create(path);
             }
-            opened = exists
-                    ? FileChannel.open(path, StandardOpenOption.READ, StandardOpenOption.WRITE)
-                    : FileChannel.open(path, StandardOpenOption.READ, StandardOpenOption.WRITE, StandardOpenOption.CREATE);
-            Kind kind = kind(path);
+            this.kind = kind(path);
             if (kind != Kind.OTHER) {
                 locked = ImageLock.acquire(path); // before anything writes: a second opener must not even grow it
             }
-            this.size = namespaceSize(path, size, opened.size(), kind);
-            if (kind == Kind.REGULAR && opened.size() < this.size) {
-                // Grow sparse: write one byte at the end.
-                opened.write(ByteBuffer.wrap(new byte[1]), this.size - 1);
+            data = openData(path, direct);
+            long actual = switch (kind) {
+                case REGULAR -> Files.size(path);
+                case BLOCK_DEVICE -> Posix.ioctlRead(data, Posix.BLKGETSIZE64);
+                case OTHER -> 0;
+            };
+            this.size = namespaceSize(path, size, actual, kind);
+            if (kind == Kind.REGULAR && actual < this.size) {
+                Posix.ftruncate(data, this.size); // grows sparse: the new range is a hole that reads zero
             }
-            this.channel = opened;
+            this.alignment = direct ? checkedAlignment(path, directAlignment(data, kind)) : 0;
+            buffered = direct ? Posix.openReadWrite(path.toString()) : data;
+            this.punchHoles = kind == Kind.REGULAR && probePunchHole(data, Math.max(actual, this.size));
+            this.zeroRange = kind == Kind.REGULAR;
+            this.fd = data;
+            this.bufferedFd = buffered;
             this.lock = locked;
-        } catch (IOException | RuntimeException e) {
-            closeQuietly(opened, locked);
+        } catch (Posix.Failure | IOException | RuntimeException e) {
+            if (created && locked != null) {
+                deleteQuietly(path); // ours alone (created here, still locked): leave nothing behind
+            }
+            closeAll(data, buffered, locked);
             if (e instanceof IllegalArgumentException iae) {
                 throw iae;
             }
-            // A bad option value from the plugin's point of view (PciDevicePlugin.create contract).
-            throw new IllegalArgumentException("namespace file " + path + " cannot be opened: " + e, e);
+            throw new IllegalArgumentException("namespace file " + path + " cannot be opened: " + e.getMessage(), e);
         }
+    }
+
+    /** Creates the file (O_EXCL): true if this call created it, false if someone else just did. */
+    private static boolean create(Path path) throws Posix.Failure {
+        try {
+            Posix.close(Posix.open(path.toString(), Posix.O_RDWR | Posix.O_CLOEXEC | Posix.O_CREAT | Posix.O_EXCL, 0666));
+            return true;
+        } catch (Posix.Failure e) {
+            if (e.errno == Posix.EEXIST) {
+                return false;
+            }
+            throw e;
+        }
+    }
+
+    private static int openData(Path path, boolean direct) throws Posix.Failure {
+        try {
+            return Posix.open(path.toString(), Posix.O_RDWR | Posix.O_CLOEXEC | (direct ? Posix.O_DIRECT : 0), 0);
+        } catch (Posix.Failure e) {
+            if (direct && e.errno == Posix.EINVAL) {
+                throw new IllegalArgumentException("namespace file " + path + ": its file system refuses O_DIRECT"
+                        + " (open failed with EINVAL); use it without ?direct=on");
+            }
+            throw e;
+        }
+    }
+
+    /**
+     * The O_DIRECT alignment: what the kernel reports ({@code statx} STATX_DIOALIGN, Linux 6.1: ext4, XFS, btrfs,
+     * block devices), else for a block device its logical block size ({@code BLKSSZGET}), else 4096. Without a
+     * report the requirement is the logical block size of the device under the file system, which is 512 or 4096
+     * on every common device, so 4096 is always enough; {@code st_blksize} is the preferred I/O size, not the
+     * requirement (it can be far larger on network and striped file systems) and would only bounce more pieces.
+     * 0: the file reports that it cannot do direct I/O.
+     */
+    static int directAlignment(int fd, Kind kind) throws Posix.Failure {
+        int reported = Posix.directIoAlignment(fd);
+        if (reported >= 0) {
+            return reported;
+        }
+        return kind == Kind.BLOCK_DEVICE ? (int) Posix.ioctlRead(fd, Posix.BLKSSZGET) : DEFAULT_ALIGNMENT;
+    }
+
+    private static int checkedAlignment(Path path, int alignment) {
+        if (alignment == 0) {
+            throw new IllegalArgumentException("namespace file " + path + ": its file system reports no direct I/O"
+                    + " support for it (statx DIOALIGN 0); use it without ?direct=on");
+        }
+        if (Integer.bitCount(alignment) != 1 || alignment > MAX_ALIGNMENT) {
+            throw new IllegalArgumentException("namespace file " + path + ": O_DIRECT alignment " + alignment
+                    + " is not a power of two up to " + MAX_ALIGNMENT + "; use it without ?direct=on");
+        }
+        return alignment;
+    }
+
+    /** A punch past the end of the file (nothing there to lose): does the file system support hole punching? */
+    private boolean probePunchHole(int data, long end) throws IOException {
+        long beyond = (end + MAX_ALIGNMENT - 1) & -MAX_ALIGNMENT;
+        int rc = fallocate.call(data, Posix.FALLOC_FL_PUNCH_HOLE | Posix.FALLOC_FL_KEEP_SIZE, beyond, MAX_ALIGNMENT);
+        if (rc == 0) {
+            return true;
+        }
+        if (rc == -Posix.EOPNOTSUPP) {
+            return false;
+        }
+        throw Posix.ioError("fallocate(FALLOC_FL_PUNCH_HOLE) probe", rc);
     }
 
     /**
@@ -109,9 +244,8 @@ public final class FileBackend implements BlockBackend {
     }
 
     /**
-     * The namespace size for a file of {@code actual} bytes ({@code FileChannel.size()}: {@code st_size}, or
-     * {@code BLKGETSIZE64} for a block device: the JDK's {@code size0} asks the ioctl when {@code S_ISBLK}).
-     * {@code requested <= 0}: the whole file. A regular file grows to a larger request; a block device
+     * The namespace size for a file of {@code actual} bytes ({@code st_size}, or {@code BLKGETSIZE64} for a block
+     * device). {@code requested <= 0}: the whole file. A regular file grows to a larger request; a block device
      * cannot, so it must already hold the namespace (else the guest would see I/O errors past its end); any
      * other file reports no size and is taken at its word.
      */
@@ -129,16 +263,23 @@ public final class FileBackend implements BlockBackend {
         return requested;
     }
 
-    private static void closeQuietly(FileChannel channel, ImageLock lock) {
-        try {
-            if (channel != null) {
-                channel.close();
-            }
-        } catch (IOException ignored) {
-            // already failing
+    private static void closeAll(int data, int buffered, ImageLock lock) {
+        if (buffered >= 0 && buffered != data) {
+            Posix.close(buffered);
+        }
+        if (data >= 0) {
+            Posix.close(data);
         }
         if (lock != null) {
             lock.close();
+        }
+    }
+
+    private static void deleteQuietly(Path path) {
+        try {
+            Files.deleteIfExists(path);
+        } catch (IOException ignored) {
+            // already failing with a better message
         }
     }
 
@@ -147,68 +288,123 @@ public final class FileBackend implements BlockBackend {
         return size;
     }
 
-    private static ByteBuffer direct(MemorySegment segment) {
-        try {
-            return segment.asByteBuffer();
-        } catch (UnsupportedOperationException notByteArrayBacked) {
-            return null;
+    /** The descriptor of this namespace's I/O (O_DIRECT if {@link #directAlignment()} is not 0), for io_uring. */
+    int fd() {
+        return fd;
+    }
+
+    /** The alignment O_DIRECT needs of file offsets, lengths and memory addresses; 0 when buffered. */
+    int directAlignment() {
+        return alignment;
+    }
+
+    /** True for a block device (BLKDISCARD / BLKZEROOUT instead of fallocate). */
+    boolean blockDevice() {
+        return kind == Kind.BLOCK_DEVICE;
+    }
+
+    private void checkOpen() throws IOException {
+        if (!open) {
+            throw new IOException("namespace file " + path + " is closed");
         }
+    }
+
+    /** The descriptor for the file range {@code [offset, offset + length)}: the buffered one if O_DIRECT cannot take it. */
+    private int fdFor(long offset, long length) {
+        return ((offset | length) & (alignment - 1)) == 0 ? fd : bufferedFd; // alignment 0: mask -1, fd == bufferedFd
+    }
+
+    /** True if {@code segment} must go through the bounce buffer: heap memory, or O_DIRECT with an unaligned address. */
+    private boolean bounce(long offset, MemorySegment segment) {
+        return !segment.isNative() || alignment != 0 && (segment.address() & (alignment - 1)) != 0
+                && fdFor(offset, segment.byteSize()) == fd;
     }
 
     @Override
     public void read(long offset, MemorySegment dst) throws IOException {
-        ByteBuffer buffer = direct(dst);
-        if (buffer != null) {
-            readFully(buffer, offset);
+        checkOpen();
+        long length = dst.byteSize();
+        if (!bounce(offset, dst)) {
+            readFully(fdFor(offset, length), dst.address(), length, offset);
             return;
         }
-        ByteBuffer bounce = BOUNCE.get();
-        long done = 0;
-        while (done < dst.byteSize()) {
-            int n = (int) Math.min(bounce.capacity(), dst.byteSize() - done);
-            bounce.clear().limit(n);
-            readFully(bounce, offset + done);
-            MemorySegment.copy(MemorySegment.ofBuffer(bounce.flip()), 0, dst, done, n);
+        MemorySegment buffer = BOUNCE.get();
+        for (long done = 0; done < length; ) {
+            long n = Math.min(BOUNCE_SIZE, length - done); // the whole range is aligned, so is every chunk
+            readFully(fdFor(offset + done, n), buffer.address(), n, offset + done);
+            MemorySegment.copy(buffer, 0, dst, done, n);
             done += n;
         }
     }
 
-    private void readFully(ByteBuffer buffer, long position) throws IOException {
-        while (buffer.hasRemaining()) {
-            int n = channel.read(buffer, position);
-            if (n < 0) {
-                // Past the end of a short file: the rest reads as zeroes.
-                while (buffer.hasRemaining()) {
-                    buffer.put((byte) 0);
-                }
+    private void readFully(int from, long address, long length, long position) throws IOException {
+        long done = 0;
+        while (done < length) {
+            long n = Posix.pread(from, address + done, length - done, position + done);
+            if (n > 0) {
+                done += n;
+            } else if (n == 0) {
+                // Past the end of a short file (or a character device): the rest reads as zeroes.
+                MemorySegment.ofAddress(address + done).reinterpret(length - done).fill((byte) 0);
                 return;
+            } else if (n != -Posix.EINTR) {
+                throw Posix.ioError("pread of " + path + " at " + (position + done), n);
             }
-            position += n;
         }
     }
 
     @Override
     public void write(long offset, MemorySegment src) throws IOException {
-        ByteBuffer buffer = direct(src);
-        if (buffer != null) {
-            writeFully(buffer, offset);
+        write(offset, src, false);
+    }
+
+    /**
+     * A write that is durable when it returns ({@code pwritev2} with {@code RWF_DSYNC}: the data and the metadata
+     * to read it back, as fdatasync of just this range), the synchronous equivalent of what the asynchronous
+     * path does for a FUA write. A failure is a sync failure: sticky (see the class comment).
+     */
+    public void writeDurable(long offset, MemorySegment src) throws IOException {
+        try {
+            write(offset, src, true);
+            if (!dsyncWrites) {
+                sync(); // no RWF_DSYNC on this file (first refusal included): written plainly, so fdatasync
+            }
+        } catch (IOException e) {
+            sync.failed(e, path); // conservatively, whichever call failed: it may have taken a write-back error
+            throw e;
+        }
+    }
+
+    private void write(long offset, MemorySegment src, boolean durable) throws IOException {
+        checkOpen();
+        long length = src.byteSize();
+        if (!bounce(offset, src)) {
+            writeFully(fdFor(offset, length), src.address(), length, offset, durable);
             return;
         }
-        ByteBuffer bounce = BOUNCE.get();
-        long done = 0;
-        while (done < src.byteSize()) {
-            int n = (int) Math.min(bounce.capacity(), src.byteSize() - done);
-            bounce.clear();
-            MemorySegment.copy(src, done, MemorySegment.ofBuffer(bounce), 0, n);
-            bounce.limit(n);
-            writeFully(bounce, offset + done);
+        MemorySegment buffer = BOUNCE.get();
+        for (long done = 0; done < length; ) {
+            long n = Math.min(BOUNCE_SIZE, length - done);
+            MemorySegment.copy(src, done, buffer, 0, n);
+            writeFully(fdFor(offset + done, n), buffer.address(), n, offset + done, durable);
             done += n;
         }
     }
 
-    private void writeFully(ByteBuffer buffer, long position) throws IOException {
-        while (buffer.hasRemaining()) {
-            position += channel.write(buffer, position);
+    private void writeFully(int to, long address, long length, long position, boolean durable) throws IOException {
+        long done = 0;
+        while (done < length) {
+            long n = durable && dsyncWrites ? Posix.pwriteDsync(to, address + done, length - done, position + done)
+                    : Posix.pwrite(to, address + done, length - done, position + done);
+            if (n == -Posix.EOPNOTSUPP && durable && dsyncWrites) {
+                dsyncWrites = false; // a file without write_iter (a character device) takes no RWF_ flags
+            } else if (n > 0) {
+                done += n;
+            } else if (n == 0) {
+                throw new IOException("pwrite of " + path + " at " + (position + done) + " wrote nothing");
+            } else if (n != -Posix.EINTR) {
+                throw Posix.ioError((durable && dsyncWrites ? "pwritev2(RWF_DSYNC)" : "pwrite") + " of " + path + " at " + (position + done), n);
+            }
         }
     }
 
@@ -217,45 +413,31 @@ public final class FileBackend implements BlockBackend {
         sync();
     }
 
-    /** fdatasync covers the whole file; a FUA write's range is durable with it (see the class comment). */
+    /**
+     * fdatasync covers the whole file; a FUA write's range is durable with it (see the class comment: there is
+     * no durable per-range sync; the asynchronous path writes FUA data with RWF_DSYNC instead).
+     */
     @Override
     public void sync(long offset, long length) throws IOException {
         sync();
     }
 
-    /**
-     * One fdatasync at a time per namespace, like QEMU's {@code bdrv_co_flush} queue: Linux reports a write-back
-     * error once per open file, so a sync overlapping a failing one could return success for pages that were
-     * just lost. Only Flush, FUA and write-through writes come here; cached writes never take this lock.
-     */
     private void sync() throws IOException {
-        synchronized (syncLock) {
-            if (syncFailure == null) {
-                try {
-                    IOException injected = injectedSyncFailure;
-                    if (injected != null) {
-                        injectedSyncFailure = null;
-                        throw injected;
-                    }
-                    channel.force(false);
-                    syncs.increment();
-                    return;
-                } catch (IOException e) {
-                    syncFailure = e;
-                    // Logged once: every later sync fails with this same error, silently.
-                    LOG.log(System.Logger.Level.ERROR, "fdatasync of " + path + " failed: " + e
-                            + "; writes since the last good sync may be lost, so every Flush and FUA write on this"
-                            + " namespace fails from now on until it is opened again");
-                }
-            }
-            syncErrors.increment();
-            throw syncFailure;
-        }
+        checkOpen();
+        sync.sync(fd, path);
+    }
+
+    /**
+     * A durable write of the asynchronous path (RWF_DSYNC) failed: from now on every sync fails with
+     * {@code failure}, as after a failed fdatasync (see the class comment).
+     */
+    void durableWriteFailed(IOException failure) {
+        sync.failed(failure, path);
     }
 
     /** Test hook: the next sync fails with {@code failure} as if fdatasync had returned it (e.g. EIO). */
     void failNextSync(IOException failure) {
-        injectedSyncFailure = failure;
+        sync.failNext(failure);
     }
 
     @Override
@@ -265,53 +447,100 @@ public final class FileBackend implements BlockBackend {
 
     @Override
     public long syncs() {
-        return syncs.sum();
+        return sync.syncs();
     }
 
     @Override
     public long syncErrors() {
-        return syncErrors.sum();
+        return sync.errors();
     }
 
     @Override
     public boolean syncFailed() {
-        return syncFailure != null;
+        return sync.failed();
     }
 
+    /** FALLOC_FL_ZERO_RANGE on a file, BLKZEROOUT on a block device, written zeroes where neither works. */
     @Override
     public void writeZeroes(long offset, long length) throws IOException {
-        long done = 0;
-        while (done < length) {
-            int n = (int) Math.min(ZEROES.capacity(), length - done);
-            writeFully(ZEROES.duplicate().limit(n), offset + done);
+        checkOpen();
+        if (kind == Kind.BLOCK_DEVICE) {
+            int rc = Posix.blockRange(fd, Posix.BLKZEROOUT, offset, length);
+            if (rc == 0) {
+                return;
+            }
+            if (rc != -Posix.EOPNOTSUPP) {
+                throw Posix.ioError("ioctl(BLKZEROOUT) of " + path + " at " + offset, rc);
+            }
+        } else if (kind == Kind.REGULAR && zeroRange) {
+            int rc = fallocate.call(fd, Posix.FALLOC_FL_ZERO_RANGE | Posix.FALLOC_FL_KEEP_SIZE, offset, length);
+            if (rc == 0) {
+                return;
+            }
+            if (rc != -Posix.EOPNOTSUPP) {
+                throw Posix.ioError("fallocate(FALLOC_FL_ZERO_RANGE) of " + path + " at " + offset, rc);
+            }
+            zeroRange = false; // e.g. tmpfs: not asked again
+        }
+        writeZeroesByWriting(offset, length);
+    }
+
+    private void writeZeroesByWriting(long offset, long length) throws IOException {
+        for (long done = 0; done < length; ) {
+            long n = Math.min(BOUNCE_SIZE, length - done);
+            writeFully(fdFor(offset + done, n), ZEROES.address(), n, offset + done, false);
             done += n;
         }
     }
 
+    /**
+     * A hole punched in a file (reads zero: DLFEAT), BLKDISCARD on a block device (a hint whose result the device
+     * decides, DLFEAT 000b); nothing on a file system without hole punching or a character device (NVMe 1.4 §6.7:
+     * deallocate is a hint).
+     */
     @Override
-    public void deallocate(long offset, long length) {
-        // Advisory only (NVMe 1.4 §6.7: deallocate is a hint); no data change.
+    public void deallocate(long offset, long length) throws IOException {
+        checkOpen();
+        if (kind == Kind.REGULAR && punchHoles) {
+            if (!punchRefused) {
+                int rc = fallocate.call(fd, Posix.FALLOC_FL_PUNCH_HOLE | Posix.FALLOC_FL_KEEP_SIZE, offset, length);
+                if (rc == 0) {
+                    return;
+                }
+                if (rc != -Posix.EOPNOTSUPP) {
+                    throw Posix.ioError("fallocate(FALLOC_FL_PUNCH_HOLE) of " + path + " at " + offset, rc);
+                }
+                punchRefused = true;
+            }
+            writeZeroesByWriting(offset, length); // DLFEAT already promised zeroes: keep the promise
+        } else if (kind == Kind.BLOCK_DEVICE) {
+            int rc = Posix.blockRange(fd, Posix.BLKDISCARD, offset, length);
+            if (rc != 0 && rc != -Posix.EOPNOTSUPP) { // EOPNOTSUPP: no discard on this device, the hint is dropped
+                throw Posix.ioError("ioctl(BLKDISCARD) of " + path + " at " + offset, rc);
+            }
+        }
     }
 
     @Override
     public boolean deallocatedReadsZero() {
-        return false;
+        return punchHoles;
     }
 
     @Override
     public String describe() {
-        return "file:" + path + ":" + size;
+        return "file:" + path + ":" + size + (direct ? "?direct=on" : "");
     }
 
+    /**
+     * Idempotent: closing a descriptor number twice could close somebody else's. Later calls fail with an
+     * {@link IOException}; the controller closes a backend only once its queue workers have stopped using it.
+     */
     @Override
-    public void close() {
-        try {
-            channel.close();
-        } catch (IOException ignored) {
-            // closing: nothing useful to do
-        }
-        if (lock != null) {
-            lock.close();
+    public synchronized void close() {
+        if (!closed) {
+            closed = true;
+            open = false;
+            closeAll(fd, bufferedFd, lock);
         }
     }
 }

@@ -27,7 +27,7 @@ import java.nio.file.Path;
  * process silently drops all of them. OFD locks ({@code F_OFD_SETLK}, Linux 3.15) belong to the open file
  * description, conflict between two opens in one process, live exactly as long as this descriptor, and are
  * the kind QEMU takes, so the conflict rules above are the ones QEMU applies. The lock sits on a descriptor
- * of its own (the {@code FileChannel} keeps doing the I/O); advisory locks bind only programs that ask, which
+ * of its own (FileBackend does the I/O on descriptors of its own); advisory locks bind only programs that ask, which
  * QEMU does by default ({@code locking=auto}).
  */
 final class ImageLock implements AutoCloseable {

@@ -1,0 +1,89 @@
+package io.javadevices.nvme.nbd;
+
+import io.javadevices.nvme.backend.CompletionInbox;
+import io.javadevices.nvme.backend.IoEngine;
+
+import java.util.concurrent.locks.LockSupport;
+
+/**
+ * A minimal {@link IoEngine} for the NBD tests: completions from the connection's reader thread land in a
+ * {@link CompletionInbox}; the test thread plays the queue worker, reaping and awaiting them.
+ */
+final class InboxEngine implements IoEngine {
+    private final CompletionInbox inbox;
+    private final int capacity;
+    private volatile Thread waiter;
+
+    InboxEngine(int capacity) {
+        this.capacity = capacity;
+        this.inbox = new CompletionInbox(capacity);
+    }
+
+    @Override
+    public String name() {
+        return "test-inbox";
+    }
+
+    @Override
+    public int capacity() {
+        return capacity;
+    }
+
+    @Override
+    public void submit() {
+    }
+
+    @Override
+    public int reap(Completions sink) {
+        return inbox.drain(sink);
+    }
+
+    @Override
+    public void await(long nanos) {
+        waiter = Thread.currentThread();
+        if (!inbox.nonEmpty()) {
+            LockSupport.parkNanos(this, nanos);
+        }
+        waiter = null;
+    }
+
+    @Override
+    public void wake() {
+        Thread t = waiter;
+        if (t != null) {
+            LockSupport.unpark(t);
+        }
+    }
+
+    @Override
+    public void complete(int tag, int result) {
+        inbox.offer(tag, result);
+        wake();
+    }
+
+    @Override
+    public void close() {
+    }
+
+    /**
+     * Reaps until {@code count} completions arrived or {@code timeoutNanos} passed, recording each into
+     * {@code results[tag]} and the tags in arrival order into {@code order}; returns how many arrived.
+     */
+    int awaitCompletions(int count, long timeoutNanos, int[] results, int[] order) {
+        long end = System.nanoTime() + timeoutNanos;
+        int[] got = {0};
+        while (got[0] < count && System.nanoTime() - end < 0) {
+            reap((tag, result) -> {
+                results[tag] = result;
+                if (order != null) {
+                    order[got[0]] = tag;
+                }
+                got[0]++;
+            });
+            if (got[0] < count) {
+                await(10_000_000);
+            }
+        }
+        return got[0];
+    }
+}
