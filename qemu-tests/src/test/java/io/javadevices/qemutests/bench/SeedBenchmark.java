@@ -60,6 +60,9 @@ class SeedBenchmark {
 
     @Test
     void seedExperiment() throws Exception {
+        // The benchmark profile runs this class for any bench.suite but backends: a typo must not pass for "seed".
+        String suite = System.getProperty("bench.suite", "seed");
+        assertTrue(suite.isEmpty() || suite.equals("seed"), "unknown bench.suite '" + suite + "' (seed or backends)");
         int rounds = Integer.getInteger("bench.rounds", 3);
         int seconds = Integer.getInteger("bench.seconds", 15);
         int cpus = Integer.getInteger("bench.cpus", 2);
@@ -214,7 +217,7 @@ class SeedBenchmark {
     }
 
     /** Sum of the guest's interrupt counts (all CPUs) on the lines whose name contains {@code pattern}. */
-    private static String irqSnapshot(String key, String pattern) {
+    static String irqSnapshot(String key, String pattern) {
         return "echo \"@@RESULT " + key + "=$(awk '/" + pattern + "/ {for (i = 2; i <= NF; i++) if ($i ~ /^[0-9]+$/) s += $i}"
                 + " END {print s + 0}' /proc/interrupts)\"\n";
     }
@@ -232,7 +235,7 @@ class SeedBenchmark {
         return after.getOrDefault(key, 0L) - before.getOrDefault(key, 0L);
     }
 
-    private static String cpuModel() {
+    static String cpuModel() {
         try {
             return Files.readAllLines(Path.of("/proc/cpuinfo")).stream().filter(l -> l.startsWith("model name"))
                     .map(l -> l.substring(l.indexOf(':') + 1).trim()).findFirst().orElse("unknown");
