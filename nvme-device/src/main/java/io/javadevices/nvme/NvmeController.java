@@ -7,6 +7,7 @@ import io.javadevices.nvme.admin.AsyncEvents;
 import io.javadevices.nvme.admin.FeatureState;
 import io.javadevices.nvme.admin.NamespaceChangeNotices;
 import io.javadevices.nvme.backend.BlockBackend;
+import io.javadevices.nvme.backend.IoEngines;
 import io.javadevices.nvme.io.IoCommandHandler;
 import io.javadevices.nvme.io.IoContext;
 import io.javadevices.nvme.io.NvmOpcodes;
@@ -17,12 +18,15 @@ import io.javadevices.nvme.model.Namespace;
 import io.javadevices.nvme.model.NamespaceTable;
 import io.javadevices.nvme.pool.NvmPool;
 import io.javadevices.nvme.queue.CompletionQueue;
+import io.javadevices.nvme.queue.NamespaceView;
+import io.javadevices.nvme.queue.NamespaceViews;
 import io.javadevices.nvme.queue.DoorbellPage;
 import io.javadevices.nvme.queue.QueueStats;
 import io.javadevices.nvme.queue.QueueTable;
 import io.javadevices.nvme.queue.QueueWorker;
 import io.javadevices.nvme.queue.SubmissionQueue;
 import io.javadevices.nvme.queue.WorkerGrace;
+import io.javadevices.nvme.queue.WorkerQuiescer;
 import io.javadevices.nvme.regs.Bar0Registers;
 import io.javadevices.nvme.spec.Nvme;
 import io.javadevices.nvme.spec.Status;
@@ -74,6 +78,12 @@ public final class NvmeController implements PciDevice, QueueWorker.Controller {
     private final NvmPool pool;
     private final NamespaceTable namespaces;
     private final WorkerGrace grace;
+    /** The I/O workers' asynchronous namespace views: the delete grace and the per-namespace statistics. */
+    private final NamespaceViews views = new NamespaceViews();
+    /** How I/O queues run asynchronous backends (option io-engine), chosen once. */
+    private final IoEngines.Choice engine;
+    /** Registered with guest memory: the host releases unmapped RAM only once no operation in flight uses it. */
+    private final WorkerQuiescer quiescer;
     private final MsixTable msix;
     private final ConfigSpace config;
     private final int maxQueues;
@@ -128,7 +138,12 @@ public final class NvmeController implements PciDevice, QueueWorker.Controller {
                 || list.stream().anyMatch(ns -> ns.backend().volatileWriteCache()));
         this.reset = new ControllerReset(options.stopTimeoutMillis() * 1_000_000L, this::fatal);
         this.queues = new QueueTable(this, maxQueues, doorbellPage, options.idle(), reset::stopAndAwait);
-        this.grace = new WorkerGrace(queues::liveWorkers);
+        this.grace = new WorkerGrace(queues::liveWorkers, views);
+        this.engine = IoEngines.choose(options.ioEngine(), options.ioThreads());
+        LOG.log(System.Logger.Level.INFO, "nvme: I/O engine {0}", engine.description());
+        queues.ioEngines(engine.factory());
+        this.quiescer = new WorkerQuiescer(queues::liveWorkers);
+        memory.addQuiescer(quiescer);
         pool.retirer(grace::afterInFlight);
         namespaces.addListener(new NamespaceChangeNotices(asyncEvents, features, queues::kickAdmin)); // §5.2.1
         // CAP (NVMe 1.4 Figure 68): MQES, CQR=1, AMS=0, TO ≥ stop-timeout-ms, DSTRD=0, CSS 37 (NVM), MPSMIN=0, MPSMAX.
@@ -385,6 +400,16 @@ public final class NvmeController implements PciDevice, QueueWorker.Controller {
     // ------------------------------------------------------------------ QueueWorker.Controller
 
     @Override
+    public void namespaceViewOpened(NamespaceView view) {
+        views.register(view);
+    }
+
+    /** The I/O engine chosen at start and why ({@code threads (4 per I/O queue; io_uring not available: ...)}). */
+    public String ioEngine() {
+        return engine.description();
+    }
+
+    @Override
     public boolean busMasterEnabled() {
         return config.isBusMasterEnabled();
     }
@@ -460,7 +485,10 @@ public final class NvmeController implements PciDevice, QueueWorker.Controller {
 
     @Override
     public Map<String, Long> statistics() {
-        return NvmeStatistics.collect(queues, mmioSq, mmioCq, resets, errorLog, guestErrors, asyncEvents, namespaces.allocatedList());
+        Map<String, Long> m = NvmeStatistics.collect(queues, mmioSq, mmioCq, resets, errorLog, guestErrors, asyncEvents,
+                namespaces.allocatedList());
+        NvmeStatistics.putBackend(m, engine, views, namespaces.allocatedList());
+        return m;
     }
 
     @Override
@@ -473,6 +501,9 @@ public final class NvmeController implements PciDevice, QueueWorker.Controller {
             disable(false);
         }
         reset.close(); // waits up to CAP.TO for the workers
+        if (queues.liveWorkers().stream().allMatch(w -> w.awaitExit(0))) {
+            memory.removeQuiescer(quiescer); // a stuck worker keeps it: its memory stays unreleased (leaked, not reused)
+        }
         // Deleted namespaces whose release still waits for a worker: a stuck one keeps its backend (leaked, not
         // unmapped under a running command).
         grace.awaitReleases(options.stopTimeoutMillis());

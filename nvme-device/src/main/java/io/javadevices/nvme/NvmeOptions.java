@@ -38,11 +38,14 @@ import java.util.Set;
  * @param parkTrappedMicros safety-net park of an idle worker with trapped (MMIO) doorbells
  * @param pool       the NVM capacity pool ({@code pool=}), or null: a RAM pool the size of the namespaces
  * @param maxNamespaces Identify NN and MNAN: NSIDs 1..this can be allocated
+ * @param ioEngine   how I/O queues run asynchronous backends: {@code auto}, {@code io_uring} or {@code threads}
+ * @param ioThreads  threads per I/O queue of the {@code threads} engine
  */
 public record NvmeOptions(List<NamespaceSpec> namespaces, int queues, boolean dbbuf, String serial, String model,
                           int mqes, int mdts, int pollMicros, boolean polledDoorbells, int napMicros,
                           int napWindowMicros, int stopTimeoutMillis, int parkDbbufMicros,
-                          int parkTrappedMicros, PoolSpec pool, int maxNamespaces) {
+                          int parkTrappedMicros, PoolSpec pool, int maxNamespaces, String ioEngine,
+                          int ioThreads) {
 
     public static final String HELP = String.join("\n",
             "namespaces=LIST  comma-separated ram:SIZE | null:SIZE | file:PATH[:SIZE][?direct=on], each optionally @4096 for 4 KiB LBAs (default 512); SIZE like 64M, 1G or bytes (default ram:1G; none with a pool=)",
@@ -88,11 +91,17 @@ public record NvmeOptions(List<NamespaceSpec> namespaces, int queues, boolean db
             "                 seed an empty pool (once the manifest exists it is the table). Default: a RAM pool exactly the",
             "                 size of the namespaces (UNVMCAP 0)",
             "max-namespaces=N  Identify NN and MNAN, the NSIDs 1..N namespaces can have, 1..1024 (default: the number of",
-            "                 namespaces; 32 with a pool=)");
+            "                 namespaces; 32 with a pool=)",
+            "io-engine=auto|io_uring|threads  how each I/O queue keeps many commands in flight on file (and other",
+            "                 asynchronous) backends: io_uring (one ring per queue), threads (a few threads per queue running",
+            "                 the backend's blocking calls), or auto (default): io_uring if the kernel lets it be set up, else",
+            "                 threads; the choice and the reason for a fallback are logged at start. ram: and null: namespaces",
+            "                 are always served directly by the queue's worker (a memory copy gains nothing from a hand-off)",
+            "io-threads=N     threads per I/O queue of the threads engine, 1..64 (default 4)");
 
     private static final Set<String> KEYS = Set.of("namespaces", "queues", "dbbuf", "serial", "model", "mqes", "mdts", "poll-us",
             "doorbells", "nap-us", "nap-window-us",
-            "stop-timeout-ms", "park-dbbuf-us", "park-trapped-us", "pool", "max-namespaces");
+            "stop-timeout-ms", "park-dbbuf-us", "park-trapped-us", "pool", "max-namespaces", "io-engine", "io-threads");
 
     /** One namespace: backend kind, size (0 = from the file), path for files, LBA size, O_DIRECT for files. */
     public record NamespaceSpec(String kind, long size, String path, int lbaSize, boolean direct) {
@@ -180,8 +189,13 @@ public record NvmeOptions(List<NamespaceSpec> namespaces, int queues, boolean db
         // permitted, but seen) is then picked up within it; tests raise both to prove no wake-up is lost.
         int parkDbbuf = intOption(options, "park-dbbuf-us", 2000, 1, 10_000_000);
         int parkTrapped = intOption(options, "park-trapped-us", 50_000, 1, 10_000_000);
+        String ioEngine = options.getOrDefault("io-engine", "auto").trim().toLowerCase(Locale.ROOT);
+        if (!ioEngine.equals("auto") && !ioEngine.equals("io_uring") && !ioEngine.equals("threads")) {
+            throw new IllegalArgumentException("option io-engine must be auto, io_uring or threads: '" + ioEngine + "'");
+        }
+        int ioThreads = intOption(options, "io-threads", 4, 1, 64);
         return new NvmeOptions(namespaces, queues, db.equals("on"), serial, model, mqes, mdts, poll, polled, nap,
-                napWindow, stopTimeout, parkDbbuf, parkTrapped, pool, maxNamespaces);
+                napWindow, stopTimeout, parkDbbuf, parkTrapped, pool, maxNamespaces, ioEngine, ioThreads);
     }
 
     private static String ascii(String value, String key, int max) {

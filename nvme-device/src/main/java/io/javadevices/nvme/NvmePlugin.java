@@ -34,7 +34,13 @@ public final class NvmePlugin implements PciDevicePlugin {
                             + "Default: RAM exactly the size of the namespaces (plugin option pool)."),
             forward("--max-namespaces", "N", "max-namespaces", false,
                     "Identify NN and MNAN, NSIDs 1..N, 1..1024 (default: the number of namespaces, 32 with --pool; "
-                            + "plugin option max-namespaces)."));
+                            + "plugin option max-namespaces)."),
+            forward("--io-engine", "auto|io_uring|threads", "io-engine", false,
+                    "How each I/O queue keeps many commands in flight on file backends: io_uring, a few threads per "
+                            + "queue, or auto (default: io_uring if it can be set up, else threads; the choice is "
+                            + "logged at start; plugin option io-engine)."),
+            forward("--io-threads", "N", "io-threads", false,
+                    "Threads per I/O queue of the threads engine, 1..64 (default 4; plugin option io-threads)."));
 
     @Override
     public String name() {
@@ -76,7 +82,26 @@ public final class NvmePlugin implements PciDevicePlugin {
         double seconds = interval.toNanos() / 1e9;
         return String.format(Locale.ROOT, "stats: %d IOPS, %.2f MMIO doorbells/IO, %.2f interrupts/IO",
                 (long) (io / seconds), io == 0 ? 0.0 : (double) doorbells / io,
-                io == 0 ? 0.0 : (double) interrupts / io);
+                io == 0 ? 0.0 : (double) interrupts / io) + backendStatus(now);
+    }
+
+    /**
+     * {@code , N in flight, p99 M us} over the namespaces with asynchronous backends (file, nbd): operations in
+     * flight now and the worst namespace's 99th-percentile latency since start; empty when there are none.
+     */
+    private static String backendStatus(Map<String, Long> now) {
+        long inFlight = 0, p99 = 0;
+        boolean any = false;
+        for (Map.Entry<String, Long> e : now.entrySet()) {
+            String key = e.getKey();
+            if (key.startsWith("ns") && key.endsWith(".completed") && e.getValue() > 0) {
+                any = true;
+                String prefix = key.substring(0, key.length() - "completed".length());
+                inFlight += now.getOrDefault(prefix + "inflight", 0L);
+                p99 = Math.max(p99, now.getOrDefault(prefix + "latency.p99-us", 0L));
+            }
+        }
+        return any ? String.format(Locale.ROOT, ", %d in flight, p99 %d us", inFlight, p99) : "";
     }
 
     /** A shortcut whose value is checked by the same parser {@link #create} uses, so the grammar lives there only. */

@@ -1,9 +1,11 @@
 package io.javadevices.nvme;
 
 import io.javadevices.nvme.admin.AsyncEvents;
+import io.javadevices.nvme.backend.IoEngines;
 import io.javadevices.nvme.model.ErrorLog;
 import io.javadevices.nvme.model.GuestErrors;
 import io.javadevices.nvme.model.Namespace;
+import io.javadevices.nvme.queue.NamespaceViews;
 import io.javadevices.nvme.queue.QueueStats;
 import io.javadevices.nvme.queue.QueueTable;
 
@@ -51,8 +53,37 @@ public final class NvmeStatistics {
     /** Controller resets (CC.EN 1→0, FLR, device reset) and Error Information log entries. */
     public static final String CONTROLLER_RESETS = "controller.resets",
             ERRORS_LOGGED = "errors.logged";
+    /** 1 if the I/O queues run asynchronous backends on io_uring, 0 on the thread pool ({@code io-engine}). */
+    public static final String IO_ENGINE_URING = "io.engine.uring";
+
+    /**
+     * Per-namespace backend counters of asynchronous operations, summed over queues: {@code ns<N>.inflight} now,
+     * {@code ns<N>.inflight.max} (the deepest one queue went), {@code ns<N>.completed}, and latency percentiles
+     * in microseconds {@code ns<N>.latency.p50-us}, {@code .p99-us}, {@code .p999-us}, {@code .max-us}.
+     */
+    public static String namespaceKey(int nsid, String name) {
+        return "ns" + nsid + "." + name;
+    }
+
     /** Rate-limited guest error log lines written. */
     public static final String GUEST_ERROR_LOG_LINES = GuestErrors.LOG_LINES;
+
+    /** The engine and the per-namespace asynchronous backend counters ({@link #namespaceKey}). */
+    static void putBackend(Map<String, Long> m, IoEngines.Choice engine, NamespaceViews views,
+                           List<Namespace> namespaces) {
+        m.put(IO_ENGINE_URING, engine.uring() ? 1L : 0L);
+        for (Namespace ns : namespaces) {
+            NamespaceViews.Totals t = views.totals(ns);
+            int n = ns.nsid();
+            m.put(namespaceKey(n, "inflight"), (long) t.inFlight);
+            m.put(namespaceKey(n, "inflight.max"), (long) t.inFlightMax);
+            m.put(namespaceKey(n, "completed"), t.completed);
+            m.put(namespaceKey(n, "latency.p50-us"), t.latency.percentile(0.50) / 1000);
+            m.put(namespaceKey(n, "latency.p99-us"), t.latency.percentile(0.99) / 1000);
+            m.put(namespaceKey(n, "latency.p999-us"), t.latency.percentile(0.999) / 1000);
+            m.put(namespaceKey(n, "latency.max-us"), t.latency.max() / 1000);
+        }
+    }
 
     /** Admin commands with {@code opcode} (e.g. {@code admin.opcode.0x06}, Identify); only those seen are present. */
     public static String adminOpcode(int opcode) {

@@ -7,7 +7,7 @@
  * <ul>
  * <li>{@link io.javadevices.nvme.NvmePlugin}, {@link io.javadevices.nvme.NvmeOptions}: plugin entry and
  *     option parsing ({@code namespaces queues dbbuf serial model mqes mdts poll-us doorbells nap-us
- *     nap-window-us stop-timeout-ms park-dbbuf-us park-trapped-us pool max-namespaces}).</li>
+ *     nap-window-us stop-timeout-ms park-dbbuf-us park-trapped-us pool max-namespaces io-engine io-threads}).</li>
  * <li>{@link io.javadevices.nvme.NvmeController}: PCI identity, the CC state machine (enable / disable /
  *     shutdown / FLR), doorbell routing, statistics ({@link io.javadevices.nvme.NvmeStatistics} keys)
  *     and the wiring of the parts below.</li>
@@ -22,7 +22,11 @@
  *     {@link io.javadevices.nvme.queue.IdlePolicy} (spin, nap or park of an idle worker),
  *     {@link io.javadevices.nvme.queue.OpcodeTable} (the shape of a command set's table),
  *     {@link io.javadevices.nvme.queue.WorkerGrace} (frees a deleted namespace's backend once no worker can be
- *     inside a command on it).</li>
+ *     inside a command on it, nor an operation in flight), {@link io.javadevices.nvme.queue.InFlight} (a worker's
+ *     in-flight slots: what an asynchronous operation needs when it completes),
+ *     {@link io.javadevices.nvme.queue.NamespaceView} / {@link io.javadevices.nvme.queue.NamespaceViews} (a
+ *     worker's asynchronous path to one namespace and its counters; {@code LatencyHistogram}) and
+ *     {@link io.javadevices.nvme.queue.WorkerQuiescer} (the guest memory unmap barrier).</li>
  * <li>{@code admin}: {@link io.javadevices.nvme.admin.AdminOpcodes} (the admin command table: dispatch,
  *     effects log, OACS), {@link io.javadevices.nvme.admin.AdminCommandDispatcher} and the handler classes
  *     (Identify, Queue, Feature, LogPage, DoorbellBufferConfig, AsyncEvents, LbaStatus, FormatNvm,
@@ -31,12 +35,16 @@
  *     and {@code ChangedNamespaceLog}: the Namespace Attribute Changed event.</li>
  * <li>{@code io}: {@link io.javadevices.nvme.io.NvmOpcodes} (the NVM command table: dispatch, effects
  *     log, ONCS) and {@link io.javadevices.nvme.io.IoCommandHandler} (Read, Write, Flush, Write Zeroes,
- *     DSM; Compare, Verify, Write Uncorrectable and Copy in classes of their own), given an
+ *     DSM; their asynchronous half in {@code AsyncCommands}; Compare, Verify, Write Uncorrectable and Copy
+ *     in classes of their own), given an
  *     {@link io.javadevices.nvme.io.IoContext} snapshot at each enable.</li>
  * <li>{@code dma}: {@link io.javadevices.nvme.dma.PrpWalker} (PRP1/PRP2/PRP lists, CC.MPS pages),
  *     {@link io.javadevices.nvme.dma.SglWalker} (SGL segments and descriptors) and
  *     {@link io.javadevices.nvme.dma.DataPointer}, which picks one by PSDT for I/O commands.</li>
- * <li>{@code backend}: {@link io.javadevices.nvme.backend.BlockBackend} and its ram / null / file kinds.</li>
+ * <li>{@code backend}: {@link io.javadevices.nvme.backend.BlockBackend} and its ram / null / file kinds; the
+ *     asynchronous contracts ({@link io.javadevices.nvme.backend.IoEngine}, {@code AsyncIo}, {@code IoVector},
+ *     {@code CompletionInbox}), {@link io.javadevices.nvme.backend.ThreadPoolEngine} and
+ *     {@link io.javadevices.nvme.backend.IoEngines} (option {@code io-engine}).</li>
  * <li>{@code pool}: {@link io.javadevices.nvme.pool.NvmPool}, the NVM capacity (TNVMCAP/UNVMCAP) namespaces
  *     are created from, in RAM or a directory whose {@link io.javadevices.nvme.pool.PoolManifest} keeps the
  *     namespace table across restarts; {@link io.javadevices.nvme.pool.PoolSpec} the {@code pool=} option.</li>
@@ -45,7 +53,9 @@
  * <h2>Threads</h2>
  * The host's MMIO thread only stores doorbell values and unparks workers; register changes (CC) are
  * synchronized on the controller and a disable joins every worker before returning. Each SQ worker owns
- * its queue state and its counters; completion queues shared by several SQs are locked only then.
+ * its queue state and its counters; completion queues shared by several SQs are locked only then. An I/O
+ * worker's asynchronous engine is its own: its pool threads (or io_uring ring) and its completion inbox are
+ * shared with no other queue.
  *
  * <h2>DBBUF decisions</h2>
  * The admin queue never uses shadow slots (Linux and SPDK never write them). For I/O queues with DBBUF

@@ -33,6 +33,29 @@ class AllocationProbeTest {
         }
     }
 
+    /**
+     * Asynchronous execution through the thread-pool engine (slots, vectors, the hand-over to the pool and the
+     * completion inbox) allocates no more per command on the worker than the slices of guest memory.
+     */
+    @Test
+    void asyncWorkerAllocatesLittlePerCommand() {
+        try (Fixture f = new Fixture(java.util.Map.of("queues", "1", "namespaces", "ram:64M", "io-engine", "threads"),
+                64L << 20, spec -> new PooledBackend(spec.open()))) {
+            f.driver.bringUp(1, 64, true);
+            HostQueue q = f.driver.ioQueue(1);
+            long buf = f.host.allocatePages(1);
+            DbbufTest.runStreaming(f, q, buf, 30_000, 32); // warm up (JIT)
+            Thread worker = Thread.getAllStackTraces().keySet().stream().filter(t -> t.getName().equals("nvme-sq1")).findFirst().orElseThrow();
+            var mx = (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
+            long before = mx.getThreadAllocatedBytes(worker.threadId());
+            int n = DbbufTest.runStreaming(f, q, buf, 20_000, 32);
+            long perCommand = (mx.getThreadAllocatedBytes(worker.threadId()) - before) / n;
+            System.out.println("[alloc] async ram:64M on threads: worker allocated " + perCommand + " bytes/command");
+            assertTrue(perCommand < 1024, perCommand + " bytes per command");
+            assertTrue(f.stat("ns1.completed") >= 50_000, "the commands went through the engine");
+        }
+    }
+
     /** The SGL walk allocates nothing either: Linux-shaped reads (a Last Segment list of two Data Blocks). */
     @Test
     void sglWalkAllocatesLittlePerCommand() {

@@ -66,6 +66,22 @@ class ControllerResetTest {
     }
 
     @Test
+    void aQueueWhoseEngineCannotBeMadeRunsSynchronously() throws Exception {
+        IdlePolicy.Settings idle = new IdlePolicy.Settings(0, 0, 0, 1000, 1000);
+        CompletionQueue cq1 = new CompletionQueue(1, 16, 0x3000, 1, false);
+        SubmissionQueue sq1 = new SubmissionQueue(1, 16, 0x4000, cq1, 0);
+        QueueWorker io = new QueueWorker(controller(), sq1, (c, w) -> 0L, idle, (tags, thread) -> {
+            throw new io.javadevices.nvme.backend.UringUnavailableException("RLIMIT_MEMLOCK");
+        }, 16);
+        assertNull(io.engine(), "no engine: the queue's commands run on the worker");
+        assertNull(io.inFlight());
+        live.add(io);
+        io.start();
+        io.requestStop();
+        assertTrue(io.awaitExit(5000), "and it stops like any synchronous worker");
+    }
+
+    @Test
     void resetAwaitsTheWorkerThatAStoppingCreateSqStarted() throws Exception {
         QueueWorker.Controller controller = controller();
         IdlePolicy.Settings idle = new IdlePolicy.Settings(0, 0, 0, 1000, 1000);

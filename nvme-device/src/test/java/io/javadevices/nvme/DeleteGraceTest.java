@@ -102,6 +102,45 @@ class DeleteGraceTest {
         status(q.execute(Command.read(1, 0, 1, buf, 0)), 0x0B, "a later command sees no namespace");
     }
 
+    /**
+     * Asynchronous operations outlive the batch that started them: the backend of a namespace deleted with
+     * operations in flight closes only after the last of them completed.
+     */
+    @Test
+    void aDeletedNamespacesBackendClosesOnlyAfterItsOperationsInFlightComplete() {
+        host = TestHost.heap(32L << 20);
+        Map<String, String> o = Map.of("queues", "1", "namespaces", "ram:16M", "io-engine", "threads");
+        HeldBackend[] held = new HeldBackend[1];
+        host.attach(ctx -> new NvmeController(NvmeOptions.parse(o), ctx,
+                spec -> held[0] = new HeldBackend(spec.open())));
+        LinuxLikeDriver driver = new LinuxLikeDriver(host);
+        driver.bringUp(1, 16, false);
+        NamespaceCommands ns = new NamespaceCommands(driver);
+        HostQueue q = driver.ioQueue(1);
+        long buf = host.allocatePages(1);
+        q.queue(Command.read(1, 0, 1, buf, 0));
+        q.queue(Command.write(1, 1, 1, buf, 0));
+        q.ringSq();
+        List<HeldBackend.Op> ops = held[0].awaitHeld(2);
+        assertTrue(ns.delete(1).ok(), "the delete completes with operations in flight");
+        assertFalse(held[0].closed(), "not closed while two operations are in flight");
+        held[0].complete(ops.get(0));
+        assertEquals(1, q.awaitCompletions(1, Duration.ofSeconds(5)).size());
+        assertFalse(held[0].closed(), "one is still in flight");
+        held[0].complete(ops.get(1));
+        long deadline = System.nanoTime() + Duration.ofSeconds(5).toNanos();
+        while (!held[0].closed()) {
+            if (System.nanoTime() > deadline) {
+                fail("the deleted namespace's backend was never released");
+            }
+            Thread.onSpinWait();
+        }
+        assertFalse(held[0].closedWithOperationsInFlight());
+        assertTrue(q.awaitCompletions(1, Duration.ofSeconds(5)).getFirst().ok(),
+                "commands accepted before the delete complete normally");
+        status(q.execute(Command.read(1, 0, 1, buf, 0)), 0x0B, "a later command sees no namespace");
+    }
+
     private static void status(Completion c, int sc, String what) {
         assertEquals(sc, c.sc(), what + ": " + c);
     }

@@ -1,10 +1,12 @@
 package io.javadevices.nvme;
 
+import io.javadevices.nvme.backend.BlockBackend;
 import io.javadevices.nvme.driver.LinuxLikeDriver;
 import io.javadevices.pci.testkit.TestHost;
 
 import java.util.HashMap;
 import java.util.Map;
+import java.util.function.Function;
 
 /** A test host with one NVMe controller and a Linux-like driver. */
 final class Fixture implements AutoCloseable {
@@ -17,11 +19,16 @@ final class Fixture implements AutoCloseable {
     }
 
     Fixture(Map<String, String> options, long ram) {
+        this(options, ram, NvmeOptions.NamespaceSpec::open);
+    }
+
+    /** Namespaces opened by {@code open} (a test backend around the one the spec names). */
+    Fixture(Map<String, String> options, long ram, Function<NvmeOptions.NamespaceSpec, BlockBackend> open) {
         host = TestHost.heap(ram);
         Map<String, String> o = new HashMap<>();
         o.put("namespaces", "ram:64M");
         o.putAll(options);
-        controller = host.attach(ctx -> new NvmeController(NvmeOptions.parse(o), ctx));
+        controller = host.attach(ctx -> new NvmeController(NvmeOptions.parse(o), ctx, open));
         driver = new LinuxLikeDriver(host);
     }
 

@@ -21,11 +21,12 @@ class NvmePluginCommandLineTest {
     @Test
     void theDedicatedOptionsForwardToNvmeOptionKeys() {
         List<PluginOption> options = plugin.commandLineOptions();
-        assertEquals(List.of("--namespace", "--queues", "--dbbuf", "--pool", "--max-namespaces"),
+        assertEquals(List.of("--namespace", "--queues", "--dbbuf", "--pool", "--max-namespaces", "--io-engine",
+                        "--io-threads"),
                 options.stream().map(PluginOption::name).toList());
-        assertEquals(List.of("namespaces", "queues", "dbbuf", "pool", "max-namespaces"),
+        assertEquals(List.of("namespaces", "queues", "dbbuf", "pool", "max-namespaces", "io-engine", "io-threads"),
                 options.stream().map(PluginOption::key).toList());
-        assertEquals(List.of(true, false, false, false, false), options.stream().map(PluginOption::repeatable).toList(),
+        assertEquals(List.of(true, false, false, false, false, false, false), options.stream().map(PluginOption::repeatable).toList(),
                 "only --namespace is repeatable");
         assertEquals("SPEC", option("--namespace").valueLabel());
         assertEquals("on|off", option("--dbbuf").valueLabel());
@@ -45,6 +46,14 @@ class NvmePluginCommandLineTest {
         option("--pool").check("dir:/var/lib/nvme-pool:100G");
         option("--pool").check("dir:/tmp/a:b:1G");
         option("--max-namespaces").check("1024");
+        for (String engine : new String[] {"auto", "io_uring", "threads", "THREADS"}) {
+            option("--io-engine").check(engine);
+        }
+        option("--io-threads").check("1");
+        option("--io-threads").check("64");
+        assertEquals("threads", NvmeOptions.parse(Map.of("io-engine", "Threads")).ioEngine());
+        assertEquals("auto", NvmeOptions.defaults().ioEngine(), "default: io_uring if it can be set up, else threads");
+        assertEquals(4, NvmeOptions.defaults().ioThreads());
     }
 
     @Test
@@ -63,7 +72,12 @@ class NvmePluginCommandLineTest {
                 {"--pool", "ram:1k", "pool size must be at least 4096 bytes"},
                 {"--pool", "ram:lots", "bad size 'lots' in pool"},
                 {"--max-namespaces", "0", "max-namespaces must be in 1..1024"},
-                {"--max-namespaces", "1025", "max-namespaces must be in 1..1024"}}) {
+                {"--max-namespaces", "1025", "max-namespaces must be in 1..1024"},
+                {"--io-engine", "aio", "io-engine must be auto, io_uring or threads"},
+                {"--io-engine", "", "io-engine must be auto, io_uring or threads"},
+                {"--io-threads", "0", "io-threads must be in 1..64"},
+                {"--io-threads", "65", "io-threads must be in 1..64"},
+                {"--io-threads", "four", "io-threads is not a number"}}) {
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> option(bad[0]).check(bad[1]),
                     bad[0] + " " + bad[1]);
             assertTrue(e.getMessage().contains(bad[2]), bad[0] + " " + bad[1] + ": " + e.getMessage());

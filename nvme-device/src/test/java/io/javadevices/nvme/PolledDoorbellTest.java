@@ -104,6 +104,22 @@ class PolledDoorbellTest {
         }
     }
 
+    /** The same through the thread-pool engine: a worker with operations in flight still polls the page. */
+    @ParameterizedTest(name = "dbbuf={0}")
+    @ValueSource(booleans = {false, true})
+    void asynchronousIoWithPolledDoorbells(boolean dbbuf) throws Exception {
+        try (Fixture f = new Fixture(java.util.Map.of("queues", "2", "doorbells", "polled", "io-engine", "threads",
+                "park-dbbuf-us", "5000000", "park-trapped-us", "5000000"), 64L << 20,
+                spec -> new PooledBackend(spec.open()))) {
+            assertEquals(2, f.driver.bringUp(2, 32, dbbuf));
+            for (HostQueue q : f.driver.ioQueues()) {
+                verifiedIo(f, q, 10);
+            }
+            assertEquals(0, f.stat(NvmeStatistics.DOORBELL_MMIO_SQ), "every SQ doorbell was a store to the mapped page");
+            assertEquals(2 * 10 * 16, f.stat("ns1.completed"), "every command went through the engine");
+        }
+    }
+
     @Test
     void clientThatDeclinedTheMappingStillWorks() throws Exception {
         try (Fixture f = Fixture.withoutSafetyNet("queues", "1", "doorbells", "polled")) {

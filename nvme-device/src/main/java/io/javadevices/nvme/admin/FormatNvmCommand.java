@@ -86,6 +86,11 @@ final class FormatNvmCommand {
         }
         int shift = LbaFormats.shift(lbaf);
         for (Namespace ns : targets) {
+            if (ns.backend().readOnly()) {
+                return Status.NAMESPACE_WRITE_PROTECTED; // a format erases or reinterprets its data
+            }
+        }
+        for (Namespace ns : targets) {
             if ((ns.backend().size() & ((1L << shift) - 1)) != 0) {
                 return Status.INVALID_FORMAT;
             }

@@ -141,6 +141,7 @@ final class IdentifyCommand {
             IdNs.MSRC.set(d, (byte) CopyLimits.MSRC);
         }
         IdNs.NMIC.set(d, (byte) ns.nmic());
+        IdNs.NSATTR.set(d, (byte) (ns.backend().readOnly() ? 1 : 0)); // bit 0: write protected (Figure 245)
         IdNs.NVMCAP_LOW.set(d, ns.bytes());                            // bytes (Namespace Management)
         IdNs.NGUID.put(d, ns.ids().nguid(), (byte) 0);
         IdNs.EUI64.put(d, ns.ids().eui64(), (byte) 0);

@@ -67,6 +67,9 @@ final class CopyCommand {
         if (ns == null) {
             return Status.INVALID_NAMESPACE_OR_FORMAT;
         }
+        if (IoCommandHandler.writeProtected(ns)) {
+            return Status.NAMESPACE_WRITE_PROTECTED; // the destination is this namespace
+        }
         int cdw12 = cmd.cdw12();
         if ((cdw12 >>> 8 & 0xF) != 0) {
             return Status.INVALID_FIELD; // OCFS advertises source range format 0 only

@@ -6,6 +6,7 @@ import io.javadevices.nvme.dma.DataPointer;
 import io.javadevices.nvme.model.GuestErrors;
 import io.javadevices.nvme.model.Namespace;
 import io.javadevices.nvme.queue.CommandHandler;
+import io.javadevices.nvme.queue.NamespaceView;
 import io.javadevices.nvme.queue.QueueStats;
 import io.javadevices.nvme.queue.QueueWorker;
 import io.javadevices.nvme.queue.Sqe;
@@ -30,6 +31,13 @@ import static io.javadevices.pci.LittleEndian.LONG;
  * <p>Durability: a Write with FUA (CDW12 bit 30), and every write while the volatile write cache is
  * disabled (Set Features 06h WCE = 0), is synced by the backend before it completes. A failed sync is
  * Write Fault with DNR: the backend's failure is sticky, so a retry could only fail again.
+ *
+ * <p>Asynchronous backends: Read, Write, Flush, Write Zeroes and Dataset Management of a namespace whose backend
+ * has an asynchronous path for this worker are handed to the worker's engine by {@link AsyncCommands} and
+ * complete later ({@link #completed}); everything else, and RAM and null namespaces, runs here synchronously.
+ *
+ * <p>Write protection: a namespace whose backend is {@link BlockBackend#readOnly()} completes every command that
+ * would modify it with Namespace Is Write Protected (NVMe 1.4 Figure 128; Identify Namespace NSATTR bit 0).
  */
 public final class IoCommandHandler implements CommandHandler {
     /** Read/Write/Write Zeroes CDW12 bit 30: Force Unit Access (NVMe 1.4 §6.9, §6.15, §6.16). */
@@ -50,6 +58,7 @@ public final class IoCommandHandler implements CommandHandler {
     final VerifyCommand verify;
     final WriteUncorrectableCommand writeUncorrectable;
     final CopyCommand copy;
+    private final AsyncCommands async;
 
     public IoCommandHandler(IoContext context) {
         this.context = context;
@@ -61,6 +70,17 @@ public final class IoCommandHandler implements CommandHandler {
         this.verify = new VerifyCommand(context, this);
         this.writeUncorrectable = new WriteUncorrectableCommand(context);
         this.copy = new CopyCommand(context, this, data);
+        this.async = new AsyncCommands(context, Math.max((int) (maxTransferBytes / 4096) + 2, 256));
+    }
+
+    @Override
+    public long completed(int tag, int result, QueueWorker worker) {
+        return async.completed(tag, result, worker);
+    }
+
+    /** True if {@code ns} may not be modified: its backend refuses writes (NSATTR bit 0). */
+    static boolean writeProtected(Namespace ns) {
+        return ns.backend().readOnly();
     }
 
     @Override
@@ -75,6 +95,9 @@ public final class IoCommandHandler implements CommandHandler {
                 ? CommandHandler.result(Status.INVALID_FIELD) // no fused operations
                 : formatInProgress(cmd.nsid()) ? CommandHandler.result(Status.FORMAT_IN_PROGRESS)
                 : NvmOpcodes.TABLE.execute(this, cmd, worker);
+        if (CommandHandler.status(result) == AsyncCommands.SUBMITTED) {
+            return CommandHandler.DEFERRED; // completes through the engine (AsyncCommands.completed)
+        }
         if (CommandHandler.status(result) != Status.SUCCESS) {
             stats.countIoError();
         }
@@ -98,6 +121,9 @@ public final class IoCommandHandler implements CommandHandler {
         if (range != Status.SUCCESS) {
             return range;
         }
+        if (write && writeProtected(ns)) {
+            return Status.NAMESPACE_WRITE_PROTECTED;
+        }
         long slba = cmd.cdw10and11();
         int blocks = LbaRange.blocks(cmd);
         long bytes = (long) blocks << ns.lbaShift();
@@ -117,10 +143,14 @@ public final class IoCommandHandler implements CommandHandler {
             // Read FUA: "commit that data to non-volatile media, then read it from there" (§6.9). The sync is the
             // commit; the read then comes from the page cache, which after a successful sync holds exactly what
             // the media holds (only O_DIRECT would bypass it, and it could not return anything different).
-            status = durable(ns, offset, bytes, sqid, cmd, slba);
+            status = durable(ns, offset, bytes, sqid, cmd, slba); // synchronous even for an async backend: rare
             if (status != Status.SUCCESS) {
                 return status;
             }
+        }
+        NamespaceView view = async.view(ns, worker);
+        if (view.async() != null) {
+            return async.transfer(cmd, worker, view, data, slba, bytes, write, fua);
         }
         try {
             if (!write && ns.backend().readsOnlyZeroes()) {
@@ -218,9 +248,12 @@ public final class IoCommandHandler implements CommandHandler {
      * Flush (§6.8); NSID FFFFFFFFh flushes every namespace. After a failed write-back the backend keeps
      * failing (sticky), so this reports {@link #SYNC_FAILED} rather than a success that would be a lie.
      */
-    int flush(Sqe cmd, int sqid, QueueStats stats) {
+    int flush(Sqe cmd, QueueWorker worker) {
+        int sqid = worker.queue().qid;
+        QueueStats stats = worker.stats();
         int nsid = cmd.nsid();
         try {
+            // NSID FFFFFFFFh stays synchronous (one flush per namespace in a row; rare).
             if (nsid == Nvme.BROADCAST_NSID) {
                 for (Namespace ns : context.namespaces()) {
                     ns.countFlush();
@@ -232,6 +265,10 @@ public final class IoCommandHandler implements CommandHandler {
                     return Status.INVALID_NAMESPACE_OR_FORMAT;
                 }
                 ns.countFlush();
+                NamespaceView view = async.view(ns, worker);
+                if (view.async() != null) {
+                    return async.flush(cmd, worker, view);
+                }
                 ns.backend().flush();
             }
         } catch (IOException | RuntimeException e) {
@@ -248,16 +285,25 @@ public final class IoCommandHandler implements CommandHandler {
      * zeroes (what DLFEAT says); otherwise zeroes are written, which is what the host asked for either way.
      * Heals Write Uncorrectable marks.
      */
-    int writeZeroes(Sqe cmd, int sqid) {
+    int writeZeroes(Sqe cmd, QueueWorker worker) {
+        int sqid = worker.queue().qid;
         Namespace ns = context.namespace(cmd.nsid());
         int range = LbaRange.check(ns, cmd);
         if (range != Status.SUCCESS) {
             return range;
         }
+        if (writeProtected(ns)) {
+            return Status.NAMESPACE_WRITE_PROTECTED;
+        }
         long slba = cmd.cdw10and11();
         int blocks = LbaRange.blocks(cmd);
         long offset = slba << ns.lbaShift();
         long bytes = (long) blocks << ns.lbaShift();
+        NamespaceView view = async.view(ns, worker);
+        if (view.async() != null) {
+            return async.writeZeroes(cmd, worker, view, slba, blocks,
+                    (cmd.cdw12() & DEAC) != 0 && ns.backend().deallocatedReadsZero(), (cmd.cdw12() & FUA) != 0);
+        }
         try {
             if ((cmd.cdw12() & DEAC) != 0 && ns.backend().deallocatedReadsZero()) {
                 ns.backend().deallocate(offset, bytes);
@@ -276,7 +322,8 @@ public final class IoCommandHandler implements CommandHandler {
      * Dataset Management (§6.7): NR (CDW10 7:0, 0-based) 16-byte ranges at the data pointer; only the
      * Attribute-Deallocate (CDW11 bit 2) changes anything.
      */
-    int datasetManagement(Sqe cmd, int sqid) {
+    int datasetManagement(Sqe cmd, QueueWorker worker) {
+        int sqid = worker.queue().qid;
         Namespace ns = context.namespace(cmd.nsid());
         if (ns == null) {
             return Status.INVALID_NAMESPACE_OR_FORMAT;
@@ -294,12 +341,19 @@ public final class IoCommandHandler implements CommandHandler {
         if ((cmd.cdw11() & 0x4) == 0) {
             return Status.SUCCESS;
         }
+        if (writeProtected(ns)) {
+            return Status.NAMESPACE_WRITE_PROTECTED;
+        }
         for (int i = 0; i < count; i++) {
             long blocks = ranges.get(INT, 16L * i + 4) & 0xFFFF_FFFFL;
             long slba = ranges.get(LONG, 16L * i + 8);
             if (!ns.inRange(slba, blocks)) {
                 return Status.LBA_OUT_OF_RANGE;
             }
+        }
+        NamespaceView view = async.view(ns, worker);
+        if (view.async() != null) {
+            return async.deallocate(cmd, worker, view, ranges, count);
         }
         try {
             for (int i = 0; i < count; i++) {

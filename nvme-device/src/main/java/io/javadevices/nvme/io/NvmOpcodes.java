@@ -32,7 +32,7 @@ public final class NvmOpcodes {
 
     public static final OpcodeTable<IoCommandHandler> TABLE = OpcodeTable.<IoCommandHandler>builder()
             .add(Nvme.IO_FLUSH, "Flush", CSUPP,
-                    (h, cmd, w) -> CommandHandler.result(h.flush(cmd, w.queue().qid, w.stats())))
+                    (h, cmd, w) -> CommandHandler.result(h.flush(cmd, w)))
             .add(Nvme.IO_WRITE, "Write", LBCC,
                     (h, cmd, w) -> CommandHandler.result(h.readWrite(cmd, w, w.stats(), true)))
             .add(Nvme.IO_READ, "Read", CSUPP,
@@ -42,9 +42,9 @@ public final class NvmOpcodes {
             .add(Nvme.IO_COMPARE, "Compare", CSUPP, null, ONCS_COMPARE,
                     (h, cmd, w) -> CommandHandler.result(h.compare.execute(cmd, w)))
             .add(Nvme.IO_WRITE_ZEROES, "Write Zeroes", LBCC, null, ONCS_WRITE_ZEROES,
-                    (h, cmd, w) -> CommandHandler.result(h.writeZeroes(cmd, w.queue().qid)))
+                    (h, cmd, w) -> CommandHandler.result(h.writeZeroes(cmd, w)))
             .add(Nvme.IO_DSM, "Dataset Management", LBCC, null, ONCS_DSM,
-                    (h, cmd, w) -> CommandHandler.result(h.datasetManagement(cmd, w.queue().qid)))
+                    (h, cmd, w) -> CommandHandler.result(h.datasetManagement(cmd, w)))
             .add(Nvme.IO_VERIFY, "Verify", CSUPP, null, ONCS_VERIFY,
                     (h, cmd, w) -> CommandHandler.result(h.verify.execute(cmd, w)))
             .add(Nvme.IO_COPY, "Copy", LBCC, null, ONCS_COPY,

@@ -32,6 +32,9 @@ final class WriteUncorrectableCommand {
         if (range != Status.SUCCESS) {
             return range;
         }
+        if (IoCommandHandler.writeProtected(ns)) {
+            return Status.NAMESPACE_WRITE_PROTECTED; // it would change what reads return
+        }
         long slba = cmd.cdw10and11();
         int blocks = LbaRange.blocks(cmd);
         if (!ns.uncorrectable().mark(slba, blocks)) {

@@ -67,7 +67,8 @@ public final class NvmPool implements AutoCloseable {
     /** Runs a release once no worker may use what it frees (WorkerGrace#afterInFlight). */
     @FunctionalInterface
     public interface Retirer {
-        void afterInFlight(String what, Runnable release);
+        /** {@code backend}: the deleted namespace's, whose asynchronous operations in flight are waited for too. */
+        void afterInFlight(String what, BlockBackend backend, Runnable release);
     }
 
     /**
@@ -102,7 +103,7 @@ public final class NvmPool implements AutoCloseable {
     private final Map<Integer, Placement> placements = new ConcurrentHashMap<>();
     private final FileChannel lockChannel;
     private final FileLock lock;
-    private volatile Retirer retirer = (what, release) -> release.run();
+    private volatile Retirer retirer = (what, backend, release) -> release.run();
     /** The failure of the manifest write the last change caused, or null (the change is then undone). */
     private volatile IOException saveFailure;
 
@@ -244,7 +245,7 @@ public final class NvmPool implements AutoCloseable {
             throw manifestFailed();
         }
         Placement placement = placements.remove(nsid);
-        retirer.afterInFlight("ns" + nsid, () -> release(ns, placement));
+        retirer.afterInFlight("ns" + nsid, ns.backend(), () -> release(ns, placement));
     }
 
     /** Namespace Management delete of NSID FFFFFFFFh: every allocated namespace. */

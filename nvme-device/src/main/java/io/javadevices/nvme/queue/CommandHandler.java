@@ -1,5 +1,7 @@
 package io.javadevices.nvme.queue;
 
+import io.javadevices.nvme.spec.Status;
+
 /**
  * Executes the commands of one queue kind (admin or NVM I/O) on the queue's worker thread.
  * Results are packed by {@link #result(int, int)} so that nothing is allocated per command.
@@ -10,6 +12,15 @@ public interface CommandHandler {
 
     /** Executes {@code cmd}; returns {@link #result} or {@link #DEFERRED}. Must not throw (the worker guards anyway). */
     long execute(Sqe cmd, QueueWorker worker);
+
+    /**
+     * The asynchronous operation of in-flight slot {@code tag} completed with {@code result} (bytes or a negated
+     * errno, {@link io.javadevices.nvme.backend.IoEngine}): returns the command's {@link #result} to post, or
+     * {@link #DEFERRED} if the command goes on with another operation in the same slot. Worker thread.
+     */
+    default long completed(int tag, int result, QueueWorker worker) {
+        return result(Status.INTERNAL_ERROR);
+    }
 
     /** Called by the worker on each loop iteration (the admin handler completes queued async events here). */
     default void poll(QueueWorker worker) {

@@ -1,5 +1,6 @@
 package io.javadevices.nvme.queue;
 
+import io.javadevices.nvme.backend.IoEngines;
 import io.javadevices.pci.GuestMemory;
 
 import java.util.ArrayList;
@@ -39,6 +40,8 @@ public final class QueueTable {
     private volatile DbbufPages dbbuf;
     private volatile QueueWorker adminWorker;
     private volatile Supplier<? extends CommandHandler> ioHandlers;
+    /** Makes each I/O worker's asynchronous engine, or null: I/O queues run synchronously. */
+    private volatile IoEngines.Factory ioEngines;
 
     public QueueTable(QueueWorker.Controller controller, int maxQueues, DoorbellPage doorbellPage,
                       IdlePolicy.Settings idle, WorkerStopper stopper) {
@@ -50,6 +53,14 @@ public final class QueueTable {
         this.doorbellPage = doorbellPage;
         this.idle = idle;
         this.stopper = stopper;
+    }
+
+    /** Most in-flight slots of one I/O queue: min(SQ size, this). */
+    public static final int MAX_IN_FLIGHT = 1024;
+
+    /** Where the I/O workers created from now on get their engine ({@link QueueWorker}, asynchronous I/O). */
+    public void ioEngines(IoEngines.Factory engines) {
+        this.ioEngines = engines;
     }
 
     /** Highest I/O queue id. */
@@ -139,7 +150,8 @@ public final class QueueTable {
         }
         sq.cq.attach(sq);
         sqs.set(sq.qid, sq);
-        QueueWorker worker = new QueueWorker(controller, sq, ioHandlers.get(), idle);
+        QueueWorker worker = new QueueWorker(controller, sq, ioHandlers.get(), idle, ioEngines,
+                Math.min(sq.size, MAX_IN_FLIGHT));
         synchronized (live) {
             live.add(worker);
         }

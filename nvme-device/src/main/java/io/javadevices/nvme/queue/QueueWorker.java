@@ -1,6 +1,7 @@
 package io.javadevices.nvme.queue;
 
-import io.javadevices.nvme.spec.Nvme;
+import io.javadevices.nvme.backend.IoEngine;
+import io.javadevices.nvme.backend.IoEngines;
 import io.javadevices.nvme.spec.Status;
 import io.javadevices.pci.GuestMemory;
 import io.javadevices.pci.GuestMemoryException;
@@ -25,6 +26,16 @@ import java.util.concurrent.locks.LockSupport;
  * <p>With polled doorbells ({@link DoorbellPage}) nobody wakes the worker: guest doorbell writes are
  * plain stores. It sleeps in short timed parks ({@code nap-us}; the admin queue 1 ms) and looks again,
  * which bounds the extra latency of an idle queue's first command to about one park.
+ *
+ * <p>Asynchronous I/O (an I/O queue with an {@link IoEngine}): a command whose backend has an asynchronous path
+ * takes an {@link InFlight} slot, is handed to the engine and returns {@link CommandHandler#DEFERRED}; after each
+ * batch the worker calls {@link IoEngine#submit} once, and on every loop iteration it reaps the completions and
+ * posts their CQEs (in the order the storage finished them, NVMe 1.4 §6: commands are unordered, each with the SQ
+ * head of the moment), one interrupt decision per reap as per batch. With no slot free it fetches nothing until
+ * one completes (backpressure). With the SQ empty but operations in flight it waits in {@link IoEngine#await}
+ * (which a doorbell's {@link #wake} cuts short) where it would otherwise park: the EventIdx re-arm above is
+ * unchanged. A stopped worker posts nothing more but ends only once every operation in flight has completed:
+ * the kernel or a pool thread may still be moving data into guest memory until then.
  */
 public final class QueueWorker implements Runnable {
     /** What the worker needs from the controller. */
@@ -63,6 +74,13 @@ public final class QueueWorker implements Runnable {
         }
 
         /**
+         * An I/O worker began executing commands on a namespace ({@link NamespaceView}, once per view): the
+         * controller keeps it for the statistics and the namespace delete grace ({@link WorkerGrace}).
+         */
+        default void namespaceViewOpened(NamespaceView view) {
+        }
+
+        /**
          * May the function master the bus now (PCI command register bit 2)? With it clear a PCI function
          * must not issue memory accesses (PCI Local Bus 3.0 §6.2.2), so the worker fetches nothing.
          */
@@ -72,6 +90,13 @@ public final class QueueWorker implements Runnable {
     }
 
     private final Controller host;
+    /** The asynchronous engine of an I/O queue, or null (the admin queue; tests): every command synchronous. */
+    private final IoEngine engine;
+    /** The in-flight slots of the engine's operations (null without an engine). */
+    private final InFlight slots;
+    private final IoEngine.Completions reaped = this::completed;
+    /** A CQE write that failed inside {@link #completed} (thrown again by {@link #reap}). */
+    private GuestMemoryException postFailure;
     private final GuestMemory memory;
     private final SubmissionQueue sq;
     private final CompletionQueue cq;
@@ -101,6 +126,15 @@ public final class QueueWorker implements Runnable {
     private int unsignalled;
 
     public QueueWorker(Controller host, SubmissionQueue sq, CommandHandler handler, IdlePolicy.Settings idle) {
+        this(host, sq, handler, idle, null, 0);
+    }
+
+    /**
+     * @param engines makes this queue's asynchronous engine for its thread, or null: every command synchronous
+     * @param tags    the engine's tags: the in-flight slots
+     */
+    public QueueWorker(Controller host, SubmissionQueue sq, CommandHandler handler, IdlePolicy.Settings idle,
+                       IoEngines.Factory engines, int tags) {
         this.host = host;
         this.memory = host.memory();
         this.sq = sq;
@@ -112,7 +146,23 @@ public final class QueueWorker implements Runnable {
         this.invalidTail = host::invalidSubmissionTail;
         this.invalidHead = host::invalidCompletionHead;
         this.thread = Thread.ofPlatform().daemon().name("nvme-sq" + sq.qid).unstarted(this);
+        this.engine = engines == null ? null : engine(engines, tags, thread, sq.qid);
+        this.slots = engine == null ? null : new InFlight(engine.capacity());
         sq.worker = this;
+    }
+
+    /**
+     * The queue's engine, or null if it cannot be made (an io_uring ring refused for this queue: the locked-memory
+     * limit reached after N rings): the queue then runs its commands synchronously, slower but correct, and says so.
+     */
+    private static IoEngine engine(IoEngines.Factory engines, int tags, Thread thread, int qid) {
+        try {
+            return engines.create(tags, thread);
+        } catch (RuntimeException e) {
+            System.getLogger(QueueWorker.class.getName()).log(System.Logger.Level.WARNING,
+                    "queue {0}: no asynchronous I/O engine ({1}); its commands run one at a time", qid, e.toString());
+            return null;
+        }
     }
 
     public void start() {
@@ -127,6 +177,21 @@ public final class QueueWorker implements Runnable {
         return stats;
     }
 
+    /** The asynchronous engine, or null (the admin queue). */
+    public IoEngine engine() {
+        return engine;
+    }
+
+    /** The in-flight slots, or null without an engine. Worker thread. */
+    public InFlight inFlight() {
+        return slots;
+    }
+
+    /** A handler opened a namespace view (once per view, not per command). Worker thread. */
+    public void viewOpened(NamespaceView view) {
+        host.namespaceViewOpened(view);
+    }
+
     /** The SQ head (entries consumed), as reported in CQEs. */
     public int head() {
         return head;
@@ -136,12 +201,18 @@ public final class QueueWorker implements Runnable {
     public void wake() {
         if (parked) {
             LockSupport.unpark(thread);
+            if (engine != null) {
+                engine.wake();
+            }
         }
     }
 
     /** Unparks the worker unconditionally (e.g. after Doorbell Buffer Config or a queued async event). */
     public void kick() {
         LockSupport.unpark(thread);
+        if (engine != null) {
+            engine.wake();
+        }
     }
 
     /**
@@ -153,11 +224,15 @@ public final class QueueWorker implements Runnable {
     public void requestStop() {
         stop = true;
         LockSupport.unpark(thread);
+        if (engine != null) {
+            engine.wake();
+        }
     }
 
     /**
      * Waits up to {@code millis} (0 = just look) for the thread to end; true once it can no longer touch
-     * guest memory: it ended, or it was stopped before it ever started (its loop then never runs).
+     * guest memory: it ended (after its last operation in flight completed), or it was stopped before it ever
+     * started (its loop then never runs, and nothing was ever in flight).
      */
     public boolean awaitExit(long millis) {
         if (Thread.currentThread() == thread) {
@@ -196,11 +271,35 @@ public final class QueueWorker implements Runnable {
             host.fatal("queue " + sq.qid + ": completion queue not writable: " + e.getMessage());
         } catch (Throwable t) {
             host.fatal("queue " + sq.qid + " worker failed: " + t);
+        } finally {
+            retire();
         }
+    }
+
+    /**
+     * The loop ended (stop, or a fatal error): wait for every operation still in flight, posting nothing (the
+     * kernel may still DMA into guest memory until it completes; the controller's reset waits for this thread to
+     * end), then release the engine.
+     */
+    private void retire() {
+        if (engine == null) {
+            return;
+        }
+        stop = true;
+        while (slots.inUse() > 0) {
+            engine.submit(); // anything prepared but not handed over completes through the engine too
+            if (engine.reap(reaped) == 0) {
+                engine.await(1_000_000L);
+            }
+        }
+        engine.close();
     }
 
     private void loop() throws GuestMemoryException {
         while (!stop) {
+            if (engine != null && reap() > 0) {
+                continue; // completions posted: look at the SQ again
+            }
             if (!postsLocked && cq.shared()) {
                 postsLocked = true; // a second SQ joined our CQ: from now on we post under its lock
             }
@@ -213,10 +312,18 @@ public final class QueueWorker implements Runnable {
             handler.poll(this);
             int tail = fetchTail();
             if (tail >= 0 && tail != head) {
+                if (slots != null && !slots.hasFree()) {
+                    engine.await(idle.parkNanos(sq.shadowed())); // backpressure: a completion frees a slot
+                    continue;
+                }
                 idle.ran(drain(tail));
+                if (engine != null) {
+                    engine.submit(); // once per batch: one io_uring_enter, one hand-over to the pool
+                }
                 continue;
             }
-            long spin = idle.spinNanos(sq.shadowed());
+            boolean inFlight = slots != null && slots.inUse() > 0;
+            long spin = inFlight ? 0 : idle.spinNanos(sq.shadowed()); // spinning is for QD1, not for deep queues
             if (spin > 0 && pollForWork(spin)) {
                 continue;
             }
@@ -230,7 +337,7 @@ public final class QueueWorker implements Runnable {
                     continue; // the shadow page is gone: the queue fell back to its MMIO or polled doorbell
                 }
                 long before = System.nanoTime();
-                LockSupport.parkNanos(nap);
+                sleep(nap, inFlight);
                 idle.napped(nap, System.nanoTime() - before);
                 stats.naps++;
                 continue;
@@ -249,12 +356,71 @@ public final class QueueWorker implements Runnable {
             GuestMemory.fullFence();
             int again = fetchTail();
             if (!stop && (again < 0 || again == head)) {
-                LockSupport.parkNanos(idle.parkNanos(sq.shadowed()));
+                sleep(idle.parkNanos(sq.shadowed()), inFlight);
             }
             parked = false;
             if (polledDoorbells) {
                 host.polledIdle();
             }
+        }
+    }
+
+    /** Parks, or with operations in flight waits in the engine, which a completion or a doorbell ends. */
+    private void sleep(long nanos, boolean inFlight) {
+        if (inFlight) {
+            engine.await(nanos);
+        } else {
+            LockSupport.parkNanos(nanos);
+        }
+    }
+
+    /** Posts the completions the engine has now; returns how many operations completed. */
+    private int reap() throws GuestMemoryException {
+        int n = engine.reap(reaped);
+        if (n > 0) {
+            engine.submit(); // a completion may have prepared the next step of a command (DSM ranges)
+            signalPosted();
+        }
+        GuestMemoryException failed = postFailure;
+        if (failed != null) {
+            postFailure = null;
+            throw failed;
+        }
+        return n;
+    }
+
+    /** One operation completed (engine reap, worker thread): the handler's status, posted unless stopping. */
+    private void completed(int tag, int result) {
+        if (!slots.claimed(tag)) {
+            // A second completion of one operation, or a tag never handed out: a backend's bug. Dropping it keeps
+            // the slot table intact (a slot freed twice would carry two commands at once).
+            host.commandFailed(sq.qid, -1, new IllegalStateException("completion of tag " + tag + ", not in flight"));
+            return;
+        }
+        long status;
+        int cid = slots.cid(tag);
+        try {
+            status = handler.completed(tag, result, this);
+        } catch (RuntimeException | Error e) {
+            host.commandFailed(sq.qid, cid, e);
+            status = CommandHandler.result(Status.INTERNAL_ERROR);
+        }
+        if (status == CommandHandler.DEFERRED) {
+            return; // the command goes on with another operation in the same slot
+        }
+        slots.release(tag);
+        if (CommandHandler.status(status) != Status.SUCCESS) {
+            stats.countIoError();
+        }
+        if (stop || postFailure != null) {
+            return; // after a reset or Delete I/O SQ nothing is posted (see post)
+        }
+        try {
+            if (post(cid, CommandHandler.status(status), CommandHandler.dw0(status)) && ++unsignalled >= 64) {
+                signalPosted();
+            }
+        } catch (GuestMemoryException e) {
+            postFailure = e;
         }
     }
 
@@ -304,7 +470,7 @@ public final class QueueWorker implements Runnable {
     private int drainBatch(int tail) throws GuestMemoryException {
         int commands = tail >= head ? tail - head : tail + sq.size - head;
         // Bus Master Enable is looked at before every fetch (PCI 3.0 §6.2.2): the host may clear it mid-batch.
-        while (head != tail && !stop && host.busMasterEnabled()) {
+        while (head != tail && !stop && host.busMasterEnabled() && (slots == null || slots.hasFree())) {
             long at = sq.base + (long) head * 64;
             head = head + 1 == sq.size ? 0 : head + 1;
             long result;

@@ -1,5 +1,7 @@
 package io.javadevices.nvme.queue;
 
+import io.javadevices.nvme.backend.BlockBackend;
+
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.locks.LockSupport;
@@ -19,6 +21,12 @@ import java.util.function.Supplier;
  * namespace) or the worker has ended. This is the grace period of read-copy-update with the batch as the
  * read-side critical section (Linux {@code synchronize_rcu}).
  *
+ * <p>Asynchronous operations outlive the batch that started them: after the batches, the release also waits
+ * until no registered {@link NamespaceView} of the backend has an operation in flight ({@link NamespaceViews}).
+ * A view's in-flight count is raised inside the batch, before the batch counter goes even, so once the batch
+ * was seen to end its count is visible here; no new operation on the namespace can start (it is no longer in
+ * the table), so the count only falls.
+ *
  * <p>The wait runs on a daemon thread, never on the admin worker that executed the delete: a worker stuck in
  * its backend (a hung NFS file) must not stall the admin queue. Such a release simply waits with the stuck
  * command; a controller that closes gives pending releases a bounded {@link #awaitReleases} and leaks rather
@@ -28,11 +36,26 @@ public final class WorkerGrace {
     private static final System.Logger LOG = System.getLogger(WorkerGrace.class.getName());
 
     private final Supplier<List<QueueWorker>> workers;
+    private final NamespaceViews views;
     private final List<Thread> pending = new ArrayList<>(); // guarded by itself
 
     /** @param workers the workers that may be executing commands now (the queue table's live workers) */
     public WorkerGrace(Supplier<List<QueueWorker>> workers) {
+        this(workers, new NamespaceViews());
+    }
+
+    /** @param views where the I/O workers register their asynchronous namespace views */
+    public WorkerGrace(Supplier<List<QueueWorker>> workers, NamespaceViews views) {
         this.workers = workers;
+        this.views = views;
+    }
+
+    /** As {@link #afterInFlight(String, Runnable)}, and also after every asynchronous operation on {@code backend}. */
+    public void afterInFlight(String what, BlockBackend backend, Runnable release) {
+        afterInFlight(what, () -> {
+            release.run();
+            views.forget(backend);
+        }, backend);
     }
 
     /**
@@ -41,6 +64,10 @@ public final class WorkerGrace {
      * executing the Namespace Management command) is not waited for: it does not touch the resource again.
      */
     public void afterInFlight(String what, Runnable release) {
+        afterInFlight(what, release, null);
+    }
+
+    private void afterInFlight(String what, Runnable release, BlockBackend backend) {
         List<QueueWorker> inside = new ArrayList<>();
         List<Long> epochs = new ArrayList<>();
         for (QueueWorker w : workers.get()) {
@@ -50,7 +77,7 @@ public final class WorkerGrace {
                 epochs.add(epoch);
             }
         }
-        if (inside.isEmpty()) {
+        if (inside.isEmpty() && (backend == null || views.inFlight(backend) == 0)) {
             release.run();
             return;
         }
@@ -63,6 +90,10 @@ public final class WorkerGrace {
                         LockSupport.parkNanos(nap);
                         nap = Math.min(nap * 2, 1_000_000);
                     }
+                }
+                while (backend != null && views.inFlight(backend) > 0) {
+                    LockSupport.parkNanos(nap); // operations outliving their batch
+                    nap = Math.min(nap * 2, 1_000_000);
                 }
                 release.run();
             } catch (RuntimeException e) {

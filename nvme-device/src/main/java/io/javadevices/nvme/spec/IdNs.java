@@ -67,6 +67,8 @@ public final class IdNs {
     public static final U8 DPC = u8(LAYOUT, "DPC");
     public static final U8 DPS = u8(LAYOUT, "DPS");
     public static final U8 NMIC = u8(LAYOUT, "NMIC");
+    /** Namespace Attributes (NVMe 1.4 Figure 245): bit 0 the namespace is write protected. */
+    public static final U8 NSATTR = u8(LAYOUT, "NSATTR");
     public static final U16 NPWG = u16(LAYOUT, "NPWG");
     public static final U16 NPWA = u16(LAYOUT, "NPWA");
     public static final U16 NPDG = u16(LAYOUT, "NPDG");

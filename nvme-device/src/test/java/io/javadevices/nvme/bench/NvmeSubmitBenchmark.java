@@ -31,7 +31,7 @@ import java.util.concurrent.TimeUnit;
 
 /**
  * In-process submission path: Linux-like host driver → BAR0/shadow doorbells → controller worker →
- * null backend → CQE + MSI-X, one I/O queue, QD32 (32 single-command submissions, each rung the way
+ * null or RAM backend → CQE + MSI-X, one I/O queue, QD32 (32 single-command submissions, each rung the way
  * Linux rings, then all 32 reaped), DBBUF on vs off. Result: commands per second.
  *
  * <p>Run (from the repository root, JDK 25):
@@ -56,6 +56,10 @@ public class NvmeSubmitBenchmark {
     @Param({"on", "off"})
     public String dbbuf;
 
+    /** The namespace: the null backend (no data moved) or a RAM disk (a memory copy per command). */
+    @Param({"null:1G", "ram:64M"})
+    public String namespace;
+
     private TestHost host;
     private NvmeController controller;
     private LinuxLikeDriver driver;
@@ -67,7 +71,7 @@ public class NvmeSubmitBenchmark {
     public void setUp() {
         host = TestHost.direct(64L << 20);
         controller = host.attach(ctx -> new NvmeController(NvmeOptions.parse(Map.of(
-                "namespaces", "null:1G", "queues", "1", "dbbuf", dbbuf)), ctx));
+                "namespaces", namespace, "queues", "1", "dbbuf", dbbuf)), ctx));
         driver = new LinuxLikeDriver(host);
         driver.bringUp(1, 64, true);
         queue = driver.ioQueue(1);
