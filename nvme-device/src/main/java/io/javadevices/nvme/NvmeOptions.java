@@ -92,11 +92,12 @@ public record NvmeOptions(List<NamespaceSpec> namespaces, int queues, boolean db
             "                 size of the namespaces (UNVMCAP 0)",
             "max-namespaces=N  Identify NN and MNAN, the NSIDs 1..N namespaces can have, 1..1024 (default: the number of",
             "                 namespaces; 32 with a pool=)",
-            "io-engine=auto|io_uring|threads  how each I/O queue keeps many commands in flight on file (and other",
+            "io-engine=auto|io_uring|threads|sync  how each I/O queue keeps many commands in flight on file (and other",
             "                 asynchronous) backends: io_uring (one ring per queue), threads (a few threads per queue running",
             "                 the backend's blocking calls), or auto (default): io_uring if the kernel lets it be set up, else",
             "                 threads; the choice and the reason for a fallback are logged at start. ram: and null: namespaces",
-            "                 are always served directly by the queue's worker (a memory copy gains nothing from a hand-off)",
+            "                 are always served directly by the queue's worker (a memory copy gains nothing from a hand-off);",
+            "                 sync: no engine, one command at a time per queue (the old design, for comparison)",
             "io-threads=N     threads per I/O queue of the threads engine, 1..64 (default 4)");
 
     private static final Set<String> KEYS = Set.of("namespaces", "queues", "dbbuf", "serial", "model", "mqes", "mdts", "poll-us",
@@ -190,8 +191,8 @@ public record NvmeOptions(List<NamespaceSpec> namespaces, int queues, boolean db
         int parkDbbuf = intOption(options, "park-dbbuf-us", 2000, 1, 10_000_000);
         int parkTrapped = intOption(options, "park-trapped-us", 50_000, 1, 10_000_000);
         String ioEngine = options.getOrDefault("io-engine", "auto").trim().toLowerCase(Locale.ROOT);
-        if (!ioEngine.equals("auto") && !ioEngine.equals("io_uring") && !ioEngine.equals("threads")) {
-            throw new IllegalArgumentException("option io-engine must be auto, io_uring or threads: '" + ioEngine + "'");
+        if (!List.of("auto", "io_uring", "threads", "sync").contains(ioEngine)) {
+            throw new IllegalArgumentException("option io-engine must be auto, io_uring, threads or sync: '" + ioEngine + "'");
         }
         int ioThreads = intOption(options, "io-threads", 4, 1, 64);
         return new NvmeOptions(namespaces, queues, db.equals("on"), serial, model, mqes, mdts, poll, polled, nap,

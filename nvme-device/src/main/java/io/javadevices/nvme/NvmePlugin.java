@@ -35,10 +35,10 @@ public final class NvmePlugin implements PciDevicePlugin {
             forward("--max-namespaces", "N", "max-namespaces", false,
                     "Identify NN and MNAN, NSIDs 1..N, 1..1024 (default: the number of namespaces, 32 with --pool; "
                             + "plugin option max-namespaces)."),
-            forward("--io-engine", "auto|io_uring|threads", "io-engine", false,
-                    "How each I/O queue keeps many commands in flight on file backends: io_uring, a few threads per "
-                            + "queue, or auto (default: io_uring if it can be set up, else threads; the choice is "
-                            + "logged at start; plugin option io-engine)."),
+            forward("--io-engine", "auto|io_uring|threads|sync", "io-engine", false,
+                    "How each I/O queue keeps many commands in flight on file and NBD backends: io_uring, a few threads "
+                            + "per queue, auto (default: io_uring if it can be set up, else threads; the choice is "
+                            + "logged at start), or sync (one command at a time per queue; plugin option io-engine)."),
             forward("--io-threads", "N", "io-threads", false,
                     "Threads per I/O queue of the threads engine, 1..64 (default 4; plugin option io-threads)."));
 

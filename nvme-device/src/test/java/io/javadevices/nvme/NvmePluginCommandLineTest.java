@@ -73,8 +73,8 @@ class NvmePluginCommandLineTest {
                 {"--pool", "ram:lots", "bad size 'lots' in pool"},
                 {"--max-namespaces", "0", "max-namespaces must be in 1..1024"},
                 {"--max-namespaces", "1025", "max-namespaces must be in 1..1024"},
-                {"--io-engine", "aio", "io-engine must be auto, io_uring or threads"},
-                {"--io-engine", "", "io-engine must be auto, io_uring or threads"},
+                {"--io-engine", "aio", "io-engine must be auto, io_uring, threads or sync"},
+                {"--io-engine", "", "io-engine must be auto, io_uring, threads or sync"},
                 {"--io-threads", "0", "io-threads must be in 1..64"},
                 {"--io-threads", "65", "io-threads must be in 1..64"},
                 {"--io-threads", "four", "io-threads is not a number"}}) {

@@ -5,6 +5,8 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 
 /**
  * A regular file or block device on a raw file descriptor ({@link Posix}: {@code pread}/{@code pwrite} loops,
@@ -440,19 +442,32 @@ public final class FileBackend implements BlockBackend {
         sync.failNext(failure);
     }
 
+    /** True while a {@link #failNextSync} waits: the io_uring path then takes the synchronous flush, so it sees it. */
+    boolean syncFailureInjected() {
+        return sync.failurePending();
+    }
+
     @Override
     public boolean volatileWriteCache() {
         return true;
     }
 
     @Override
-    public long syncs() {
-        return sync.syncs();
+    public synchronized long syncs() {
+        long n = sync.syncs() + retiredRingSyncs;
+        for (RingDescriptor d : ringDescriptors) {
+            n += d.io().syncs(); // a plain long of another thread: a statistic, read racily on purpose
+        }
+        return n;
     }
 
     @Override
-    public long syncErrors() {
-        return sync.errors();
+    public synchronized long syncErrors() {
+        long n = sync.errors() + retiredRingSyncErrors;
+        for (RingDescriptor d : ringDescriptors) {
+            n += d.io().syncErrors();
+        }
+        return n;
     }
 
     @Override
@@ -540,7 +555,62 @@ public final class FileBackend implements BlockBackend {
         if (!closed) {
             closed = true;
             open = false;
+            for (RingDescriptor d : ringDescriptors) {
+                Posix.close(d.fd());
+            }
+            ringDescriptors.clear();
             closeAll(fd, bufferedFd, lock);
         }
+    }
+
+    /** A descriptor of this file opened for one queue worker's io_uring ({@link #openAsync}). */
+    private record RingDescriptor(UringEngine engine, int fd, UringFileIo io) {
+    }
+
+    /** Syncs and failed syncs of the io_uring paths of closed rings (guarded by this), for the statistics. */
+    private long retiredRingSyncs, retiredRingSyncErrors;
+
+    /** Guarded by this. At most one per live ring: those of closed rings are closed at the next open. */
+    private final List<RingDescriptor> ringDescriptors = new ArrayList<>();
+
+    /**
+     * The asynchronous path for one queue worker. On the thread-pool engine the pool runs this backend's blocking
+     * calls. On io_uring each worker gets a descriptor of its own, a new open file description of the same file
+     * (opened through {@code /proc/self/fd}, so it is this inode even if the path was renamed or replaced since), with
+     * the same O_DIRECT flag: Linux reports a write-back error once per open file description
+     * ({@code file_check_and_advance_wb_err}), so with one shared description two queues' concurrent fsyncs could
+     * see one EIO and one success for the same lost pages; with a description per worker each fsync that covers
+     * lost pages fails, and the first failure is made sticky for the namespace ({@link SyncState}). Unaligned
+     * O_DIRECT pieces, zeroing on block devices and heap memory in tests take this backend's synchronous path
+     * ({@link UringFileIo}).
+     */
+    @Override
+    public synchronized AsyncIo openAsync(IoEngine engine) {
+        if (engine instanceof ThreadPoolEngine pool) {
+            return pool.syncIo(this);
+        }
+        if (!(engine instanceof UringEngine ring) || closed) {
+            return null;
+        }
+        ringDescriptors.removeIf(d -> {
+            if (d.engine().closed()) {
+                Posix.close(d.fd());
+                retiredRingSyncs += d.io().syncs();
+                retiredRingSyncErrors += d.io().syncErrors();
+                return true;
+            }
+            return false;
+        });
+        int own;
+        try {
+            own = Posix.open("/proc/self/fd/" + fd, Posix.O_RDWR | Posix.O_CLOEXEC | (alignment > 0 ? Posix.O_DIRECT : 0), 0);
+        } catch (Posix.Failure e) {
+            LOG.log(System.Logger.Level.WARNING, "namespace file " + path + ": no descriptor for an io_uring queue ("
+                    + e.getMessage() + "); that queue runs this namespace synchronously");
+            return null;
+        }
+        UringFileIo io = new UringFileIo(ring, own, alignment, this, kind == Kind.BLOCK_DEVICE);
+        ringDescriptors.add(new RingDescriptor(ring, own, io));
+        return io;
     }
 }

@@ -31,35 +31,48 @@ public final class IoEngines {
     }
 
     /**
-     * @param kind    {@code auto}, {@code io_uring} or {@code threads}
+     * @param kind    {@code auto}, {@code io_uring}, {@code threads} or {@code sync}
      * @param threads threads per queue for the thread-pool engine
      * @throws IllegalArgumentException {@code io_uring} asked for and not available
      */
     public static Choice choose(String kind, int threads) {
-        String uringUnavailable = uringUnavailable();
+        if (kind.equals("sync")) {
+            // No engine: every command runs on its queue's worker, one at a time (the design before asynchronous
+            // execution; kept to compare against and to rule the engines out when chasing a problem).
+            return new Choice("sync", "synchronous (one command at a time per I/O queue; io-engine=sync)", null);
+        }
+        String uringUnavailable = kind.equals("threads") ? null : uringUnavailable();
         if (kind.equals("io_uring") && uringUnavailable != null) {
             throw new IllegalArgumentException("io-engine=io_uring: " + uringUnavailable);
         }
         if (!kind.equals("threads") && uringUnavailable == null) {
-            return uringChoice();
+            return new Choice("io_uring", "io_uring (one ring per I/O queue; file namespaces through it, "
+                    + "other backends complete into it)", UringEngine::open);
         }
         String why = kind.equals("threads") ? "io-engine=threads" : "io_uring not available: " + uringUnavailable;
         return new Choice("threads", "threads (" + threads + " per I/O queue; " + why + ")",
                 (capacity, worker) -> new ThreadPoolEngine(worker.getName(), capacity, threads));
     }
 
-    // ------------------------------------------------------------------ io_uring: THE place the ring engine plugs in
-    // The lead plugs UringEngine in here: uringUnavailable() returns null once a ring can be set up (probe a
-    // small ring and close it; the reason as text otherwise: seccomp, ENOSYS, a kernel too old), and
-    // uringChoice() returns new Choice("io_uring", "io_uring (one ring per I/O queue)", UringEngine::open).
-    // Until then auto means threads.
+    /** The probe's answer, once per process: a seccomp policy or sysctl does not change under a running server. */
+    private static volatile String probed;
 
-    /** Why io_uring cannot be used here, or null if it can. */
+    /**
+     * Why io_uring cannot be used here, or null if it can: sets up a small ring and closes it again. The reason
+     * names the errno and its usual cause (ENOSYS: an old kernel; EPERM: {@code kernel.io_uring_disabled} or a
+     * seccomp/container policy; ENOMEM: RLIMIT_MEMLOCK before Linux 5.12), see {@link UringEngine#open}.
+     */
     private static String uringUnavailable() {
-        return "no io_uring engine in this build";
-    }
-
-    private static Choice uringChoice() {
-        throw new IllegalStateException("io_uring engine not plugged in");
+        String answer = probed;
+        if (answer == null) {
+            try {
+                UringEngine.open(2, Thread.currentThread()).close();
+                answer = "";
+            } catch (RuntimeException e) { // UringUnavailableException, or a denied native access
+                answer = e.getMessage() == null ? e.toString() : e.getMessage();
+            }
+            probed = answer;
+        }
+        return answer.isEmpty() ? null : answer;
     }
 }

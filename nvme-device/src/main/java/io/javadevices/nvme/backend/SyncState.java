@@ -68,6 +68,11 @@ final class SyncState {
         injected = e;
     }
 
+    /** A test's injected failure is waiting for the next sync ({@link FileBackend#failNextSync}). */
+    boolean failurePending() {
+        return injected != null;
+    }
+
     long syncs() {
         return syncs.sum();
     }

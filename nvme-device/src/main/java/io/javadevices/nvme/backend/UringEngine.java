@@ -62,7 +62,8 @@ public final class UringEngine implements IoEngine {
     private int wakeFailures;
     private int droppedSeen;
     private long overflowFlushes;
-    private boolean closed;
+    /** Volatile: backends that opened a descriptor for this ring look at it from other workers (FileBackend). */
+    private volatile boolean closed;
 
     private UringEngine(UringRing ring, int capacity, Thread worker, int eventFd) {
         this.ring = ring;
@@ -280,6 +281,11 @@ public final class UringEngine implements IoEngine {
     public void complete(int tag, int result) {
         inbox.offer(tag, result);
         wake();
+    }
+
+    /** True once {@link #close} ran: nothing will be submitted to this ring again. Any thread. */
+    public boolean closed() {
+        return closed;
     }
 
     /** Closes the ring (the kernel cancels the armed wake read) and the eventfd. Worker thread, nothing in flight. */

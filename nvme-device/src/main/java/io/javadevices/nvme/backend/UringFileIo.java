@@ -121,6 +121,10 @@ public final class UringFileIo implements AsyncIo {
             engine.complete(tag, refusedSync());
             return;
         }
+        if (syncFallback instanceof FileBackend file && file.syncFailureInjected()) {
+            engine.complete(tag, syncFlush()); // a test's injected fdatasync failure lives in the synchronous path
+            return;
+        }
         start(tag, FLUSH, 0, 0, false);
         fsync(tag, MAIN, true);
     }
@@ -143,7 +147,9 @@ public final class UringFileIo implements AsyncIo {
     public void deallocate(int tag, long at, long bytes) {
         if (bytes <= 0) {
             engine.complete(tag, 0);
-        } else if (blockDevice) {
+        } else if (blockDevice || !syncFallback.deallocatedReadsZero()) {
+            // BLKDISCARD, or a file whose file system cannot punch holes: the backend decided at open what a
+            // deallocation is there (a hint that changes nothing), and DLFEAT says so; the ring must not differ.
             engine.complete(tag, syncDeallocate(at, bytes));
         } else {
             start(tag, DEALLOCATE, at, bytes, false);
@@ -295,7 +301,13 @@ public final class UringFileIo implements AsyncIo {
             return UringEngine.CONTINUES;
         }
         vectors[tag] = null;
-        return done[tag] < length[tag] ? -UringSyscalls.EBUSY : total(tag);
+        if (done[tag] < length[tag]) {
+            return -UringSyscalls.EBUSY;
+        }
+        if (write && durable[tag]) {
+            syncs++; // an RWF_DSYNC write is a sync point of its own (the namespace's syncs statistic)
+        }
+        return total(tag);
     }
 
     private static int total(long bytes) {
@@ -366,16 +378,33 @@ public final class UringFileIo implements AsyncIo {
         syncErrors++;
         if (!syncFailed) {
             syncFailed = true;
-            try {
-                syncFallback.flush();
-            } catch (IOException expected) {
-                // the backend saw the error too and now fails every sync itself
+            if (syncFallback instanceof FileBackend file) {
+                // Sticky for the whole namespace at once, whatever its own descriptor's next fdatasync would say.
+                file.durableWriteFailed(new IOException("fdatasync or RWF_DSYNC write on an io_uring queue's descriptor"
+                        + " failed: errno " + -result));
+            } else {
+                try {
+                    syncFallback.flush();
+                } catch (IOException expected) {
+                    // the backend saw the error too and now fails every sync itself
+                }
             }
         }
         return result;
     }
 
     // ---- synchronous path
+
+    /** A Flush through the backend's synchronous path: 0 or -EIO (then sticky there). */
+    private int syncFlush() {
+        try {
+            syncFallback.flush(); // counted by the backend itself
+            return 0;
+        } catch (IOException e) {
+            syncFailed = true;
+            return -UringSyscalls.EIO;
+        }
+    }
 
     private int syncRead(long at, IoVector data) {
         synchronous++;

@@ -441,8 +441,9 @@ final class NbdConnection {
             Thread.currentThread().interrupt();
         }
         HEAD.getAndSet(this, CLOSED);
-        backend.failAll(this);
+        // Counted before the requests fail: whoever sees a request's -ENOTCONN sees the loss in the statistics too.
         backend.lost(this, reason);
+        backend.failAll(this);
     }
 
     private static void closeQuietly(SocketChannel channel) {
