@@ -197,6 +197,11 @@ public final class QemuGuest implements AutoCloseable {
         return outcome(exited);
     }
 
+    /** True while QEMU (the container's process) runs. */
+    public boolean isRunning() {
+        return container.isRunning();
+    }
+
     /** Kills QEMU at once (SIGKILL of the container's process), as a crash would. */
     public void kill() {
         if (container.isRunning()) {
