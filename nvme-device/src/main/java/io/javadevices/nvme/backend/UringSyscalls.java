@@ -50,10 +50,6 @@ final class UringSyscalls {
             CAPTURE_ERRNO, Linker.Option.firstVariadicArg(1));
     private static final MethodHandle MMAP = LINKER.downcallHandle(LINKER.defaultLookup().findOrThrow("mmap"),
             FunctionDescriptor.of(JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_LONG), CAPTURE_ERRNO);
-    private static final MethodHandle MUNMAP = LINKER.downcallHandle(LINKER.defaultLookup().findOrThrow("munmap"),
-            FunctionDescriptor.of(JAVA_INT, JAVA_LONG, JAVA_LONG));
-    private static final MethodHandle CLOSE = LINKER.downcallHandle(LINKER.defaultLookup().findOrThrow("close"),
-            FunctionDescriptor.of(JAVA_INT, JAVA_INT));
     private static final MethodHandle EVENTFD = LINKER.downcallHandle(LINKER.defaultLookup().findOrThrow("eventfd"),
             FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT), CAPTURE_ERRNO);
     private static final MethodHandle WRITE = LINKER.downcallHandle(LINKER.defaultLookup().findOrThrow("write"),
@@ -108,20 +104,13 @@ final class UringSyscalls {
         }
     }
 
+    /** The calls the backends already bind ({@link Posix}), not bound twice. */
     static void unmap(long address, long length) {
-        try {
-            int ignored = (int) MUNMAP.invokeExact(address, length);
-        } catch (Throwable t) {
-            throw new IllegalStateException("munmap downcall", t);
-        }
+        Posix.unmap(address, length);
     }
 
     static void close(int fd) {
-        try {
-            int ignored = (int) CLOSE.invokeExact(fd);
-        } catch (Throwable t) {
-            throw new IllegalStateException("close downcall", t);
-        }
+        Posix.close(fd);
     }
 
     /**
