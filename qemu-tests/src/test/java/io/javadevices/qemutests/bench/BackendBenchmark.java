@@ -4,6 +4,7 @@ import com.sun.nio.file.ExtendedOpenOption;
 import io.javadevices.qemutests.harness.Accelerator;
 import io.javadevices.qemutests.harness.GuestImage;
 import io.javadevices.qemutests.harness.JavaNvmeServer;
+import io.javadevices.qemutests.harness.NbdServer;
 import io.javadevices.qemutests.harness.QemuGuest;
 import org.junit.jupiter.api.Test;
 
@@ -204,12 +205,12 @@ class BackendBenchmark {
                 .script(BackendWorkload.script(s.cpus(), s.seconds(), s.warmup()));
         Map<String, Double> m = new LinkedHashMap<>();
         List<String> setup = new ArrayList<>();
-        NbdServerProcess nbd = null;
+        NbdServer nbd = null;
         JavaNvmeServer server = null;
         try {
             List<String> nbdCommand = c.nbdServerCommand(s, socket, image);
             if (!nbdCommand.isEmpty()) {
-                nbd = NbdServerProcess.start(c.id() + " " + nbdCommand.getFirst(), socket, nbdCommand, Duration.ofSeconds(30));
+                nbd = NbdServer.of(c.id() + " " + nbdCommand.getFirst(), socket, nbdCommand).start();
                 setup.add("NBD server: `" + nbd.commandLine() + "`");
             }
             if (c.java()) {

@@ -80,6 +80,16 @@ public final class NbdServer implements AutoCloseable {
         return new NbdServer(name, socket, "", command);
     }
 
+    /** Any NBD server {@code command} that listens on {@code socket} (the benchmark's exact command lines). */
+    public static NbdServer of(String name, Path socket, List<String> command) {
+        return new NbdServer(name, socket, "", command);
+    }
+
+    /** The command line, for reports. */
+    public String commandLine() {
+        return String.join(" ", command);
+    }
+
     /** Starts the server (again, after a stop or kill) and waits up to 30 s until it answers. */
     public synchronized NbdServer start() throws IOException, InterruptedException {
         if (process != null && process.isAlive()) {
