@@ -327,13 +327,14 @@ final class NbdScriptedServer implements AutoCloseable {
 
         /** The scripted answers to NBD_OPT_GO: TRUE transmission, FALSE closed, null "unsupported". */
         private Boolean answerGo() throws IOException {
+            long max = DEFAULT_MAX_PAYLOAD; // what NBD_INFO_BLOCK_SIZE told, binding only once NBD_REP_ACK ends the GO
             for (GoItem item : hs.go()) {
                 switch (item.kind()) {
                     case GoItem.INFO_EXPORT -> info(item, 12, ByteBuffer.allocate(12).putShort((short) INFO_EXPORT)
                             .putLong(hs.size()).putShort((short) hs.flags()));
                     case GoItem.INFO_BLOCK -> {
                         if (item.lengthVariant() == 0 && hs.maxBlock() != 0) {
-                            advertisedMax = Integer.toUnsignedLong(hs.maxBlock());
+                            max = Integer.toUnsignedLong(hs.maxBlock());
                         }
                         info(item, 14, ByteBuffer.allocate(14).putShort((short) INFO_BLOCK_SIZE)
                             .putInt(hs.minBlock()).putInt(4096).putInt(hs.maxBlock()));
@@ -365,11 +366,13 @@ final class NbdScriptedServer implements AutoCloseable {
                     }
                     default -> { // an early ACK
                         optionReply(OPT_GO, REP_ACK, new byte[0]);
+                        advertisedMax = max;
                         return true;
                     }
                 }
             }
             optionReply(OPT_GO, REP_ACK, new byte[0]);
+            advertisedMax = max;
             return true;
         }
 
