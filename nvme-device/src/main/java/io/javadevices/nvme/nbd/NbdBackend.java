@@ -46,6 +46,12 @@ public final class NbdBackend implements BlockBackend {
     private final NbdAsync syncAsync;
     private final Thread monitor;
     private volatile NbdConnection connection;
+    /**
+     * The session installed last, even once it ended: {@link #detach} clears {@link #connection} at the start of
+     * a session's teardown, and close() must still wait for that teardown (it completes the session's requests
+     * through the workers' engines, which may be closed once close() returns).
+     */
+    private volatile NbdConnection latest;
     private volatile boolean closed;
     /** Sessions lost so far (EOF, reset, a protocol error from the server, a timeout), for the statistics. */
     private final java.util.concurrent.atomic.LongAdder losses = new java.util.concurrent.atomic.LongAdder();
@@ -74,6 +80,7 @@ public final class NbdBackend implements BlockBackend {
         NbdConnection opened = NbdConnection.open(this, HANDSHAKE_NANOS);
         this.first = opened.export();
         this.connection = opened;
+        this.latest = opened;
         this.monitor = Thread.ofPlatform().daemon().name("nbd-monitor " + uri).start(this::monitorLoop);
         LOG.log(System.Logger.Level.INFO, "{0}: {1} bytes, flags {2}, requests up to {3} bytes", uri, first.size(),
                 first.describeFlags(), first.maxPayload());
@@ -210,9 +217,9 @@ public final class NbdBackend implements BlockBackend {
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }
-        NbdConnection live = connection;
-        if (live != null) {
-            live.dropAndAwait("the namespace was closed");
+        NbdConnection last = latest; // not connection: a session being torn down has left it already
+        if (last != null) {
+            last.dropAndAwait("the namespace was closed");
         }
     }
 
@@ -294,6 +301,7 @@ public final class NbdBackend implements BlockBackend {
                     installed = !closed;
                     if (installed) {
                         connection = fresh;
+                        latest = fresh;
                     }
                 }
                 if (!installed) { // outside the lock: the session's teardown takes it (detach)

@@ -155,6 +155,70 @@ class NbdMisbehavingServerTest {
         assertTrue(e.getMessage().contains("export 'x' not found on " + socket), e.getMessage());
     }
 
+    /**
+     * Found by NbdServerBytesFuzzTest: a session that ends on its own clears the backend's connection at the
+     * start of its teardown, and close() used to wait only for the connection it still saw - none - so it
+     * returned while the old reader was still completing requests into the worker's engine.
+     */
+    @Test
+    void closeWaitsForASessionStillBeingTornDown() throws Exception {
+        Path socket = dir.resolve("fake.sock");
+        server = new FakeNbdServer(socket, FakeNbdServer.Mode.SHORT_PAYLOAD, FakeNbdServer.Mode.GOOD);
+        backend = new NbdBackend(NbdUri.parse(NbdTestServers.uri(socket, "")), NbdBackend.DEFAULT_TIMEOUT_NANOS);
+        java.util.concurrent.CountDownLatch completing = new java.util.concurrent.CountDownLatch(1);
+        java.util.concurrent.atomic.AtomicInteger completed = new java.util.concurrent.atomic.AtomicInteger();
+        AsyncIo io = backend.openAsync(new SlowCompletions(completing, completed));
+        MemorySegment all = guarded();
+        io.read(0, 0, vector(all.asSlice(4096, 4096))); // half its payload, then EOF: the session ends
+        assertTrue(completing.await(5, TimeUnit.SECONDS), "the teardown began completing the read");
+        assertTrue(!backend.connected(), "the session had left the backend before close()");
+        backend.close();
+        assertEquals(1, completed.get(), "close() returned only after the teardown completed the read");
+        assertTrue(Thread.getAllStackTraces().keySet().stream().noneMatch(t -> t.getName().startsWith("nbd-")
+                && t.getName().contains(dir.toString())), "no NBD thread of this backend left");
+        backend = null;
+    }
+
+    /** An engine whose completions take a while (a worker busy elsewhere), counted once done. */
+    private record SlowCompletions(java.util.concurrent.CountDownLatch completing,
+                                   java.util.concurrent.atomic.AtomicInteger completed)
+            implements io.javadevices.nvme.backend.IoEngine {
+        @Override
+        public void complete(int tag, int result) {
+            completing.countDown();
+            try {
+                Thread.sleep(300);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+            completed.incrementAndGet();
+        }
+
+        public String name() {
+            return "slow";
+        }
+
+        public int capacity() {
+            return 4;
+        }
+
+        public void submit() {
+        }
+
+        public int reap(Completions sink) {
+            return 0;
+        }
+
+        public void await(long nanos) {
+        }
+
+        public void wake() {
+        }
+
+        public void close() {
+        }
+    }
+
     @Test
     void closeFailsRequestsInFlightAndStopsTheThreads() throws Exception {
         AsyncIo io = connect(NbdBackend.DEFAULT_TIMEOUT_NANOS, FakeNbdServer.Mode.NEVER_REPLY);
