@@ -39,6 +39,8 @@ final class NbdConnection {
     static final int ZERO_BUFFER_BYTES = 1 << 20;
     private static final ByteBuffer ZEROES = ByteBuffer.allocateDirect(ZERO_BUFFER_BYTES).asReadOnlyBuffer();
     private static final int HEADER_BATCH = 64;
+    /** The reader's receive buffer: many reply headers, or a few short payloads, per system call. */
+    private static final int RECEIVE_BYTES = 64 * 1024;
     /** Bounce buffer size, for guest memory no ByteBuffer can view (unit tests' heap memory). */
     private static final int BOUNCE_BYTES = 256 * 1024;
     /** Marks the stack of a closed session: a push fails and the worker completes its request itself. */
@@ -71,7 +73,14 @@ final class NbdConnection {
     private final MemorySegment writerBounce = Arena.ofAuto().allocate(BOUNCE_BYTES, 4096);
     private final ByteBuffer writerBounceBuffer = writerBounce.asByteBuffer();
     // Reader thread only.
-    private final ByteBuffer reply = ByteBuffer.allocateDirect(REPLY_BYTES);
+    /**
+     * What the reader received and has not parsed yet (read mode: position..limit): one {@code read} takes every
+     * reply the server has sent so far, so a deep queue's replies cost one system call and one wake-up of the queue
+     * workers per burst rather than per reply. A read's payload that is already here is copied into the guest
+     * buffers; the rest of it is read straight into them.
+     */
+    private final ByteBuffer received = ByteBuffer.allocateDirect(RECEIVE_BYTES).limit(0);
+    private final MemorySegment receivedBytes = MemorySegment.ofBuffer(received.duplicate().clear());
     private final MemorySegment readerBounce = Arena.ofAuto().allocate(BOUNCE_BYTES, 4096);
     private final ByteBuffer readerBounceBuffer = readerBounce.asByteBuffer();
 
@@ -329,9 +338,8 @@ final class NbdConnection {
         String reason;
         try {
             while (true) {
-                reply.clear();
-                readFully(reply, null);
-                receive(reply.getInt(0), reply.getInt(4), reply.getLong(8));
+                buffer(REPLY_BYTES, null);
+                receive(received.getInt(), received.getInt(), received.getLong());
             }
         } catch (EOFException e) {
             reason = closed ? dropReason : "the server closed the connection";
@@ -397,10 +405,18 @@ final class NbdConnection {
                 continue;
             }
             long take = Math.min(size - skip, left);
-            if (viewable(segment)) {
-                readFully(segment.asSlice(skip, take).asByteBuffer(), "a read's payload");
-            } else {
-                bounceIn(segment.asSlice(skip, take));
+            MemorySegment target = segment.asSlice(skip, take);
+            long buffered = Math.min(received.remaining(), take);
+            if (buffered > 0) { // the start of the payload came with the header
+                MemorySegment.copy(receivedBytes, received.position(), target, 0, buffered);
+                received.position(received.position() + (int) buffered);
+            }
+            if (buffered < take) {
+                if (viewable(segment)) {
+                    readFully(target.asSlice(buffered).asByteBuffer(), "a read's payload");
+                } else {
+                    bounceIn(target.asSlice(buffered));
+                }
             }
             skip = 0;
             left -= take;
@@ -413,6 +429,30 @@ final class NbdConnection {
             readFully(readerBounceBuffer.clear().limit(n), "a read's payload");
             MemorySegment.copy(readerBounce, 0, target, done, n);
             done += n;
+        }
+    }
+
+    /**
+     * Makes at least {@code n} bytes available in {@link #received}, reading whatever the server has sent
+     * meanwhile too. {@code what}: as for {@link #readFully}.
+     */
+    private void buffer(int n, String what) throws IOException {
+        if (received.remaining() >= n) {
+            return;
+        }
+        received.compact();
+        try {
+            while (received.position() < n) {
+                if (channel.read(received) < 0) {
+                    if (what == null && received.position() == 0) {
+                        throw new EOFException(); // between replies: the server went away
+                    }
+                    throw new NbdException("the server closed the connection in the middle of "
+                            + (what == null ? "a reply header" : what));
+                }
+            }
+        } finally {
+            received.flip();
         }
     }
 
