@@ -9,10 +9,8 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Random;
 
 import static org.junit.jupiter.api.Assertions.*;
 
@@ -153,29 +151,7 @@ class ThreadPoolEngineTest {
             f.driver.bringUp(1, 64, true);
             HostQueue q = f.driver.ioQueue(1);
             int blocks = 256; // 4 KiB blocks of 8 LBAs: 1 MiB written, each block once, in random order
-            Random random = new Random(14);
-            int[] order = random.ints(0, blocks).distinct().limit(blocks).toArray();
-            long bufs = f.host.allocatePages(32);
-            Map<Integer, Integer> slotOfCid = new HashMap<>();
-            int next = 0, done = 0;
-            while (done < blocks) {
-                while (next < blocks && q.inflight() < 32) {
-                    int slot = next % 32; // a buffer per command in flight
-                    while (slotOfCid.containsValue(slot)) {
-                        slot = (slot + 1) % 32;
-                    }
-                    GuestBytes.put(f, bufs + 4096L * slot, GuestBytes.pattern(order[next], 4096));
-                    int cid = q.submit(Command.write(1, 8L * order[next], 8, bufs + 4096L * slot, 0)
-                            .cdw(12, 7 | (next % 16 == 0 ? 1 << 30 : 0))); // now and then FUA
-                    slotOfCid.put(cid, slot);
-                    next++;
-                }
-                for (Completion c : q.awaitCompletions(1, Duration.ofSeconds(10))) {
-                    assertTrue(c.ok(), c.toString());
-                    slotOfCid.remove(c.cid());
-                    done++;
-                }
-            }
+            long bufs = DeepWrites.writeAll(f, q, blocks);
             for (int b = 0; b < blocks; b++) {
                 long buf = bufs + 4096L * (b % 32);
                 assertTrue(q.execute(Command.read(1, 8L * b, 8, buf, 0)).ok());

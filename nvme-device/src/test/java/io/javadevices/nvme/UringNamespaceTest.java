@@ -1,7 +1,6 @@
 package io.javadevices.nvme;
 
 import io.javadevices.nvme.driver.Command;
-import io.javadevices.nvme.driver.Completion;
 import io.javadevices.nvme.driver.HostQueue;
 import org.junit.jupiter.api.Test;
 
@@ -9,9 +8,6 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.HashMap;
-import java.util.Map;
-import java.util.Random;
 
 import static org.junit.jupiter.api.Assertions.*;
 
@@ -48,28 +44,7 @@ class UringNamespaceTest {
             f.driver.bringUp(2, 64, true);
             HostQueue q = f.driver.ioQueue(1);
             int blocks = 256;
-            int[] order = new Random(14).ints(0, blocks).distinct().limit(blocks).toArray();
-            long bufs = f.host.allocatePages(32);
-            Map<Integer, Integer> slotOfCid = new HashMap<>();
-            int next = 0, done = 0;
-            while (done < blocks) {
-                while (next < blocks && q.inflight() < 32) {
-                    int slot = 0;
-                    while (slotOfCid.containsValue(slot)) {
-                        slot++;
-                    }
-                    GuestBytes.put(f, bufs + 4096L * slot, GuestBytes.pattern(order[next], 4096));
-                    int cid = q.submit(Command.write(1, 8L * order[next], 8, bufs + 4096L * slot, 0)
-                            .cdw(12, 7 | (next % 16 == 0 ? 1 << 30 : 0))); // now and then FUA
-                    slotOfCid.put(cid, slot);
-                    next++;
-                }
-                for (Completion c : q.awaitCompletions(1, Duration.ofSeconds(10))) {
-                    assertTrue(c.ok(), c.toString());
-                    slotOfCid.remove(c.cid());
-                    done++;
-                }
-            }
+            long bufs = DeepWrites.writeAll(f, q, blocks);
             HostQueue other = f.driver.ioQueue(2); // a second queue, its own ring and descriptor, sees the same data
             for (int b = 0; b < blocks; b++) {
                 long buf = bufs + 4096L * (b % 32);
