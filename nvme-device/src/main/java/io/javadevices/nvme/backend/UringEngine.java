@@ -62,8 +62,7 @@ public final class UringEngine implements IoEngine {
     private int wakeFailures;
     private int droppedSeen;
     private long overflowFlushes;
-    /** Volatile: backends that opened a descriptor for this ring look at it from other workers (FileBackend). */
-    private volatile boolean closed;
+    private boolean closed;
 
     private UringEngine(UringRing ring, int capacity, Thread worker, int eventFd) {
         this.ring = ring;
@@ -283,9 +282,15 @@ public final class UringEngine implements IoEngine {
         wake();
     }
 
-    /** True once {@link #close} ran: nothing will be submitted to this ring again. Any thread. */
-    public boolean closed() {
-        return closed;
+    /** What {@link #close} runs after the ring is gone: release what was opened for this ring only. */
+    private final java.util.List<Runnable> closeActions = new java.util.ArrayList<>();
+
+    /**
+     * Runs {@code action} when this engine closes, i.e. once its worker ended and nothing is in flight (a file
+     * backend closes the descriptor it opened for this ring). Worker thread, like {@link #close}.
+     */
+    void onClose(Runnable action) {
+        closeActions.add(action);
     }
 
     /** Closes the ring (the kernel cancels the armed wake read) and the eventfd. Worker thread, nothing in flight. */
@@ -298,5 +303,14 @@ public final class UringEngine implements IoEngine {
         ring.close();
         UringSyscalls.close(eventFd);
         arena.close();
+        for (Runnable action : closeActions) {
+            try {
+                action.run();
+            } catch (RuntimeException e) {
+                System.getLogger(UringEngine.class.getName()).log(System.Logger.Level.WARNING,
+                        "releasing what was opened for an io_uring queue failed: " + e);
+            }
+        }
+        closeActions.clear();
     }
 }
