@@ -74,12 +74,6 @@ public final class IoVector {
         return true;
     }
 
-    /** True if {@code segment} is (a slice of) the discard buffer: its bytes are not guest data. */
-    public static boolean isDiscard(MemorySegment segment) {
-        return segment.isNative() && segment.address() >= DISCARD.address()
-                && segment.address() < DISCARD.address() + DISCARD.byteSize();
-    }
-
     public int count() {
         return count;
     }
