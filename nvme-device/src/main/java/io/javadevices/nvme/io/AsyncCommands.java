@@ -232,10 +232,8 @@ final class AsyncCommands {
     }
 
     private static void countDurable(Namespace ns, int flags) {
-        if ((flags & FUA_FLAG) != 0) {
-            ns.countFuaWrite();
-        } else if ((flags & DURABLE) != 0) {
-            ns.countWriteThrough();
+        if ((flags & DURABLE) != 0) { // FUA_FLAG implies DURABLE
+            ns.countDurableWrite((flags & FUA_FLAG) != 0);
         }
     }
 

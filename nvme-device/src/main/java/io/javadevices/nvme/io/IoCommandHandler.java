@@ -190,11 +190,7 @@ public final class IoCommandHandler implements CommandHandler {
         }
         int status = durable(ns, offset, bytes, sqid, cmd, slba);
         if (status == Status.SUCCESS) {
-            if (fua) {
-                ns.countFuaWrite();
-            } else {
-                ns.countWriteThrough();
-            }
+            ns.countDurableWrite(fua);
         }
         return status;
     }

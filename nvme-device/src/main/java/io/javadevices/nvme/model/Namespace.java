@@ -123,14 +123,12 @@ public final class Namespace {
         flushes.increment();
     }
 
-    /** A write with FUA set completed (made durable). */
-    public void countFuaWrite() {
-        fuaWrites.increment();
-    }
-
-    /** A write completed while the volatile write cache was disabled (made durable). */
-    public void countWriteThrough() {
-        writeThroughs.increment();
+    /**
+     * A write completed and was made durable: because it had FUA set ({@code fua}), or else because the volatile
+     * write cache was disabled (write-through).
+     */
+    public void countDurableWrite(boolean fua) {
+        (fua ? fuaWrites : writeThroughs).increment();
     }
 
     /**
