@@ -11,12 +11,19 @@ import java.util.Objects;
  * @param memory     guest-physical memory for DMA
  * @param interrupts interrupt delivery
  * @param barMemory  BAR windows the guest accesses directly ({@link DirectBarMemory#NONE} if unsupported)
+ * @param workers    the host's shared queue-polling threads, or null: the device makes its own
  */
-public record DeviceContext(GuestMemory memory, InterruptSink interrupts, DirectBarMemory barMemory) {
+public record DeviceContext(GuestMemory memory, InterruptSink interrupts, DirectBarMemory barMemory,
+                            WorkerPool workers) {
     public DeviceContext {
         Objects.requireNonNull(memory, "memory");
         Objects.requireNonNull(interrupts, "interrupts");
         Objects.requireNonNull(barMemory, "barMemory");
+    }
+
+    /** A context without a shared worker pool. */
+    public DeviceContext(GuestMemory memory, InterruptSink interrupts, DirectBarMemory barMemory) {
+        this(memory, interrupts, barMemory, null);
     }
 
     /** A context for a host without directly mapped BAR memory. */

@@ -35,6 +35,39 @@ public interface PciDevice extends AutoCloseable {
         return Map.of();
     }
 
+    /*
+     * Naming convention of statistics and histograms, so that a host can export them with labels (Prometheus)
+     * without knowing the device: a key whose first dot-separated part is lower-case letters followed by a number
+     * is a per-instance value, e.g. "sq3.commands" (queue 3) or "ns1.latency.p99-us" (namespace 1); the letters
+     * name the instance kind, the number is its label value. Every other key is device-wide.
+     */
+
+    /**
+     * Latency histograms by name, with the key convention above (e.g. {@code ns1.latency}). Cheap enough to call
+     * once a second. Default: none.
+     */
+    default Map<String, Histogram> histograms() {
+        return Map.of();
+    }
+
+    /**
+     * Runtime management (a host's control plane forwards calls to it), or null if the device has none.
+     * The same object for the device's lifetime.
+     */
+    default DeviceControl control() {
+        return null;
+    }
+
+    /**
+     * Makes everything the device acknowledged durable (NVMe: a Flush of every namespace's backend), for a host
+     * shutting down cleanly. Called from the host's thread, after the host stopped the guest's access (no client
+     * connected) and before {@link #close()}. Default: nothing to flush.
+     *
+     * @throws java.io.IOException if some data may not be durable (the message says where)
+     */
+    default void flush() throws java.io.IOException {
+    }
+
     /** Stops worker threads and releases resources (files, buffers). Idempotent; must not throw. */
     @Override
     void close();
