@@ -60,9 +60,9 @@ class SeedBenchmark {
 
     @Test
     void seedExperiment() throws Exception {
-        // The benchmark profile runs this class for any bench.suite but backends: a typo must not pass for "seed".
+        // The benchmark profile runs this class for any bench.suite but backends and many-vm: a typo must not pass for "seed".
         String suite = System.getProperty("bench.suite", "seed");
-        assertTrue(suite.isEmpty() || suite.equals("seed"), "unknown bench.suite '" + suite + "' (seed or backends)");
+        assertTrue(suite.isEmpty() || suite.equals("seed"), "unknown bench.suite '" + suite + "' (seed, backends or many-vm)");
         int rounds = Integer.getInteger("bench.rounds", 3);
         int seconds = Integer.getInteger("bench.seconds", 15);
         int cpus = Integer.getInteger("bench.cpus", 2);

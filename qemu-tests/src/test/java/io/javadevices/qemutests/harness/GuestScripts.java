@@ -84,6 +84,33 @@ public final class GuestScripts {
     }
 
     /**
+     * Runs fio pass after pass ({@code fioArgs} should verify what it writes) until the shell condition
+     * {@code stopWhen} holds after a pass, e.g. {@code [ -e /tmp/stop ]} or a {@code date} deadline. Each pass is
+     * framed by {@code @@MARK <name>-pass-start N} / {@code @@MARK <name>-pass-done N}; a pass that exits non-zero
+     * or counts errors is reported as {@code <name>.failure}; at the end {@code <name>.passes} and
+     * {@code <name>.failed} (the number of failed passes). {@code name} must be a shell identifier.
+     */
+    public static String fioPasses(String name, String fioArgs, String stopWhen) {
+        return """
+                %1$s_pass=0; %1$s_failed=0
+                while :; do
+                  %1$s_pass=$((%1$s_pass+1))
+                  echo "@@MARK %1$s-pass-start $%1$s_pass"
+                  fio --name=%1$s %2$s --output-format=terse --terse-version=3 >/tmp/fio-%1$s.out 2>/tmp/fio-%1$s.err
+                  %1$s_rc=$?; %1$s_err=$(awk -F';' '{e+=$5} END {print e+0}' /tmp/fio-%1$s.out)
+                  if [ $%1$s_rc -ne 0 ] || [ "$%1$s_err" != 0 ]; then
+                    %1$s_failed=$((%1$s_failed+1))
+                    echo "@@RESULT %1$s.failure=pass $%1$s_pass rc $%1$s_rc errors $%1$s_err"; head -20 /tmp/fio-%1$s.err
+                  fi
+                  echo "@@MARK %1$s-pass-done $%1$s_pass"
+                  if %3$s; then break; fi
+                done
+                echo "@@RESULT %1$s.passes=$%1$s_pass"
+                echo "@@RESULT %1$s.failed=$%1$s_failed"
+                """.formatted(name, fioArgs, stopWhen);
+    }
+
+    /**
      * The crash tests' writer: writes {@code mib} MiB of random data to the start of {@code /dev/nvme0n1} with
      * O_DIRECT and fsync (so it is flushed), reports {@code write.rc}, the pattern's {@code sum} (SHA-256) and
      * {@code flushed=yes}, then keeps random 64 KiB writes going from 16 MiB on until the guest is killed.

@@ -220,6 +220,16 @@ public final class QemuGuest implements AutoCloseable {
         throw new AssertionError("guest did not report " + key + "; console tail:\n" + consoleTail(40));
     }
 
+    /** How many times the console said {@code marker} so far (e.g. the passes a guest loop has begun). */
+    public int occurrences(String marker) {
+        String text = console.toString();
+        int n = 0;
+        for (int at = text.indexOf(marker); at >= 0; at = text.indexOf(marker, at + marker.length())) {
+            n++;
+        }
+        return n;
+    }
+
     /** What the console said so far. */
     public String console() {
         return console.toString();

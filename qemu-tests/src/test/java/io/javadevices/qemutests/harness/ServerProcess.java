@@ -53,19 +53,68 @@ public final class ServerProcess implements AutoCloseable {
      * (up to 30 s) until it is listening.
      */
     public static ServerProcess start(String name, Path socket, String... args) throws IOException, InterruptedException {
-        List<String> command = new ArrayList<>(List.of(
-                Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                "--enable-native-access=ALL-UNNAMED", "-jar", jar().toString(), "--socket", socket.toString()));
+        List<String> command = new ArrayList<>(List.of("--socket", socket.toString()));
         command.addAll(List.of(args));
-        System.out.println("[harness] starting server " + name + ": " + String.join(" ", command));
-        Process p = new ProcessBuilder(command).redirectErrorStream(true).start();
-        ServerProcess server = new ServerProcess(name, p);
+        ServerProcess server = launch(name, command);
         if (!server.awaitLine(l -> l.startsWith("serving "), Duration.ofSeconds(30)) || !Files.exists(socket)) {
             server.close();
             throw new IllegalStateException("server " + name + " did not start listening on " + socket + ":\n"
                     + server.logTail());
         }
         return server;
+    }
+
+    /**
+     * Starts {@code java -jar nvme-server.jar --rpc-socket RPC ARGS...} (no {@code --socket}: controllers come from
+     * {@code controller_add}) and waits (up to 30 s) until the control plane answers {@code controller_list}: a
+     * socket file alone could be a stale one a killed server left behind.
+     */
+    public static ServerProcess startWithRpc(String name, Path rpcSocket, String... args)
+            throws IOException, InterruptedException {
+        List<String> command = new ArrayList<>(List.of("--rpc-socket", rpcSocket.toString()));
+        command.addAll(List.of(args));
+        ServerProcess server = launch(name, command);
+        long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
+        Exception last = null;
+        while (System.nanoTime() < deadline && server.isAlive()) {
+            if (Files.exists(rpcSocket)) {
+                try (RpcClient rpc = RpcClient.connect(rpcSocket)) {
+                    rpc.controllerList();
+                    return server;
+                } catch (IOException | RpcClient.RpcError | RuntimeException e) {
+                    last = e;
+                }
+            }
+            Thread.sleep(100);
+        }
+        server.close();
+        throw new IllegalStateException("server " + name + " did not answer controller_list on " + rpcSocket
+                + (last == null ? "" : " (" + last + ")") + ":\n" + server.logTail());
+    }
+
+    private static ServerProcess launch(String name, List<String> args) throws IOException {
+        List<String> command = new ArrayList<>(List.of(
+                Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "--enable-native-access=ALL-UNNAMED", "-jar", jar().toString()));
+        command.addAll(args);
+        System.out.println("[harness] starting server " + name + ": " + String.join(" ", command));
+        return new ServerProcess(name, new ProcessBuilder(command).redirectErrorStream(true).start());
+    }
+
+    /**
+     * CPU time (user + system, every thread) the server process used so far, in nanoseconds, from
+     * {@code /proc/PID/stat} (fields 14 and 15, in clock ticks of 1/100 s, the x86-64 Linux USER_HZ).
+     */
+    public long cpuNanos() {
+        try {
+            String stat = Files.readString(Path.of("/proc", Long.toString(process.pid()), "stat"));
+            // The command name (field 2) is in parentheses and may hold blanks: count fields after the last ')'.
+            String[] fields = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
+            long ticks = Long.parseLong(fields[11]) + Long.parseLong(fields[12]);
+            return ticks * 10_000_000L;
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
     }
 
     private void pump() {
@@ -136,6 +185,11 @@ public final class ServerProcess implements AutoCloseable {
     public int kill9() throws InterruptedException {
         process.destroyForcibly();
         return process.waitFor();
+    }
+
+    /** Waits up to {@code timeout} for the process to exit by itself; its exit status, or null if it still runs. */
+    public Integer awaitExit(Duration timeout) throws InterruptedException {
+        return process.waitFor(timeout.toMillis(), TimeUnit.MILLISECONDS) ? process.exitValue() : null;
     }
 
     /** The last lines the server printed. */
