@@ -34,36 +34,7 @@ class RpcNamespaceIT {
     void namespaceAddedResizedAndRemovedWhileTheGuestVerifiesAnother() throws Exception {
         Path rpcSocket = dir.resolve("rpc.sock");
         Path vm = dir.resolve("vm.sock");
-        String dev2 = "${ns2##*/}";
-        String size2 = "cat /sys/block/" + dev2 + "/size";
-        String script = GuestScripts.header() + GuestScripts.waitFor("/dev/nvme0n1", 60)
-                // Namespace 1 is verified pass after pass, in the background, until the end of the script.
-                + "(\n" + GuestScripts.fioPasses("ns1", "--filename=/dev/nvme0n1 --ioengine=libaio --direct=1"
-                + " --iodepth=8 --size=16M --rw=randwrite --bsrange=4k-64k --verify=crc32c --do_verify=1 --verify_fatal=1",
-                "[ -e /tmp/stop ]") + ") &\nns1_loop=$!\n"
-                + "echo \"@@MARK ns1-verifying\"\n"
-                // namespace_add: the disk appears by itself.
-                + GuestScripts.waitForNamespace(2, 180)
-                + GuestScripts.report("ns2.bytes", "echo $(( $(" + size2 + ") * 512 ))")
-                + "dd if=/dev/urandom of=/tmp/pattern bs=1M count=4 2>/dev/null\n"
-                + GuestScripts.run("ns2.write", "dd if=/tmp/pattern of=$ns2 bs=1M oflag=direct conv=fsync")
-                + GuestScripts.report("ns2.sum.written", "sha256sum /tmp/pattern | cut -c1-64")
-                + GuestScripts.report("ns2.sum.read", "dd if=$ns2 bs=1M count=4 iflag=direct 2>/dev/null | sha256sum | cut -c1-64")
-                + "echo \"@@MARK ns2-written\"\n"
-                // namespace_resize: the new size shows up by itself; the data stays; the new blocks work.
-                + "i=0; while [ \"$(" + size2 + ")\" != " + NS2_GROWN_BYTES / 512 + " ] && [ $i -lt 900 ]; do sleep 0.2; i=$((i+1)); done\n"
-                + GuestScripts.report("ns2.bytes.grown", "echo $(( $(" + size2 + ") * 512 ))")
-                + GuestScripts.report("ns2.sum.grown", "dd if=$ns2 bs=1M count=4 iflag=direct 2>/dev/null | sha256sum | cut -c1-64")
-                + GuestScripts.run("ns2.tail.write", "dd if=/tmp/pattern of=$ns2 bs=1M seek=" + (NS2_BYTES >> 20)
-                + " oflag=direct conv=fsync")
-                + GuestScripts.report("ns2.sum.tail", "dd if=$ns2 bs=1M skip=" + (NS2_BYTES >> 20)
-                + " count=4 iflag=direct 2>/dev/null | sha256sum | cut -c1-64")
-                + "echo \"@@MARK ns2-grown\"\n"
-                // namespace_remove: the disk goes by itself.
-                + "i=0; while [ -b $ns2 ] && [ $i -lt 900 ]; do sleep 0.2; i=$((i+1)); done\n"
-                + GuestScripts.report("ns2.gone", "if [ -b $ns2 ]; then echo no; else echo yes; fi")
-                + GuestScripts.report("disks", "ls -d /sys/block/nvme* | wc -l")
-                + "touch /tmp/stop; wait $ns1_loop\n";
+        String script = guestScript();
         try (ServerProcess server = ServerProcess.startWithRpc("rpc-ns", rpcSocket);
              RpcClient rpc = RpcClient.connect(rpcSocket)) {
             rpc.controllerAdd(vm, "ram:64M");
@@ -111,6 +82,43 @@ class RpcNamespaceIT {
                         "three Namespace Attribute Changed notices: " + rpc.statsGet(vm).raw() + why);
             }
         }
+    }
+
+    /**
+     * The guest's side: namespace 1 verified in the background; then, each by itself (no rescan), namespace 2
+     * appears (written and read), grows (data kept, new blocks used) and goes; marks tell the test when to go on.
+     */
+    static String guestScript() {
+        String dev2 = "${ns2##*/}";
+        String size2 = "cat /sys/block/" + dev2 + "/size";
+        return GuestScripts.header() + GuestScripts.waitFor("/dev/nvme0n1", 60)
+                // Namespace 1 is verified pass after pass, in the background, until the end of the script.
+                + "(\n" + GuestScripts.fioPasses("ns1", "--filename=/dev/nvme0n1 --ioengine=libaio --direct=1"
+                + " --iodepth=8 --size=16M --rw=randwrite --bsrange=4k-64k --verify=crc32c --do_verify=1 --verify_fatal=1",
+                "[ -e /tmp/stop ]") + ") &\nns1_loop=$!\n"
+                + "echo \"@@MARK ns1-verifying\"\n"
+                // namespace_add: the disk appears by itself.
+                + GuestScripts.waitForNamespace(2, 180)
+                + GuestScripts.report("ns2.bytes", "echo $(( $(" + size2 + ") * 512 ))")
+                + "dd if=/dev/urandom of=/tmp/pattern bs=1M count=4 2>/dev/null\n"
+                + GuestScripts.run("ns2.write", "dd if=/tmp/pattern of=$ns2 bs=1M oflag=direct conv=fsync")
+                + GuestScripts.report("ns2.sum.written", "sha256sum /tmp/pattern | cut -c1-64")
+                + GuestScripts.report("ns2.sum.read", "dd if=$ns2 bs=1M count=4 iflag=direct 2>/dev/null | sha256sum | cut -c1-64")
+                + "echo \"@@MARK ns2-written\"\n"
+                // namespace_resize: the new size shows up by itself; the data stays; the new blocks work.
+                + "i=0; while [ \"$(" + size2 + ")\" != " + NS2_GROWN_BYTES / 512 + " ] && [ $i -lt 900 ]; do sleep 0.2; i=$((i+1)); done\n"
+                + GuestScripts.report("ns2.bytes.grown", "echo $(( $(" + size2 + ") * 512 ))")
+                + GuestScripts.report("ns2.sum.grown", "dd if=$ns2 bs=1M count=4 iflag=direct 2>/dev/null | sha256sum | cut -c1-64")
+                + GuestScripts.run("ns2.tail.write", "dd if=/tmp/pattern of=$ns2 bs=1M seek=" + (NS2_BYTES >> 20)
+                + " oflag=direct conv=fsync")
+                + GuestScripts.report("ns2.sum.tail", "dd if=$ns2 bs=1M skip=" + (NS2_BYTES >> 20)
+                + " count=4 iflag=direct 2>/dev/null | sha256sum | cut -c1-64")
+                + "echo \"@@MARK ns2-grown\"\n"
+                // namespace_remove: the disk goes by itself.
+                + "i=0; while [ -b $ns2 ] && [ $i -lt 900 ]; do sleep 0.2; i=$((i+1)); done\n"
+                + GuestScripts.report("ns2.gone", "if [ -b $ns2 ]; then echo no; else echo yes; fi")
+                + GuestScripts.report("disks", "ls -d /sys/block/nvme* | wc -l")
+                + "touch /tmp/stop; wait $ns1_loop\n";
     }
 
     /** Every bad call gets its error code, the connection stays usable, and the namespaces stay as they were. */

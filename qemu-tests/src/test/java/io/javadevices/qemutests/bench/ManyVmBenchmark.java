@@ -36,7 +36,7 @@ import static org.junit.jupiter.api.Assertions.fail;
  * {@code many-vm.md}, {@code many-vm-iops.png} (totals) and {@code many-vm-per-guest.png} in {@code bench.out}.
  *
  * <p>Knobs: {@code bench.rounds} (3), {@code bench.seconds} (10: each phase), {@code bench.guests} (2),
- * {@code bench.configs} ({@code M-qemu,M-java}), {@code bench.boot} (90: seconds the first run allows the guests to
+ * {@code bench.configs} ({@code M-qemu,M-java}), {@code bench.boot} (60: seconds the first run allows the guests to
  * boot before the first phase; later runs allow 1.5 × the slowest boot seen + 15 s), {@code bench.options} (extra
  * NVMe options for the Java controllers, {@code key=value;...}), {@code bench.out}. A failed run (a guest without
  * numbers, a guest that started a phase more than {@link #MAX_LATE_SECONDS} s late) does not stop the others; the
@@ -65,7 +65,7 @@ class ManyVmBenchmark {
         rounds = positive("bench.rounds", 3);
         seconds = positive("bench.seconds", 10);
         guests = positive("bench.guests", 2);
-        bootAllowance = positive("bench.boot", 90);
+        bootAllowance = positive("bench.boot", 60);
         extraOptions = pairs(System.getProperty("bench.options", ""));
         List<String> configs = new ArrayList<>();
         for (String c : System.getProperty("bench.configs", String.join(",", CONFIGS)).split(",")) {
@@ -86,7 +86,7 @@ class ManyVmBenchmark {
                 "M-qemu", "M-qemu: " + guests + " guests x 1 vCPU, QEMU nvme each (null-co)",
                 "M-java", "M-java: " + guests + " guests x 1 vCPU, one Java server, " + guests + " controllers (null)");
         configs.forEach(c -> report.describe(c, labels.get(c)));
-        environment(report);
+        environment(report, configs);
         long started = System.nanoTime();
         List<String> failures = new ArrayList<>();
         for (int round = 1; round <= rounds; round++) {
@@ -113,7 +113,7 @@ class ManyVmBenchmark {
         }
     }
 
-    private void environment(BenchmarkReport report) {
+    private void environment(BenchmarkReport report, List<String> configs) {
         report.environment("date", LocalDate.now().toString());
         report.environment("accelerator", Accelerator.choose().toString());
         report.environment("image", GuestImage.tag());
@@ -123,10 +123,14 @@ class ManyVmBenchmark {
         report.environment("rounds", Integer.toString(rounds));
         report.environment("fio.seconds", seconds + " per phase (randread, then randwrite), 4k, QD32, 1 job, libaio, direct");
         report.environment("java", System.getProperty("java.vm.name") + " " + System.getProperty("java.version"));
-        report.environment("setup.M-qemu", "QEMU: `-drive if=none,id=d0,driver=null-co,read-zeroes=on,size=" + SIZE
-                + " -device nvme,drive=d0` in each guest");
-        report.environment("setup.M-java", "`nvme-server --rpc-socket RPC`, then per guest `controller_add` with "
-                + controllerParams("$DIR/vmN.sock"));
+        if (configs.contains("M-qemu")) {
+            report.environment("setup.M-qemu", "QEMU: `-drive if=none,id=d0,driver=null-co,read-zeroes=on,size=" + SIZE
+                    + " -device nvme,drive=d0` in each guest");
+        }
+        if (configs.contains("M-java")) {
+            report.environment("setup.M-java", "`nvme-server --rpc-socket RPC`, then per guest `controller_add` with"
+                    + " params `" + RpcClient.json(controllerParams("$DIR/vmN.sock")) + "`");
+        }
     }
 
     private Map<String, Object> controllerParams(String socket) {
