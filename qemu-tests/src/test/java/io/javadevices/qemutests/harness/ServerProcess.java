@@ -36,9 +36,18 @@ public final class ServerProcess implements AutoCloseable {
 
     /**
      * The shaded server jar, found relative to the qemu-tests module directory (failsafe's working
-     * directory; {@code basedir} if Maven sets it). Fails with a clear message if it was not built.
+     * directory; {@code basedir} if Maven sets it), or {@code -Djavadevices.server.jar=PATH} (the tests against
+     * another build of the server). Fails with a clear message if it was not built.
      */
     public static Path jar() {
+        String override = System.getProperty("javadevices.server.jar", "");
+        if (!override.isBlank()) {
+            Path jar = Path.of(override).toAbsolutePath();
+            if (!Files.isRegularFile(jar)) {
+                throw new IllegalStateException("-Djavadevices.server.jar names no file: " + jar);
+            }
+            return jar;
+        }
         Path module = Path.of(System.getProperty("basedir", System.getProperty("user.dir"))).toAbsolutePath();
         Path jar = module.resolveSibling("vhost-backend").resolve("target/nvme-server.jar").normalize();
         if (!Files.isRegularFile(jar)) {
