@@ -67,7 +67,9 @@ class RpcNamespaceIT {
                 assertEquals("0", guest.result("ns2.tail.write.rc"), "the new blocks are writable" + why);
                 assertEquals(guest.result("ns2.sum.written"), guest.result("ns2.sum.tail"), "and read back" + why);
 
-                assertEquals(Map.of("nsid", 2L), rpc.namespaceRemove(vm, 2));
+                Map<String, Object> removed = rpc.namespaceRemove(vm, 2);
+                assertEquals(2L, removed.get("nsid"), removed.toString());
+                assertNotEquals(false, removed.get("flushed"), "the removed namespace's backend flushed: " + removed);
                 assertEquals(List.of(1L), nsids(rpc.namespaceList(vm)));
 
                 QemuGuest.Outcome out = guest.awaitExit(Duration.ofMinutes(4));
@@ -75,7 +77,14 @@ class RpcNamespaceIT {
                 assertTrue(out.finished(), "guest did not finish" + why);
                 assertEquals("yes", out.get("ns2.gone"), "the removed namespace's disk went by itself" + why);
                 assertEquals(1, out.getLong("disks"), "only namespace 1's disk is left" + why);
-                assertTrue(out.getLong("ns1.passes") >= 2, "namespace 1 was verified throughout" + why);
+                // Namespace 1 was under verifying I/O from before the add until after the remove.
+                String console = guest.console();
+                int firstPass = console.indexOf("@@MARK ns1-pass-start 1");
+                assertTrue(firstPass >= 0 && firstPass < console.indexOf("@@RESULT present.ns2="),
+                        "a verify pass on namespace 1 began before namespace 2 appeared" + why);
+                assertTrue(console.lastIndexOf("@@MARK ns1-pass-done") > console.indexOf("@@RESULT ns2.gone="),
+                        "a verify pass on namespace 1 ended after namespace 2 went" + why);
+                assertEquals(out.getLong("ns1.passes"), guest.occurrences("@@MARK ns1-pass-done "), why);
                 assertEquals(0, out.getLong("ns1.failed"), "every verify pass on namespace 1 passed" + why);
                 // add, resize and remove: each a Namespace Attribute Changed notice (the driver re-arms its AER).
                 assertTrue(rpc.statsGet(vm).device("events.notice") - noticesBefore >= 3,
@@ -94,7 +103,7 @@ class RpcNamespaceIT {
         return GuestScripts.header() + GuestScripts.waitFor("/dev/nvme0n1", 60)
                 // Namespace 1 is verified pass after pass, in the background, until the end of the script.
                 + "(\n" + GuestScripts.fioPasses("ns1", "--filename=/dev/nvme0n1 --ioengine=libaio --direct=1"
-                + " --iodepth=8 --size=16M --rw=randwrite --bsrange=4k-64k --verify=crc32c --do_verify=1 --verify_fatal=1",
+                + " --iodepth=8 --size=8M --rw=randwrite --bsrange=4k-64k --verify=crc32c --do_verify=1 --verify_fatal=1",
                 "[ -e /tmp/stop ]") + ") &\nns1_loop=$!\n"
                 + "echo \"@@MARK ns1-verifying\"\n"
                 // namespace_add: the disk appears by itself.
