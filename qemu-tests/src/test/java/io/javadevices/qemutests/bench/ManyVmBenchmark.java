@@ -36,7 +36,8 @@ import static org.junit.jupiter.api.Assertions.fail;
  * {@code many-vm.md}, {@code many-vm-iops.png} (totals) and {@code many-vm-per-guest.png} in {@code bench.out}.
  *
  * <p>Knobs: {@code bench.rounds} (3), {@code bench.seconds} (10: each phase), {@code bench.guests} (2),
- * {@code bench.configs} ({@code M-qemu,M-java}), {@code bench.boot} (60: seconds the first run allows the guests to
+ * {@code bench.warmup} (2: seconds of unmeasured randrw first, 0: none), {@code bench.configs} ({@code M-qemu,M-java}),
+ * {@code bench.boot} (60: seconds the first run allows the guests to
  * boot before the first phase; later runs allow 1.5 × the slowest boot seen + 15 s), {@code bench.options} (extra
  * NVMe options for the Java controllers, {@code key=value;...}), {@code bench.out}. A failed run (a guest without
  * numbers, a guest that started a phase more than {@link #MAX_LATE_SECONDS} s late) does not stop the others; the
@@ -53,6 +54,7 @@ class ManyVmBenchmark {
     private int rounds;
     private int seconds;
     private int guests;
+    private int warmup;
     private long bootAllowance;
     private Map<String, String> extraOptions;
 
@@ -66,6 +68,7 @@ class ManyVmBenchmark {
         seconds = positive("bench.seconds", 10);
         guests = positive("bench.guests", 2);
         bootAllowance = positive("bench.boot", 60);
+        warmup = Integer.getInteger("bench.warmup", 2);
         extraOptions = pairs(System.getProperty("bench.options", ""));
         List<String> configs = new ArrayList<>();
         for (String c : System.getProperty("bench.configs", String.join(",", CONFIGS)).split(",")) {
@@ -122,6 +125,7 @@ class ManyVmBenchmark {
         report.environment("guests", guests + " at once, 1 vCPU and 512 MiB each");
         report.environment("rounds", Integer.toString(rounds));
         report.environment("fio.seconds", seconds + " per phase (randread, then randwrite), 4k, QD32, 1 job, libaio, direct");
+        report.environment("fio.warmup.seconds", warmup + " (randrw, unmeasured, before the phases)");
         report.environment("java", System.getProperty("java.vm.name") + " " + System.getProperty("java.version"));
         if (configs.contains("M-qemu")) {
             report.environment("setup.M-qemu", "QEMU: `-drive if=none,id=d0,driver=null-co,read-zeroes=on,size=" + SIZE
@@ -175,7 +179,8 @@ class ManyVmBenchmark {
                 }
             }
             long firstStart = System.currentTimeMillis() / 1000 + bootAllowance;
-            String script = ManyVmWorkload.script(firstStart, seconds);
+            String script = ManyVmWorkload.script(firstStart, seconds, warmup);
+            long measured = ManyVmWorkload.measuredStart(firstStart, warmup);
             long booting = System.nanoTime();
             for (int g = 1; g <= guests; g++) {
                 QemuGuest.Spec spec = new QemuGuest.Spec("mvm-" + run + "-g" + g, runDir).cpus(1).memoryMiB(512).script(script);
@@ -195,7 +200,7 @@ class ManyVmBenchmark {
 
             for (int i = 0; i < ManyVmWorkload.PHASES.size(); i++) {
                 ManyVmWorkload.Phase p = ManyVmWorkload.PHASES.get(i);
-                long startMillis = ManyVmWorkload.phaseStart(firstStart, i, seconds) * 1000;
+                long startMillis = ManyVmWorkload.phaseStart(measured, i, seconds) * 1000;
                 Thread.sleep(Math.max(0, startMillis - 500 - System.currentTimeMillis()));
                 Snapshot before = java ? Snapshot.of(rpc, server) : null;
                 awaitAll(running, p.key() + "-done", Duration.ofSeconds(seconds + 180L));

@@ -5,8 +5,8 @@ import io.javadevices.qemutests.harness.GuestScripts;
 import java.util.List;
 
 /**
- * What every guest of a {@link ManyVmBenchmark} run executes on {@code /dev/nvme0n1}: fio 4k randread, then
- * randwrite, QD32, one job (one vCPU), time-based, each phase starting at an absolute time (seconds since the
+ * What every guest of a {@link ManyVmBenchmark} run executes on {@code /dev/nvme0n1}: an unmeasured randrw warm-up,
+ * then fio 4k randread, then randwrite, QD32, one job (one vCPU), time-based, each phase starting at an absolute time (seconds since the
  * epoch) fixed by the host before the guests boot, so that the guests of a run load the server at the same time.
  *
  * <p>Why a wall-clock start and not a signal: the guests have no channel from the host but their disks, and
@@ -40,20 +40,39 @@ final class ManyVmWorkload {
         return firstStart + (long) index * (seconds + GAP_SECONDS);
     }
 
-    static String script(long firstStart, int seconds) {
+    /**
+     * The epoch second at which the first measured phase starts: after the unmeasured warm-up (a randrw run of
+     * {@code warmupSeconds} from {@code firstStart}, so that the Java server's JIT has compiled the I/O path
+     * before anything is measured), or at {@code firstStart} without one.
+     */
+    static long measuredStart(long firstStart, int warmupSeconds) {
+        return warmupSeconds > 0 ? firstStart + warmupSeconds + GAP_SECONDS : firstStart;
+    }
+
+    static String script(long firstStart, int seconds, int warmupSeconds) {
         StringBuilder s = new StringBuilder(GuestScripts.waitFor(DEVICE, 60));
         s.append("echo @@MARK ready\n");
+        if (warmupSeconds > 0) {
+            s.append(waitUntil(firstStart))
+                    .append(GuestScripts.fio("warmup", "--filename=" + DEVICE + " --ioengine=libaio --direct=1 --bs=4k"
+                            + " --rw=randrw --iodepth=32 --numjobs=1 --time_based --runtime=" + warmupSeconds));
+        }
+        long measured = measuredStart(firstStart, warmupSeconds);
         for (int i = 0; i < PHASES.size(); i++) {
             Phase p = PHASES.get(i);
-            long start = phaseStart(firstStart, i, seconds);
-            // A clock before 2001 means no RTC time: go at once (and be reported late by decades) rather than hang.
-            s.append("while [ $(date +%s) -lt ").append(start).append(" ] && [ $(date +%s) -gt 1000000000 ];"
-                            + " do sleep 0.1; done\n")
+            long start = phaseStart(measured, i, seconds);
+            s.append(waitUntil(start))
                     .append(GuestScripts.report("late." + p.key(), "echo $(( $(date +%s) - " + start + " ))"))
                     .append(GuestScripts.fio(p.key(), "--filename=" + DEVICE + " --ioengine=libaio --direct=1 --bs=4k"
                             + " --rw=" + p.rw() + " --iodepth=32 --numjobs=1 --time_based --runtime=" + seconds))
                     .append("echo @@MARK ").append(p.key()).append("-done\n");
         }
         return s.toString();
+    }
+
+    /** Idles until the epoch second {@code start}. */
+    private static String waitUntil(long start) {
+        // A clock before 2001 means no RTC time: go at once (and be reported late by decades) rather than hang.
+        return "while [ $(date +%s) -lt " + start + " ] && [ $(date +%s) -gt 1000000000 ]; do sleep 0.1; done\n";
     }
 }

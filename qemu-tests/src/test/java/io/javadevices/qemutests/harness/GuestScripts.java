@@ -102,7 +102,7 @@ public final class GuestScripts {
                     %1$s_failed=$((%1$s_failed+1))
                     echo "@@RESULT %1$s.failure=pass $%1$s_pass rc $%1$s_rc errors $%1$s_err"; head -20 /tmp/fio-%1$s.err
                   fi
-                  echo "@@MARK %1$s-pass-done $%1$s_pass"
+                  echo "@@MARK %1$s-pass-done $%1$s_pass ($(awk -F';' '{print "fio ran " $9 " ms reading, " $50 " ms writing"}' /tmp/fio-%1$s.out))"
                   if %3$s; then break; fi
                 done
                 echo "@@RESULT %1$s.passes=$%1$s_pass"
