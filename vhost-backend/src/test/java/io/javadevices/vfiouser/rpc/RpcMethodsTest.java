@@ -133,7 +133,7 @@ class RpcMethodsTest {
     }
 
     /** Binds a socket file and closes the socket without unlinking it: nobody listens on it. */
-    private static void deadSocket(Path path) throws Exception {
+    static void deadSocket(Path path) throws Exception {
         int fd = LibC.socket(LibC.AF_UNIX, LibC.SOCK_STREAM | LibC.SOCK_CLOEXEC, 0);
         try (Arena a = Arena.ofConfined()) {
             LibC.bind(fd, SocketStructs.sockaddrUn(a, path), SocketStructs.sockaddrUnLength(path));
