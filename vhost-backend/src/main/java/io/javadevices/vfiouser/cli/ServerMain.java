@@ -30,6 +30,12 @@ import java.util.concurrent.Callable;
  * (loaded with {@link java.util.ServiceLoader}), the plugin contributes its own options, e.g. the NVMe
  * plugin's {@code --namespace}, {@code --queues} and {@code --dbbuf} ({@link DeviceOptions}), and formats
  * the {@code --stats-interval} line from its counters ({@link PciDevicePlugin#statusLine}).
+ *
+ * <p><b>Many controllers.</b> This class only parses: the checked options become {@link ServerSettings}, which
+ * {@link ServerProcess} runs as a {@link io.javadevices.vfiouser.host.ControllerHost} whose first controller is
+ * {@code --socket} with the device options, plus, with {@code --rpc-socket}, the JSON-RPC control plane that adds
+ * and removes more ({@code --socket} is then optional). {@code nvme-server rpc ...} is the control plane's client
+ * ({@link RpcClientCommand}).
  */
 @Command(name = "nvme-server", mixinStandardHelpOptions = true, versionProvider = ServerMain.Version.class,
         sortOptions = false, subcommands = RpcClientCommand.class,

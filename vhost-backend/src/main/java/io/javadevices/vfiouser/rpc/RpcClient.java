@@ -18,14 +18,15 @@ import static java.lang.foreign.ValueLayout.JAVA_BYTE;
 /**
  * A control-plane client: one connection, one request line, one response line (what {@code nvme-server rpc} and
  * the tests use). The response may be long (the statistics of many controllers): up to
- * {@value #MAX_RESPONSE_BYTES} bytes are read.
+ * {@value #MAX_RESPONSE_BYTES} bytes are read. One thread may send while another reads.
  */
 public final class RpcClient implements AutoCloseable {
     static final int MAX_RESPONSE_BYTES = 64 << 20;
 
     private final UnixSocket socket;
-    private final Arena arena = Arena.ofConfined();
+    private final Arena arena = Arena.ofShared(); // one thread may send while another reads
     private final MemorySegment in = arena.allocate(64 * 1024);
+    private MemorySegment out;
     private final ByteArrayOutputStream pending = new ByteArrayOutputStream();
     private long nextId = 1;
 
@@ -45,8 +46,10 @@ public final class RpcClient implements AutoCloseable {
     }
 
     /** Sends raw bytes. */
-    public void sendRaw(byte[] bytes) throws IOException {
-        MemorySegment out = arena.allocate(Math.max(1, bytes.length));
+    public synchronized void sendRaw(byte[] bytes) throws IOException {
+        if (out == null || out.byteSize() < bytes.length) {
+            out = arena.allocate(Math.max(4096, bytes.length));
+        }
         MemorySegment.copy(bytes, 0, out, JAVA_BYTE, 0, bytes.length);
         socket.send(out, 0, bytes.length, null, 0);
     }

@@ -18,7 +18,7 @@ import java.util.Set;
  * A device plugin ({@code recording}) whose device has a {@link DeviceControl} that records every call and answers
  * like a namespace-managing device would, for testing the host's routing of device methods without NVMe (plugin-api
  * contracts only). Its {@code namespaces} option is a comma-separated list of words; "bad" is refused.
- * {@code namespace_add} answers by the {@code namespace} parameter: {@code "bad"} INVALID_PARAMS, {@code "busy"}
+ * With {@code flush=fail} its flush throws. {@code namespace_add} answers by the {@code namespace} parameter: {@code "bad"} INVALID_PARAMS, {@code "busy"}
  * REFUSED, {@code "unknown"} METHOD_NOT_FOUND, {@code "boom"} a RuntimeException, anything else {@code {"nsid":2}}.
  */
 final class RecordingPlugin implements PciDevicePlugin {
@@ -52,16 +52,18 @@ final class RecordingPlugin implements PciDevicePlugin {
     @Override
     public PciDevice create(Map<String, String> options, DeviceContext context) {
         for (String key : options.keySet()) {
-            if (!key.equals("namespaces")) {
+            if (!key.equals("namespaces") && !key.equals("flush")) {
                 throw new IllegalArgumentException("unknown option " + key);
             }
         }
-        return new Device(new DmaCopyDevice(context), options.getOrDefault("namespaces", "default"));
+        return new Device(new DmaCopyDevice(context), options.getOrDefault("namespaces", "default"),
+                "fail".equals(options.get("flush")));
     }
 
     static final class Device implements PciDevice {
         private final DmaCopyDevice inner;
         private final String namespaces;
+        private final boolean failFlush;
         private final DeviceControl control = new DeviceControl() {
             @Override
             public Set<String> methods() {
@@ -99,9 +101,23 @@ final class RecordingPlugin implements PciDevicePlugin {
             }
         };
 
-        Device(DmaCopyDevice inner, String namespaces) {
+        Device(DmaCopyDevice inner, String namespaces, boolean failFlush) {
             this.inner = inner;
             this.namespaces = namespaces;
+            this.failFlush = failFlush;
+        }
+
+        @Override
+        public void flush() throws java.io.IOException {
+            if (failFlush) {
+                throw new java.io.IOException("fdatasync failed: EIO");
+            }
+        }
+
+        @Override
+        public Map<String, io.javadevices.pci.Histogram> histograms() {
+            return Map.of("ns1.latency", new io.javadevices.pci.Histogram(new long[] {1000, Long.MAX_VALUE},
+                    new long[] {4, 1}, 9000));
         }
 
         @Override

@@ -160,6 +160,18 @@ class RpcMethodsTest {
     }
 
     @Test
+    void aFailedFlushIsReportedAndTheControllerStillRemoved() throws Exception {
+        String s = rpc.sock("f.sock");
+        rpc.ok("controller_add", params("socket", s, "device", "recording", "options", Map.of("flush", "fail")));
+        assertEquals(Map.of("socket", s, "flushed", false), rpc.ok("controller_remove", params("socket", s)));
+        assertFalse(Files.exists(dir.resolve("f.sock")));
+        assertEquals(List.of(), controllers());
+        rpc.ok("controller_add", params("socket", s, "device", "recording", "options", Map.of("flush", "fail")));
+        assertFalse(rpc.host.closeAll(), "the host's shutdown says a flush failed");
+        assertEquals(-32000, rpc.error("controller_add", params("socket", s, "device", "dma-copy"), "shutting down"));
+    }
+
+    @Test
     void controllerListErrors() throws Exception {
         assertEquals(-32602, rpc.error("controller_list", params("all", true), "unknown parameter \"all\""));
     }
@@ -221,7 +233,8 @@ class RpcMethodsTest {
         assertEquals(List.of("1", "2", "10"), List.copyOf(queues.keySet()), "numeric order");
         assertEquals(Map.of("commands", 7L), queues.get("10"));
         assertEquals(Map.of("1", Map.of("reads", 3L)), stats.get("namespaces"));
-        assertEquals(Map.of(), stats.get("histograms"));
+        assertEquals(Map.of("ns1.latency", Map.of("bounds_ns", List.of(1000L, Long.MAX_VALUE), "counts", List.of(4L, 1L),
+                "sum_ns", 9000L)), stats.get("histograms"));
         Map<?, ?> nvme = (Map<?, ?>) ((List<?>) rpc.ok("stats_get", params("controller", rpc.sock("nvme.sock")))
                 .get("controllers")).get(0);
         assertTrue(((Map<?, ?>) nvme.get("device")).containsKey("io.commands"), nvme.toString());

@@ -59,6 +59,18 @@ class RpcWireTest {
         return (Long) error.get("code");
     }
 
+    /**
+     * The server closed the connection: end of stream, or ECONNRESET when it closed with bytes of ours unread
+     * (Linux unix_release_sock sets the peer's error then, reported once the answers before it are read).
+     */
+    private static void assertClosed(RpcClient c, String why) {
+        try {
+            assertNull(c.readLine(), why);
+        } catch (IOException e) {
+            assertTrue(e.getMessage().contains("ECONNRESET"), why + ": " + e);
+        }
+    }
+
     @Test
     void malformedAndInvalidRequestsGetTheirErrorsAndTheConnectionGoesOn() throws Exception {
         try (RpcClient c = rpc.client()) {
@@ -149,7 +161,7 @@ class RpcWireTest {
             Map<?, ?> error = (Map<?, ?>) response.get("error");
             assertEquals(-32600L, error.get("code"));
             assertEquals("request line longer than 1048576 bytes", error.get("message"));
-            assertNull(big.readLine(), "then the connection closes");
+            assertClosed(big, "then the connection closes");
             assertNotNull(other.call("controller_list", Map.of()).get("result"), "another client is still served");
         }
         assertEquals(1L, rpc.server.counters().get("lines.oversized"));
@@ -199,6 +211,42 @@ class RpcWireTest {
         assertTrue(rpc.server.counters().get("clients.total") >= n);
     }
 
+    /** A client that sends and never reads blocks only its own session: the lock is not held while writing. */
+    @Test
+    void aClientThatNeverReadsWedgesNothing() throws Exception {
+        for (int i = 0; i < 4; i++) {
+            rpc.ok("controller_add", Map.of("socket", rpc.sock("s" + i + ".sock"), "device", "dma-copy"));
+        }
+        RpcClient stuck = rpc.client();
+        String request = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"stats_get\"}\n";
+        byte[] many = request.repeat(200).getBytes(StandardCharsets.US_ASCII);
+        Thread writer = Thread.ofPlatform().daemon().name("never-reads").start(() -> {
+            try {
+                for (int i = 0; i < 100; i++) { // ~20000 answers of a few KiB: far more than the socket buffers
+                    stuck.sendRaw(many);
+                }
+            } catch (IOException expected) {
+                // the server shuts the connection down at close
+            }
+        });
+        long deadline = System.nanoTime() + 10_000_000_000L;
+        long before = rpc.server.counters().get("requests");
+        Thread.sleep(200);
+        while (rpc.server.counters().get("requests") != before && System.nanoTime() < deadline) {
+            before = rpc.server.counters().get("requests"); // until the stuck session is blocked writing
+            Thread.sleep(100);
+        }
+        assertTrue(writer.isAlive(), "the writer is blocked: the session stopped reading because it cannot write");
+        for (int i = 0; i < 5; i++) {
+            assertNotNull(rpc.call("controller_list", Map.of()).get("result"), "other clients are served");
+        }
+        rpc.ok("controller_remove", Map.of("socket", rpc.sock("s0.sock")));
+        rpc.server.close(); // returns: the stuck session is shut down, not waited for forever
+        writer.join(10_000);
+        assertFalse(writer.isAlive());
+        stuck.close();
+    }
+
     @Test
     void moreThanTheClientLimitAreRefusedAndTheRestServed() throws Exception {
         List<RpcClient> open = new ArrayList<>();
@@ -209,7 +257,7 @@ class RpcWireTest {
                 assertNotNull(c.call("controller_list", Map.of()).get("result")); // admitted before the next
             }
             try (RpcClient extra = rpc.client()) {
-                assertNull(extra.readLine(), "closed at once");
+                assertClosed(extra, "closed at once");
             }
             assertEquals(1L, rpc.server.counters().get("clients.refused"));
             assertNotNull(open.get(0).call("controller_list", Map.of()).get("result"));
