@@ -122,6 +122,9 @@ class NamespaceControlTest {
                 assertEquals(List.of(1, 2), activeList(f), "Identify CNS 02h lists it");
                 assertEquals(8192, nsze(f, 2), "NSZE: 4 MiB of 512-byte blocks");
                 assertArrayEquals(new long[] {8192, 8192}, ncapNuse(f, 2));
+                NamespaceCommands management = new NamespaceCommands(f.driver);
+                assertEquals(12L << 20, management.tnvmcap(), "TNVMCAP: the namespaces' sum, as at start");
+                assertEquals(0, management.unvmcap(), "nothing for the guest to create from, as before");
                 HostQueue q = f.driver.ioQueue(2);
                 writeAndReadBack(f, q, 2, 0, 11);
                 writeAndReadBack(f, q, 2, 8184, 12); // its last 4 KiB
@@ -237,6 +240,11 @@ class NamespaceControlTest {
                     call(f, "namespace_resize", "nsid", 1L, "size", 4L << 20));
             assertEquals(List.of(1), handleNotice(f, 2));
             assertEquals(8192, nsze(f, 1));
+            NamespaceCommands management = new NamespaceCommands(f.driver);
+            assertEquals(4L << 20, management.tnvmcap(), "TNVMCAP follows the host's resize");
+            assertEquals(0, management.unvmcap());
+            assertEquals(4L << 20, java.nio.ByteBuffer.wrap(f.driver.identify(0x00, 1))
+                    .order(java.nio.ByteOrder.LITTLE_ENDIAN).getLong(48), "NVMCAP");
             assertEquals(0x80, q.execute(Command.read(1, 8192, 1, f.host.allocatePages(1), 0)).sc(),
                     "LBA Out of Range past the new end");
             assertEquals(List.of("ram:4M"), list(f).stream().map(m -> m.get("spec")).toList());
