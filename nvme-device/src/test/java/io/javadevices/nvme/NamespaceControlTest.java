@@ -204,6 +204,45 @@ class NamespaceControlTest {
         }
     }
 
+    /** Asynchronous operations outlive their batch: the removal waits for the last of them before the close. */
+    @Test
+    void aRemovalWaitsForTheAsynchronousOperationsInFlight() throws Exception {
+        HeldBackend[] held = new HeldBackend[1];
+        try (Fixture f = new Fixture(Map.of("queues", "1", "namespaces", "ram:8M,ram:4M", "io-engine", "threads"),
+                64L << 20, spec -> spec.size() == 4L << 20 ? held[0] = new HeldBackend(spec.open()) : spec.open())) {
+            f.driver.bringUp(1, 16, false);
+            HostQueue q = f.driver.ioQueue(1);
+            long buf = f.host.allocatePages(1);
+            q.queue(Command.read(2, 0, 1, buf, 0));
+            q.queue(Command.write(2, 1, 1, buf, 0));
+            q.ringSq();
+            List<HeldBackend.Op> ops = held[0].awaitHeld(2);
+            AtomicReference<Object> result = new AtomicReference<>();
+            Thread remover = Thread.ofPlatform().start(() -> {
+                try {
+                    result.set(call(f, "namespace_remove", "nsid", 2L));
+                } catch (ControlException e) {
+                    result.set(e);
+                }
+            });
+            long deadline = System.nanoTime() + Duration.ofSeconds(5).toNanos();
+            while (f.controller.namespace(2) != null) {
+                assertTrue(System.nanoTime() < deadline, "the namespace never left the table");
+                Thread.onSpinWait();
+            }
+            held[0].complete(ops.get(0));
+            assertFalse(held[0].closed(), "one operation is still in flight");
+            held[0].complete(ops.get(1));
+            remover.join(10_000);
+            assertEquals(Map.of("nsid", 2L, "flushed", true), result.get());
+            assertTrue(held[0].closed());
+            assertFalse(held[0].closedWithOperationsInFlight());
+            assertTrue(q.awaitCompletions(2, Duration.ofSeconds(5)).stream().allMatch(Completion::ok),
+                    "the commands accepted before the removal complete normally");
+            assertEquals(List.of(2), handleNotice(f, 1));
+        }
+    }
+
     @Test
     void aFailedFlushOnRemovalIsReported() throws Exception {
         List<ProbeBackend> probes = new ArrayList<>();
