@@ -147,6 +147,28 @@ class NamespaceControlTest {
         }
     }
 
+    /**
+     * A controller that started with RAM only told its guest there is no volatile write cache (Identify VWC = 0,
+     * fixed while it runs), so the guest never flushes: a file namespace added later writes through.
+     */
+    @Test
+    void aFileNamespaceAddedWithoutAdvertisedCacheWritesThrough() throws Exception {
+        for (String engine : List.of("sync", "threads")) {
+            try (Fixture f = Fixture.of("queues", "1", "namespaces", "ram:8M", "io-engine", engine)) {
+                f.driver.bringUp(1, 16, false);
+                assertEquals(0, f.driver.identify(0x01, 0)[525] & 1, "VWC: no volatile write cache");
+                call(f, "namespace_add", "namespace", "file:" + dir.resolve(engine + ".raw") + ":4M");
+                assertEquals(List.of(2), handleNotice(f, 1));
+                long syncs = f.stat("ns2.syncs");
+                writeAndReadBack(f, f.driver.ioQueue(1), 2, 0, 8);
+                assertEquals(1, f.stat("ns2.writes.through"), engine + ": the write was made durable before it completed");
+                assertTrue(f.stat("ns2.syncs") > syncs, engine);
+                writeAndReadBack(f, f.driver.ioQueue(1), 1, 0, 9);
+                assertEquals(0, f.stat("ns1.writes.through"), "a RAM namespace has no cache to write through");
+            }
+        }
+    }
+
     @Test
     void aRemovedNamespaceFinishesItsCommandsInFlightThenIsFlushedAndClosed() throws Exception {
         List<ProbeBackend> probes = new ArrayList<>();

@@ -138,8 +138,11 @@ public final class NamespaceControl implements DeviceControl {
         if (nsid != 0 && table.allocated(nsid) != null) {
             throw p.refused("NSID " + nsid + " is in use");
         }
-        if (nsid == 0 && (nsid = pool.lowestFreeNsid()) == 0) {
-            throw p.refused("all " + table.maxNsid() + " NSIDs are in use (the controller's max-namespaces)");
+        if (nsid == 0) {
+            nsid = pool.lowestFreeNsid();
+            if (nsid == 0) {
+                throw p.refused("all " + table.maxNsid() + " NSIDs are in use (the controller's max-namespaces)");
+            }
         }
         if (parsed.kind().equals("ram")) {
             checkRam(p, parsed.size());
@@ -175,6 +178,9 @@ public final class NamespaceControl implements DeviceControl {
         int nsid = nsid(p);
         Namespace ns = existing(p, nsid);
         requireHostManaged(p);
+        if (ns.formatInProgress()) {
+            throw p.refused("namespace " + nsid + " is being formatted by the guest; try again when that has finished");
+        }
         try {
             ns = pool.removeForHost(nsid);
         } catch (NvmPool.Refusal e) {

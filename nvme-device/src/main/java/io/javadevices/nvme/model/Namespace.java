@@ -19,6 +19,8 @@ public final class Namespace {
     private final int lbaShift;
     /** The capacity in bytes this object was made with: the backend's size then (a resize makes a new object). */
     private final long bytes;
+    /** The backend's {@code volatileWriteCache()}, read once: every write asks whether it must write through. */
+    private final boolean volatileCache;
     private final long blocks;
     private final NamespaceIds ids;
     private final int nmic;
@@ -60,6 +62,7 @@ public final class Namespace {
         this.lbaShift = lbaShift;
         this.bytes = bytes;
         this.blocks = bytes >>> lbaShift;
+        this.volatileCache = backend.volatileWriteCache();
         this.flushes = flushes;
         this.fuaWrites = fuaWrites;
         this.writeThroughs = writeThroughs;
@@ -118,6 +121,11 @@ public final class Namespace {
 
     public BlockBackend backend() {
         return backend;
+    }
+
+    /** True if a completed write can be lost unless it is flushed ({@link BlockBackend#volatileWriteCache}). */
+    public boolean volatileCache() {
+        return volatileCache;
     }
 
     /** log2 of the LBA data size (9 or 12). */
