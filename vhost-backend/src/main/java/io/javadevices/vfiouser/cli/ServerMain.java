@@ -3,8 +3,10 @@ package io.javadevices.vfiouser.cli;
 import io.javadevices.pci.ByteSizes;
 import io.javadevices.pci.PciDevice;
 import io.javadevices.pci.PciDevicePlugin;
+import io.javadevices.vfiouser.metrics.MetricsEndpoint;
 import io.javadevices.vfiouser.server.Limits;
 import io.javadevices.vfiouser.server.VfioUserServer;
+import io.javadevices.vfiouser.transport.UnixListener;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -41,6 +43,18 @@ import java.util.concurrent.TimeUnit;
 public final class ServerMain implements Callable<Integer> {
     @Option(names = "--socket", paramLabel = "PATH", description = "Unix socket path to listen on (required).")
     Path socket;
+
+    @Option(names = "--socket-fd", paramLabel = "N",
+            description = "Serve on this inherited listening AF_UNIX stream socket instead of binding --socket "
+                    + "(socket activation, as systemd and libvirt pass them). Without it and without --socket, "
+                    + "LISTEN_PID/LISTEN_FDS naming this process select fd 3 (sd_listen_fds). The socket file is "
+                    + "its creator's: it is not removed at exit.")
+    Integer socketFd;
+
+    @Option(names = "--metrics-port", paramLabel = "PORT",
+            description = "Serve Prometheus metrics on http://127.0.0.1:PORT/metrics (loopback only; 0 = any free "
+                    + "port, printed at start).")
+    Integer metricsPort;
 
     @Option(names = "--device", defaultValue = DeviceOptions.DEFAULT_DEVICE, paramLabel = "NAME",
             description = "Device plugin name (default: ${DEFAULT-VALUE}); see --list-devices. The device's own "
@@ -159,7 +173,8 @@ public final class ServerMain implements Callable<Integer> {
             out.flush();
             return 0;
         }
-        if (socket == null) {
+        SocketActivation activation = socketActivation();
+        if (socket == null && activation.fd() < 0) {
             throw new CommandLine.ParameterException(spec.commandLine(), "Missing required option: '--socket=PATH'");
         }
         int mode = parseMode(socketMode);
@@ -174,28 +189,41 @@ public final class ServerMain implements Callable<Integer> {
             throw new IllegalArgumentException("no device plugin named '" + deviceName + "' (see --list-devices)");
         }
         VfioUserServer.Builder builder = VfioUserServer.builder()
-                .socket(socket)
                 .socketMode(mode)
                 .limits(limits)
                 .device(context -> plugin.create(options, context));
         if (uids != null) {
             builder.allowUids(uids);
         }
+        if (activation.fd() >= 0) {
+            builder.listenerFd(activation.fd());
+            System.err.println("nvme-server: " + activation.reason());
+        } else {
+            builder.socket(socket);
+        }
         VfioUserServer server = builder.build();
         server.start();
-        CountDownLatch stopped = new CountDownLatch(1);
+        CountDownLatch shutdown = new CountDownLatch(1);
+        ShutdownSignals.install(signal -> shutdown.countDown()); // once serving (a failed start exits as before)
         Thread hook = new Thread(() -> {
-            server.close();
+            // Other ways out (SIGHUP, System.exit elsewhere): still release the device and the socket.
             // java.util.logging is already shut down inside shutdown hooks: say it on stderr.
-            System.err.println("nvme-server: stopped, socket " + server.socketPath() + " removed");
-            stopped.countDown();
+            if (server.isServing()) {
+                server.close();
+                System.err.println("nvme-server: stopped, socket " + server.socketPath() + " released");
+            }
         }, "nvme-server-shutdown");
         Runtime.getRuntime().addShutdownHook(hook);
+        MetricsEndpoint metrics = metricsPort == null ? null
+                : MetricsEndpoint.start(metricsPort, () -> List.of(server));
         Path path = server.socketPath();
         out.println("serving " + deviceName + " on " + path + "; attach it to QEMU with (guest RAM must be shared):");
         out.println("  -m 1G -object memory-backend-memfd,id=mem,size=1G,share=on -machine memory-backend=mem \\");
         out.println("  -device '{\"driver\":\"vfio-user-pci\",\"socket\":{\"type\":\"unix\",\"path\":\"" + path + "\"}}'");
         out.println("(memory-backend size must equal -m; press Ctrl-C to stop)");
+        if (metrics != null) {
+            out.println("metrics on " + metrics.url());
+        }
         out.flush();
         if (statsInterval > 0) {
             PciDevice device = server.device();
@@ -203,14 +231,46 @@ public final class ServerMain implements Callable<Integer> {
                     .start(new StatusLines(plugin, device::statistics, Duration.ofSeconds(statsInterval), out));
         }
         while (server.isServing()) {
-            Thread.sleep(200);
+            if (shutdown.await(200, TimeUnit.MILLISECONDS)) {
+                // SIGTERM / SIGINT: CleanShutdown's sequence, exit status 0 only if every flush succeeded.
+                if (metrics != null) {
+                    metrics.close();
+                }
+                return CleanShutdown.run(List.of(server), System.err);
+            }
         }
-        // The accept loop ended: either Ctrl-C (the hook closes the server) or a fatal accept error.
-        if (stopped.await(5, TimeUnit.SECONDS)) {
-            return 0;
+        // The accept loop ended by itself: a fatal accept error.
+        if (metrics != null) {
+            metrics.close();
         }
         server.close();
         throw new IllegalStateException("the server stopped accepting clients");
+    }
+
+    /** --socket-fd, or sd_listen_fds' environment when neither it nor --socket is given ({@link SocketActivation}). */
+    private SocketActivation socketActivation() {
+        SocketActivation activation;
+        try {
+            activation = SocketActivation.select(socketFd, socket != null, System.getenv(), ProcessHandle.current().pid());
+        } catch (IllegalArgumentException e) {
+            throw new CommandLine.ParameterException(spec.commandLine(), e.getMessage());
+        }
+        if (activation.fd() >= 0 && socket != null) {
+            throw new CommandLine.ParameterException(spec.commandLine(),
+                    "give --socket or --socket-fd, not both (an inherited socket is already bound)");
+        }
+        if (metricsPort != null && (metricsPort < 0 || metricsPort > 65535)) {
+            throw new CommandLine.ParameterException(spec.commandLine(), "--metrics-port must be 0..65535: " + metricsPort);
+        }
+        if (activation.fd() >= 0) {
+            try {
+                UnixListener.checkInherited(activation.fd()); // an fd that is not what it claims is refused: exit 2
+            } catch (java.io.IOException e) {
+                throw new CommandLine.ParameterException(spec.commandLine(),
+                        "refusing the socket to serve on: " + e.getMessage());
+            }
+        }
+        return activation;
     }
 
     private int parseMode(String text) {

@@ -1,0 +1,116 @@
+package io.javadevices.vfiouser.cli;
+
+import io.javadevices.vfiouser.client.TestClient;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+/**
+ * The server as a real process: SIGTERM and SIGINT shut it down cleanly (client disconnected, devices flushed,
+ * socket removed, exit 0), a failed flush makes the exit status 1 with one line saying which, the metrics port
+ * serves the live controller, and a socket inherited from {@code systemd-socket-activate} (the environment
+ * convention, or {@code --socket-fd 3}) is served and its file left in place.
+ */
+class CleanShutdownProcessTest {
+    private static final Duration START = Duration.ofSeconds(30);
+
+    @TempDir
+    Path dir;
+
+    @Test
+    void sigtermDisconnectsFlushesRemovesTheSocketAndExits0() throws Exception {
+        Path socket = dir.resolve("nvme.sock");
+        Path image = dir.resolve("disk.raw");
+        try (ChildServer server = ChildServer.start(dir, "term", "--socket", socket.toString(),
+                "--namespace", "file:" + image + ":16M", "--metrics-port", "0")) {
+            server.awaitOut("serving ", START);
+            String url = server.awaitOut("metrics on ", START).substring("metrics on ".length());
+            HttpResponse<String> scrape = HttpClient.newHttpClient().send(HttpRequest.newBuilder(URI.create(url))
+                    .timeout(Duration.ofSeconds(10)).build(), HttpResponse.BodyHandlers.ofString());
+            assertEquals(200, scrape.statusCode());
+            assertTrue(scrape.body().contains("javadevices_io_queues{controller=\"" + socket.toAbsolutePath() + "\"} 0.0"),
+                    scrape.body());
+            try (TestClient client = TestClient.connect(socket)) {
+                client.version();
+                server.signal("TERM");
+                assertTrue(client.closedByServer(20_000), "the client is disconnected");
+                assertEquals(0, server.awaitExit(), server.err());
+            }
+            assertFalse(Files.exists(socket), "socket file removed");
+            assertTrue(server.err().contains("every device flushed"), server.err());
+            assertEquals(16L << 20, Files.size(image));
+        }
+    }
+
+    @Test
+    void sigintIsACleanShutdownToo() throws Exception {
+        Path socket = dir.resolve("copy.sock");
+        try (ChildServer server = ChildServer.start(dir, "int", "--socket", socket.toString(), "--device", "dma-copy")) {
+            server.awaitOut("serving ", START);
+            server.signal("INT");
+            assertEquals(0, server.awaitExit(), server.err());
+            assertFalse(Files.exists(socket));
+        }
+    }
+
+    @Test
+    void aFailedFlushMakesTheExitStatus1WithOneLine() throws Exception {
+        Path socket = dir.resolve("broken.sock");
+        try (ChildServer server = ChildServer.start(dir, "flush", "--socket", socket.toString(), "--device", "flush-fails")) {
+            server.awaitOut("serving ", START);
+            server.signal("TERM");
+            assertEquals(1, server.awaitExit(), server.err());
+            List<String> failures = server.err().lines().filter(l -> l.contains("flush of the device on")).toList();
+            assertEquals(1, failures.size(), server.err());
+            assertEquals("nvme-server: flush of the device on " + socket.toAbsolutePath() + " failed: "
+                    + FlushFailsPlugin.MESSAGE, failures.get(0));
+            assertFalse(Files.exists(socket), "closed and removed all the same");
+        }
+    }
+
+    /** sd_listen_fds: LISTEN_PID/LISTEN_FDS name the server, which serves fd 3 without being told. */
+    @Test
+    void socketActivationByTheEnvironment() throws Exception {
+        servesAnActivatedSocket("env", "--device", "dma-copy");
+    }
+
+    @Test
+    void socketActivationWithSocketFd3() throws Exception {
+        servesAnActivatedSocket("fd", "--device", "dma-copy", "--socket-fd", "3");
+    }
+
+    private void servesAnActivatedSocket(String name, String... args) throws Exception {
+        Assumptions.assumeTrue(Files.isExecutable(ChildServer.SOCKET_ACTIVATE),
+                "needs systemd-socket-activate (package systemd; qemu-tests/image/setup-host.sh installs it)");
+        Path socket = dir.resolve(name + ".sock");
+        try (ChildServer server = ChildServer.start(dir, name, List.of(ChildServer.SOCKET_ACTIVATE.toString(),
+                "-l", socket.toString()), args)) {
+            long deadline = System.nanoTime() + START.toNanos();
+            while (!Files.exists(socket) && System.nanoTime() < deadline) {
+                Thread.sleep(20);
+            }
+            // systemd-socket-activate starts the server at the first connection, like a .socket unit.
+            try (TestClient client = TestClient.connect(socket).timeout(START.toMillis())) {
+                assertFalse(client.version().isError());
+            }
+            server.awaitOut("serving ", START);
+            assertTrue(server.err().contains(name.equals("env")
+                    ? "socket activation: LISTEN_FDS=1 for this process" : "serving on inherited fd 3 (--socket-fd)"),
+                    server.err());
+            server.signal("TERM");
+            assertEquals(0, server.awaitExit(), server.err());
+            assertTrue(Files.exists(socket), "the socket file belongs to whoever made the socket: left in place");
+        }
+    }
+}
