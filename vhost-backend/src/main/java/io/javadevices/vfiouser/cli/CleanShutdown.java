@@ -39,7 +39,7 @@ public final class CleanShutdown {
         }
         err.println("nvme-server: stopped " + servers.size() + " controller(s): "
                 + (failures.isEmpty() ? "every device flushed" : failures.size() + " flush(es) failed")
-                + ", sockets removed");
+                + ", sockets closed (the socket files this process created removed)");
         err.flush();
         return failures.isEmpty() ? 0 : 1;
     }
