@@ -174,6 +174,9 @@ public final class ServerMain implements Callable<Integer> {
             return 0;
         }
         SocketActivation activation = socketActivation();
+        if (metricsPort != null && (metricsPort < 0 || metricsPort > 65535)) {
+            throw new CommandLine.ParameterException(spec.commandLine(), "--metrics-port must be 0..65535: " + metricsPort);
+        }
         if (socket == null && activation.fd() < 0) {
             throw new CommandLine.ParameterException(spec.commandLine(), "Missing required option: '--socket=PATH'");
         }
@@ -206,11 +209,9 @@ public final class ServerMain implements Callable<Integer> {
         CountDownLatch shutdown = new CountDownLatch(1);
         ShutdownSignals.install(signal -> shutdown.countDown()); // once serving (a failed start exits as before)
         Thread hook = new Thread(() -> {
-            // Other ways out (SIGHUP, System.exit elsewhere): still release the device and the socket.
-            // java.util.logging is already shut down inside shutdown hooks: say it on stderr.
+            // Other ways out (SIGHUP, System.exit elsewhere): the same clean shutdown, only its status is lost.
             if (server.isServing()) {
-                server.close();
-                System.err.println("nvme-server: stopped, socket " + server.socketPath() + " released");
+                CleanShutdown.run(List.of(server), System.err);
             }
         }, "nvme-server-shutdown");
         Runtime.getRuntime().addShutdownHook(hook);
@@ -258,9 +259,6 @@ public final class ServerMain implements Callable<Integer> {
         if (activation.fd() >= 0 && socket != null) {
             throw new CommandLine.ParameterException(spec.commandLine(),
                     "give --socket or --socket-fd, not both (an inherited socket is already bound)");
-        }
-        if (metricsPort != null && (metricsPort < 0 || metricsPort > 65535)) {
-            throw new CommandLine.ParameterException(spec.commandLine(), "--metrics-port must be 0..65535: " + metricsPort);
         }
         if (activation.fd() >= 0) {
             try {

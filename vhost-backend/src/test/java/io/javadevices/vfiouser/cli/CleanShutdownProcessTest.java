@@ -64,6 +64,19 @@ class CleanShutdownProcessTest {
         }
     }
 
+    /** Another signal that ends the JVM (SIGHUP: the shutdown hook) still flushes and removes the socket. */
+    @Test
+    void sighupRunsTheSameShutdownThroughTheHook() throws Exception {
+        Path socket = dir.resolve("hup.sock");
+        try (ChildServer server = ChildServer.start(dir, "hup", "--socket", socket.toString(), "--device", "dma-copy")) {
+            server.awaitOut("serving ", START);
+            server.signal("HUP");
+            assertEquals(128 + 1, server.awaitExit(), "the JVM's status for SIGHUP; only SIGTERM/SIGINT choose it");
+            assertFalse(Files.exists(socket));
+            assertTrue(server.err().contains("every device flushed"), server.err());
+        }
+    }
+
     @Test
     void aFailedFlushMakesTheExitStatus1WithOneLine() throws Exception {
         Path socket = dir.resolve("broken.sock");
