@@ -1,5 +1,6 @@
 package io.javadevices.vfiouser.cli;
 
+import java.nio.file.Path;
 import java.util.Map;
 
 /**
@@ -11,11 +12,17 @@ import java.util.Map;
  *
  * @param fd     the fd to serve on, or -1 for none (bind {@code --socket})
  * @param reason a sentence for the log saying where the fd came from, or null
+ * @param path   the path the fd is bound to, once checked ({@link #boundTo}), else null
  */
-record SocketActivation(int fd, String reason) {
+record SocketActivation(int fd, String reason, Path path) {
     /** sd_listen_fds(3): the first passed fd. */
     static final int LISTEN_FDS_START = 3;
-    static final SocketActivation NONE = new SocketActivation(-1, null);
+    static final SocketActivation NONE = new SocketActivation(-1, null, null);
+
+    /** This activation with the path its fd was found bound to. */
+    SocketActivation boundTo(Path boundPath) {
+        return new SocketActivation(fd, reason, boundPath);
+    }
 
     /**
      * @param socketFd  the {@code --socket-fd} value, or null
@@ -27,7 +34,7 @@ record SocketActivation(int fd, String reason) {
             if (socketFd < 0) {
                 throw new IllegalArgumentException("--socket-fd must be a file descriptor number >= 0: " + socketFd);
             }
-            return new SocketActivation(socketFd, "serving on inherited fd " + socketFd + " (--socket-fd)");
+            return new SocketActivation(socketFd, "serving on inherited fd " + socketFd + " (--socket-fd)", null);
         }
         if (socketSet) {
             return NONE;
@@ -48,6 +55,6 @@ record SocketActivation(int fd, String reason) {
         }
         return new SocketActivation(LISTEN_FDS_START, "socket activation: LISTEN_FDS=" + count + " for this process "
                 + "(LISTEN_PID=" + pid + "), serving on fd " + LISTEN_FDS_START
-                + (count > 1 ? " (the other " + (count - 1) + " fd(s) are not used)" : ""));
+                + (count > 1 ? " (the other " + (count - 1) + " fd(s) are not used)" : ""), null);
     }
 }

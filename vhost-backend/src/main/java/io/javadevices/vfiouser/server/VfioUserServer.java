@@ -4,6 +4,7 @@ import io.javadevices.pci.DeviceContext;
 import io.javadevices.pci.GuestMemory;
 import io.javadevices.pci.InterruptSink;
 import io.javadevices.pci.PciDevice;
+import io.javadevices.pci.WorkerPool;
 import io.javadevices.vfiouser.device.DeviceLayout;
 import io.javadevices.vfiouser.device.MemfdBarWindows;
 import io.javadevices.vfiouser.dma.DmaMappings;
@@ -64,6 +65,7 @@ public final class VfioUserServer implements AutoCloseable {
     private final Function<DeviceContext, PciDevice> factory;
     private final Limits limits;
     private final PeerGate peers;
+    private final WorkerPool workers;
 
     private final AtomicLong messages = new AtomicLong();
     private final AtomicLong errorsReplied = new AtomicLong();
@@ -94,6 +96,7 @@ public final class VfioUserServer implements AutoCloseable {
         this.factory = b.factory;
         this.limits = b.limits;
         this.peers = new PeerGate(b.allowedUids == null ? PeerGate.defaultUids() : b.allowedUids);
+        this.workers = b.workers;
     }
 
     public static Builder builder() {
@@ -108,6 +111,7 @@ public final class VfioUserServer implements AutoCloseable {
         private Limits limits = Limits.defaults();
         private int[] allowedUids;
         private int listenerFd = -1;
+        private WorkerPool workers;
 
         private Builder() {
         }
@@ -122,6 +126,15 @@ public final class VfioUserServer implements AutoCloseable {
                 throw new IllegalArgumentException("listener fd must be >= 0: " + fd);
             }
             this.listenerFd = fd;
+            return this;
+        }
+
+        /**
+         * The host's shared queue-polling threads, handed to the device in its {@link DeviceContext#workers()};
+         * null (the default) lets the device make its own.
+         */
+        public Builder workers(WorkerPool pool) {
+            this.workers = pool;
             return this;
         }
 
@@ -189,7 +202,7 @@ public final class VfioUserServer implements AutoCloseable {
             interrupts = new EventfdInterrupts(limits.maxMsixVectors());
             barWindows = new MemfdBarWindows();
             try {
-                device = Objects.requireNonNull(factory.apply(new DeviceContext(memory, interrupts, barWindows)),
+                device = Objects.requireNonNull(factory.apply(new DeviceContext(memory, interrupts, barWindows, workers)),
                         "device factory returned null");
             } catch (RuntimeException e) {
                 interrupts.close();

@@ -6,9 +6,13 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.net.URI;
+import java.net.UnixDomainSocketAddress;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
+import java.nio.ByteBuffer;
+import java.nio.channels.SocketChannel;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -50,6 +54,50 @@ class CleanShutdownProcessTest {
             assertFalse(Files.exists(socket), "socket file removed");
             assertTrue(server.err().contains("every device flushed"), server.err());
             assertEquals(16L << 20, Files.size(image));
+        }
+    }
+
+    /** One JSON-RPC call over the control socket: the response line. */
+    private static String call(Path rpc, String request) throws Exception {
+        try (SocketChannel c = SocketChannel.open(UnixDomainSocketAddress.of(rpc))) {
+            c.write(ByteBuffer.wrap((request + "\n").getBytes(StandardCharsets.UTF_8)));
+            ByteBuffer buffer = ByteBuffer.allocate(1 << 20);
+            while (buffer.position() == 0 || buffer.get(buffer.position() - 1) != '\n') {
+                if (c.read(buffer) < 0) {
+                    break;
+                }
+            }
+            return new String(buffer.array(), 0, buffer.position(), StandardCharsets.UTF_8);
+        }
+    }
+
+    /**
+     * The many-controller host: controllers added over the control plane show in stats_get's Prometheus text and
+     * on the metrics port; SIGTERM stops them all cleanly.
+     */
+    @Test
+    void controlPlaneControllersInPrometheusTextAndOnTheMetricsPort() throws Exception {
+        Path rpc = dir.resolve("rpc.sock");
+        Path vm1 = dir.resolve("vm1.sock");
+        Path vm2 = dir.resolve("vm2.sock");
+        try (ChildServer server = ChildServer.start(dir, "host", "--rpc-socket", rpc.toString(), "--metrics-port", "0")) {
+            String url = server.awaitOut("metrics on ", START).substring("metrics on ".length());
+            server.awaitOut("control plane ", START);
+            for (Path vm : List.of(vm1, vm2)) {
+                String added = call(rpc, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"controller_add\",\"params\":"
+                        + "{\"socket\":\"" + vm + "\",\"device\":\"dma-copy\"}}");
+                assertTrue(added.contains("\"result\""), added + "\n" + server.out() + server.err());
+            }
+            String text = call(rpc, "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"stats_get\",\"params\":{\"format\":\"prometheus\"}}");
+            assertTrue(text.contains("javadevices_vfio_user_clients_total{controller=\\\"" + vm1.toAbsolutePath() + "\\\"} 0.0"), text);
+            assertTrue(text.contains("javadevices_vfio_user_clients_total{controller=\\\"" + vm2.toAbsolutePath() + "\\\"} 0.0"), text);
+            String scraped = HttpClient.newHttpClient().send(HttpRequest.newBuilder(URI.create(url))
+                    .timeout(Duration.ofSeconds(10)).build(), HttpResponse.BodyHandlers.ofString()).body();
+            assertTrue(scraped.contains("javadevices_copies_total{controller=\"" + vm2.toAbsolutePath() + "\"} 0.0"), scraped);
+            server.signal("TERM");
+            assertEquals(0, server.awaitExit(), server.err());
+            assertFalse(Files.exists(vm1) || Files.exists(vm2) || Files.exists(rpc), "every socket removed");
+            assertTrue(server.err().contains("stopped 2 controller(s): every device flushed"), server.err());
         }
     }
 
