@@ -68,6 +68,12 @@ class NvmeNamespaceRpcTest {
                 "1"), "NSID in use");
         assertEquals(-32602, rpc.error("namespace_remove", Map.of("controller", vm, "nsid", "one"), "nsid"));
         assertEquals(-32602, rpc.error("namespace_resize", Map.of("controller", vm, "nsid", 1L), "size"));
+        long nul = rpc.error("namespace_add", Map.of("controller", vm, "namespace", "file:/tmp/a\u0000b"), "");
+        assertTrue(nul == -32602 || nul == -32000, "NUL in a path: refused by the device, not an internal error: " + nul);
+        assertEquals(-32602, rpc.error("namespace_add", Map.of("controller", vm, "namespace", "ram:1M", "nsid",
+                Long.MAX_VALUE), "nsid"), "NSID out of range");
+        assertEquals(-32602, rpc.error("namespace_resize", Map.of("controller", vm, "nsid", 1L, "size",
+                Long.MIN_VALUE), "size"), "negative size");
         assertEquals(1, namespaces().size(), "nothing changed");
     }
 
