@@ -49,6 +49,14 @@ class TryItIT {
         Run run = tryIt(Map.of("TRY_IT_CLASSPATH", testClassPath()));
         assertEquals(0, run.exit(), "exit status" + run.why());
         run.find("^try-it: all steps passed in [0-9.]+ s$");
+        // Every step has its header, in order, and says how long it took before the next one starts.
+        String[] steps = run.output().split("(?m)^(?===> \\[)");
+        assertEquals(12, steps.length, "11 steps (and what came before the first)" + run.why());
+        for (int step = 1; step <= 11; step++) {
+            assertTrue(steps[step].startsWith("==> [" + step + "/11] "), "step " + step + " in its place" + run.why());
+            assertTrue(Pattern.compile("(?m)^    done in [0-9]+\\.[0-9] s$").matcher(steps[step]).find(),
+                    "step " + step + " says how long it took" + run.why());
+        }
 
         // nvme list, as the guest's nvme-cli printed it, and the summary's namespace line: 1 GiB of RAM.
         run.find("guest\\| /dev/nvme0n1 .*Java NVMe Controller");
