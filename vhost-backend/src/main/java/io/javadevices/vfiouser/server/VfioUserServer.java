@@ -4,6 +4,7 @@ import io.javadevices.pci.DeviceContext;
 import io.javadevices.pci.GuestMemory;
 import io.javadevices.pci.InterruptSink;
 import io.javadevices.pci.PciDevice;
+import io.javadevices.pci.WorkerPool;
 import io.javadevices.vfiouser.device.DeviceLayout;
 import io.javadevices.vfiouser.device.MemfdBarWindows;
 import io.javadevices.vfiouser.dma.DmaMappings;
@@ -63,6 +64,7 @@ public final class VfioUserServer implements AutoCloseable {
     private final Function<DeviceContext, PciDevice> factory;
     private final Limits limits;
     private final PeerGate peers;
+    private final WorkerPool workers;
 
     private final AtomicLong messages = new AtomicLong();
     private final AtomicLong errorsReplied = new AtomicLong();
@@ -89,6 +91,7 @@ public final class VfioUserServer implements AutoCloseable {
         this.factory = b.factory;
         this.limits = b.limits;
         this.peers = new PeerGate(b.allowedUids == null ? PeerGate.defaultUids() : b.allowedUids);
+        this.workers = b.workers;
     }
 
     public static Builder builder() {
@@ -102,8 +105,18 @@ public final class VfioUserServer implements AutoCloseable {
         private Function<DeviceContext, PciDevice> factory;
         private Limits limits = Limits.defaults();
         private int[] allowedUids;
+        private WorkerPool workers;
 
         private Builder() {
+        }
+
+        /**
+         * The host's shared queue-polling threads, handed to the device in its {@link DeviceContext#workers()};
+         * null (the default) lets the device make its own.
+         */
+        public Builder workers(WorkerPool pool) {
+            this.workers = pool;
+            return this;
         }
 
         /** The Unix socket path to listen on (required). */
@@ -170,7 +183,7 @@ public final class VfioUserServer implements AutoCloseable {
             interrupts = new EventfdInterrupts(limits.maxMsixVectors());
             barWindows = new MemfdBarWindows();
             try {
-                device = Objects.requireNonNull(factory.apply(new DeviceContext(memory, interrupts, barWindows)),
+                device = Objects.requireNonNull(factory.apply(new DeviceContext(memory, interrupts, barWindows, workers)),
                         "device factory returned null");
             } catch (RuntimeException e) {
                 interrupts.close();
