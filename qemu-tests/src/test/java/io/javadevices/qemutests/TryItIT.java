@@ -2,6 +2,7 @@ package io.javadevices.qemutests;
 
 import io.javadevices.qemutests.harness.GuestImage;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 import java.io.BufferedReader;
 import java.io.File;
@@ -111,6 +112,19 @@ class TryItIT {
         assertEquals(1, run.exit(), "exit status" + run.why());
         run.find("^try-it: error: try-it needs root");
         run.find("fix: sudo \\S*try-it");
+    }
+
+    @Test
+    void withoutAJdk25ItSaysWhereToPutOne(@TempDir Path empty) throws Exception {
+        // A mount namespace of its own (util-linux unshare) where /usr/lib/jvm is an empty directory, and no
+        // JAVA_HOME: the script finds no JDK 25 and says so before it builds or starts anything.
+        assumeTrue(new ProcessBuilder("unshare", "-m", "true").start().waitFor() == 0, "needs unshare -m (root)");
+        Run run = tryIt(List.of("unshare", "-m", "sh", "-c",
+                "mount --bind " + empty + " /usr/lib/jvm && exec env -u JAVA_HOME \"$@\"", "sh"), Map.of());
+        assertEquals(1, run.exit(), "exit status" + run.why());
+        run.find("^try-it: error: no JDK 25 found");
+        run.find("fix: install a JDK 25 .* or: export JAVA_HOME=");
+        assertFalse(run.output().contains("[2/11]"), "nothing was built" + run.why());
     }
 
     @Test
