@@ -322,6 +322,22 @@ class NamespaceControlTest {
     }
 
     @Test
+    void nullNamespaceResizesBothWaysWithoutConfirmation() throws Exception {
+        try (Fixture f = Fixture.of("queues", "1", "namespaces", "null:1G@4096")) {
+            f.driver.bringUp(1, 16, false);
+            assertEquals(Map.of("nsid", 1L, "size_bytes", 2L << 30, "blocks", (2L << 30) / 4096),
+                    call(f, "namespace_resize", "nsid", 1L, "size", "2G"));
+            assertEquals(List.of(1), handleNotice(f, 1));
+            assertEquals((2L << 30) / 4096, nsze(f, 1));
+            assertEquals(Map.of("nsid", 1L, "size_bytes", 512L << 20, "blocks", (512L << 20) / 4096),
+                    call(f, "namespace_resize", "nsid", 1L, "size", "512M"), "a null disk holds no data to lose");
+            assertEquals(List.of(1), handleNotice(f, 2));
+            assertEquals((512L << 20) / 4096, nsze(f, 1));
+            assertEquals(List.of("null:512M@4096"), list(f).stream().map(m -> m.get("spec")).toList());
+        }
+    }
+
+    @Test
     void fileNamespaceGrowsWithFtruncateAndShrinksOnlyWhenConfirmed() throws Exception {
         Path image = dir.resolve("a.raw");
         try (Fixture f = Fixture.of("queues", "1", "namespaces", "file:" + image + ":8M")) {

@@ -541,7 +541,7 @@ public final class FileBackend implements BlockBackend {
     public synchronized void resize(long newSize) throws IOException {
         checkOpen();
         try {
-            Posix.ftruncate(kind == Kind.REGULAR ? fd : -1, newSize); // -1: EBADF, never another file's size
+            Posix.ftruncate(kind == Kind.REGULAR ? fd : -1, newSize); // not regular (see notResizable): -1 fails, EBADF
         } catch (Posix.Failure e) {
             throw new IOException("namespace file " + path + " not resized to " + newSize + " bytes: " + e.getMessage());
         }

@@ -66,8 +66,8 @@ public final class NamespaceControl implements DeviceControl {
      * @param initial    the labels of the command-line namespaces by NSID (their grammar text)
      * @param waitMillis how long a remove or shrink waits for a command in flight (the controller's stop timeout)
      */
-    public NamespaceControl(NvmPool pool, NamespaceGrammar grammar, WorkerGrace grace, Map<Integer, NamespaceGrammar.Parsed> initial,
-                            long waitMillis) {
+    public NamespaceControl(NvmPool pool, NamespaceGrammar grammar, WorkerGrace grace,
+                            Map<Integer, NamespaceGrammar.Parsed> initial, long waitMillis) {
         this.pool = pool;
         this.table = pool.table();
         this.grammar = grammar;
@@ -93,9 +93,8 @@ public final class NamespaceControl implements DeviceControl {
             case ADD -> add(new ControlParams(method, params, Set.of("namespace", "nsid")));
             case REMOVE -> remove(new ControlParams(method, params, Set.of("nsid")));
             case RESIZE -> resize(new ControlParams(method, params, Set.of("nsid", "size", "shrink")));
-            case null, default -> throw new ControlException(ControlException.Kind.METHOD_NOT_FOUND,
-                    "unknown method '" + method + "' (the NVMe controller answers " + String.join(", ", List.of(LIST, ADD,
-                    REMOVE, RESIZE)) + ")");
+            case null, default -> throw new ControlException(ControlException.Kind.METHOD_NOT_FOUND, "unknown method '"
+                    + method + "' (the NVMe controller answers " + String.join(", ", LIST, ADD, REMOVE, RESIZE) + ")");
         };
     }
 

@@ -33,7 +33,7 @@ final class ServerProcess {
 
     /** Serves until asked to stop; the exit code (0: every device flushed; 1: a flush failed). */
     int run() throws Exception {
-        ControllerHost host = ControllerHost.withInstalledPlugins(settings.defaults, null);
+        ControllerHost host = ControllerHost.withInstalledPlugins(settings.defaults, settings.workers);
         CountDownLatch shutdownRequested = new CountDownLatch(1);
         host.onShutdownRequest(shutdownRequested::countDown);
         Controller first = null;

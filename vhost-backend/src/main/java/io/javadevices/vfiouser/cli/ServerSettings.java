@@ -1,6 +1,7 @@
 package io.javadevices.vfiouser.cli;
 
 import io.javadevices.pci.PciDevicePlugin;
+import io.javadevices.pci.WorkerPool;
 import io.javadevices.vfiouser.host.ControllerDefaults;
 
 import java.nio.file.Path;
@@ -30,4 +31,6 @@ final class ServerSettings {
     String activationNote;
     /** {@code --metrics-port}, or null for no HTTP endpoint. */
     Integer metricsPort;
+    /** The queue-polling threads every controller's device shares, or null: each device makes its own. */
+    WorkerPool workers;
 }

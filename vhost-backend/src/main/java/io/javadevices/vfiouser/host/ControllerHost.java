@@ -99,7 +99,8 @@ public final class ControllerHost implements AutoCloseable {
                 throw ControlException.invalidParams("socket: not a usable path: " + e.getMessage());
             }
             if (controllers.containsKey(socket)) {
-                throw ControlException.refused("socket " + socket + " is already served by a controller of this server");
+                throw ControlException.refused("socket " + socket
+                        + " is already served by a controller of this server");
             }
             PciDevicePlugin plugin = plugin(spec.device());
             if (plugin == null) {
