@@ -4,6 +4,7 @@ import io.javadevices.pci.ByteSizes;
 import io.javadevices.pci.PciDevicePlugin;
 import io.javadevices.vfiouser.host.ControllerDefaults;
 import io.javadevices.vfiouser.server.Limits;
+import io.javadevices.vfiouser.transport.UnixListener;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -50,6 +51,18 @@ public final class ServerMain implements Callable<Integer> {
             + "statistics; see 'nvme-server rpc --help'.")
     Path rpcSocket;
 
+    @Option(names = "--socket-fd", paramLabel = "N",
+            description = "Serve the first controller on this inherited listening AF_UNIX stream socket instead of "
+                    + "binding --socket (socket activation, as systemd and libvirt pass them). Without it and without "
+                    + "--socket, LISTEN_PID/LISTEN_FDS naming this process select fd 3 (sd_listen_fds). The socket "
+                    + "file is its creator's: it is not removed at exit.")
+    Integer socketFd;
+
+    @Option(names = "--metrics-port", paramLabel = "PORT",
+            description = "Serve Prometheus metrics of every controller on http://127.0.0.1:PORT/metrics (loopback "
+                    + "only; 0 = any free port, printed at start).")
+    Integer metricsPort;
+
     @Option(names = "--device", defaultValue = DeviceOptions.DEFAULT_DEVICE, paramLabel = "NAME",
             description = "Device plugin name (default: ${DEFAULT-VALUE}); see --list-devices. The device's own "
                     + "options are listed below the server's.")
@@ -91,6 +104,9 @@ public final class ServerMain implements Callable<Integer> {
 
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
+
+    /** Where the first controller's inherited socket comes from (set by {@link #call}). */
+    private SocketActivation activation;
 
     /** The selected plugin's options; {@link DeviceOptions#NONE} when built without {@link #commandLine}. */
     private DeviceOptions deviceOptions = DeviceOptions.NONE;
@@ -167,11 +183,37 @@ public final class ServerMain implements Callable<Integer> {
             out.flush();
             return 0;
         }
-        if (socket == null && rpcSocket == null) {
+        activation = socketActivation();
+        if (socket == null && rpcSocket == null && activation.fd() < 0) {
             throw new CommandLine.ParameterException(spec.commandLine(), "Missing required option: '--socket=PATH' "
                     + "(or --rpc-socket=PATH to start without a controller)");
         }
         return new ServerProcess(settings(), out).run();
+    }
+
+    /**
+     * --socket-fd, or sd_listen_fds' environment when neither it nor --socket is given ({@link SocketActivation});
+     * the fd is checked here, so one that is not a listening AF_UNIX stream socket is bad usage (exit 2).
+     */
+    private SocketActivation socketActivation() {
+        SocketActivation activation;
+        try {
+            activation = SocketActivation.select(socketFd, socket != null, System.getenv(), ProcessHandle.current().pid());
+        } catch (IllegalArgumentException e) {
+            throw new CommandLine.ParameterException(spec.commandLine(), e.getMessage());
+        }
+        if (activation.fd() < 0) {
+            return activation;
+        }
+        if (socket != null) {
+            throw new CommandLine.ParameterException(spec.commandLine(),
+                    "give --socket or --socket-fd, not both (an inherited socket is already bound)");
+        }
+        try {
+            return activation.boundTo(Path.of(UnixListener.checkInherited(activation.fd())));
+        } catch (java.io.IOException e) {
+            throw new CommandLine.ParameterException(spec.commandLine(), "refusing the socket to serve on: " + e.getMessage());
+        }
     }
 
     /** The checked command line (usage errors throw {@link CommandLine.ParameterException}). */
@@ -185,7 +227,12 @@ public final class ServerMain implements Callable<Integer> {
         settings.defaults = new ControllerDefaults(mode, allowedUids(), limits());
         settings.statsInterval = statsInterval;
         settings.rpcSocket = rpcSocket;
-        if (socket == null) {
+        if (metricsPort != null && (metricsPort < 0 || metricsPort > 65535)) {
+            throw new CommandLine.ParameterException(spec.commandLine(), "--metrics-port must be 0..65535: " + metricsPort);
+        }
+        settings.metricsPort = metricsPort;
+        SocketActivation inherited = activation != null ? activation : socketActivation();
+        if (socket == null && inherited.fd() < 0) {
             if (!options.isEmpty()) {
                 throw new CommandLine.ParameterException(spec.commandLine(), "device options (" + String.join(", ",
                         options.keySet()) + ") need --socket: they make the first controller");
@@ -196,7 +243,9 @@ public final class ServerMain implements Callable<Integer> {
         if (plugin == null) {
             throw new IllegalArgumentException("no device plugin named '" + deviceName + "' (see --list-devices)");
         }
-        settings.socket = socket;
+        settings.socket = inherited.fd() >= 0 ? inherited.path() : socket;
+        settings.listenerFd = inherited.fd();
+        settings.activationNote = inherited.reason();
         settings.plugin = plugin;
         settings.pluginOptions = options;
         return settings;

@@ -1,6 +1,7 @@
 package io.javadevices.vfiouser.cli;
 
 import io.javadevices.pci.PciDevicePlugin;
+import io.javadevices.pci.WorkerPool;
 import io.javadevices.vfiouser.host.ControllerDefaults;
 
 import java.nio.file.Path;
@@ -24,4 +25,12 @@ final class ServerSettings {
     ControllerDefaults defaults = ControllerDefaults.standard();
     /** Seconds between status lines of the first controller (0 = off). */
     int statsInterval;
+    /** The first controller's inherited listening socket ({@code --socket-fd}, sd_listen_fds), or -1: bind {@link #socket}. */
+    int listenerFd = -1;
+    /** Where {@link #listenerFd} came from, for the log; null without one. */
+    String activationNote;
+    /** {@code --metrics-port}, or null for no HTTP endpoint. */
+    Integer metricsPort;
+    /** The queue-polling threads every controller's device shares, or null: each device makes its own. */
+    WorkerPool workers;
 }

@@ -99,7 +99,8 @@ public final class ControllerHost implements AutoCloseable {
                 throw ControlException.invalidParams("socket: not a usable path: " + e.getMessage());
             }
             if (controllers.containsKey(socket)) {
-                throw ControlException.refused("socket " + socket + " is already served by a controller of this server");
+                throw ControlException.refused("socket " + socket
+                        + " is already served by a controller of this server");
             }
             PciDevicePlugin plugin = plugin(spec.device());
             if (plugin == null) {
@@ -116,6 +117,9 @@ public final class ControllerHost implements AutoCloseable {
                             socket.toString()));
             if (defaults.allowUids() != null) {
                 builder.allowUids(defaults.allowUids());
+            }
+            if (spec.listenerFd() >= 0) {
+                builder.listenerFd(spec.listenerFd()); // socket activation: served as inherited, never unlinked
             }
             VfioUserServer server = builder.build();
             try {

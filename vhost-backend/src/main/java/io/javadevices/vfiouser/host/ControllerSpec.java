@@ -11,12 +11,19 @@ import java.util.Objects;
  *
  * @param socket  the Unix socket path (normalized by the host: the controller's name)
  * @param device  the device plugin's name, e.g. {@code nvme}
- * @param options the plugin's options, forwarded unchanged
+ * @param options    the plugin's options, forwarded unchanged
+ * @param listenerFd an inherited listening socket bound to {@code socket} to serve on instead of binding it
+ *                   (socket activation, {@code VfioUserServer.Builder#listenerFd}), or -1
  */
-public record ControllerSpec(Path socket, String device, Map<String, String> options) {
+public record ControllerSpec(Path socket, String device, Map<String, String> options, int listenerFd) {
     public ControllerSpec {
         Objects.requireNonNull(socket, "socket");
         Objects.requireNonNull(device, "device");
         options = Map.copyOf(options);
+    }
+
+    /** A controller that binds its own socket. */
+    public ControllerSpec(Path socket, String device, Map<String, String> options) {
+        this(socket, device, options, -1);
     }
 }

@@ -23,6 +23,12 @@ final class FlushOnClose implements PciDevice {
     private final String name;
     private boolean closed;
     private volatile boolean flushed;
+    /**
+     * Sticky: an explicit {@link #flush()} (the clean shutdown's, which reports it) failed. A later flush that
+     * succeeds does not make durable what the failed one lost (Linux reports a writeback error to one fsync only),
+     * so {@link #flushed()} stays false.
+     */
+    private volatile boolean flushFailed;
 
     FlushOnClose(PciDevice device, String name) {
         this.device = Objects.requireNonNull(device, "device");
@@ -66,7 +72,12 @@ final class FlushOnClose implements PciDevice {
 
     @Override
     public void flush() throws IOException {
-        device.flush();
+        try {
+            device.flush();
+        } catch (IOException | RuntimeException e) {
+            flushFailed = true;
+            throw e;
+        }
     }
 
     @Override
@@ -77,10 +88,12 @@ final class FlushOnClose implements PciDevice {
         closed = true;
         try {
             device.flush();
-            flushed = true;
+            flushed = !flushFailed;
         } catch (IOException | RuntimeException e) {
-            LOG.log(System.Logger.Level.ERROR, "flushing the device of " + name + " failed: " + e.getMessage()
-                    + "; data it acknowledged may not be durable");
+            if (!flushFailed) { // else the explicit flush's caller reported it already
+                LOG.log(System.Logger.Level.ERROR, "flushing the device of " + name + " failed: " + e.getMessage()
+                        + "; data it acknowledged may not be durable");
+            }
         }
         device.close();
     }

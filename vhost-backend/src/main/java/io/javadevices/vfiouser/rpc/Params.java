@@ -23,7 +23,7 @@ final class Params {
         this.values = values;
         for (String name : values.keySet()) {
             if (!accepted.contains(name)) {
-                throw RpcError.invalidParams("unknown parameter \"" + name + "\" of " + method
+                throw RpcError.invalidParams("unknown parameter \"" + shown(name) + "\" of " + method
                         + (accepted.isEmpty() ? " (it takes none)" : " (it takes " + String.join(", ",
                         accepted.stream().sorted().toList()) + ")"));
             }
@@ -106,11 +106,26 @@ final class Params {
         }
         for (Map.Entry<?, ?> e : map.entrySet()) {
             if (!(e.getValue() instanceof String s)) {
-                throw RpcError.invalidParams(name + "." + e.getKey() + " must be a string, not " + describe(e.getValue()));
+                throw RpcError.invalidParams(name + "." + shown((String) e.getKey()) + " must be a string, not "
+                        + describe(e.getValue()));
             }
             out.put((String) e.getKey(), s);
         }
         return out;
+    }
+
+    /**
+     * A client's text quoted in a message: at most 40 characters, control characters as '?' (the message is also
+     * logged, and a client must not forge log lines).
+     */
+    static String shown(String text) {
+        String cut = text.length() > 40 ? text.substring(0, 40) + "..." : text;
+        StringBuilder b = new StringBuilder(cut.length());
+        for (int i = 0; i < cut.length(); i++) {
+            char c = cut.charAt(i);
+            b.append(c < 0x20 || c == 0x7F || c == '\u2028' || c == '\u2029' ? '?' : c);
+        }
+        return b.toString();
     }
 
     /** The JSON type of a value, for messages. */

@@ -99,7 +99,7 @@ public final class RpcCodec {
         }
         for (Object key : map.keySet()) {
             if (!MEMBERS.contains(key)) {
-                return invalid(id, RpcError.INVALID_REQUEST, "unknown request member \"" + key
+                return invalid(id, RpcError.INVALID_REQUEST, "unknown request member \"" + Params.shown((String) key)
                         + "\" (a request has jsonrpc, id, method and params)");
             }
         }

@@ -7,7 +7,10 @@ package io.javadevices.vfiouser.rpc;
 public final class RpcError extends Exception {
     /** Malformed JSON (or not UTF-8). */
     public static final int PARSE_ERROR = -32700;
-    /** Not a request object, wrong {@code jsonrpc}, {@code method} not a string, {@code params} not an object, a batch, an oversized line. */
+    /**
+     * Not a request object, wrong {@code jsonrpc}, {@code method} not a string, {@code params} not an object, a batch,
+     * an oversized line.
+     */
     public static final int INVALID_REQUEST = -32600;
     public static final int METHOD_NOT_FOUND = -32601;
     /** Missing, unknown or ill-typed parameter; unknown controller; bad namespace grammar; size out of range. */

@@ -123,8 +123,8 @@ public final class RpcMethods {
         Long queues = p.integer(QUEUES_KEY);
         PciDevicePlugin plugin = host.plugin(deviceName);
         if (plugin == null) {
-            throw RpcError.invalidParams("device: no device plugin named '" + deviceName + "' (available: "
-                    + String.join(", ", host.deviceNames()) + ")");
+            throw RpcError.invalidParams("device: no device plugin named '" + Params.shown(deviceName)
+                    + "' (available: " + String.join(", ", host.deviceNames()) + ")");
         }
         if (namespaces != null) {
             if (namespaces.isEmpty()) {
@@ -207,7 +207,8 @@ public final class RpcMethods {
                 }
                 return Map.of("text", render.apply(controllers));
             }
-            default -> throw RpcError.invalidParams("format must be \"json\" or \"prometheus\", not \"" + format + "\"");
+            default -> throw RpcError.invalidParams("format must be \"json\" or \"prometheus\", not \""
+                    + Params.shown(format) + "\"");
         }
     }
 
@@ -223,16 +224,17 @@ public final class RpcMethods {
     private Object routeToDevice(String method, Map<String, Object> params) throws RpcError {
         if (!params.containsKey("controller")) {
             if (DOCUMENTED_DEVICE_METHODS.contains(method)) {
-                throw RpcError.invalidParams(method + " needs the parameter \"controller\" (the controller's socket path)");
+                throw RpcError.invalidParams(method
+                        + " needs the parameter \"controller\" (the controller's socket path)");
             }
-            throw new RpcError(RpcError.METHOD_NOT_FOUND, "method not found: " + method);
+            throw new RpcError(RpcError.METHOD_NOT_FOUND, "method not found: " + Params.shown(method));
         }
         Params p = new Params(method, Map.of("controller", params.get("controller")), Set.of("controller"));
         Controller c = controller(p.socket("controller"));
         DeviceControl control = c.device().control();
         if (control == null || !control.methods().contains(method)) {
-            throw new RpcError(RpcError.METHOD_NOT_FOUND, "method not found: " + method + " (the " + c.deviceName()
-                    + " device on " + c.socket() + " does not offer it)");
+            throw new RpcError(RpcError.METHOD_NOT_FOUND, "method not found: " + Params.shown(method) + " (the "
+                    + c.deviceName() + " device on " + c.socket() + " does not offer it)");
         }
         Map<String, Object> forwarded = new LinkedHashMap<>(params);
         forwarded.remove("controller");

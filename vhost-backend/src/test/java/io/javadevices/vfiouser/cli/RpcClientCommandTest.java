@@ -96,6 +96,16 @@ class RpcClientCommandTest {
     }
 
     @Test
+    void theServersHelpNamesTheControlPlane() {
+        Result help = run("--help");
+        assertEquals(0, help.code());
+        assertTrue(help.out().contains("--rpc-socket=PATH"), help.out());
+        assertTrue(help.out().contains("Commands:") && help.out().contains("  rpc "), help.out());
+        Result rpcHelp = run("rpc", "--help");
+        assertTrue(rpcHelp.out().contains("METHOD") && rpcHelp.out().contains("KEY=VALUE"), rpcHelp.out());
+    }
+
+    @Test
     void valuesAreJsonWhenTheyParseAndStringsOtherwise() {
         CommandLine cli = new CommandLine(new RpcClientCommand());
         Map<String, Object> p = RpcClientCommand.params(cli, List.of("n=12", "b=true", "z=null", "s=ram:1G",

@@ -83,6 +83,16 @@ class RpcCodecTest {
     }
 
     @Test
+    void clientTextInMessagesIsCutAndCannotForgeLogLines() {
+        RpcCodec.Invalid i = assertInstanceOf(RpcCodec.Invalid.class,
+                decode("{\"jsonrpc\":\"2.0\",\"method\":\"m\",\"a\\nWARNING: forged" + "x".repeat(100) + "\":1}"));
+        String message = i.error().getMessage();
+        assertFalse(message.contains("\n"), message);
+        assertTrue(message.contains("a?WARNING: forged") && message.contains("..."), message);
+        assertTrue(message.length() < 150, message);
+    }
+
+    @Test
     void invalidUtf8IsAParseError() {
         for (byte[] bad : new byte[][] {{(byte) 0xFF}, {'"', (byte) 0xC0, (byte) 0x80, '"'}, {'"', (byte) 0xED,
                 (byte) 0xA0, (byte) 0x80, '"'} /* an encoded surrogate */, {'"', (byte) 0xE2, (byte) 0x82, '"'}}) {
