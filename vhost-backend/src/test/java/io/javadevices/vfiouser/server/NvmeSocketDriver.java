@@ -55,6 +55,7 @@ final class NvmeSocketDriver {
         if (polled) {
             mapDoorbellPage();
         }
+        clearQueueMemory();
         client.ok(CMD_DMA_MAP, TestClient.dmaMapPayload(RAM_BASE, ram.memory.byteSize(), 0, DMA_FLAG_READ | DMA_FLAG_WRITE), ram.fd);
         client.writeLong(REGION_CONFIG, 4, 2, 0x6); // memory + bus master
         client.writeLong(0, 0x24, 4, (QSIZE - 1) | (QSIZE - 1) << 16); // AQA
@@ -70,6 +71,16 @@ final class NvmeSocketDriver {
         }
         check(admin(0x05, IOCQ, 1 | (QSIZE - 1) << 16, 0x1), "Create I/O CQ"); // PC, no interrupts
         check(admin(0x01, IOSQ, 1 | (QSIZE - 1) << 16, 0x1 | 1 << 16), "Create I/O SQ");
+    }
+
+    /**
+     * Zeroes the queues before the controller sees them, as Linux does (nvme_alloc_queue's zeroed
+     * dma_alloc_coherent, then memset of the CQ in nvme_init_queue at every enable). Tests hand one memfd
+     * to successive clients: a CQ still holding the former client's entries (phase tag 1, command ids
+     * from 1 again) would be read as this client's completions before the controller posted any.
+     */
+    private void clearQueueMemory() {
+        at(ASQ).asSlice(0, BUF - ASQ).fill((byte) 0); // ASQ, ACQ, the Identify page, I/O SQ 1 and CQ 1
     }
 
     private static void check(int status, String what) {
