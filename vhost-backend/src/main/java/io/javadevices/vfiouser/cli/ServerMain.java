@@ -3,12 +3,14 @@ package io.javadevices.vfiouser.cli;
 import io.javadevices.pci.ByteSizes;
 import io.javadevices.pci.PciDevice;
 import io.javadevices.pci.PciDevicePlugin;
+import io.javadevices.pci.PollingThreads;
 import io.javadevices.vfiouser.server.Limits;
 import io.javadevices.vfiouser.server.VfioUserServer;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
+import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -74,6 +76,9 @@ public final class ServerMain implements Callable<Integer> {
             description = "Largest vfio-user message accepted, header included, 1048640 (1 MiB + 64)..128M (default "
                     + "1052672 = 1 MiB + 4 KiB); a larger one gets E2BIG and a disconnect.")
     String maxMessageBytes;
+
+    @CommandLine.Mixin
+    WorkerOptions workers = new WorkerOptions();
 
     @Option(names = "-o", paramLabel = "KEY=VALUE", description = "Raw plugin option, repeatable.")
     Map<String, String> rawOptions = new LinkedHashMap<>();
@@ -173,19 +178,27 @@ public final class ServerMain implements Callable<Integer> {
         if (plugin == null) {
             throw new IllegalArgumentException("no device plugin named '" + deviceName + "' (see --list-devices)");
         }
+        PollingThreads pool = workers.create(spec.commandLine()); // one for the process: every controller's I/O queues
         VfioUserServer.Builder builder = VfioUserServer.builder()
                 .socket(socket)
                 .socketMode(mode)
                 .limits(limits)
+                .workers(pool)
                 .device(context -> plugin.create(options, context));
         if (uids != null) {
             builder.allowUids(uids);
         }
         VfioUserServer server = builder.build();
-        server.start();
+        try {
+            server.start();
+        } catch (IOException | RuntimeException e) {
+            pool.close();
+            throw e;
+        }
         CountDownLatch stopped = new CountDownLatch(1);
         Thread hook = new Thread(() -> {
             server.close();
+            pool.close();
             // java.util.logging is already shut down inside shutdown hooks: say it on stderr.
             System.err.println("nvme-server: stopped, socket " + server.socketPath() + " removed");
             stopped.countDown();
@@ -210,6 +223,7 @@ public final class ServerMain implements Callable<Integer> {
             return 0;
         }
         server.close();
+        pool.close();
         throw new IllegalStateException("the server stopped accepting clients");
     }
 

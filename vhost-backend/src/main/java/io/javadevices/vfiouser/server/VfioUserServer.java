@@ -4,6 +4,7 @@ import io.javadevices.pci.DeviceContext;
 import io.javadevices.pci.GuestMemory;
 import io.javadevices.pci.InterruptSink;
 import io.javadevices.pci.PciDevice;
+import io.javadevices.pci.WorkerPool;
 import io.javadevices.vfiouser.device.DeviceLayout;
 import io.javadevices.vfiouser.device.MemfdBarWindows;
 import io.javadevices.vfiouser.dma.DmaMappings;
@@ -63,6 +64,8 @@ public final class VfioUserServer implements AutoCloseable {
     private final Function<DeviceContext, PciDevice> factory;
     private final Limits limits;
     private final PeerGate peers;
+    /** The host's shared queue-polling threads handed to the device, or null (the device makes its own). */
+    private final WorkerPool workers;
 
     private final AtomicLong messages = new AtomicLong();
     private final AtomicLong errorsReplied = new AtomicLong();
@@ -89,6 +92,7 @@ public final class VfioUserServer implements AutoCloseable {
         this.factory = b.factory;
         this.limits = b.limits;
         this.peers = new PeerGate(b.allowedUids == null ? PeerGate.defaultUids() : b.allowedUids);
+        this.workers = b.workers;
     }
 
     public static Builder builder() {
@@ -102,6 +106,7 @@ public final class VfioUserServer implements AutoCloseable {
         private Function<DeviceContext, PciDevice> factory;
         private Limits limits = Limits.defaults();
         private int[] allowedUids;
+        private WorkerPool workers;
 
         private Builder() {
         }
@@ -139,6 +144,15 @@ public final class VfioUserServer implements AutoCloseable {
             return this;
         }
 
+        /**
+         * The process's shared queue-polling threads, handed to the device ({@code DeviceContext.workers()}); one
+         * pool serves every controller of the process. Default none: the device makes its own.
+         */
+        public Builder workers(WorkerPool pool) {
+            this.workers = pool;
+            return this;
+        }
+
         public Builder limits(Limits limits) {
             this.limits = Objects.requireNonNull(limits, "limits");
             return this;
@@ -170,7 +184,7 @@ public final class VfioUserServer implements AutoCloseable {
             interrupts = new EventfdInterrupts(limits.maxMsixVectors());
             barWindows = new MemfdBarWindows();
             try {
-                device = Objects.requireNonNull(factory.apply(new DeviceContext(memory, interrupts, barWindows)),
+                device = Objects.requireNonNull(factory.apply(new DeviceContext(memory, interrupts, barWindows, workers)),
                         "device factory returned null");
             } catch (RuntimeException e) {
                 interrupts.close();
@@ -376,6 +390,7 @@ public final class VfioUserServer implements AutoCloseable {
         r.put("clients.connected", connected ? 1L : 0L);
         r.put("clients.total", clientsTotal.get());
         r.put("messages", messages.get());
+        r.put("workers.threads", workers == null ? 0L : (long) workers.threads());
         r.put("errors.replied", errorsReplied.get());
         r.put("clients.refused", clientsRefused.get());
         r.put("clients.denied", peers.denied());
