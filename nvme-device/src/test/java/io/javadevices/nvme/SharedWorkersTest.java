@@ -225,6 +225,28 @@ class SharedWorkersTest {
     }
 
     @Test
+    void busMasterClearedOnOneControllerLeavesItsQueueIdleAndTheOtherServed() throws Exception {
+        PollingThreads pool = pool(1);
+        Fixture off = fixture(pool, "queues", "1", "namespaces", "ram:16M");
+        Fixture on = fixture(pool, "queues", "1", "namespaces", "ram:16M");
+        off.driver.bringUp(1, 16, true);
+        on.driver.bringUp(1, 16, true);
+        HostQueue q = off.driver.ioQueue(1);
+        long buf = off.host.allocatePages(1);
+        off.host.configWrite(0x04, 2, 0x2); // Command register: memory decoding only, Bus Master Enable clear
+        int cid = q.submit(Command.read(1, 0, 8, buf, 0));
+        HostQueue other = on.driver.ioQueue(1);
+        assertEquals(400, writeThenVerify(on, other, on.host.allocatePages(1), on.host.allocatePages(1), 0, 200),
+                "the thread serves the other controller meanwhile");
+        assertTrue(q.reap().isEmpty(), "no completion without Bus Master Enable");
+        assertEquals(0, off.stat(NvmeStatistics.IO_READS), "the command was not even fetched");
+        off.host.configWrite(0x04, 2, 0x6); // Bus Master Enable set: the controller kicks its workers
+        List<Completion> done = q.awaitCompletions(1, DEADLINE); // the safety net is 5 s: only the kick is in time
+        assertEquals(cid, done.getFirst().cid());
+        assertTrue(done.getFirst().ok());
+    }
+
+    @Test
     void ringsOfTwoControllersOnOneThreadWakeItThroughItsEventfd() throws Exception {
         PollingThreads pool = pool(1);
         Path dir = Files.createTempDirectory(Files.createDirectories(Path.of("target").toAbsolutePath()), "shared");

@@ -30,7 +30,12 @@ final class WorkerLife {
             ownThread = PollingThreads.create(name, 1, null);
             threads = ownThread;
         }
-        registration = threads.add(poller, name);
+        try {
+            registration = threads.add(poller, name);
+        } catch (RuntimeException e) {
+            end(); // a closed pool: the worker never runs, so nothing can wait for it to end
+            throw e;
+        }
     }
 
     /** The worker was told to stop: if it never started, it has ended now. */
