@@ -237,7 +237,9 @@ public final class QueueWorker implements WorkerPool.Poller {
         }
         if (armed) {
             armed = false;
-            cq.waiting = false;
+            if (!held.isEmpty()) {
+                cq.waiting = false; // this worker armed the CQ wait (prepareToSleep); a sibling SQ's stays
+            }
             if (polledDoorbells) {
                 host.polledIdle();
             }
