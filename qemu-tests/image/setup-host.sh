@@ -14,6 +14,9 @@ command -v xz >/dev/null 2>&1 || need+=(xz-utils)
 # plugin and delay filter).
 command -v qemu-nbd >/dev/null 2>&1 || need+=(qemu-utils)
 command -v nbdkit >/dev/null 2>&1 || need+=(nbdkit)
+# Socket activation tests (vhost-backend CleanShutdownProcessTest, SocketActivationIT) start the server through
+# systemd-socket-activate, which Debian ships in the systemd package (absent from minimal images and containers).
+command -v systemd-socket-activate >/dev/null 2>&1 || need+=(systemd)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then log "need root to install: ${need[*]}"; exit 1; fi
   log "installing: ${need[*]}"

@@ -8,6 +8,7 @@ import io.javadevices.nvme.admin.FeatureState;
 import io.javadevices.nvme.admin.NamespaceChangeNotices;
 import io.javadevices.nvme.backend.BlockBackend;
 import io.javadevices.nvme.backend.IoEngines;
+import io.javadevices.nvme.control.NamespaceControl;
 import io.javadevices.nvme.io.IoCommandHandler;
 import io.javadevices.nvme.io.IoContext;
 import io.javadevices.nvme.io.NvmOpcodes;
@@ -33,11 +34,15 @@ import io.javadevices.nvme.spec.Status;
 import io.javadevices.pci.Bar;
 import io.javadevices.pci.ConfigSpace;
 import io.javadevices.pci.DeviceContext;
+import io.javadevices.pci.DeviceControl;
 import io.javadevices.pci.GuestMemory;
+import io.javadevices.pci.Histogram;
 import io.javadevices.pci.MsixTable;
 import io.javadevices.pci.PciDevice;
 
+import java.io.IOException;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.function.Function;
@@ -95,6 +100,8 @@ public final class NvmeController implements PciDevice, QueueWorker.Controller {
     private final QueueTable queues;
     private final InterruptDelivery irq;
     private final Bar0Registers registers;
+    /** The control plane's namespace methods (host-side add, remove, resize). */
+    private final NamespaceControl control;
 
     // CC state (NVMe 1.4 §3.1.6 CSTS): written by the host thread under this lock; volatile for workers.
     private volatile int csts;
@@ -147,6 +154,9 @@ public final class NvmeController implements PciDevice, QueueWorker.Controller {
         memory.addQuiescer(quiescer);
         pool.retirer(grace::afterInFlight);
         namespaces.addListener(new NamespaceChangeNotices(asyncEvents, features, queues::kickAdmin)); // §5.2.1
+        CommandLineGrammar grammar = new CommandLineGrammar(open);
+        this.control = new NamespaceControl(pool, grammar, grace, pool.persistent() ? Map.of()
+                : grammar.commandLine(options), options.stopTimeoutMillis());
         // CAP (NVMe 1.4 Figure 68): MQES, CQR=1, AMS=0, TO ≥ stop-timeout-ms, DSTRD=0, CSS 37 (NVM), MPSMIN=0, MPSMAX.
         long timeout = Math.clamp((options.stopTimeoutMillis() + 499) / 500, 1, 255);
         long cap = (options.mqes() & 0xFFFFL) | 1L << 16 | timeout << 24 | 1L << 37 | (long) MPS_MAX << 52;
@@ -489,6 +499,7 @@ public final class NvmeController implements PciDevice, QueueWorker.Controller {
         Map<String, Long> m = NvmeStatistics.collect(queues, mmioSq, mmioCq, resets, errorLog, guestErrors, asyncEvents,
                 namespaces.allocatedList());
         NvmeStatistics.putBackend(m, engine, views, namespaces.allocatedList());
+        NvmeStatistics.putQueues(m, queues, views);
         return m;
     }
 
@@ -496,6 +507,34 @@ public final class NvmeController implements PciDevice, QueueWorker.Controller {
     QueueWorker queueWorker(int qid) {
         SubmissionQueue sq = queues.submissionQueue(qid);
         return sq == null ? null : sq.worker();
+    }
+
+    /** {@code ns<N>.latency} and {@code sq<N>.latency}: the asynchronous operations' latencies ({@link NvmeStatistics}). */
+    @Override
+    public Map<String, Histogram> histograms() {
+        return NvmeStatistics.histograms(views, namespaces.allocatedList());
+    }
+
+    /** {@code namespace_list}, {@code namespace_add}, {@code namespace_remove}, {@code namespace_resize}. */
+    @Override
+    public DeviceControl control() {
+        return control;
+    }
+
+    /** A Flush of every namespace's backend, attached or not; every one is tried, the failures are named together. */
+    @Override
+    public void flush() throws IOException {
+        List<String> failed = new ArrayList<>();
+        for (Namespace ns : namespaces.allocatedList()) {
+            try {
+                ns.backend().flush();
+            } catch (IOException | RuntimeException e) {
+                failed.add("namespace " + ns.nsid() + " (" + ns.backend().describe() + "): " + e.getMessage());
+            }
+        }
+        if (!failed.isEmpty()) {
+            throw new IOException("flush failed for " + String.join("; ", failed));
+        }
     }
 
     @Override

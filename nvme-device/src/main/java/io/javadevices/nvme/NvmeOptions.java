@@ -90,8 +90,9 @@ public record NvmeOptions(List<NamespaceSpec> namespaces, int queues, boolean db
             "                 restart presents the same namespaces; its command-line namespaces must be file: ones and only",
             "                 seed an empty pool (once the manifest exists it is the table). Default: a RAM pool exactly the",
             "                 size of the namespaces (UNVMCAP 0)",
-            "max-namespaces=N  Identify NN and MNAN, the NSIDs 1..N namespaces can have, 1..1024 (default: the number of",
-            "                 namespaces; 32 with a pool=)",
+            "max-namespaces=N  Identify NN and MNAN, the NSIDs 1..N namespaces can have (from the command line, the guest's",
+            "                 Namespace Management or the control plane's namespace_add), 1..1024 (default 32, or the number",
+            "                 of namespaces if more)",
             "io-engine=auto|io_uring|threads|sync  how each I/O queue keeps many commands in flight on file (and other",
             "                 asynchronous) backends: io_uring (one ring per queue), threads (a few threads per queue running",
             "                 the backend's blocking calls), or auto (default): io_uring if the kernel lets it be set up, else",
@@ -153,8 +154,9 @@ public record NvmeOptions(List<NamespaceSpec> namespaces, int queues, boolean db
         PoolSpec pool = options.containsKey("pool") ? PoolSpec.parse(options.get("pool")) : null;
         List<NamespaceSpec> namespaces = options.containsKey("namespaces") ? parseNamespaces(options.get("namespaces"))
                 : pool == null ? parseNamespaces("ram:1G") : List.of();
-        int maxNamespaces = intOption(options, "max-namespaces", Math.max(1, pool == null ? namespaces.size()
-                : Math.max(32, namespaces.size())), 1, 1024);
+        // 32 NSIDs by default (as SPDK's subsystems): room for the control plane's namespace_add and for the guest's
+        // Namespace Management; Linux scans the active list (Identify CNS 02h), never all NN NSIDs one by one.
+        int maxNamespaces = intOption(options, "max-namespaces", Math.max(32, namespaces.size()), 1, 1024);
         if (maxNamespaces < namespaces.size()) {
             throw new IllegalArgumentException("option max-namespaces " + maxNamespaces + " is below the "
                     + namespaces.size() + " namespaces given");

@@ -33,7 +33,7 @@ public final class NvmePlugin implements PciDevicePlugin {
                             + "across restarts; --namespace entries must then be file: and only seed an empty pool). "
                             + "Default: RAM exactly the size of the namespaces (plugin option pool)."),
             forward("--max-namespaces", "N", "max-namespaces", false,
-                    "Identify NN and MNAN, NSIDs 1..N, 1..1024 (default: the number of namespaces, 32 with --pool; "
+                    "Identify NN and MNAN, NSIDs 1..N, 1..1024 (default 32, or the number of namespaces if more; "
                             + "plugin option max-namespaces)."),
             forward("--io-engine", "auto|io_uring|threads|sync", "io-engine", false,
                     "How each I/O queue keeps many commands in flight on file and NBD backends: io_uring, a few threads "

@@ -8,6 +8,9 @@ import io.javadevices.nvme.model.Namespace;
 import io.javadevices.nvme.queue.NamespaceViews;
 import io.javadevices.nvme.queue.QueueStats;
 import io.javadevices.nvme.queue.QueueTable;
+import io.javadevices.nvme.queue.QueueWorker;
+import io.javadevices.nvme.queue.SubmissionQueue;
+import io.javadevices.pci.Histogram;
 
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -63,6 +66,56 @@ public final class NvmeStatistics {
      */
     public static String namespaceKey(int nsid, String name) {
         return "ns" + nsid + "." + name;
+    }
+
+    /**
+     * Per-queue counters, {@code sq<N>.<name>} ({@link #queueKey}; N = 0 is the admin queue), of each SQ that exists
+     * now, counted since it was created (a Delete / Create I/O Submission Queue or a controller reset starts them
+     * again, which Prometheus takes as a counter reset): commands executed, bytes read and written, tail doorbells
+     * taken from BAR0 writes and from the DBBUF shadow slot, interrupts raised for its completions (on its CQ),
+     * commands completed with an error status, and its asynchronous backend operations in flight now.
+     */
+    public static final String SQ_COMMANDS = "commands", SQ_BYTES_READ = "bytes.read",
+            SQ_BYTES_WRITTEN = "bytes.written", SQ_DOORBELLS_MMIO = "doorbells.mmio",
+            SQ_DOORBELLS_SHADOW = "doorbells.shadow", SQ_INTERRUPTS = "interrupts", SQ_ERRORS = "errors",
+            SQ_INFLIGHT = "inflight";
+    /** Histogram of a namespace's ({@code ns<N>.latency}) or a queue's ({@code sq<N>.latency}) asynchronous operations. */
+    public static final String LATENCY = "latency";
+
+    public static String queueKey(int qid, String name) {
+        return "sq" + qid + "." + name;
+    }
+
+    /** The {@code sq<N>.*} counters: the live workers' own {@link QueueStats}, read, never reset or locked. */
+    static void putQueues(Map<String, Long> m, QueueTable queues, NamespaceViews views) {
+        Map<Integer, NamespaceViews.Totals> async = views.byQueue();
+        for (int qid = 0; qid <= queues.maxQueues(); qid++) {
+            SubmissionQueue sq = queues.submissionQueue(qid);
+            QueueWorker w = sq == null ? null : sq.worker();
+            if (w == null) {
+                continue;
+            }
+            QueueStats s = w.stats();
+            NamespaceViews.Totals t = async.get(qid);
+            m.put(queueKey(qid, SQ_COMMANDS), qid == 0 ? s.adminCommands() : s.ioCommands());
+            m.put(queueKey(qid, SQ_BYTES_READ), s.bytesRead());
+            m.put(queueKey(qid, SQ_BYTES_WRITTEN), s.bytesWritten());
+            m.put(queueKey(qid, SQ_DOORBELLS_MMIO), sq.mmioWrites());
+            m.put(queueKey(qid, SQ_DOORBELLS_SHADOW), s.shadowSq());
+            m.put(queueKey(qid, SQ_INTERRUPTS), s.interrupts());
+            m.put(queueKey(qid, SQ_ERRORS), s.ioErrors());
+            m.put(queueKey(qid, SQ_INFLIGHT), t == null ? 0L : t.inFlight);
+        }
+    }
+
+    /** {@code ns<N>.latency} of every namespace and {@code sq<N>.latency} of every live queue with asynchronous work. */
+    static Map<String, Histogram> histograms(NamespaceViews views, List<Namespace> namespaces) {
+        Map<String, Histogram> m = new LinkedHashMap<>();
+        for (Namespace ns : namespaces) {
+            m.put(namespaceKey(ns.nsid(), LATENCY), views.totals(ns).latency.toHistogram());
+        }
+        views.byQueue().forEach((qid, t) -> m.put(queueKey(qid, LATENCY), t.latency.toHistogram()));
+        return m;
     }
 
     /** Rate-limited guest error log lines written. */

@@ -49,6 +49,10 @@
  * <li>{@code pool}: {@link io.javadevices.nvme.pool.NvmPool}, the NVM capacity (TNVMCAP/UNVMCAP) namespaces
  *     are created from, in RAM or a directory whose {@link io.javadevices.nvme.pool.PoolManifest} keeps the
  *     namespace table across restarts; {@link io.javadevices.nvme.pool.PoolSpec} the {@code pool=} option.</li>
+ * <li>{@code control}: {@link io.javadevices.nvme.control.NamespaceControl}, the controller's
+ *     {@link io.javadevices.pci.DeviceControl} ({@code namespace_list}, {@code namespace_add},
+ *     {@code namespace_remove}, {@code namespace_resize}: the host changes namespaces while the guest runs, the
+ *     guest gets Namespace Attribute Changed), in the command line's grammar ({@code CommandLineGrammar}).</li>
  * </ul>
  *
  * <h2>Threads</h2>

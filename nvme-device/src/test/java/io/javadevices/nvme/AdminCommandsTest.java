@@ -48,7 +48,7 @@ class AdminCommandsTest {
     @Test
     void identify() {
         byte[] ctrl = d.identify(0x01, 0);
-        assertEquals(2, ctrl[516], "NN");
+        assertEquals(32, ctrl[516], "NN: max-namespaces defaults to 32 (room for namespace_add)");
         assertEquals(0x0C, ctrl[520] & 0x0C, "ONCS DSM + write zeroes");
         assertEquals(0x02, ctrl[261] & 0x02, "LPA effects");
         d.identify(0x02, 0);
@@ -75,7 +75,7 @@ class AdminCommandsTest {
         d.identify(0x03, 1);
         byte[] desc1 = d.readData(4096);
         assertArrayEquals(java.util.Arrays.copyOfRange(nsid1, 104, 120), java.util.Arrays.copyOfRange(desc1, 16, 32));
-        status(d.identifyStatus(0x00, 3), 0, 0x0B);
+        status(d.identifyStatus(0x00, 33), 0, 0x0B); // beyond NN (max-namespaces 32)
         status(d.identifyStatus(0x03, 0), 0, 0x0B);
         status(d.identifyStatus(0x02, 0xFFFF_FFFE), 0, 0x0B);
         status(d.identifyStatus(0x06, 0), 0, 0x02);

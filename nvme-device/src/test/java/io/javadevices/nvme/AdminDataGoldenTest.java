@@ -77,7 +77,7 @@ class AdminDataGoldenTest {
     static void runTheFixedHistory() {
         host = TestHost.heap(64L << 20);
         Map<String, String> o = Map.of("queues", "4", "namespaces", "ram:16M,null:1G@4096", "mqes", "255",
-                "serial", "GOLDEN42", "model", "Golden Model");
+                "serial", "GOLDEN42", "model", "Golden Model", "max-namespaces", "2");
         boolean[] first = {true};
         host.attach(ctx -> new NvmeController(NvmeOptions.parse(o), ctx, spec -> {
             BlockBackend b = new PoisonedBackend(spec.open(), first[0]);

@@ -78,7 +78,7 @@ class BringUpTest {
             assertEquals(7, id[77], "MDTS");
             assertEquals(0x66, id[512] & 0xFF);
             assertEquals(0x44, id[513] & 0xFF);
-            assertEquals(1, id[516], "NN");
+            assertEquals(32, id[516], "NN: max-namespaces defaults to 32");
             assertEquals(0x100, ((id[256] & 0xFF) | (id[257] & 0xFF) << 8) & 0x100, "OACS DBBUF");
             assertEquals(0, id[525], "VWC: a ram: namespace has no volatile cache to flush");
             assertEquals(1, id[111], "CNTRLTYPE");

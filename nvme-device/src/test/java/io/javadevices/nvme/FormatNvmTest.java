@@ -266,7 +266,7 @@ class FormatNvmTest {
 
     @Test
     void wrongOrInactiveNamespace() {
-        try (Fixture f = Fixture.of("queues", "1", "namespaces", "ram:4M,ram:4M")) {
+        try (Fixture f = Fixture.of("queues", "1", "namespaces", "ram:4M,ram:4M", "max-namespaces", "2")) {
             f.driver.bringUp(1, 16, false);
             assertStatus(format(f.driver, 0, 1), 0, 0x0B);               // NSID 0 → Invalid Namespace or Format
             assertStatus(format(f.driver, 3, 1), 0, 0x0B);               // beyond NN

@@ -211,10 +211,10 @@ class NamespaceManagementTest {
 
     @Test
     void defaultPoolIsTheCommandLineNamespacesSoNothingIsUnallocated() {
-        start("namespaces", "ram:16M,null:1G@4096");
+        start("namespaces", "ram:16M,null:1G@4096", "max-namespaces", "2");
         assertEquals(16 * MIB + 1024 * MIB, ns.tnvmcap());
         assertEquals(0, ns.unvmcap());
-        assertEquals(2, ns.identify(0x01, 0).getInt(516), "NN: as many as the command line has");
+        assertEquals(2, ns.identify(0x01, 0).getInt(516), "NN: as many as the command line has (max-namespaces)");
         status(ns.create(8, 8, 0, 0, 0), 1, 0x16);                  // NN = 2, both NSIDs in use
         assertTrue(ns.delete(2).ok());
         assertEquals(1024 * MIB, ns.unvmcap());

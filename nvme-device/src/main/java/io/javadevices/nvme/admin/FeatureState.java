@@ -99,11 +99,14 @@ public final class FeatureState {
     }
 
     /**
-     * True if every write must be durable before it completes: a cache is present and the host disabled it
-     * (WCE = 0). Without a cache there is nothing to write through (ram:/null: backends hold no cache).
+     * True if every write to a namespace must be durable before it completes: a cache is present and the host
+     * disabled it (WCE = 0). Without a cache there is nothing to write through (ram:/null: backends hold no
+     * cache), unless the namespace's own backend has one ({@code cached}): a file namespace the control plane
+     * added to a controller that started without any, whose guest was told there is no volatile write cache
+     * (Identify VWC cannot change while it runs) and so never flushes.
      */
-    public boolean writeThrough() {
-        return writeCachePresent && (volatileWriteCache & 1) == 0;
+    public boolean writeThrough(boolean cached) {
+        return writeCachePresent ? (volatileWriteCache & 1) == 0 : cached;
     }
 
     /** Asynchronous Event Configuration (0Bh) bit 8: Namespace Attribute Notices are enabled (NVMe 1.4 §5.21.1.11). */

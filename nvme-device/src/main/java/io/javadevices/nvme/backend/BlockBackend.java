@@ -94,6 +94,23 @@ public interface BlockBackend extends AutoCloseable {
         return false;
     }
 
+    /**
+     * Why this backend's size cannot change (e.g. an NBD export's size belongs to its server), or null if
+     * {@link #resize} works. Default: a fixed size.
+     */
+    default String notResizable() {
+        return "its backend (" + describe() + ") has a fixed size";
+    }
+
+    /**
+     * Changes the capacity to {@code newSize} bytes (the control plane's {@code namespace_resize}); a grown range
+     * reads zero. The caller grows before the namespace shows the new size and shrinks only once no command can
+     * reach past the new end (it has waited for the commands in flight). Only if {@link #notResizable()} is null.
+     */
+    default void resize(long newSize) throws IOException {
+        throw new IOException(notResizable());
+    }
+
     /** Short description for logs, e.g. {@code ram:1G}. */
     String describe();
 

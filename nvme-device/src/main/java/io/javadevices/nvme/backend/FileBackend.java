@@ -78,7 +78,7 @@ public final class FileBackend implements BlockBackend {
     /** O_DIRECT alignment (a power of two), 0 when buffered. */
     private final int alignment;
     private final ImageLock lock;
-    private final long size;
+    private volatile long size; // changed only by resize
     private final Fallocate fallocate;
     /** The file system punched the probe hole at open: deallocated blocks read zero (DLFEAT 001b). */
     private final boolean punchHoles;
@@ -529,6 +529,23 @@ public final class FileBackend implements BlockBackend {
     @Override
     public boolean deallocatedReadsZero() {
         return punchHoles;
+    }
+
+    @Override
+    public String notResizable() {
+        return kind == Kind.REGULAR ? null : "the size of " + path + " is the device's (not a regular file)";
+    }
+
+    /** ftruncate(2) of a regular file: a grow is a hole (reads zero), a shrink drops the data past the new end. */
+    @Override
+    public synchronized void resize(long newSize) throws IOException {
+        checkOpen();
+        try {
+            Posix.ftruncate(kind == Kind.REGULAR ? fd : -1, newSize); // not regular (see notResizable): -1 fails, EBADF
+        } catch (Posix.Failure e) {
+            throw new IOException("namespace file " + path + " not resized to " + newSize + " bytes: " + e.getMessage());
+        }
+        size = newSize;
     }
 
     @Override

@@ -4,7 +4,7 @@ import java.lang.foreign.MemorySegment;
 
 /** Discards writes; reads give zeroes (the guest buffer is filled). Used for benchmarks. */
 public final class NullBackend implements BlockBackend {
-    private final long size;
+    private volatile long size;
 
     public NullBackend(long size) {
         this.size = size;
@@ -44,6 +44,16 @@ public final class NullBackend implements BlockBackend {
     @Override
     public boolean deallocatedReadsZero() {
         return true;
+    }
+
+    @Override
+    public String notResizable() {
+        return null;
+    }
+
+    @Override
+    public void resize(long newSize) {
+        size = newSize;
     }
 
     @Override

@@ -108,7 +108,7 @@ final class AsyncCommands {
             return Status.DATA_TRANSFER_ERROR;
         }
         Namespace ns = view.namespace();
-        boolean durable = write && (fua || features.writeThrough());
+        boolean durable = write && (fua || features.writeThrough(ns.volatileCache()));
         slots.set(tag, cmd.cid(), write ? WRITE : READ, view, slba, bytes,
                 (durable ? DURABLE : 0) | (fua ? FUA_FLAG : 0), System.nanoTime());
         view.started();
@@ -132,7 +132,7 @@ final class AsyncCommands {
     int writeZeroes(Sqe cmd, QueueWorker worker, NamespaceView view, long slba, long blocks, boolean deallocate,
                     boolean fua) {
         Namespace ns = view.namespace();
-        boolean durable = fua || features.writeThrough();
+        boolean durable = fua || features.writeThrough(ns.volatileCache());
         int tag = start(cmd, worker, view, deallocate ? DEALLOCATE : ZEROES, slba, blocks,
                 (durable ? DURABLE : 0) | (fua ? FUA_FLAG : 0));
         long offset = slba << ns.lbaShift(), length = blocks << ns.lbaShift();

@@ -184,7 +184,7 @@ public final class IoCommandHandler implements CommandHandler {
 
     /** After a completed write: sync it if it is FUA or the write cache is off, and count that. */
     int writeDurability(Namespace ns, boolean fua, long offset, long bytes, int sqid, Sqe cmd, long slba) {
-        boolean writeThrough = features.writeThrough();
+        boolean writeThrough = features.writeThrough(ns.volatileCache());
         if (!fua && !writeThrough) {
             return Status.SUCCESS;
         }

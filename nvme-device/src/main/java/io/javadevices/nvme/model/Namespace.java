@@ -17,6 +17,10 @@ public final class Namespace {
     private final int nsid;
     private final BlockBackend backend;
     private final int lbaShift;
+    /** The capacity in bytes this object was made with: the backend's size then (a resize makes a new object). */
+    private final long bytes;
+    /** The backend's {@code volatileWriteCache()}, read once: every write asks whether it must write through. */
+    private final boolean volatileCache;
     private final long blocks;
     private final NamespaceIds ids;
     private final int nmic;
@@ -26,7 +30,7 @@ public final class Namespace {
      */
     private final LongAdder flushes, fuaWrites, writeThroughs;
     /** Blocks marked by Write Uncorrectable (reads fail until rewritten); a format clears them (the copy starts empty). */
-    private final UncorrectableBlocks uncorrectable = new UncorrectableBlocks();
+    private final UncorrectableBlocks uncorrectable;
     /**
      * Set by Format NVM while it works on this namespace (the admin worker), read by the I/O workers before
      * each command (Format In Progress, NVMe 1.4 Figure 128). One volatile read. A successful format ends by
@@ -44,18 +48,21 @@ public final class Namespace {
      * @param nmic Namespace Multi-path I/O and Namespace Sharing Capabilities as created (bit 0: shared)
      */
     public Namespace(int nsid, BlockBackend backend, int lbaSize, NamespaceIds ids, int nmic) {
-        this(nsid, backend, Integer.numberOfTrailingZeros(lbaSize), ids, nmic, new LongAdder(), new LongAdder(),
-                new LongAdder());
+        this(nsid, backend, Integer.numberOfTrailingZeros(lbaSize), backend.size(), ids, nmic, new LongAdder(),
+                new LongAdder(), new LongAdder(), new UncorrectableBlocks());
     }
 
-    private Namespace(int nsid, BlockBackend backend, int lbaShift, NamespaceIds ids, int nmic, LongAdder flushes,
-                      LongAdder fuaWrites, LongAdder writeThroughs) {
+    private Namespace(int nsid, BlockBackend backend, int lbaShift, long bytes, NamespaceIds ids, int nmic,
+                      LongAdder flushes, LongAdder fuaWrites, LongAdder writeThroughs, UncorrectableBlocks uncorrectable) {
+        this.uncorrectable = uncorrectable;
         this.ids = java.util.Objects.requireNonNull(ids, "ids");
         this.nmic = nmic;
         this.nsid = nsid;
         this.backend = backend;
         this.lbaShift = lbaShift;
-        this.blocks = backend.size() >>> lbaShift;
+        this.bytes = bytes;
+        this.blocks = bytes >>> lbaShift;
+        this.volatileCache = backend.volatileWriteCache();
         this.flushes = flushes;
         this.fuaWrites = fuaWrites;
         this.writeThroughs = writeThroughs;
@@ -67,7 +74,20 @@ public final class Namespace {
      * was formatted). Everything that identifies the namespace (rather than its format) is copied here.
      */
     public Namespace reformatted(int newLbaShift) {
-        return new Namespace(nsid, backend, newLbaShift, ids, nmic, flushes, fuaWrites, writeThroughs);
+        return new Namespace(nsid, backend, newLbaShift, bytes, ids, nmic, flushes, fuaWrites, writeThroughs,
+                new UncorrectableBlocks());
+    }
+
+    /**
+     * This namespace with a capacity of {@code newBytes} (the control plane's {@code namespace_resize}): same NSID,
+     * backend, format, identifiers and counters; NSZE = NCAP = NUSE = {@code newBytes} in blocks. Put into the
+     * {@link NamespaceTable} like a {@link #reformatted} copy, so a command that looked this object up finishes
+     * inside the size it started with. Write Uncorrectable marks are kept (the caller clears those past a new,
+     * smaller end: the range reads zero if it grows again).
+     */
+    public Namespace resized(long newBytes) {
+        return new Namespace(nsid, backend, lbaShift, newBytes, ids, nmic, flushes, fuaWrites, writeThroughs,
+                uncorrectable);
     }
 
     /** Format NVM started ({@code true}: I/O to this namespace gets Format In Progress) or failed ({@code false}). */
@@ -96,11 +116,16 @@ public final class Namespace {
 
     /** Capacity in bytes (the pool capacity this namespace holds, NVMCAP). */
     public long bytes() {
-        return backend.size();
+        return bytes;
     }
 
     public BlockBackend backend() {
         return backend;
+    }
+
+    /** True if a completed write can be lost unless it is flushed ({@link BlockBackend#volatileWriteCache}). */
+    public boolean volatileCache() {
+        return volatileCache;
     }
 
     /** log2 of the LBA data size (9 or 12). */

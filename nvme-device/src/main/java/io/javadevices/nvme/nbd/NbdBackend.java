@@ -203,6 +203,12 @@ public final class NbdBackend implements BlockBackend {
                 "NBD deallocate at " + offset);
     }
 
+    /** The export's size is the NBD server's: resize the export there (a reconnect of another size is refused). */
+    @Override
+    public String notResizable() {
+        return "an NBD namespace's size belongs to its server (the export's size); resize the export there and add it again";
+    }
+
     @Override
     public String describe() {
         return "nbd:" + uri;

@@ -97,7 +97,9 @@ public final class NvmPool implements AutoCloseable {
     }
 
     private final Path directory;           // null: a RAM pool
-    private final long capacity;
+    /** Changes only for a {@link #hostManaged} pool, with the host's namespaces (read by Identify). */
+    private volatile long capacity;
+    private final boolean hostManaged;
     private final NamespaceTable table;
     private final PoolManifest manifest;     // null: a RAM pool
     private final Map<Integer, Placement> placements = new ConcurrentHashMap<>();
@@ -108,8 +110,15 @@ public final class NvmPool implements AutoCloseable {
     private volatile IOException saveFailure;
 
     NvmPool(Path directory, long capacity, NamespaceTable table, FileChannel lockChannel, FileLock lock) {
+        this(directory, capacity, false, table, lockChannel, lock);
+    }
+
+    /** @param hostManaged the default pool (no {@code pool=}): see {@link #hostManaged()} */
+    NvmPool(Path directory, long capacity, boolean hostManaged, NamespaceTable table, FileChannel lockChannel,
+            FileLock lock) {
         this.directory = directory;
         this.capacity = capacity;
+        this.hostManaged = hostManaged;
         this.table = table;
         this.manifest = directory == null ? null : new PoolManifest(directory);
         this.lockChannel = lockChannel;
@@ -272,12 +281,78 @@ public final class NvmPool implements AutoCloseable {
         }
     }
 
+    // ------------------------------------------------------------------ the host's namespaces (control plane)
+
+    /**
+     * True if the host (the control plane's {@code namespace_add}, {@code _remove}, {@code _resize}) may change the
+     * namespaces: only the default pool (no {@code pool=} option), whose capacity is by definition the sum of the
+     * host's namespaces; a host change moves TNVMCAP with it and leaves UNVMCAP, the capacity the guest may create
+     * namespaces from, as it was. An explicit {@code pool=} belongs to the guest's Namespace Management: its
+     * capacity, table and manifest are never changed from outside (a host namespace in a directory pool would have
+     * to survive a restart the manifest cannot promise for it).
+     */
+    public boolean hostManaged() {
+        return hostManaged;
+    }
+
+    /** The lowest NSID not allocated, or 0 if all {@link NamespaceTable#maxNsid} are. */
+    public synchronized int lowestFreeNsid() {
+        for (int n = 1; n <= table.maxNsid(); n++) {
+            if (table.allocated(n) == null) {
+                return n;
+            }
+        }
+        return 0;
+    }
+
+    /** Adds a host namespace, attached (the guest gets the notice); its NSID must be free. */
+    public synchronized void addForHost(Namespace ns) throws Refusal {
+        requireHostManaged();
+        if (table.allocated(ns.nsid()) != null) {
+            throw new Refusal(Status.NAMESPACE_IDENTIFIER_UNAVAILABLE, "NSID " + ns.nsid() + " is in use");
+        }
+        capacity += ns.bytes();
+        table.add(ns, true);
+    }
+
+    /**
+     * Removes namespace {@code nsid} for the host (the guest gets the notice) and returns it: the caller retires
+     * its backend once nothing is in flight on it.
+     */
+    public synchronized Namespace removeForHost(int nsid) throws Refusal {
+        requireHostManaged();
+        Namespace ns = table.allocated(nsid);
+        if (ns == null) {
+            throw new Refusal(Status.INVALID_FIELD, "NSID " + nsid + " is not allocated");
+        }
+        table.remove(nsid);
+        capacity -= ns.bytes();
+        return ns;
+    }
+
+    /** Puts {@code resized} in place of the namespace of its NSID, unless that changed meanwhile ({@code old}). */
+    public synchronized void replaceForHost(Namespace old, Namespace resized) throws Refusal {
+        requireHostManaged();
+        if (table.allocated(old.nsid()) != old) {
+            throw new Refusal(Status.INVALID_FIELD, "namespace " + old.nsid() + " changed meanwhile (formatted or deleted)");
+        }
+        capacity += resized.bytes() - old.bytes();
+        table.replace(resized);
+    }
+
+    private void requireHostManaged() throws Refusal {
+        if (!hostManaged) {
+            throw new Refusal(Status.INVALID_FIELD, "the namespaces of an explicit pool are managed by the guest");
+        }
+    }
+
     private Refusal manifestFailed() {
         LOG.log(System.Logger.Level.WARNING, "pool {0}: the change is undone", directory);
         return new Refusal(Status.INTERNAL_ERROR, "manifest not written");
     }
 
-    private long ramBytes() {
+    /** The bytes all RAM namespaces hold (the {@link RamBudget} check of a new or grown one). */
+    public synchronized long ramBytes() {
         long ram = 0;
         for (Namespace ns : table.allocatedList()) {
             if (ns.backend() instanceof RamBackend) {

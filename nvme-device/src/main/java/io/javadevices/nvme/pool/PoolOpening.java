@@ -54,7 +54,7 @@ final class PoolOpening {
                 }
             }
             opened.forEach(ns -> table.add(ns, true));
-            return new NvmPool(null, spec == null ? sum : spec.capacity(), table, null, null);
+            return new NvmPool(null, spec == null ? sum : spec.capacity(), spec == null, table, null, null);
         }
         return openDirectory(spec, seeds, serial, table);
     }

@@ -58,6 +58,17 @@ public final class NamespaceViews {
         return n;
     }
 
+    /** Operations in flight now on the namespace object {@code ns} (not on a resized or reformatted successor). */
+    public synchronized int inFlight(Namespace ns) {
+        int n = 0;
+        for (NamespaceView v : views) {
+            if (v.namespace() == ns) {
+                n += v.inFlight();
+            }
+        }
+        return n;
+    }
+
     /** The counters of {@code ns}'s views (live and ended queues) summed. */
     public synchronized Totals totals(Namespace ns) {
         BlockBackend backend = ns.backend();
@@ -74,6 +85,20 @@ public final class NamespaceViews {
             }
         }
         return t;
+    }
+
+    /**
+     * The counters of each live queue's views summed over its namespaces, by SQ id ({@code sq<N>.inflight},
+     * {@code sq<N>.latency}); a queue whose worker ended is left out (its SQ is gone or being replaced).
+     */
+    public synchronized Map<Integer, Totals> byQueue() {
+        Map<Integer, Totals> m = new java.util.TreeMap<>();
+        for (NamespaceView v : views) {
+            if (!v.worker().terminated()) {
+                m.computeIfAbsent(v.worker().queue().qid, q -> new Totals()).add(v);
+            }
+        }
+        return m;
     }
 
     /** Forgets {@code backend}'s views and totals: its namespace was deleted and nothing is in flight on it. */

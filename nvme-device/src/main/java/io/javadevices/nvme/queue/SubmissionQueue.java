@@ -17,6 +17,8 @@ public final class SubmissionQueue {
 
     private final QueueDoorbell tail;
     volatile QueueWorker worker;
+    /** Valid BAR0 tail writes to this SQ ({@code sq<N>.doorbells.mmio}); the MMIO thread is the only writer. */
+    private long mmioWrites;
 
     public SubmissionQueue(int qid, int size, long base, CompletionQueue cq, int priority) {
         this.qid = qid;
@@ -33,7 +35,13 @@ public final class SubmissionQueue {
 
     /** MMIO thread: a BAR0 tail write, already validated ({@code Nvme.validDoorbell}). With a shadow it only wakes. */
     public void mmioTail(int value) {
+        mmioWrites++;
         tail.storeMmio(value);
+    }
+
+    /** BAR0 tail writes accepted since this SQ was created (read racily by the statistics: a moment old at most). */
+    public long mmioWrites() {
+        return mmioWrites;
     }
 
     /** The last valid tail written through BAR0. */

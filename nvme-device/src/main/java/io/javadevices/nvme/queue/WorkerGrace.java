@@ -1,10 +1,12 @@
 package io.javadevices.nvme.queue;
 
 import io.javadevices.nvme.backend.BlockBackend;
+import io.javadevices.nvme.model.Namespace;
 
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.locks.LockSupport;
+import java.util.function.BooleanSupplier;
 import java.util.function.Supplier;
 
 /**
@@ -55,7 +57,17 @@ public final class WorkerGrace {
         afterInFlight(what, () -> {
             release.run();
             views.forget(backend);
-        }, backend);
+        }, () -> views.inFlight(backend) > 0);
+    }
+
+    /**
+     * Runs {@code release} once no command can still be executing on the namespace object {@code old}, which the
+     * caller replaced in the table by a smaller copy (the control plane's shrink): the batches as above, then
+     * {@code old}'s own asynchronous operations. Those of its successor may go on meanwhile (they stay inside the
+     * new end), so a busy namespace does not hold the release.
+     */
+    public void afterCommandsOn(String what, Namespace old, Runnable release) {
+        afterInFlight(what, release, () -> views.inFlight(old) > 0);
     }
 
     /**
@@ -64,10 +76,11 @@ public final class WorkerGrace {
      * executing the Namespace Management command) is not waited for: it does not touch the resource again.
      */
     public void afterInFlight(String what, Runnable release) {
-        afterInFlight(what, release, null);
+        afterInFlight(what, release, () -> false);
     }
 
-    private void afterInFlight(String what, Runnable release, BlockBackend backend) {
+    /** {@code busy}: true while asynchronous operations that outlive their batch still use the resource. */
+    private void afterInFlight(String what, Runnable release, BooleanSupplier busy) {
         List<QueueWorker> inside = new ArrayList<>();
         List<Long> epochs = new ArrayList<>();
         for (QueueWorker w : workers.get()) {
@@ -77,7 +90,7 @@ public final class WorkerGrace {
                 epochs.add(epoch);
             }
         }
-        if (inside.isEmpty() && (backend == null || views.inFlight(backend) == 0)) {
+        if (inside.isEmpty() && !busy.getAsBoolean()) {
             release.run();
             return;
         }
@@ -91,7 +104,7 @@ public final class WorkerGrace {
                         nap = Math.min(nap * 2, 1_000_000);
                     }
                 }
-                while (backend != null && views.inFlight(backend) > 0) {
+                while (busy.getAsBoolean()) {
                     LockSupport.parkNanos(nap); // operations outliving their batch
                     nap = Math.min(nap * 2, 1_000_000);
                 }

@@ -68,4 +68,47 @@ class LatencyHistogramTest {
     private static void assertWithin(long expected, long actual) {
         assertTrue(actual >= expected && actual - expected <= expected / 16, "expected ~" + expected + " got " + actual);
     }
+    @Test
+    void exportedHistogramHasReadableBoundsTheExactSumAndNeverReportsFaster() {
+        LatencyHistogram h = new LatencyHistogram();
+        long[] values = {500, 1_500, 1_600, 3_000, 40_000, 7_000_000, 20_000_000_000L};
+        long sum = 0;
+        for (long v : values) {
+            h.record(v);
+            sum += v;
+        }
+        io.javadevices.pci.Histogram out = h.toHistogram();
+        assertEquals(sum, out.sumNanos(), "the exact sum");
+        assertEquals(values.length, out.count());
+        long[] bounds = out.upperBoundsNanos();
+        assertEquals(1_000, bounds[0]);
+        assertEquals(2_000, bounds[1]);
+        assertEquals(5_000, bounds[2]);
+        assertEquals(10_000_000_000L, bounds[bounds.length - 2]);
+        assertEquals(Long.MAX_VALUE, bounds[bounds.length - 1]);
+        assertEquals(1, out.counts()[0], "500 ns: up to 1 us");
+        assertEquals(2, out.counts()[1], "1.5 and 1.6 us: up to 2 us");
+        assertEquals(1, out.counts()[2], "3 us: up to 5 us");
+        assertEquals(1, out.counts()[index(bounds, 50_000)], "40 us: up to 50 us");
+        assertEquals(1, out.counts()[index(bounds, 10_000_000)], "7 ms: up to 10 ms");
+        assertEquals(1, out.counts()[bounds.length - 1], "20 s: open-ended");
+        // A fine bucket that straddles a bound goes up: 1000 ns shares the fine bucket 992..1023.
+        LatencyHistogram edge = new LatencyHistogram();
+        edge.record(1_000);
+        assertEquals(1, edge.toHistogram().counts()[1], "reported at most 1/16 slower, never faster");
+
+        LatencyHistogram total = new LatencyHistogram();
+        h.addTo(total);
+        edge.addTo(total);
+        assertEquals(sum + 1_000, total.sum(), "sums add up over queues");
+    }
+
+    private static int index(long[] bounds, long bound) {
+        for (int i = 0; i < bounds.length; i++) {
+            if (bounds[i] == bound) {
+                return i;
+            }
+        }
+        throw new AssertionError("no bound " + bound);
+    }
 }

@@ -1,5 +1,6 @@
 package io.javadevices.qemutests.harness;
 
+import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -45,8 +46,9 @@ public enum Accelerator {
         if (Files.exists(Path.of("/dev/kvm"))) {
             chosen = KVM; // tentatively, for the probe itself
             boolean works = false;
+            Path dir = null;
             try {
-                Path dir = Files.createTempDirectory("kvm-probe");
+                dir = Files.createTempDirectory("kvm-probe");
                 try (QemuGuest probe = new QemuGuest.Spec("kvm-probe", dir).cpus(1).memoryMiB(256)
                         .script("echo @@RESULT probe=ok\n").start()) {
                     long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
@@ -61,11 +63,28 @@ public enum Accelerator {
                 }
             } catch (Exception e) {
                 works = false;
+            } finally {
+                deleteProbeDirectory(dir);
             }
             chosen = works ? KVM : TCG;
         }
         System.out.println("[harness] accelerator: " + chosen
                 + (chosen == TCG ? " (KVM absent or its probe boot failed)" : " (probe boot succeeded)"));
         return chosen;
+    }
+
+    /** The probe's directory holds only its script's cpio: nothing of it is left in the temporary directory. */
+    private static void deleteProbeDirectory(Path dir) {
+        if (dir == null) {
+            return;
+        }
+        try (var files = Files.list(dir)) {
+            for (Path file : files.toList()) {
+                Files.deleteIfExists(file);
+            }
+            Files.deleteIfExists(dir);
+        } catch (IOException e) {
+            System.out.println("[harness] could not remove the KVM probe's directory " + dir + ": " + e);
+        }
     }
 }

@@ -91,29 +91,60 @@ public final class QemuGuest implements AutoCloseable {
         public QemuGuest start() {
             return QemuGuest.start(this);
         }
+
+        /**
+         * Writes the script's cpio next to the socket and returns the container's command: QEMU booting the
+         * guest kernel with the image's initramfs plus that cpio (the one QEMU command line of the harness).
+         */
+        List<String> prepare(Accelerator accel) {
+            try {
+                Files.write(socketDir.resolve(name + ".cpio"), new Cpio().add("test.sh", script).toBytes());
+            } catch (IOException e) {
+                throw new IllegalStateException(e);
+            }
+            List<String> command = new ArrayList<>(List.of("sh", "-c",
+                    "cat /guest/initrd.img " + GUEST_SOCKET_DIR + "/" + name + ".cpio > /tmp/initrd && exec \"$0\" \"$@\"",
+                    "qemu-system-x86_64",
+                    "-machine", "q35,accel=" + accel.qemuName(),
+                    "-cpu", accel.cpuModel(),
+                    "-smp", Integer.toString(cpus),
+                    "-m", memoryMiB + "M",
+                    "-object", "memory-backend-memfd,id=mem,size=" + memoryMiB + "M,share=on",
+                    "-machine", "memory-backend=mem",
+                    "-nographic", "-no-reboot", "-nic", "none",
+                    "-kernel", "/guest/vmlinuz", "-initrd", "/tmp/initrd",
+                    "-append", "console=ttyS0 quiet panic=-1"));
+            command.addAll(deviceArgs);
+            return command;
+        }
+
+        /**
+         * The arguments of {@code docker run} that start this guest as {@link #start} does through Testcontainers
+         * (same image, no network, never pulled, the socket directory at {@code /sock}, {@code /dev/kvm} under
+         * KVM, the same QEMU command), for a shell to run — {@code qemu-tests/try-it} does, because only a
+         * {@code docker run -it} can hand the guest's console to a terminal. Writes the script's cpio.
+         */
+        public List<String> dockerRunArguments(String containerName, boolean interactive) {
+            String image = GuestImage.tag();
+            Accelerator accel = Accelerator.choose();
+            List<String> args = new ArrayList<>(List.of("--rm", "--name", containerName, "--pull", "never",
+                    "--network", "none", "-v", socketDir.toAbsolutePath() + ":" + GUEST_SOCKET_DIR));
+            if (accel == Accelerator.KVM) {
+                args.addAll(List.of("--device", "/dev/kvm"));
+            }
+            if (interactive) {
+                args.add("-it");
+            }
+            args.add(image);
+            args.addAll(prepare(accel));
+            return args;
+        }
     }
 
     private static QemuGuest start(Spec spec) {
         String image = GuestImage.tag();
         Accelerator accel = Accelerator.choose();
-        try {
-            Files.write(spec.socketDir.resolve(spec.name + ".cpio"), new Cpio().add("test.sh", spec.script).toBytes());
-        } catch (IOException e) {
-            throw new IllegalStateException(e);
-        }
-        List<String> command = new ArrayList<>(List.of("sh", "-c",
-                "cat /guest/initrd.img " + GUEST_SOCKET_DIR + "/" + spec.name + ".cpio > /tmp/initrd && exec \"$0\" \"$@\"",
-                "qemu-system-x86_64",
-                "-machine", "q35,accel=" + accel.qemuName(),
-                "-cpu", accel.cpuModel(),
-                "-smp", Integer.toString(spec.cpus),
-                "-m", spec.memoryMiB + "M",
-                "-object", "memory-backend-memfd,id=mem,size=" + spec.memoryMiB + "M,share=on",
-                "-machine", "memory-backend=mem",
-                "-nographic", "-no-reboot", "-nic", "none",
-                "-kernel", "/guest/vmlinuz", "-initrd", "/tmp/initrd",
-                "-append", "console=ttyS0 quiet panic=-1"));
-        command.addAll(spec.deviceArgs);
+        List<String> command = spec.prepare(accel);
         GenericContainer<?> c = new GenericContainer<>(DockerImageName.parse(image))
                 .withImagePullPolicy(imageName -> false) // local image only; no registry is reachable
                 .withNetworkMode("none")

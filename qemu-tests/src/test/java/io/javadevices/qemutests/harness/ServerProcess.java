@@ -146,7 +146,7 @@ public final class ServerProcess implements AutoCloseable {
         }
     }
 
-    /** SIGTERM (the server's shutdown hook closes it and removes the socket), then SIGKILL after 10 s. */
+    /** SIGTERM (the server shuts down cleanly: flushes, closes, removes the socket), then SIGKILL after 10 s. */
     @Override
     public void close() {
         if (process.isAlive()) {

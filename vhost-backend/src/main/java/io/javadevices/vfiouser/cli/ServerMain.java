@@ -1,26 +1,22 @@
 package io.javadevices.vfiouser.cli;
 
 import io.javadevices.pci.ByteSizes;
-import io.javadevices.pci.PciDevice;
 import io.javadevices.pci.PciDevicePlugin;
 import io.javadevices.pci.PollingThreads;
+import io.javadevices.vfiouser.host.ControllerDefaults;
 import io.javadevices.vfiouser.server.Limits;
-import io.javadevices.vfiouser.server.VfioUserServer;
+import io.javadevices.vfiouser.transport.UnixListener;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
-import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.file.Path;
-import java.time.Duration;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
-import java.util.concurrent.CountDownLatch;
-import java.util.concurrent.TimeUnit;
 
 /**
  * {@code java -jar nvme-server.jar --socket /tmp/nvme.sock}: serves a plugin device (default {@code nvme})
@@ -36,13 +32,37 @@ import java.util.concurrent.TimeUnit;
  * (loaded with {@link java.util.ServiceLoader}), the plugin contributes its own options, e.g. the NVMe
  * plugin's {@code --namespace}, {@code --queues} and {@code --dbbuf} ({@link DeviceOptions}), and formats
  * the {@code --stats-interval} line from its counters ({@link PciDevicePlugin#statusLine}).
+ *
+ * <p><b>Many controllers.</b> This class only parses: the checked options become {@link ServerSettings}, which
+ * {@link ServerProcess} runs as a {@link io.javadevices.vfiouser.host.ControllerHost} whose first controller is
+ * {@code --socket} with the device options, plus, with {@code --rpc-socket}, the JSON-RPC control plane that adds
+ * and removes more ({@code --socket} is then optional). {@code nvme-server rpc ...} is the control plane's client
+ * ({@link RpcClientCommand}).
  */
 @Command(name = "nvme-server", mixinStandardHelpOptions = true, versionProvider = ServerMain.Version.class,
-        sortOptions = false,
+        sortOptions = false, subcommands = RpcClientCommand.class,
         description = "Serves a Java PCI device (default: an NVMe controller) to QEMU over a vfio-user Unix socket.")
 public final class ServerMain implements Callable<Integer> {
-    @Option(names = "--socket", paramLabel = "PATH", description = "Unix socket path to listen on (required).")
+    @Option(names = "--socket", paramLabel = "PATH", description = "Unix socket path to listen on: the first "
+            + "controller (required unless --rpc-socket is given).")
     Path socket;
+
+    @Option(names = "--rpc-socket", paramLabel = "PATH", description = "Serve the JSON-RPC control plane on this Unix "
+            + "socket (mode 0600, clients checked like --allow-uid): add and remove controllers and namespaces, read "
+            + "statistics; see 'nvme-server rpc --help'.")
+    Path rpcSocket;
+
+    @Option(names = "--socket-fd", paramLabel = "N",
+            description = "Serve the first controller on this inherited listening AF_UNIX stream socket instead of "
+                    + "binding --socket (socket activation, as systemd and libvirt pass them). Without it and without "
+                    + "--socket, LISTEN_PID/LISTEN_FDS naming this process select fd 3 (sd_listen_fds). The socket "
+                    + "file is its creator's: it is not removed at exit.")
+    Integer socketFd;
+
+    @Option(names = "--metrics-port", paramLabel = "PORT",
+            description = "Serve Prometheus metrics of every controller on http://127.0.0.1:PORT/metrics (loopback "
+                    + "only; 0 = any free port, printed at start).")
+    Integer metricsPort;
 
     @Option(names = "--device", defaultValue = DeviceOptions.DEFAULT_DEVICE, paramLabel = "NAME",
             description = "Device plugin name (default: ${DEFAULT-VALUE}); see --list-devices. The device's own "
@@ -88,6 +108,9 @@ public final class ServerMain implements Callable<Integer> {
 
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
+
+    /** Where the first controller's inherited socket comes from (set by {@link #call}). */
+    private SocketActivation activation;
 
     /** The selected plugin's options; {@link DeviceOptions#NONE} when built without {@link #commandLine}. */
     private DeviceOptions deviceOptions = DeviceOptions.NONE;
@@ -164,67 +187,76 @@ public final class ServerMain implements Callable<Integer> {
             out.flush();
             return 0;
         }
-        if (socket == null) {
-            throw new CommandLine.ParameterException(spec.commandLine(), "Missing required option: '--socket=PATH'");
+        activation = socketActivation();
+        if (socket == null && rpcSocket == null && activation.fd() < 0) {
+            throw new CommandLine.ParameterException(spec.commandLine(), "Missing required option: '--socket=PATH' "
+                    + "(or --rpc-socket=PATH to start without a controller)");
         }
+        ServerSettings settings = settings();
+        try (PollingThreads pool = workers.create(spec.commandLine())) { // one pool: every controller's I/O queues
+            settings.workers = pool;
+            return new ServerProcess(settings, out).run(); // returns once every controller was closed
+        }
+    }
+
+    /**
+     * --socket-fd, or sd_listen_fds' environment when neither it nor --socket is given ({@link SocketActivation});
+     * the fd is checked here, so one that is not a listening AF_UNIX stream socket is bad usage (exit 2).
+     */
+    private SocketActivation socketActivation() {
+        SocketActivation activation;
+        try {
+            activation = SocketActivation.select(socketFd, socket != null, System.getenv(), ProcessHandle.current().pid());
+        } catch (IllegalArgumentException e) {
+            throw new CommandLine.ParameterException(spec.commandLine(), e.getMessage());
+        }
+        if (activation.fd() < 0) {
+            return activation;
+        }
+        if (socket != null) {
+            throw new CommandLine.ParameterException(spec.commandLine(),
+                    "give --socket or --socket-fd, not both (an inherited socket is already bound)");
+        }
+        try {
+            return activation.boundTo(Path.of(UnixListener.checkInherited(activation.fd())));
+        } catch (java.io.IOException e) {
+            throw new CommandLine.ParameterException(spec.commandLine(), "refusing the socket to serve on: " + e.getMessage());
+        }
+    }
+
+    /** The checked command line (usage errors throw {@link CommandLine.ParameterException}). */
+    ServerSettings settings() {
+        ServerSettings settings = new ServerSettings();
         int mode = parseMode(socketMode);
         if (statsInterval < 0) {
             throw new CommandLine.ParameterException(spec.commandLine(), "--stats-interval must be >= 0");
         }
         Map<String, String> options = pluginOptions();
-        Limits limits = limits();
-        int[] uids = allowedUids();
+        settings.defaults = new ControllerDefaults(mode, allowedUids(), limits());
+        settings.statsInterval = statsInterval;
+        settings.rpcSocket = rpcSocket;
+        if (metricsPort != null && (metricsPort < 0 || metricsPort > 65535)) {
+            throw new CommandLine.ParameterException(spec.commandLine(), "--metrics-port must be 0..65535: " + metricsPort);
+        }
+        settings.metricsPort = metricsPort;
+        SocketActivation inherited = activation != null ? activation : socketActivation();
+        if (socket == null && inherited.fd() < 0) {
+            if (!options.isEmpty()) {
+                throw new CommandLine.ParameterException(spec.commandLine(), "device options (" + String.join(", ",
+                        options.keySet()) + ") need --socket: they make the first controller");
+            }
+            return settings;
+        }
         PciDevicePlugin plugin = deviceOptions.plugin();
         if (plugin == null) {
             throw new IllegalArgumentException("no device plugin named '" + deviceName + "' (see --list-devices)");
         }
-        PollingThreads pool = workers.create(spec.commandLine()); // one for the process: every controller's I/O queues
-        VfioUserServer.Builder builder = VfioUserServer.builder()
-                .socket(socket)
-                .socketMode(mode)
-                .limits(limits)
-                .workers(pool)
-                .device(context -> plugin.create(options, context));
-        if (uids != null) {
-            builder.allowUids(uids);
-        }
-        VfioUserServer server = builder.build();
-        try {
-            server.start();
-        } catch (IOException | RuntimeException e) {
-            pool.close();
-            throw e;
-        }
-        CountDownLatch stopped = new CountDownLatch(1);
-        Thread hook = new Thread(() -> {
-            server.close();
-            pool.close();
-            // java.util.logging is already shut down inside shutdown hooks: say it on stderr.
-            System.err.println("nvme-server: stopped, socket " + server.socketPath() + " removed");
-            stopped.countDown();
-        }, "nvme-server-shutdown");
-        Runtime.getRuntime().addShutdownHook(hook);
-        Path path = server.socketPath();
-        out.println("serving " + deviceName + " on " + path + "; attach it to QEMU with (guest RAM must be shared):");
-        out.println("  -m 1G -object memory-backend-memfd,id=mem,size=1G,share=on -machine memory-backend=mem \\");
-        out.println("  -device '{\"driver\":\"vfio-user-pci\",\"socket\":{\"type\":\"unix\",\"path\":\"" + path + "\"}}'");
-        out.println("(memory-backend size must equal -m; press Ctrl-C to stop)");
-        out.flush();
-        if (statsInterval > 0) {
-            PciDevice device = server.device();
-            Thread.ofPlatform().daemon().name("nvme-server-stats")
-                    .start(new StatusLines(plugin, device::statistics, Duration.ofSeconds(statsInterval), out));
-        }
-        while (server.isServing()) {
-            Thread.sleep(200);
-        }
-        // The accept loop ended: either Ctrl-C (the hook closes the server) or a fatal accept error.
-        if (stopped.await(5, TimeUnit.SECONDS)) {
-            return 0;
-        }
-        server.close();
-        pool.close();
-        throw new IllegalStateException("the server stopped accepting clients");
+        settings.socket = inherited.fd() >= 0 ? inherited.path() : socket;
+        settings.listenerFd = inherited.fd();
+        settings.activationNote = inherited.reason();
+        settings.plugin = plugin;
+        settings.pluginOptions = options;
+        return settings;
     }
 
     private int parseMode(String text) {

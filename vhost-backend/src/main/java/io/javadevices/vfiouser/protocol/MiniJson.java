@@ -28,17 +28,41 @@ public final class MiniJson {
         }
     };
     static final int MAX_DEPTH = 16;
+    /** {@link #parseStrict}: the longest number text accepted (a 64-bit integer has at most 20 characters). */
+    static final int MAX_NUMBER_CHARS = 64;
 
     private final String text;
+    /** {@link #parseStrict} rules on top of the grammar (see there). */
+    private final boolean strict;
     private int at;
 
-    private MiniJson(String text) {
+    private MiniJson(String text, boolean strict) {
         this.text = text;
+        this.strict = strict;
     }
 
     /** Parses one JSON value that makes up the whole text (surrounding whitespace allowed). */
     public static Object parse(String text) {
-        MiniJson p = new MiniJson(text);
+        return parse(text, false);
+    }
+
+    /**
+     * {@link #parse} for input whose meaning must be unambiguous (the JSON-RPC control plane): besides the
+     * grammar it refuses what RFC 8259 leaves to the implementation, so no two readers can disagree on a
+     * request: a duplicate object key (§4: "names SHOULD be unique"; last-wins vs first-wins is how one
+     * reader's check is bypassed in another), an integer outside 64 bits and a number that is not finite as
+     * a double (§6: precision and range are implementation limits), a number longer than
+     * {@value #MAX_NUMBER_CHARS} characters, and a {@code \\u} escape that leaves a surrogate unpaired (§8.2:
+     * not a Unicode string). JSON {@code null} is Java {@code null} here (the value model of
+     * {@code io.javadevices.pci.DeviceControl}); nesting is limited to {@value #MAX_DEPTH} levels as in
+     * {@link #parse}.
+     */
+    public static Object parseStrict(String text) {
+        return parse(text, true);
+    }
+
+    private static Object parse(String text, boolean strict) {
+        MiniJson p = new MiniJson(text, strict);
         p.skipSpace();
         Object value = p.value(0);
         p.skipSpace();
@@ -62,7 +86,7 @@ public final class MiniJson {
             case '"' -> string();
             case 't' -> literal("true", Boolean.TRUE);
             case 'f' -> literal("false", Boolean.FALSE);
-            case 'n' -> literal("null", NULL);
+            case 'n' -> literal("null", strict ? null : NULL);
             default -> {
                 if (c == '-' || (c >= '0' && c <= '9')) {
                     yield number();
@@ -85,11 +109,17 @@ public final class MiniJson {
             if (peek() != '"') {
                 throw error("expected a key");
             }
+            int keyAt = at;
             String key = string();
             skipSpace();
             expect(':');
             skipSpace();
-            map.put(key, value(depth + 1));
+            Object value = value(depth + 1);
+            if (strict && map.containsKey(key)) {
+                at = keyAt;
+                throw error("duplicate key \"" + printable(key) + "\"");
+            }
+            map.put(key, value);
             skipSpace();
             char c = next();
             if (c == '}') {
@@ -129,6 +159,9 @@ public final class MiniJson {
         while (true) {
             char c = next();
             if (c == '"') {
+                if (strict) {
+                    checkSurrogates(sb);
+                }
                 return sb.toString();
             }
             if (c < 0x20) {
@@ -184,6 +217,9 @@ public final class MiniJson {
                 break;
             }
         }
+        if (strict && at - start > MAX_NUMBER_CHARS) {
+            throw error("number longer than " + MAX_NUMBER_CHARS + " characters");
+        }
         String s = text.substring(start, at);
         if (!NUMBER.matcher(s).matches()) {
             throw error("bad number " + s); // e.g. a leading zero (01), "1." or "-.5", which RFC 8259 §6 forbids
@@ -192,13 +228,39 @@ public final class MiniJson {
             if (integral) {
                 return Long.parseLong(s);
             }
-            return Double.parseDouble(s);
+            double d = Double.parseDouble(s);
+            if (strict && !Double.isFinite(d)) {
+                throw error("number " + s + " is out of range");
+            }
+            return d;
         } catch (NumberFormatException e) {
+            if (strict) {
+                throw error("integer " + s + " does not fit in 64 bits");
+            }
             if (integral && s.matches("-?[0-9]+")) {
                 return Double.parseDouble(s); // an integer wider than 64 bits
             }
             throw error("bad number " + s);
         }
+    }
+
+    /** Strict mode: a string decoded from {@code \\u} escapes must be well-formed UTF-16 (RFC 8259 §8.2). */
+    private void checkSurrogates(CharSequence s) {
+        for (int i = 0; i < s.length(); i++) {
+            char c = s.charAt(i);
+            if (Character.isHighSurrogate(c) && i + 1 < s.length() && Character.isLowSurrogate(s.charAt(i + 1))) {
+                i++;
+            } else if (Character.isSurrogate(c)) {
+                throw error("unpaired surrogate \\u" + Integer.toHexString(c) + " in a string");
+            }
+        }
+    }
+
+    /** A key for an error message: at most 40 characters, control characters as '?'. */
+    private static String printable(String key) {
+        String shown = key.length() > 40 ? key.substring(0, 40) + "..." : key;
+        return shown.chars().map(ch -> ch < 0x20 || Character.isSurrogate((char) ch) ? '?' : ch)
+                .collect(StringBuilder::new, StringBuilder::appendCodePoint, StringBuilder::append).toString();
     }
 
     private Object literal(String word, Object value) {

@@ -19,7 +19,7 @@ import java.util.stream.Collectors;
  *
  * <p><b>Threads.</b> {@link #admits} is called by the accept thread only; {@link #denied} by anyone.
  */
-final class PeerGate {
+public final class PeerGate {
     private static final System.Logger LOG = System.getLogger(VfioUserServer.class.getName());
     static final long LOG_INTERVAL_NANOS = 10_000_000_000L;
     static final int ROOT = 0;
@@ -33,18 +33,31 @@ final class PeerGate {
     private long unlogged;
     private long reports;
 
+    private final String clientKind;
+
     /** @param allowed the uids (raw 32 bits of a uid_t) allowed to connect; at least one */
     PeerGate(int[] allowed) {
+        this(allowed, "vfio-user");
+    }
+
+    /**
+     * A gate for another kind of client (e.g. the control plane's), named in the refusal log line.
+     *
+     * @param allowed    the uids (raw 32 bits of a uid_t) allowed to connect; at least one
+     * @param clientKind e.g. {@code JSON-RPC}
+     */
+    public PeerGate(int[] allowed, String clientKind) {
         this.allowed = validate(allowed);
+        this.clientKind = clientKind;
     }
 
     /** The default allow list: the server's own effective uid and root. */
-    static int[] defaultUids() {
+    public static int[] defaultUids() {
         return Arrays.stream(new int[] {FileIdentity.geteuid(), ROOT}).distinct().toArray();
     }
 
     /** A sorted, duplicate-free copy of {@code uids}; rejects an empty list and (uid_t) -1. */
-    static int[] validate(int[] uids) {
+    public static int[] validate(int[] uids) {
         if (uids == null || uids.length == 0) {
             throw new IllegalArgumentException("the allowed uid list must not be empty");
         }
@@ -60,7 +73,7 @@ final class PeerGate {
      * True if the client on {@code fd} may be served; otherwise the fd is already closed, the refusal
      * counted and (rate-limited) logged.
      */
-    boolean admits(int fd, Object where) {
+    public boolean admits(int fd, Object where) {
         PeerCredentials peer = UnixSocket.peerCredentials(fd);
         if (peer != null && Arrays.binarySearch(allowed, peer.uid()) >= 0) {
             return true;
@@ -78,7 +91,7 @@ final class PeerGate {
             return;
         }
         String more = unlogged == 0 ? "" : " (" + unlogged + " more refused since the last report)";
-        LOG.log(System.Logger.Level.WARNING, "refused a vfio-user client on " + where + ": "
+        LOG.log(System.Logger.Level.WARNING, "refused a " + clientKind + " client on " + where + ": "
                 + (peer == null ? "its credentials could not be read" : peer + " is not in the allowed uids "
                 + describe()) + more);
         loggedOnce = true;
@@ -88,7 +101,7 @@ final class PeerGate {
     }
 
     /** Clients refused by uid so far. */
-    long denied() {
+    public long denied() {
         return denied.get();
     }
 
@@ -98,7 +111,7 @@ final class PeerGate {
     }
 
     /** The allowed uids, e.g. "[0, 1000]". */
-    String describe() {
+    public String describe() {
         return Arrays.stream(allowed).mapToLong(Integer::toUnsignedLong).sorted().mapToObj(Long::toString)
                 .collect(Collectors.joining(", ", "[", "]"));
     }

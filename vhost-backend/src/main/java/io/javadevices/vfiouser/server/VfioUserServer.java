@@ -59,7 +59,8 @@ public final class VfioUserServer implements AutoCloseable {
     private static final System.Logger LOG = System.getLogger(VfioUserServer.class.getName());
     private static final long SUCCESSOR_WAIT_MILLIS = 500;
 
-    private final Path socketPath;
+    private volatile Path socketPath; // from the builder, or an inherited listener's bound path (set at start)
+    private final int listenerFd;
     private final int socketMode;
     private final Function<DeviceContext, PciDevice> factory;
     private final Limits limits;
@@ -72,6 +73,9 @@ public final class VfioUserServer implements AutoCloseable {
     private final AtomicLong clientsTotal = new AtomicLong();
     private final AtomicLong clientsRefused = new AtomicLong();
     private final Object lock = new Object();
+    /** Serialises {@link #stopServing()} and {@link #close()}: a flush never starts while a client is leaving. */
+    private final Object closing = new Object();
+    private boolean released;
 
     private GuestMemory memory;
     private EventfdInterrupts interrupts;
@@ -88,6 +92,7 @@ public final class VfioUserServer implements AutoCloseable {
 
     private VfioUserServer(Builder b) {
         this.socketPath = b.socket;
+        this.listenerFd = b.listenerFd;
         this.socketMode = b.socketMode;
         this.factory = b.factory;
         this.limits = b.limits;
@@ -106,9 +111,32 @@ public final class VfioUserServer implements AutoCloseable {
         private Function<DeviceContext, PciDevice> factory;
         private Limits limits = Limits.defaults();
         private int[] allowedUids;
+        private int listenerFd = -1;
         private WorkerPool workers;
 
         private Builder() {
+        }
+
+        /**
+         * Serves on this inherited listening socket (socket activation, {@code --socket-fd}) instead of binding
+         * {@link #socket}: checked and adopted at {@link VfioUserServer#start()} ({@link UnixListener#adopt}),
+         * its path is the one it is bound to, and {@link VfioUserServer#close()} never unlinks it.
+         */
+        public Builder listenerFd(int fd) {
+            if (fd < 0) {
+                throw new IllegalArgumentException("listener fd must be >= 0: " + fd);
+            }
+            this.listenerFd = fd;
+            return this;
+        }
+
+        /**
+         * The host's shared queue-polling threads, handed to the device in its {@link DeviceContext#workers()};
+         * null (the default) lets the device make its own.
+         */
+        public Builder workers(WorkerPool pool) {
+            this.workers = pool;
+            return this;
         }
 
         /** The Unix socket path to listen on (required). */
@@ -144,23 +172,14 @@ public final class VfioUserServer implements AutoCloseable {
             return this;
         }
 
-        /**
-         * The process's shared queue-polling threads, handed to the device ({@code DeviceContext.workers()}); one
-         * pool serves every controller of the process. Default none: the device makes its own.
-         */
-        public Builder workers(WorkerPool pool) {
-            this.workers = pool;
-            return this;
-        }
-
         public Builder limits(Limits limits) {
             this.limits = Objects.requireNonNull(limits, "limits");
             return this;
         }
 
         public VfioUserServer build() {
-            if (socket == null) {
-                throw new IllegalStateException("socket path is required");
+            if (socket == null && listenerFd < 0) {
+                throw new IllegalStateException("socket path (or an inherited listener fd) is required");
             }
             if (factory == null) {
                 throw new IllegalStateException("device factory is required");
@@ -196,7 +215,8 @@ public final class VfioUserServer implements AutoCloseable {
                 interrupts.attach(device.config());
                 layout = new DeviceLayout(device.config(), interrupts, barWindows);
                 dma = new DmaMappings(memory, limits.maxDmaMaps(), limits.maxMappedBytes());
-                listener = UnixListener.bind(socketPath, socketMode);
+                listener = listenerFd >= 0 ? UnixListener.adopt(listenerFd) : UnixListener.bind(socketPath, socketMode);
+                socketPath = listener.path();
             } catch (IOException | RuntimeException e) {
                 device.close();
                 interrupts.close();
@@ -206,6 +226,7 @@ public final class VfioUserServer implements AutoCloseable {
             acceptThread = Thread.ofPlatform().name("vfio-user-accept " + socketPath.getFileName()).daemon()
                     .start(this::acceptLoop);
             LOG.log(System.Logger.Level.INFO, "vfio-user server listening on " + listener.path()
+                    + (listener.inherited() ? " (inherited fd " + listenerFd + ")" : "")
                     + ", clients allowed from uids " + peers.describe());
             if (FileIdentity.geteuid() == PeerGate.ROOT) {
                 LOG.log(System.Logger.Level.WARNING, "running as root: this server maps the guest's memory and opens "
@@ -364,7 +385,8 @@ public final class VfioUserServer implements AutoCloseable {
 
     /** The absolute socket path. */
     public Path socketPath() {
-        return socketPath.toAbsolutePath();
+        Path path = socketPath;
+        return path == null ? null : path.toAbsolutePath();
     }
 
     /**
@@ -454,28 +476,58 @@ public final class VfioUserServer implements AutoCloseable {
      */
     @Override
     public void close() {
-        Thread accept;
-        Thread session;
-        Connection connection;
-        synchronized (lock) {
-            if (closed) {
+        synchronized (closing) {
+            if (released) {
                 return;
             }
-            closed = true;
-            accept = acceptThread;
+            released = true;
+            stopServing();
+            release();
         }
-        if (listener != null) {
-            listener.wakeup();
+    }
+
+    /** True once {@link #close()} has run (the device is released: nothing left to flush). */
+    public boolean isClosed() {
+        synchronized (closing) {
+            return released;
         }
-        join(accept);
-        synchronized (lock) {
-            session = activeThread;
-            connection = active;
+    }
+
+    /**
+     * The first half of {@link #close()}, for a clean shutdown that must flush the device between the two:
+     * stops accepting and disconnects the client, whose session teardown resets the device (which finishes
+     * or fails its in-flight commands, {@link PciDevice#reset()}); returns once that session has ended.
+     * The device stays open (for {@link PciDevice#flush()}) and the socket stays bound until
+     * {@link #close()}. Idempotent.
+     */
+    public void stopServing() {
+        synchronized (closing) {
+            Thread accept;
+            Thread session;
+            Connection connection;
+            synchronized (lock) {
+                if (closed) {
+                    return;
+                }
+                closed = true;
+                accept = acceptThread;
+            }
+            if (listener != null) {
+                listener.wakeup();
+            }
+            join(accept);
+            synchronized (lock) {
+                session = activeThread;
+                connection = active;
+            }
+            if (connection != null) {
+                connection.disconnect();
+            }
+            join(session);
         }
-        if (connection != null) {
-            connection.disconnect();
-        }
-        join(session);
+    }
+
+    private void release() {
         if (listener != null) {
             listener.close();
         }

@@ -4,6 +4,7 @@ import io.javadevices.vfiouser.sys.Errno;
 import io.javadevices.vfiouser.sys.ErrnoException;
 import io.javadevices.vfiouser.sys.FileIdentity;
 import io.javadevices.vfiouser.sys.LibC;
+import io.javadevices.vfiouser.sys.SocketOptions;
 import io.javadevices.vfiouser.sys.SocketStructs;
 import io.javadevices.vfiouser.sys.Statx;
 
@@ -47,12 +48,14 @@ public final class UnixListener implements AutoCloseable {
     private final int fd;
     private final int wakeFd;
     private final Object fileKey;
+    private final boolean inherited;
     private final Arena arena = Arena.ofShared();
     private final MemorySegment pollFds;
     private final MemorySegment drain;
     private boolean closed;
 
-    private UnixListener(Path path, int fd, int wakeFd, Object fileKey) {
+    private UnixListener(Path path, int fd, int wakeFd, Object fileKey, boolean inherited) {
+        this.inherited = inherited;
         this.path = path;
         this.fd = fd;
         this.wakeFd = wakeFd;
@@ -101,12 +104,89 @@ public final class UnixListener implements AutoCloseable {
             Object key = chmodBoundSocket(absolute, mode);
             LibC.listen(fd, 4);
             wake = LibC.eventfd(0, LibC.EFD_CLOEXEC | LibC.EFD_NONBLOCK);
-            return new UnixListener(absolute, fd, wake, key);
+            return new UnixListener(absolute, fd, wake, key, false);
         } catch (IOException | RuntimeException e) {
             LibC.closeQuietly(fd);
             LibC.closeQuietly(wake);
             throw e;
         }
+    }
+
+    /**
+     * Serves on an inherited listening socket (socket activation: systemd's {@code sd_listen_fds(3)}
+     * convention, libvirt passes fds the same way) instead of binding one. The fd must be an open AF_UNIX
+     * SOCK_STREAM socket that is listening and bound to a filesystem path; anything else is refused (an fd
+     * that is not what it claims is never served on). The socket file belongs to whoever created it (systemd's
+     * {@code .socket} unit): {@link #close} closes this process's descriptor and never unlinks the path, so
+     * the next server started on the same socket finds it in place and clients queued meanwhile are kept.
+     * The fd is made close-on-exec and non-blocking (an accept that lost a race must not block the thread
+     * {@link #wakeup} has to stop); its mode and owner are left as the creator set them.
+     *
+     * @throws IOException naming the fd and what it is instead, if it is not such a socket
+     */
+    public static UnixListener adopt(int fd) throws IOException {
+        String path = checkInherited(fd);
+        try {
+            LibC.fcntl(fd, SocketOptions.F_SETFD, SocketOptions.FD_CLOEXEC);
+            LibC.fcntl(fd, LibC.F_SETFL, LibC.fcntl(fd, LibC.F_GETFL, 0) | LibC.O_NONBLOCK);
+        } catch (ErrnoException e) {
+            throw new IOException("inherited fd " + fd + ": " + e.getMessage(), e);
+        }
+        int wake;
+        try {
+            wake = LibC.eventfd(0, LibC.EFD_CLOEXEC | LibC.EFD_NONBLOCK);
+        } catch (ErrnoException e) {
+            throw new IOException("eventfd: " + e.getMessage(), e);
+        }
+        return new UnixListener(Path.of(path).toAbsolutePath(), fd, wake, null, true);
+    }
+
+    /**
+     * The checks of {@link #adopt}, without changing anything: returns the path {@code fd} is bound to if it is
+     * an open, listening AF_UNIX SOCK_STREAM socket bound to a filesystem path.
+     *
+     * @throws IOException naming the fd and what it is instead
+     */
+    public static String checkInherited(int fd) throws IOException {
+        String what = "inherited fd " + fd;
+        int domain;
+        try {
+            domain = SocketOptions.intOption(fd, SocketOptions.SO_DOMAIN);
+        } catch (ErrnoException e) {
+            if (e.errno() == Errno.EBADF) {
+                throw new IOException(what + " is not open", e);
+            }
+            if (e.errno() == Errno.ENOTSOCK) {
+                throw new IOException(what + " is not a socket", e);
+            }
+            throw new IOException(what + ": getsockopt(SO_DOMAIN): " + e.getMessage(), e);
+        }
+        String path;
+        try {
+            if (domain != LibC.AF_UNIX) {
+                throw new IOException(what + " is a socket of address family " + domain + ", not AF_UNIX (1)");
+            }
+            int type = SocketOptions.intOption(fd, SocketOptions.SO_TYPE);
+            if (type != LibC.SOCK_STREAM) {
+                throw new IOException(what + " is an AF_UNIX socket of type " + type + ", not SOCK_STREAM (1)");
+            }
+            if (SocketOptions.intOption(fd, SocketOptions.SO_ACCEPTCONN) == 0) {
+                throw new IOException(what + " is an AF_UNIX stream socket that is not listening");
+            }
+            path = SocketOptions.unixPath(fd);
+            if (path == null || path.isEmpty()) {
+                throw new IOException(what + " is a listening socket bound to no filesystem path (abstract or "
+                        + "unnamed); the server serves only sockets QEMU can name by path");
+            }
+        } catch (ErrnoException e) {
+            throw new IOException(what + ": " + e.getMessage(), e);
+        }
+        return path;
+    }
+
+    /** True if the socket was inherited ({@link #adopt}): its file is never unlinked here. */
+    public boolean inherited() {
+        return inherited;
     }
 
     /**
@@ -257,7 +337,7 @@ public final class UnixListener implements AutoCloseable {
     }
 
     /**
-     * Stops listening and unlinks the socket file if it is still ours. Call after the accepting thread
+     * Stops listening and unlinks the socket file if it is still ours (never an inherited one's). Call after the accepting thread
      * has returned from {@link #accept} (use {@link #wakeup} first). Idempotent.
      */
     @Override
@@ -272,7 +352,7 @@ public final class UnixListener implements AutoCloseable {
         }
         try {
             Object key = Files.readAttributes(path, BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS).fileKey();
-            if (key != null && key.equals(fileKey)) {
+            if (!inherited && key != null && key.equals(fileKey)) {
                 Files.deleteIfExists(path);
             }
         } catch (IOException ignored) {
