@@ -149,6 +149,7 @@ public final class NvmeController implements PciDevice, QueueWorker.Controller {
         this.engine = IoEngines.choose(options.ioEngine(), options.ioThreads());
         LOG.log(System.Logger.Level.INFO, "nvme: I/O engine {0}", engine.description());
         queues.ioEngines(engine.factory());
+        queues.workers(context.workers()); // null: the controller makes its own pool at the first I/O queue
         this.quiescer = new WorkerQuiescer(queues::liveWorkers);
         memory.addQuiescer(quiescer);
         pool.retirer(grace::afterInFlight);
@@ -502,6 +503,12 @@ public final class NvmeController implements PciDevice, QueueWorker.Controller {
         return m;
     }
 
+    /** The worker of SQ {@code qid}, or null (tests: which thread runs it). */
+    QueueWorker queueWorker(int qid) {
+        SubmissionQueue sq = queues.submissionQueue(qid);
+        return sq == null ? null : sq.worker();
+    }
+
     /** {@code ns<N>.latency} and {@code sq<N>.latency}: the asynchronous operations' latencies ({@link NvmeStatistics}). */
     @Override
     public Map<String, Histogram> histograms() {
@@ -550,5 +557,6 @@ public final class NvmeController implements PciDevice, QueueWorker.Controller {
             ns.backend().close();
         }
         pool.close();
+        queues.close();
     }
 }

@@ -15,8 +15,9 @@
  *     width, writable mask, reset value, on-write hook per register).</li>
  * <li>{@code irq}: {@link io.javadevices.nvme.irq.InterruptDelivery} (coalescing, MSI-X, INTx, INTMS/INTMC).</li>
  * <li>{@code queue}: {@link io.javadevices.nvme.queue.QueueTable} (SQs/CQs by id, workers, DBBUF pages),
- *     {@link io.javadevices.nvme.queue.QueueWorker} (one thread per SQ: fetch, execute, post, interrupt,
- *     EventIdx re-arm), {@link io.javadevices.nvme.queue.SubmissionQueue},
+ *     {@link io.javadevices.nvme.queue.QueueWorker} (one SQ's work as a poller on a thread of the host's
+ *     worker pool, or of the admin queue's own: fetch, execute, post, interrupt, EventIdx re-arm; never waits
+ *     for the host), {@link io.javadevices.nvme.queue.SubmissionQueue},
  *     {@link io.javadevices.nvme.queue.CompletionQueue} (each doorbell a {@code QueueDoorbell} reading one
  *     {@code DoorbellSource}: BAR0, polled page or shadow slot), {@link io.javadevices.nvme.queue.ShadowDoorbell},
  *     {@link io.javadevices.nvme.queue.IdlePolicy} (spin, nap or park of an idle worker),

@@ -22,7 +22,7 @@ class AllocationProbeTest {
                 HostQueue q = f.driver.ioQueue(1);
                 long buf = f.host.allocatePages(1);
                 DbbufTest.runStreaming(f, q, buf, 30_000, 32); // warm up (JIT)
-                Thread worker = Thread.getAllStackTraces().keySet().stream().filter(t -> t.getName().equals("nvme-sq1")).findFirst().orElseThrow();
+                Thread worker = f.workerThread(1);
                 var mx = (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
                 long before = mx.getThreadAllocatedBytes(worker.threadId());
                 int n = DbbufTest.runStreaming(f, q, buf, 20_000, 32);
@@ -45,7 +45,7 @@ class AllocationProbeTest {
             HostQueue q = f.driver.ioQueue(1);
             long buf = f.host.allocatePages(1);
             DbbufTest.runStreaming(f, q, buf, 30_000, 32); // warm up (JIT)
-            Thread worker = Thread.getAllStackTraces().keySet().stream().filter(t -> t.getName().equals("nvme-sq1")).findFirst().orElseThrow();
+            Thread worker = f.workerThread(1);
             var mx = (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
             long before = mx.getThreadAllocatedBytes(worker.threadId());
             int n = DbbufTest.runStreaming(f, q, buf, 20_000, 32);
@@ -66,7 +66,7 @@ class AllocationProbeTest {
             Command read = Sgl.linux(Command.read(1, 0, 8, 0, 0), f.host.memory(), new long[] {a, b + 100},
                     new int[] {2048, 2048}, list);
             streamSame(q, read, 30_000); // warm up (JIT)
-            Thread worker = Thread.getAllStackTraces().keySet().stream().filter(t -> t.getName().equals("nvme-sq1")).findFirst().orElseThrow();
+            Thread worker = f.workerThread(1);
             var mx = (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
             long before = mx.getThreadAllocatedBytes(worker.threadId());
             int n = streamSame(q, read, 20_000);

@@ -2,6 +2,8 @@ package io.javadevices.nvme;
 
 import io.javadevices.nvme.backend.BlockBackend;
 import io.javadevices.nvme.driver.LinuxLikeDriver;
+import io.javadevices.pci.DeviceContext;
+import io.javadevices.pci.WorkerPool;
 import io.javadevices.pci.testkit.TestHost;
 
 import java.util.HashMap;
@@ -24,12 +26,27 @@ final class Fixture implements AutoCloseable {
 
     /** Namespaces opened by {@code open} (a test backend around the one the spec names). */
     Fixture(Map<String, String> options, long ram, Function<NvmeOptions.NamespaceSpec, BlockBackend> open) {
+        this(options, ram, open, null);
+    }
+
+    /** A controller whose I/O queues run on {@code workers} (a host's shared pool), or its own pool when null. */
+    Fixture(Map<String, String> options, long ram, Function<NvmeOptions.NamespaceSpec, BlockBackend> open,
+            WorkerPool workers) {
         host = TestHost.heap(ram);
         Map<String, String> o = new HashMap<>();
         o.put("namespaces", "ram:64M");
         o.putAll(options);
-        controller = host.attach(ctx -> new NvmeController(NvmeOptions.parse(o), ctx, open));
+        controller = host.attach(ctx -> new NvmeController(NvmeOptions.parse(o), workers == null ? ctx
+                : new DeviceContext(ctx.memory(), ctx.interrupts(), ctx.barMemory(), workers), open));
         driver = new LinuxLikeDriver(host);
+    }
+
+    /** {@link #withoutSafetyNet} on a shared pool. */
+    static Fixture onPool(WorkerPool workers, String... keyValues) {
+        Map<String, String> o = pairs(keyValues);
+        o.putIfAbsent("park-dbbuf-us", SAFETY_NET_OFF);
+        o.putIfAbsent("park-trapped-us", SAFETY_NET_OFF);
+        return new Fixture(o, 64L << 20, NvmeOptions.NamespaceSpec::open, workers);
     }
 
     /** Safety-net parks long enough (5 s) that a lost wake-up shows up as a test timeout, not hidden by a timer. */
@@ -69,5 +86,12 @@ final class Fixture implements AutoCloseable {
     @Override
     public void close() {
         host.close();
+    }
+
+    /** The live thread that runs I/O queue {@code qid}'s worker (a pool thread, shared with other queues). */
+    Thread workerThread(int qid) {
+        String name = controller.queueWorker(qid).threadName();
+        return Thread.getAllStackTraces().keySet().stream().filter(t -> t.getName().equals(name) && t.isAlive())
+                .findFirst().orElseThrow();
     }
 }

@@ -55,6 +55,16 @@ public interface WorkerPool {
         String threadName();
 
         /**
+         * A Linux eventfd whose signal also ends the sleep of this poller's thread, or -1 if the pool's threads do
+         * not sleep on one. A poller whose work arrives from the kernel without a thread to call {@link #wake}
+         * (an io_uring's completions: {@code IORING_REGISTER_EVENTFD}) lets the kernel signal it. Owned by the pool:
+         * never closed or read by the poller. (Added by the pool implementation of issue 15; default -1.)
+         */
+        default int wakeFd() {
+            return -1;
+        }
+
+        /**
          * Takes the poller out of the pool; returns once its thread no longer runs it (at once when called
          * from that thread, which then stops calling it after the current call). Idempotent.
          */

@@ -57,6 +57,37 @@ public interface IoEngine extends AutoCloseable {
      */
     void complete(int tag, int result);
 
+    /**
+     * {@code signal} runs after every completion {@link #complete} queued (on the completing thread, after the
+     * completion is visible to {@link #hasCompletions}): a queue worker on a shared pool thread, which never waits
+     * in {@link #await}, wakes its thread with it. Set once, before the first {@link #submit}.
+     */
+    default void onCompletion(Runnable signal) {
+    }
+
+    /** True if {@link #reap} may deliver something now (false: not known). Worker thread; no system call. */
+    default boolean hasCompletions() {
+        return false;
+    }
+
+    /**
+     * True if every completion runs the {@link #onCompletion} signal and shows in {@link #hasCompletions}; false if
+     * some may arrive unannounced (the kernel's io_uring CQEs), so that a worker that does not wait in
+     * {@link #await} must look periodically.
+     */
+    default boolean signalsCompletions() {
+        return false;
+    }
+
+    /**
+     * Asks the engine to have its completions signal {@code eventFd} (the eventfd its worker's pool thread sleeps
+     * on), where completions come from the kernel without a thread that could run {@link #onCompletion}; true if
+     * they will from now on (then {@link #signalsCompletions}). Worker thread. Default: nothing to do.
+     */
+    default boolean signalEventfd(int eventFd) {
+        return false;
+    }
+
     /** Releases the engine. Worker thread, once nothing is in flight. */
     @Override
     void close();

@@ -9,17 +9,17 @@ package io.javadevices.nvme.backend;
  * ({@link Choice#description}, logged by the controller).
  */
 public final class IoEngines {
-    /** Makes the engine of one queue worker: {@code capacity} tags, for the worker's {@code thread}. */
+    /** Makes the engine of one queue worker: {@code capacity} tags, for the worker called {@code name}. */
     @FunctionalInterface
     public interface Factory {
-        IoEngine create(int capacity, Thread worker);
+        IoEngine create(int capacity, String name);
     }
 
     /** The engine chosen: what makes each worker's engine, and how to describe it to a user. */
     public record Choice(String name, String description, Factory factory) {
-        /** A new engine with {@code capacity} tags for the queue worker running on {@code worker}. */
-        public IoEngine create(int capacity, Thread worker) {
-            return factory.create(capacity, worker);
+        /** A new engine with {@code capacity} tags for the queue worker called {@code name}. */
+        public IoEngine create(int capacity, String name) {
+            return factory.create(capacity, name);
         }
 
         public boolean uring() {
@@ -28,6 +28,21 @@ public final class IoEngines {
     }
 
     private IoEngines() {
+    }
+
+    /**
+     * Queue {@code qid}'s engine, or null if it cannot be made (an io_uring ring refused for this queue: the
+     * locked-memory limit reached after N rings): the queue then runs its commands synchronously, slower but
+     * correct, and says so.
+     */
+    public static IoEngine createOrNull(Factory engines, int tags, String name, int qid) {
+        try {
+            return engines.create(tags, name);
+        } catch (RuntimeException e) {
+            System.getLogger(IoEngines.class.getName()).log(System.Logger.Level.WARNING,
+                    "queue {0}: no asynchronous I/O engine ({1}); its commands run one at a time", qid, e.toString());
+            return null;
+        }
     }
 
     /**
@@ -51,7 +66,7 @@ public final class IoEngines {
         }
         String why = kind.equals("threads") ? "io-engine=threads" : "io_uring not available: " + uringUnavailable;
         return new Choice("threads", "threads (" + threads + " per I/O queue; " + why + ")",
-                (capacity, worker) -> new ThreadPoolEngine(worker.getName(), capacity, threads));
+                (capacity, name) -> new ThreadPoolEngine(name, capacity, threads));
     }
 
     /** The probe's answer, once per process: a seccomp policy or sysctl does not change under a running server. */

@@ -45,6 +45,8 @@ public final class ThreadPoolEngine implements IoEngine {
     private volatile boolean closed;
     private volatile boolean workerWaiting;
     private Thread worker;
+    /** Runs after each completion is queued ({@link #onCompletion}): wakes the queue worker's thread. */
+    private Runnable completionSignal = () -> { };
 
     /** @param threads 1..64; {@code name} names the threads ({@code name-ioN}) */
     public ThreadPoolEngine(String name, int capacity, int threads) {
@@ -255,6 +257,22 @@ public final class ThreadPoolEngine implements IoEngine {
         inbox.offer(tag, result);
         VarHandle.fullFence(); // Dekker with await(): completion stored, then "waiting" loaded
         wake();
+        completionSignal.run();
+    }
+
+    @Override
+    public void onCompletion(Runnable signal) {
+        completionSignal = signal;
+    }
+
+    @Override
+    public boolean hasCompletions() {
+        return inbox.nonEmpty();
+    }
+
+    @Override
+    public boolean signalsCompletions() {
+        return true;
     }
 
     @Override

@@ -49,7 +49,9 @@ public final class UringEngine implements IoEngine {
 
     private final UringRing ring;
     private final int capacity;
-    private final Thread worker;
+    private final String worker;
+    /** Runs after a completion from another thread is queued ({@link #onCompletion}): wakes the worker's thread. */
+    private Runnable completionSignal = () -> { };
     private final Step[] steps;
     private final CompletionInbox inbox;
     private final int eventFd;
@@ -63,8 +65,9 @@ public final class UringEngine implements IoEngine {
     private int droppedSeen;
     private long overflowFlushes;
     private boolean closed;
+    private boolean eventfdRegistered;
 
-    private UringEngine(UringRing ring, int capacity, Thread worker, int eventFd) {
+    private UringEngine(UringRing ring, int capacity, String worker, int eventFd) {
         this.ring = ring;
         this.capacity = capacity;
         this.worker = worker;
@@ -83,12 +86,21 @@ public final class UringEngine implements IoEngine {
      *     {@code kernel.io_uring_disabled}, ENOMEM from RLIMIT_MEMLOCK on old kernels, a kernel older than 5.11)
      */
     public static UringEngine open(int capacity, Thread worker) {
+        return open(capacity, worker.getName());
+    }
+
+    /** {@link #open(int, Thread)} for the queue worker called {@code worker}. */
+    public static UringEngine open(int capacity, String worker) {
         int entries = Integer.highestOneBit(Math.min(Math.max(capacity + 1, 8), MAX_SQ_ENTRIES) * 2 - 1);
         return open(capacity, worker, entries, UringRing.IORING_SETUP_CLAMP);
     }
 
     /** {@link #open(int, Thread)} with explicit ring parameters (tests: an invalid value gets the failure path). */
     static UringEngine open(int capacity, Thread worker, int sqEntries, int setupFlags) {
+        return open(capacity, worker.getName(), sqEntries, setupFlags);
+    }
+
+    private static UringEngine open(int capacity, String worker, int sqEntries, int setupFlags) {
         if (capacity <= 0 || capacity > 1 << 16) {
             throw new IllegalArgumentException("io_uring engine capacity " + capacity + " outside [1, 65536]");
         }
@@ -144,7 +156,7 @@ public final class UringEngine implements IoEngine {
 
     /** The worker this engine belongs to, for messages. */
     private String workerName() {
-        return worker == null ? "a queue worker" : worker.getName();
+        return worker == null ? "a queue worker" : worker;
     }
 
     /**
@@ -280,6 +292,47 @@ public final class UringEngine implements IoEngine {
     public void complete(int tag, int result) {
         inbox.offer(tag, result);
         wake();
+        completionSignal.run();
+    }
+
+    @Override
+    public void onCompletion(Runnable signal) {
+        completionSignal = signal;
+    }
+
+    @Override
+    public boolean hasCompletions() {
+        return ring.cqReady() || ring.overflowPending() || inbox.nonEmpty();
+    }
+
+    /**
+     * The kernel's CQEs wake only a thread waiting in {@link #await} until {@link #signalEventfd} registered its
+     * thread's eventfd; a worker on a shared pool thread never waits there (it would block the thread's other
+     * queues), so without it the worker looks at the CQ ring periodically while operations are in flight.
+     */
+    @Override
+    public boolean signalsCompletions() {
+        return eventfdRegistered;
+    }
+
+    /**
+     * The pool thread that runs this queue sleeps on {@code eventFd} (a {@code ppoll}): the kernel signals it for
+     * every CQE of this ring from now on ({@code IORING_REGISTER_EVENTFD}), so a completion wakes the thread even
+     * while it sleeps for other queues too. Worker thread, once; a refusal (an old kernel) leaves the periodic look.
+     */
+    @Override
+    public boolean signalEventfd(int eventFd) {
+        if (eventFd < 0 || eventfdRegistered) {
+            return eventfdRegistered;
+        }
+        int rc = ring.registerEventfd(eventFd);
+        if (rc < 0) {
+            LOG.log(System.Logger.Level.WARNING, "io_uring of " + workerName() + ": IORING_REGISTER_EVENTFD refused ("
+                    + UringSyscalls.name(-rc) + "); its completions are looked for every few microseconds");
+            return false;
+        }
+        eventfdRegistered = true;
+        return true;
     }
 
     /** What {@link #close} runs after the ring is gone: release what was opened for this ring only. */

@@ -297,6 +297,15 @@ final class UringRing implements AutoCloseable {
         INT.setRelease(cqRing, cqHead, head);
     }
 
+    /**
+     * {@code IORING_REGISTER_EVENTFD}: the kernel signals {@code eventFd} for every CQE from now on (Linux 5.1);
+     * 0, or a negated errno.
+     */
+    int registerEventfd(int eventFd) {
+        timespec.set(JAVA_INT, 0, eventFd); // a scratch int: the syscall copies it
+        return UringSyscalls.register(fd, UringSyscalls.IORING_REGISTER_EVENTFD, timespec.address(), 1, state);
+    }
+
     /** Unmaps the rings and closes the ring fd; the kernel cancels whatever is still in flight. */
     @Override
     public void close() {

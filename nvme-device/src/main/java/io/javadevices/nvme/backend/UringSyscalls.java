@@ -29,7 +29,9 @@ final class UringSyscalls {
      * {@code arch/x86/entry/syscalls/syscall_64.tbl}; the same numbers in {@code include/uapi/asm-generic/unistd.h}
      * (arm64, riscv): io_uring came after the architectures' tables were aligned.
      */
-    static final long SYS_IO_URING_SETUP = 425, SYS_IO_URING_ENTER = 426;
+    static final long SYS_IO_URING_SETUP = 425, SYS_IO_URING_ENTER = 426, SYS_IO_URING_REGISTER = 427;
+    /** io_uring_register opcode: signal an eventfd for every CQE posted. */
+    static final int IORING_REGISTER_EVENTFD = 4;
 
     static final int EPERM = 1, EINTR = 4, EIO = 5, EAGAIN = 11, ENOMEM = 12, EFAULT = 14, EBUSY = 16,
             ENFILE = 23, EMFILE = 24, EINVAL = 22, ENOSYS = 38, ETIME = 62, EOPNOTSUPP = 95, ECANCELED = 125;
@@ -90,6 +92,17 @@ final class UringSyscalls {
             return rc < 0 ? -errno(state) : (int) rc;
         } catch (Throwable t) {
             throw new IllegalStateException("io_uring_enter downcall", t);
+        }
+    }
+
+    /** {@code io_uring_register(fd, opcode, arg, nrArgs)}: 0 or more, or a negated errno. */
+    static int register(int fd, int opcode, long arg, int nrArgs, MemorySegment state) {
+        try {
+            long rc = (long) SYSCALL7.invokeExact(state, SYS_IO_URING_REGISTER, (long) fd, (long) opcode, arg,
+                    (long) nrArgs, 0L, 0L);
+            return rc < 0 ? -errno(state) : (int) rc;
+        } catch (Throwable t) {
+            throw new IllegalStateException("io_uring_register downcall", t);
         }
     }
 

@@ -5,7 +5,6 @@ import io.javadevices.pci.GuestMemory;
 import io.javadevices.pci.GuestMemoryException;
 
 import java.util.Arrays;
-import java.util.concurrent.locks.LockSupport;
 
 /**
  * A completion queue (NVMe 1.4 §4.6): ring in guest memory, tail and phase owned by the posting worker, head
@@ -15,7 +14,7 @@ import java.util.concurrent.locks.LockSupport;
  * one rule, applied here and nowhere else ({@link #post} and the interrupt bookkeeping): Linux maps one SQ per CQ,
  * and while only one SQ posts here it is touched without a lock; once several SQs share this CQ
  * ({@link #attach}) posters serialise on this object's monitor, never switched back. When a second SQ
- * attaches, its worker first waits ({@link #awaitHandOver}) until every earlier poster has seen the CQ shared
+ * attaches, its worker fetches nothing ({@link #handedOver}) until every earlier poster has seen the CQ shared
  * outside a post, so an unlocked post already under way can never interleave with a locked one.
  *
  * <p>Threads: the MMIO thread stores BAR0 head writes ({@link #mmioHead(int)}) and wakes blocked posters; the
@@ -118,20 +117,22 @@ public final class CompletionQueue {
     }
 
     /**
-     * Called by a new worker of a shared CQ before its first fetch: waits until each other worker of
-     * this CQ posts only under the lock (it acknowledges at its next post or loop turn; a kick makes
-     * an idle one turn) or has ended. A worker stuck in its backend delays only the newcomer.
+     * Asked by a worker before its first fetch: true unless this CQ is shared and another of its workers does not
+     * yet post only under the lock (it acknowledges at its next post or poll; it is kicked to make that soon) and
+     * has not ended. Never waits: the asking worker's thread may be the one that runs the other worker.
      */
-    void awaitHandOver(QueueWorker self) {
+    boolean handedOver(QueueWorker self) {
+        if (!shared) {
+            return true;
+        }
         for (SubmissionQueue other : sqs) {
             QueueWorker w = other.worker;
-            long pause = 10_000L;
-            while (w != null && w != self && !w.postsLockedOrGone() && !self.stopping()) {
+            if (w != null && w != self && !w.postsLockedOrGone()) {
                 w.kick();
-                LockSupport.parkNanos(pause);
-                pause = Math.min(pause * 2, 1_000_000L);
+                return false;
             }
         }
+        return true;
     }
 
     public synchronized void detach(SubmissionQueue sq) {

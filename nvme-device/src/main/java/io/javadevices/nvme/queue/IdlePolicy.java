@@ -70,6 +70,10 @@ public final class IdlePolicy {
     private int lastLook;
     private boolean lookAfterNap;
     private boolean cpuBusy;
+    /** The spin under way ends at this {@code nanoTime} (0: none); the nap under way (0: none) and its start. */
+    private long spinUntil;
+    private long napAsked;
+    private long napStart;
 
     IdlePolicy(Settings settings, boolean polled) {
         this.spinNanos = settings.spinMicros() * 1000L;
@@ -108,6 +112,45 @@ public final class IdlePolicy {
             return Math.min(spinNanos, NAP_SPIN_NANOS);
         }
         return polled ? 0 : spinNanos;
+    }
+
+    /**
+     * The queue is empty: true while the worker should spin (look again at once), the poll-by-poll form of
+     * {@link #spinNanos}, whose spin starts at the first look after a busy period without operations in flight.
+     */
+    boolean spinning(boolean inFlight, boolean shadowed) {
+        if (busy && !inFlight) {
+            long spin = spinNanos(shadowed);
+            spinUntil = spin > 0 ? System.nanoTime() + spin : 0;
+        }
+        if (spinUntil != 0) {
+            if (System.nanoTime() - spinUntil < 0) {
+                return true;
+            }
+            spinUntil = 0;
+        }
+        return false;
+    }
+
+    /** A nap of {@code nanos} begins (the worker's thread sleeps at most that long for this queue). */
+    void napStarted(long nanos) {
+        napAsked = nanos;
+        napStart = System.nanoTime();
+    }
+
+    /** True while a nap is under way (its EventIdx lags: nothing to arm). */
+    boolean inNap() {
+        return napAsked != 0;
+    }
+
+    /** The worker looks again: ends the nap under way, if any ({@link #napped}); true if there was one. */
+    boolean napOver() {
+        if (napAsked == 0) {
+            return false;
+        }
+        napped(napAsked, System.nanoTime() - napStart);
+        napAsked = 0;
+        return true;
     }
 
     /** How long to nap now with EventIdx left behind; 0 = do not nap, re-arm and park. */

@@ -2,6 +2,8 @@ package io.javadevices.nvme.queue;
 
 import io.javadevices.nvme.backend.IoEngines;
 import io.javadevices.pci.GuestMemory;
+import io.javadevices.pci.PollingThreads;
+import io.javadevices.pci.WorkerPool;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -42,6 +44,9 @@ public final class QueueTable {
     private volatile Supplier<? extends CommandHandler> ioHandlers;
     /** Makes each I/O worker's asynchronous engine, or null: I/O queues run synchronously. */
     private volatile IoEngines.Factory ioEngines;
+    /** The host's shared polling threads for the I/O queues, or null: this controller's own ({@link #ioPool}). */
+    private volatile WorkerPool sharedPool;
+    private PollingThreads ownPool; // guarded by live
 
     public QueueTable(QueueWorker.Controller controller, int maxQueues, DoorbellPage doorbellPage,
                       IdlePolicy.Settings idle, WorkerStopper stopper) {
@@ -61,6 +66,42 @@ public final class QueueTable {
     /** Where the I/O workers created from now on get their engine ({@link QueueWorker}, asynchronous I/O). */
     public void ioEngines(IoEngines.Factory engines) {
         this.ioEngines = engines;
+    }
+
+    /**
+     * The threads the I/O queues run on: the host's ({@code DeviceContext.workers()}), or null for a private
+     * pool of {@code availableProcessors} threads made at the first Create I/O SQ. The admin queue never runs
+     * there: an admin command may block for long (Format NVM, a namespace created in a pool directory, a
+     * synchronous backend's flush) and must not stall the I/O of other controllers sharing those threads; it
+     * keeps a thread of its own, and Delete I/O SQ may wait on it for an I/O queue to stop.
+     */
+    public void workers(WorkerPool pool) {
+        this.sharedPool = pool;
+    }
+
+    private WorkerPool ioPool() {
+        WorkerPool pool = sharedPool;
+        if (pool != null) {
+            return pool;
+        }
+        synchronized (live) {
+            if (ownPool == null) {
+                ownPool = PollingThreads.create("nvme-poll", Runtime.getRuntime().availableProcessors(), null);
+            }
+            return ownPool;
+        }
+    }
+
+    /** The controller closed (its workers ended): ends the private pool's threads, if any. */
+    public void close() {
+        PollingThreads pool;
+        synchronized (live) {
+            pool = ownPool;
+            ownPool = null;
+        }
+        if (pool != null) {
+            pool.close();
+        }
     }
 
     /** Highest I/O queue id. */
@@ -151,7 +192,7 @@ public final class QueueTable {
         sq.cq.attach(sq);
         sqs.set(sq.qid, sq);
         QueueWorker worker = new QueueWorker(controller, sq, ioHandlers.get(), idle, ioEngines,
-                Math.min(sq.size, MAX_IN_FLIGHT));
+                Math.min(sq.size, MAX_IN_FLIGHT), ioPool());
         synchronized (live) {
             live.add(worker);
         }

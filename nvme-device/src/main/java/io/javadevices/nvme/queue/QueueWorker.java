@@ -5,89 +5,57 @@ import io.javadevices.nvme.backend.IoEngines;
 import io.javadevices.nvme.spec.Status;
 import io.javadevices.pci.GuestMemory;
 import io.javadevices.pci.GuestMemoryException;
-
-import java.util.concurrent.locks.LockSupport;
+import io.javadevices.pci.WorkerPool;
 
 /**
- * The thread that owns one submission queue (daemon, named {@code nvme-sqN}): fetches SQEs, executes
- * them, posts completions to the SQ's CQ and raises one interrupt per batch.
+ * One submission queue's work, as a {@link WorkerPool.Poller} on one thread of a worker pool (I/O queues: the host's
+ * shared pool or the controller's own) or on a thread of its own (the admin queue, see {@link QueueTable}): fetches
+ * SQEs, executes them, posts completions to the SQ's CQ and raises one interrupt per batch. Every call comes from
+ * that one thread, so the queue's work stays ordered and needs no lock.
  *
- * <p>Loop: drain until head == tail, reading the tail from the queue's one {@link DoorbellSource}. When the
- * queue goes empty the {@link IdlePolicy} says whether to spin, nap or park. With DBBUF active the worker then
- * re-arms as Linux {@code nvme_dbbuf_update_and_check_event} expects of a controller: store EventIdx = head,
- * full fence, re-read the shadow tail and continue if it moved (the host's side is shadow store, full
- * barrier, EventIdx load, MMIO if {@code nvme_dbbuf_need_event}); otherwise announce {@code parked}, fence,
- * re-check and park. An MMIO doorbell stores the tail and unparks this thread only if it is parked.
+ * <p>Nothing here waits for the host: a worker on a shared thread that waited for one guest would stall every other
+ * queue of that thread. So {@link #poll} advances a state machine as far as it can now:
+ * <ul>
+ * <li>A full CQ (a slow or hostile host that never consumes) or a clear Bus Master Enable (PCI Local Bus 3.0
+ *     §6.2.2: no DMA, so no fetch and no CQE): the completion is held ({@link HeldCompletions}, bounded by the
+ *     commands in flight) and nothing more is fetched until the held ones are posted. Before the thread sleeps the
+ *     CQ EventIdx is armed with the known head, so the host's next head update rings the doorbell (QEMU commit
+ *     fa5db2aa168b), which wakes the thread ({@link CompletionQueue#wakePosters}); BME set kicks the workers.
+ * <li>No in-flight slot free (asynchronous I/O): nothing is fetched until a completion frees one.
+ * <li>Stopped ({@link #requestStop}): nothing fetched, nothing posted; the worker ends ({@link #awaitExit}) only
+ *     once every operation in flight has completed (the kernel or an I/O thread may still be moving data into guest
+ *     memory until then), and then leaves its thread.
+ * </ul>
  *
- * <p>With DBBUF active the shadow slot is authoritative for the tail and an MMIO doorbell is only a
- * wake-up: a late posted MMIO write carrying an older value can then never make the tail regress or
- * re-execute commands.
+ * <p>Idle ({@link WorkerPool.Poller}'s protocol): the {@link IdlePolicy} says whether to spin, nap or sleep
+ * ({@link #idleNanos}); before a sleep that only a doorbell ends, {@link #prepareToSleep} re-arms EventIdx as Linux
+ * {@code nvme_dbbuf_update_and_check_event} expects, and an MMIO doorbell stores the tail and {@link #wake}s, which
+ * signals the thread only if it sleeps. With DBBUF the shadow slot is authoritative for the tail and an MMIO
+ * doorbell only wakes, so a late MMIO write with an older value never makes the tail regress. Polled doorbells
+ * ({@link DoorbellPage}) wake nobody: the queue looks every {@code nap-us}.
  *
- * <p>With polled doorbells ({@link DoorbellPage}) nobody wakes the worker: guest doorbell writes are
- * plain stores. It sleeps in short timed parks ({@code nap-us}; the admin queue 1 ms) and looks again,
- * which bounds the extra latency of an idle queue's first command to about one park.
- *
- * <p>Asynchronous I/O (an I/O queue with an {@link IoEngine}): a command whose backend has an asynchronous path
- * takes an {@link InFlight} slot, is handed to the engine and returns {@link CommandHandler#DEFERRED}; after each
- * batch the worker calls {@link IoEngine#submit} once, and on every loop iteration it reaps the completions and
- * posts their CQEs (in the order the storage finished them, NVMe 1.4 §6: commands are unordered, each with the SQ
- * head of the moment), one interrupt decision per reap as per batch. With no slot free it fetches nothing until
- * one completes (backpressure). With the SQ empty but operations in flight it waits in {@link IoEngine#await}
- * (which a doorbell's {@link #wake} cuts short) where it would otherwise park: the EventIdx re-arm above is
- * unchanged. A stopped worker posts nothing more but ends only once every operation in flight has completed:
- * the kernel or a pool thread may still be moving data into guest memory until then.
+ * <p>Asynchronous I/O (an {@link IoEngine}): a command with an asynchronous path takes an {@link InFlight} slot and
+ * returns {@link CommandHandler#DEFERRED}; each batch ends with one {@link IoEngine#submit}, each poll reaps and
+ * posts (in completion order, NVMe 1.4 §6, with the SQ head of the moment). The thread never blocks in one queue's
+ * engine, since it serves others: a completion from another thread wakes it ({@link IoEngine#onCompletion}); the
+ * kernel's io_uring CQEs signal the eventfd the thread sleeps on ({@link WorkerPool.Registration#wakeFd},
+ * {@link IoEngine#signalEventfd}), so one thread sleeps for all its rings at once; without one (a pool that parks,
+ * an old kernel) the engine is looked at every {@link #UNSIGNALLED_LOOK_NANOS} while operations are in flight.
  */
-public final class QueueWorker implements Runnable {
-    /** What the worker needs from the controller. */
-    public interface Controller {
-        GuestMemory memory();
-
-        /** A batch of {@code posted} completions was written to {@code cq}: maybe interrupt. */
-        void completionsPosted(CompletionQueue cq, int posted, QueueStats stats);
-
-        /** The queue went idle: flush any coalesced interrupt. */
-        void flushInterrupts(CompletionQueue cq, QueueStats stats);
-
-        /** An invalid SQ tail was seen in a shadow slot or the polled page (reported once per new value). */
-        void invalidSubmissionTail(int qid, int value);
-
-        /**
-         * An invalid CQ head was seen in a shadow slot or the polled page (reported once per new value; the
-         * poster keeps the head it knew, so nothing is overwritten).
-         */
-        void invalidCompletionHead(int qid, int value);
-
-        /** An SQE could not be fetched: its slot ({@code address}) is outside guest memory. */
-        void commandFetchFailed(int qid, long address);
-
-        /** The CQ could not be written: controller fatal status. */
-        void fatal(String why);
-
-        /** A command threw: record it in the error log. */
-        void commandFailed(int sqid, int cid, Throwable t);
-
-        /**
-         * A polled-doorbell worker woke from an idle park: check what a doorbell write would have
-         * triggered (INTx deassertion once the host consumed every completion).
-         */
-        default void polledIdle() {
-        }
-
-        /**
-         * An I/O worker began executing commands on a namespace ({@link NamespaceView}, once per view): the
-         * controller keeps it for the statistics and the namespace delete grace ({@link WorkerGrace}).
-         */
-        default void namespaceViewOpened(NamespaceView view) {
-        }
-
-        /**
-         * May the function master the bus now (PCI command register bit 2)? With it clear a PCI function
-         * must not issue memory accesses (PCI Local Bus 3.0 §6.2.2), so the worker fetches nothing.
-         */
-        default boolean busMasterEnabled() {
-            return true;
-        }
+public final class QueueWorker implements WorkerPool.Poller {
+    /** What the worker needs from the controller ({@link QueueHost}). */
+    public interface Controller extends QueueHost {
     }
+
+    /** While an engine that cannot signal its completions has operations in flight: how often to look at it. */
+    static final long UNSIGNALLED_LOOK_NANOS = 20_000L;
+    /** A stopped worker waiting for its operations in flight, or a CQ hand-over under way: look this often. */
+    private static final long STOP_LOOK_NANOS = 1_000_000L;
+    private static final long HAND_OVER_LOOK_NANOS = 20_000L;
+    /** A full CQ: the safety-net look (the armed CQ EventIdx and the head doorbell's wake-up are the real path). */
+    private static final long CQ_FULL_LOOK_NANOS = 1_000_000L;
+    /** Asynchronous Event Requests the admin queue may hold besides its one synchronous command. */
+    private static final int ADMIN_HELD_EXTRA = 32;
 
     private final Controller host;
     /** The asynchronous engine of an I/O queue, or null (the admin queue; tests): every command synchronous. */
@@ -105,17 +73,24 @@ public final class QueueWorker implements Runnable {
     /** Where this queue counts its commands by opcode: the admin queue's opcodes are admin opcodes. */
     private final long[] opcodeCounts;
     private final Sqe cmd = new Sqe();
-    private final Thread thread;
     private final IdlePolicy idle;
+    private final HeldCompletions held;
     /** Where the doorbell sources report an invalid SQ tail / CQ head: the controller's guest-error path. */
     private final DoorbellSource.Rejects invalidTail;
     private final DoorbellSource.Rejects invalidHead;
-    /** Doorbells live in the polled page: after each idle park the controller re-checks INTx. */
+    /** Doorbells live in the polled page: after each idle sleep the controller re-checks INTx. */
     private final boolean polledDoorbells;
+    /** The pool to run on, or null: a thread of this worker's own. */
+    private final WorkerPool pool;
+    private final String name;
+    private final WorkerLife life = new WorkerLife();
     private volatile boolean stop;
-    private volatile boolean parked;
+    /** Set by {@link #kick}: look at everything once more even if nothing seems to have changed. */
+    private volatile boolean kicked;
     /** Set once this worker has seen its CQ shared: it then posts only under the CQ lock. */
     private volatile boolean postsLocked;
+    /** A shared CQ's earlier posters all post under its lock ({@link CompletionQueue#handedOver}). */
+    private boolean handedOver;
     /**
      * Batches begun plus batches ended ({@link WorkerGrace}): odd while {@link #drain} runs, the only place
      * commands (and so namespace backends) execute; even outside. Written by this thread only, twice per
@@ -124,17 +99,24 @@ public final class QueueWorker implements Runnable {
     private volatile long batchEpoch;
     private int head;
     private int unsignalled;
+    /** Idle state (worker thread only): wake-ups armed for a sleep; fetch held back for want of a slot. */
+    private boolean armed;
+    private boolean backpressured;
+    private boolean engineClosed;
+    private boolean eventfdAsked;
 
+    /** A worker on a thread of its own (the admin queue; tests), every command synchronous. */
     public QueueWorker(Controller host, SubmissionQueue sq, CommandHandler handler, IdlePolicy.Settings idle) {
-        this(host, sq, handler, idle, null, 0);
+        this(host, sq, handler, idle, null, 0, null);
     }
 
     /**
-     * @param engines makes this queue's asynchronous engine for its thread, or null: every command synchronous
+     * @param engines makes this queue's asynchronous engine, or null: every command synchronous
      * @param tags    the engine's tags: the in-flight slots
+     * @param pool    the threads to run on, or null: a thread of its own, ended with the worker
      */
     public QueueWorker(Controller host, SubmissionQueue sq, CommandHandler handler, IdlePolicy.Settings idle,
-                       IoEngines.Factory engines, int tags) {
+                       IoEngines.Factory engines, int tags, WorkerPool pool) {
         this.host = host;
         this.memory = host.memory();
         this.sq = sq;
@@ -145,28 +127,20 @@ public final class QueueWorker implements Runnable {
         this.idle = new IdlePolicy(idle, polledDoorbells);
         this.invalidTail = host::invalidSubmissionTail;
         this.invalidHead = host::invalidCompletionHead;
-        this.thread = Thread.ofPlatform().daemon().name("nvme-sq" + sq.qid).unstarted(this);
-        this.engine = engines == null ? null : engine(engines, tags, thread, sq.qid);
+        this.pool = pool;
+        this.name = "nvme-sq" + sq.qid;
+        this.engine = engines == null ? null : IoEngines.createOrNull(engines, tags, name, sq.qid);
         this.slots = engine == null ? null : new InFlight(engine.capacity());
+        this.held = new HeldCompletions((slots == null ? 0 : slots.capacity()) + 1 + (sq.qid == 0 ? ADMIN_HELD_EXTRA : 0));
+        if (engine != null) {
+            engine.onCompletion(this::wake);
+        }
         sq.worker = this;
     }
 
-    /**
-     * The queue's engine, or null if it cannot be made (an io_uring ring refused for this queue: the locked-memory
-     * limit reached after N rings): the queue then runs its commands synchronously, slower but correct, and says so.
-     */
-    private static IoEngine engine(IoEngines.Factory engines, int tags, Thread thread, int qid) {
-        try {
-            return engines.create(tags, thread);
-        } catch (RuntimeException e) {
-            System.getLogger(QueueWorker.class.getName()).log(System.Logger.Level.WARNING,
-                    "queue {0}: no asynchronous I/O engine ({1}); its commands run one at a time", qid, e.toString());
-            return null;
-        }
-    }
-
+    /** Places the worker on its pool (or starts its own thread); its first poll follows soon. */
     public void start() {
-        thread.start();
+        life.start(pool, this, name);
     }
 
     public SubmissionQueue queue() {
@@ -197,181 +171,249 @@ public final class QueueWorker implements Runnable {
         return head;
     }
 
-    /** Called by the MMIO thread after storing a doorbell value: unpark only if parked. */
-    public void wake() {
-        if (parked) {
-            LockSupport.unpark(thread);
-            if (engine != null) {
-                engine.wake();
-            }
-        }
+    /** The name of the thread that runs this worker, or null before {@link #start}. */
+    public String threadName() {
+        return life.threadName();
     }
 
-    /** Unparks the worker unconditionally (e.g. after Doorbell Buffer Config or a queued async event). */
+    /** After storing a doorbell value or a completion: wakes the worker's thread only if it sleeps. Any thread. */
+    public void wake() {
+        life.wake();
+    }
+
+    /** Makes the worker look at everything once more (after Doorbell Buffer Config, a queued async event, BME set). */
     public void kick() {
-        LockSupport.unpark(thread);
-        if (engine != null) {
-            engine.wake();
-        }
+        kicked = true;
+        wake();
     }
 
     /**
-     * Tells the worker to stop and returns at once: it fetches no further SQE and posts no completion
-     * from now on, even for a command whose backend call is still running (checked after every backend
-     * call, {@link #post}). The controller learns that it can no longer touch guest memory from
-     * {@link #awaitExit}. Never interrupts the thread (that would close FileChannels).
+     * Tells the worker to stop and returns at once: it fetches no further SQE and posts no completion from now on,
+     * even for a command whose backend call is still running ({@link #post}). {@link #awaitExit} says when it can no
+     * longer touch guest memory. Never interrupts a thread (that would close FileChannels).
      */
     public void requestStop() {
         stop = true;
-        LockSupport.unpark(thread);
-        if (engine != null) {
-            engine.wake();
-        }
+        life.stopRequested();
+        wake();
     }
 
     /**
-     * Waits up to {@code millis} (0 = just look) for the thread to end; true once it can no longer touch
-     * guest memory: it ended (after its last operation in flight completed), or it was stopped before it ever
-     * started (its loop then never runs, and nothing was ever in flight).
+     * Waits up to {@code millis} (0 = just look) for the worker to end (after its last operation in flight
+     * completed, or stopped before it started); true once it can no longer touch guest memory. Only looks when
+     * called on the worker's own thread (a wait there could never end).
      */
     public boolean awaitExit(long millis) {
-        if (Thread.currentThread() == thread) {
-            return false;
+        if (millis > 0 && !life.ended()) {
+            wake();
         }
-        if (millis > 0 && thread.isAlive()) {
-            LockSupport.unpark(thread);
-            try {
-                thread.join(millis);
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-            }
-        }
-        Thread.State state = thread.getState();
-        return state == Thread.State.TERMINATED || state == Thread.State.NEW && stop;
+        return life.await(millis);
     }
 
     /** Shared-CQ hand-over: true once this worker posts to its CQ only under the CQ lock, or is gone. */
     boolean postsLockedOrGone() {
-        return postsLocked || thread.getState() == Thread.State.TERMINATED;
+        return postsLocked || life.ended();
     }
 
     public boolean stopping() {
         return stop;
     }
 
+    // ------------------------------------------------------------------ WorkerPool.Poller
+
     @Override
-    public void run() {
+    public boolean poll() {
+        if (life.registration == null) {
+            return false; // start() has not stored its registration yet: look again in a moment
+        }
+        if (!eventfdAsked) {
+            eventfdAsked = true; // the kernel's io_uring completions then wake this thread (see the class comment)
+            if (engine != null) {
+                engine.signalEventfd(life.registration.wakeFd());
+            }
+        }
+        if (idle.napOver()) {
+            stats.naps++;
+        }
+        if (armed) {
+            armed = false;
+            if (!held.isEmpty()) {
+                cq.waiting = false; // this worker armed the CQ wait (prepareToSleep); a sibling SQ's stays
+            }
+            if (polledDoorbells) {
+                host.polledIdle();
+            }
+        }
+        kicked = false; // cleared before looking: a kick after this is seen by hasWork
         try {
-            postsLocked = cq.shared();
-            if (postsLocked) {
-                cq.awaitHandOver(this); // no unlocked post of an earlier poster may overlap ours
+            if (stop) {
+                return retire();
             }
-            loop();
-        } catch (GuestMemoryException e) {
-            host.fatal("queue " + sq.qid + ": completion queue not writable: " + e.getMessage());
-        } catch (Throwable t) {
-            host.fatal("queue " + sq.qid + " worker failed: " + t);
-        } finally {
-            retire();
-        }
-    }
-
-    /**
-     * The loop ended (stop, or a fatal error): wait for every operation still in flight, posting nothing (the
-     * kernel may still DMA into guest memory until it completes; the controller's reset waits for this thread to
-     * end), then release the engine.
-     */
-    private void retire() {
-        if (engine == null) {
-            return;
-        }
-        stop = true;
-        while (slots.inUse() > 0) {
-            engine.submit(); // anything prepared but not handed over completes through the engine too
-            if (engine.reap(reaped) == 0) {
-                engine.await(1_000_000L);
+            if (!handedOver) {
+                postsLocked = cq.shared(); // nothing posted yet: from the first post on, under the lock if shared
+                if (!(handedOver = cq.handedOver(this))) {
+                    return false; // an earlier poster of the shared CQ has not acknowledged yet (it was kicked)
+                }
             }
-        }
-        engine.close();
-    }
-
-    private void loop() throws GuestMemoryException {
-        while (!stop) {
-            if (engine != null && reap() > 0) {
-                continue; // completions posted: look at the SQ again
-            }
+            boolean worked = engine != null && reap() > 0;
             if (!postsLocked && cq.shared()) {
                 postsLocked = true; // a second SQ joined our CQ: from now on we post under its lock
             }
+            if (!held.isEmpty() && !postHeld()) {
+                return worked; // the CQ is still full (or BME clear): fetch nothing
+            }
+            backpressured = false;
             if (!host.busMasterEnabled()) {
-                // No DMA allowed: leave the queue untouched until the host sets Bus Master Enable again
-                // (the controller kicks its workers on that config write).
-                LockSupport.parkNanos(idle.busMasterWaitNanos());
-                continue;
+                return worked; // no DMA allowed: the controller kicks its workers when BME is set again
             }
             handler.poll(this);
             int tail = fetchTail();
             if (tail >= 0 && tail != head) {
                 if (slots != null && !slots.hasFree()) {
-                    engine.await(idle.parkNanos(sq.shadowed())); // backpressure: a completion frees a slot
-                    continue;
+                    backpressured = true; // a completion frees a slot and wakes the thread
+                    return worked;
                 }
                 idle.ran(drain(tail));
                 if (engine != null) {
-                    engine.submit(); // once per batch: one io_uring_enter, one hand-over to the pool
+                    engine.submit(); // once per batch: one io_uring_enter, one hand-over to the I/O threads
                 }
-                continue;
+                worked = true;
             }
-            boolean inFlight = slots != null && slots.inUse() > 0;
-            long spin = inFlight ? 0 : idle.spinNanos(sq.shadowed()); // spinning is for QD1, not for deep queues
-            if (spin > 0 && pollForWork(spin)) {
-                continue;
-            }
-            host.flushInterrupts(cq, stats);
-            long nap = idle.napNanos(sq.shadowed());
-            if (nap > 0) {
-                // Nap with EventIdx one slot behind head: the one value the guest's tail cannot pass before we
-                // consume more (the tail stops at head - 1 when the queue is full), so nvme_dbbuf_need_event
-                // stays false, even across a wrap, and the guest writes only the shadow slot.
-                if (!sq.publishEventIdx((head == 0 ? sq.size : head) - 1)) {
-                    continue; // the shadow page is gone: the queue fell back to its MMIO or polled doorbell
-                }
-                long before = System.nanoTime();
-                sleep(nap, inFlight);
-                idle.napped(nap, System.nanoTime() - before);
-                stats.naps++;
-                continue;
-            }
-            if (sq.shadowed()) {
-                // Re-arm (Linux nvme_dbbuf_update_and_check_event, seen from the controller): EventIdx = the
-                // tail we stopped at, then a StoreLoad fence, then re-check the shadow tail.
-                sq.publishEventIdx(head); // an unreachable page falls back: the re-check then reads MMIO
-                GuestMemory.fullFence();
-                int again = fetchTail();
-                if (again >= 0 && again != head) {
-                    continue;
-                }
-            }
-            parked = true; // Dekker with the MMIO thread: store parked, fence, re-load the tail
-            GuestMemory.fullFence();
-            int again = fetchTail();
-            if (!stop && (again < 0 || again == head)) {
-                sleep(idle.parkNanos(sq.shadowed()), inFlight);
-            }
-            parked = false;
-            if (polledDoorbells) {
-                host.polledIdle();
-            }
+            return worked;
+        } catch (GuestMemoryException e) {
+            host.fatal("queue " + sq.qid + ": completion queue not writable: " + e.getMessage());
+            stop = true;
+            return true;
+        } catch (Throwable t) {
+            host.fatal("queue " + sq.qid + " worker failed: " + t);
+            stop = true;
+            return true;
         }
     }
 
-    /** Parks, or with operations in flight waits in the engine, which a completion or a doorbell ends. */
-    private void sleep(long nanos, boolean inFlight) {
-        if (inFlight) {
-            engine.await(nanos);
-        } else {
-            LockSupport.parkNanos(nanos);
+    /**
+     * Nothing to do now: how long the thread may sleep for this queue. Spin (0) after a one-command busy period;
+     * then, with DBBUF and a deep busy period, nap with EventIdx one slot behind head: the one value the guest's
+     * tail cannot pass before we consume more (the tail stops at head - 1 when the queue is full), so
+     * {@code nvme_dbbuf_need_event} stays false, even across a wrap, and the guest writes only the shadow slot;
+     * otherwise the safety-net sleep, after {@link #prepareToSleep} re-armed.
+     */
+    @Override
+    public long idleNanos() {
+        if (life.registration == null || stop) {
+            return life.registration == null ? HAND_OVER_LOOK_NANOS : STOP_LOOK_NANOS;
         }
+        if (!handedOver) {
+            return HAND_OVER_LOOK_NANOS;
+        }
+        if (!held.isEmpty()) {
+            return host.busMasterEnabled() ? CQ_FULL_LOOK_NANOS : idle.busMasterWaitNanos();
+        }
+        if (!host.busMasterEnabled()) {
+            return idle.busMasterWaitNanos();
+        }
+        if (backpressured) {
+            return looks(idle.parkNanos(sq.shadowed()));
+        }
+        if (idle.spinning(slots != null && slots.inUse() > 0, sq.shadowed())) {
+            return 0; // spinning is for QD1, not for deep queues (never with operations in flight)
+        }
+        host.flushInterrupts(cq, stats);
+        long nap = idle.napNanos(sq.shadowed());
+        if (nap > 0) {
+            if (!sq.publishEventIdx((head == 0 ? sq.size : head) - 1)) {
+                return 0; // the shadow page is gone: the queue fell back to its MMIO or polled doorbell
+            }
+            idle.napStarted(nap);
+            return looks(nap);
+        }
+        return looks(idle.parkNanos(sq.shadowed()));
+    }
+
+    /** With operations in flight on an engine that cannot signal them: no longer than its look interval. */
+    private long looks(long nanos) {
+        if (engine != null && !engine.signalsCompletions() && slots.inUse() > 0) {
+            return Math.min(nanos, UNSIGNALLED_LOOK_NANOS);
+        }
+        return nanos;
+    }
+
+    /**
+     * Arms this queue's wake-ups before a sleep: with a held completion the CQ EventIdx (= the known head, so the
+     * host's next head update rings the doorbell), with an empty SQ under DBBUF the SQ EventIdx = head (Linux
+     * {@code nvme_dbbuf_update_and_check_event}: the host stores the shadow tail, fences, loads EventIdx and
+     * rings if it passed it), each followed by a full fence and a re-check. A nap keeps its lagging EventIdx.
+     */
+    @Override
+    public boolean prepareToSleep() {
+        if (life.registration == null || stop || !handedOver) {
+            return false;
+        }
+        if (!held.isEmpty()) {
+            if (!host.busMasterEnabled()) {
+                return false;
+            }
+            host.flushInterrupts(cq, stats); // the host must see what is already posted, or it never frees space
+            cq.waiting = true;
+            armed = true;
+            cq.publishEventIdx(cq.cachedHead()); // no-op without a reachable shadow slot
+            GuestMemory.fullFence();
+            return cq.headMoved(stats, invalidHead);
+        }
+        if (idle.inNap() || backpressured || !host.busMasterEnabled()) {
+            return false;
+        }
+        if (sq.shadowed()) {
+            sq.publishEventIdx(head); // an unreachable page falls back: the re-check then reads MMIO
+            GuestMemory.fullFence();
+            int again = fetchTail();
+            if (again >= 0 && again != head) {
+                return true;
+            }
+        }
+        armed = true;
+        return false;
+    }
+
+    /** The re-check after the thread published that it sleeps (the other half of {@link #wake}'s Dekker). */
+    @Override
+    public boolean hasWork() {
+        if (life.registration == null) {
+            return false;
+        }
+        if (stop) {
+            return slots == null || slots.inUse() == 0 || engine.hasCompletions();
+        }
+        if (kicked || engine != null && engine.hasCompletions()) {
+            return true;
+        }
+        if (!handedOver || idle.inNap() || backpressured || !host.busMasterEnabled()) {
+            return false; // each ends by its timed look, a completion or a kick
+        }
+        if (!held.isEmpty()) {
+            return cq.headMoved(stats, invalidHead);
+        }
+        int t = fetchTail();
+        return t >= 0 && t != head;
+    }
+
+    /**
+     * The worker stops: nothing is posted any more; it waits (polled, never blocking its thread) for every
+     * operation still in flight (the kernel may still DMA into guest memory until it completes; the controller's
+     * reset waits for {@link #awaitExit}), then releases the engine and leaves its thread.
+     */
+    private boolean retire() {
+        held.clear();
+        if (engine != null && slots.inUse() > 0) {
+            engine.submit(); // anything prepared but not handed over completes through the engine too
+            return engine.reap(reaped) > 0;
+        }
+        if (engine != null && !engineClosed) {
+            engineClosed = true;
+            engine.close();
+        }
+        life.leave();
+        return false;
     }
 
     /** Posts the completions the engine has now; returns how many operations completed. */
@@ -416,24 +458,10 @@ public final class QueueWorker implements Runnable {
             return; // after a reset or Delete I/O SQ nothing is posted (see post)
         }
         try {
-            if (post(cid, CommandHandler.status(status), CommandHandler.dw0(status)) && ++unsignalled >= 64) {
-                signalPosted();
-            }
+            post(cid, CommandHandler.status(status), CommandHandler.dw0(status));
         } catch (GuestMemoryException e) {
             postFailure = e;
         }
-    }
-
-    private boolean pollForWork(long nanos) {
-        long deadline = System.nanoTime() + nanos;
-        do {
-            Thread.onSpinWait();
-            int t = fetchTail();
-            if (t >= 0 && t != head) {
-                return true;
-            }
-        } while (System.nanoTime() < deadline && !stop);
-        return false;
     }
 
     /** Tail to consume up to, or -1 ({@link DoorbellSource#INVALID}) if the doorbell value is invalid. */
@@ -446,13 +474,14 @@ public final class QueueWorker implements Runnable {
         return batchEpoch;
     }
 
-    /** True if the caller is this worker's thread. */
+    /** True if the caller is the thread that runs this worker. */
     boolean isCurrentThread() {
-        return Thread.currentThread() == thread;
+        return life.onThread();
     }
 
+    /** True once the worker ended: it can no longer touch guest memory. */
     boolean terminated() {
-        return thread.getState() == Thread.State.TERMINATED;
+        return life.ended();
     }
 
     /** Runs the commands up to {@code tail}; returns how many there were. */
@@ -470,7 +499,8 @@ public final class QueueWorker implements Runnable {
     private int drainBatch(int tail) throws GuestMemoryException {
         int commands = tail >= head ? tail - head : tail + sq.size - head;
         // Bus Master Enable is looked at before every fetch (PCI 3.0 §6.2.2): the host may clear it mid-batch.
-        while (head != tail && !stop && host.busMasterEnabled() && (slots == null || slots.hasFree())) {
+        // A held completion (CQ full) stops the batch: nothing more is fetched until it is posted.
+        while (head != tail && !stop && held.isEmpty() && host.busMasterEnabled() && (slots == null || slots.hasFree())) {
             long at = sq.base + (long) head * 64;
             head = head + 1 == sq.size ? 0 : head + 1;
             long result;
@@ -499,9 +529,6 @@ public final class QueueWorker implements Runnable {
                 if (!post(cid, CommandHandler.status(result), CommandHandler.dw0(result))) {
                     break;
                 }
-                if (++unsignalled >= 64) {
-                    signalPosted();
-                }
             }
         }
         signalPosted();
@@ -518,55 +545,56 @@ public final class QueueWorker implements Runnable {
     }
 
     /**
-     * Posts a completion for this SQ, waiting while the CQ is full. Returns false, posting nothing, once the
-     * worker is stopping ({@link #requestStop}, checked before every attempt): a command whose backend call
-     * outlived a reset or a Delete I/O SQ must not write into a CQ the host may already reuse.
+     * Posts a completion for this SQ, or holds it ({@link HeldCompletions}) while the CQ is full or Bus Master
+     * Enable is clear (a CQE is DMA too), behind any completion already held: the order of the queue's CQEs is
+     * the order its commands completed. Returns false, posting nothing, once the worker is stopping
+     * ({@link #requestStop}): a command whose backend call outlived a reset or a Delete I/O SQ must not write into
+     * a CQ the host may already reuse.
      *
-     * <p>Runs only on this worker's thread: from {@link #drain}, and from the handler's
+     * <p>Runs only on this worker's thread: from {@link #drain}, from {@link #completed}, and from the handler's
      * {@link CommandHandler#poll} for deferred completions (the admin queue's Asynchronous Event Requests).
      * Tail, phase and head of the CQ belong to the poster (see {@link CompletionQueue}).
      */
     public boolean post(int cid, int status, int dw0) throws GuestMemoryException {
-        assert Thread.currentThread() == thread : "QueueWorker.post off its worker thread";
-        while (true) {
-            if (stop) {
-                return false;
-            }
-            if (!host.busMasterEnabled()) {
-                LockSupport.parkNanos(idle.busMasterWaitNanos()); // a CQE is DMA too: hold it until BME is set (kick)
-                continue;
-            }
-            if (!postsLocked && cq.shared()) {
-                postsLocked = true; // hand-over acknowledged (CompletionQueue.awaitHandOver): the CQ now locks
-            }
-            if (cq.post(memory, sq.qid, head, cid, status, dw0, stats, invalidHead)) {
-                return true;
-            }
-            if (!waitForCompletionSpace()) {
-                return false;
-            }
+        assert life.registration == null || life.onThread() : "QueueWorker.post off its worker thread";
+        if (stop) {
+            return false;
         }
+        if (!postsLocked && cq.shared()) {
+            postsLocked = true; // hand-over acknowledged (CompletionQueue.handedOver): the CQ now locks
+        }
+        if (held.isEmpty() && host.busMasterEnabled()
+                && cq.post(memory, sq.qid, head, cid, status, dw0, stats, invalidHead)) {
+            if (++unsignalled >= 64) {
+                signalPosted();
+            }
+            return true;
+        }
+        if (!held.add(cid, status, dw0)) {
+            host.commandFailed(sq.qid, cid, new IllegalStateException("more completions held than commands fetched"));
+        }
+        return true;
     }
 
     /**
-     * CQ full: flush the interrupt so the host consumes, arm CQ EventIdx = known head so the host's next
-     * head update MMIOs (QEMU commit fa5db2aa168b), fence, re-check, park.
+     * Posts the held completions, oldest first, while the CQ has room; true once none is left. The SQ head in
+     * each is the current one: nothing was fetched since they were held.
      */
-    private boolean waitForCompletionSpace() {
-        signalPosted(); // the host must see what is already posted, or it never frees space
-        host.flushInterrupts(cq, stats);
-        cq.waiting = true;
-        parked = true;
-        try {
-            cq.publishEventIdx(cq.cachedHead()); // no-op without a reachable shadow slot
-            GuestMemory.fullFence();
-            if (!cq.headMoved(stats, invalidHead) && !stop) {
-                LockSupport.parkNanos(1_000_000L);
-            }
-        } finally {
-            parked = false;
-            cq.waiting = false;
+    private boolean postHeld() throws GuestMemoryException {
+        if (!host.busMasterEnabled()) {
+            return false;
         }
-        return !stop;
+        while (!held.isEmpty()) {
+            if (!cq.post(memory, sq.qid, head, held.firstCid(), held.firstStatus(), held.firstDw0(), stats, invalidHead)) {
+                signalPosted();
+                return false;
+            }
+            held.removeFirst();
+            if (++unsignalled >= 64) {
+                signalPosted();
+            }
+        }
+        signalPosted();
+        return true;
     }
 }

@@ -2,6 +2,7 @@ package io.javadevices.vfiouser.cli;
 
 import io.javadevices.pci.ByteSizes;
 import io.javadevices.pci.PciDevicePlugin;
+import io.javadevices.pci.PollingThreads;
 import io.javadevices.vfiouser.host.ControllerDefaults;
 import io.javadevices.vfiouser.server.Limits;
 import io.javadevices.vfiouser.transport.UnixListener;
@@ -96,6 +97,9 @@ public final class ServerMain implements Callable<Integer> {
                     + "1052672 = 1 MiB + 4 KiB); a larger one gets E2BIG and a disconnect.")
     String maxMessageBytes;
 
+    @CommandLine.Mixin
+    WorkerOptions workers = new WorkerOptions();
+
     @Option(names = "-o", paramLabel = "KEY=VALUE", description = "Raw plugin option, repeatable.")
     Map<String, String> rawOptions = new LinkedHashMap<>();
 
@@ -188,7 +192,11 @@ public final class ServerMain implements Callable<Integer> {
             throw new CommandLine.ParameterException(spec.commandLine(), "Missing required option: '--socket=PATH' "
                     + "(or --rpc-socket=PATH to start without a controller)");
         }
-        return new ServerProcess(settings(), out).run();
+        ServerSettings settings = settings();
+        try (PollingThreads pool = workers.create(spec.commandLine())) { // one pool: every controller's I/O queues
+            settings.workers = pool;
+            return new ServerProcess(settings, out).run(); // returns once every controller was closed
+        }
     }
 
     /**

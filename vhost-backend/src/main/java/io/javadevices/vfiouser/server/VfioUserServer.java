@@ -65,6 +65,7 @@ public final class VfioUserServer implements AutoCloseable {
     private final Function<DeviceContext, PciDevice> factory;
     private final Limits limits;
     private final PeerGate peers;
+    /** The host's shared queue-polling threads handed to the device, or null (the device makes its own). */
     private final WorkerPool workers;
 
     private final AtomicLong messages = new AtomicLong();
@@ -411,6 +412,7 @@ public final class VfioUserServer implements AutoCloseable {
         r.put("clients.connected", connected ? 1L : 0L);
         r.put("clients.total", clientsTotal.get());
         r.put("messages", messages.get());
+        r.put("workers.threads", workers == null ? 0L : (long) workers.threads());
         r.put("errors.replied", errorsReplied.get());
         r.put("clients.refused", clientsRefused.get());
         r.put("clients.denied", peers.denied());
