@@ -58,7 +58,7 @@ public interface WorkerPool {
          * A Linux eventfd whose signal also ends the sleep of this poller's thread, or -1 if the pool's threads do
          * not sleep on one. A poller whose work arrives from the kernel without a thread to call {@link #wake}
          * (an io_uring's completions: {@code IORING_REGISTER_EVENTFD}) lets the kernel signal it. Owned by the pool:
-         * never closed or read by the poller. (Added by the pool implementation of issue 15; default -1.)
+         * never closed or read by the poller. Default -1, so that a pool without eventfds needs nothing.
          */
         default int wakeFd() {
             return -1;

@@ -127,8 +127,8 @@ final class ServerProcess {
     }
 
     /**
-     * Without a control plane the process lives as long as its one controller accepts clients (the behaviour
-     * before issue 15); with one it serves until asked to stop.
+     * Without a control plane the process lives as long as its one controller accepts clients (a
+     * single-controller server ends with its socket); with one it serves until asked to stop.
      */
     private static boolean stillServing(Controller first, RpcServer control) {
         if (control != null) {
