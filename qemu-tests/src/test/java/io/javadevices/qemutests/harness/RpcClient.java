@@ -174,23 +174,32 @@ public final class RpcClient implements AutoCloseable {
     }
 
     /** {@code namespace_add} at the lowest free NSID; the result ({@code nsid}, {@code size_bytes}, ...). */
+    /** Named parameters in the order given (key, value, ...), so a request's bytes are the same every run. */
+    private static Map<String, Object> params(Object... keysAndValues) {
+        Map<String, Object> m = new LinkedHashMap<>();
+        for (int i = 0; i < keysAndValues.length; i += 2) {
+            m.put((String) keysAndValues[i], keysAndValues[i + 1]);
+        }
+        return m;
+    }
+
     public Map<String, Object> namespaceAdd(Path controller, String namespace) throws IOException, RpcError {
-        return map(call("namespace_add", Map.of("controller", controller.toString(), "namespace", namespace)));
+        return map(call("namespace_add", params("controller", controller.toString(), "namespace", namespace)));
     }
 
     /** {@code namespace_add} at a chosen NSID. */
     public Map<String, Object> namespaceAdd(Path controller, String namespace, long nsid) throws IOException, RpcError {
-        return map(call("namespace_add", Map.of("controller", controller.toString(), "namespace", namespace, "nsid", nsid)));
+        return map(call("namespace_add", params("controller", controller.toString(), "namespace", namespace, "nsid", nsid)));
     }
 
     /** {@code namespace_remove}. */
     public Map<String, Object> namespaceRemove(Path controller, long nsid) throws IOException, RpcError {
-        return map(call("namespace_remove", Map.of("controller", controller.toString(), "nsid", nsid)));
+        return map(call("namespace_remove", params("controller", controller.toString(), "nsid", nsid)));
     }
 
     /** {@code namespace_resize} to {@code size}: a {@code Long} of bytes or a size string such as {@code "48M"}. */
     public Map<String, Object> namespaceResize(Path controller, long nsid, Object size) throws IOException, RpcError {
-        return map(call("namespace_resize", Map.of("controller", controller.toString(), "nsid", nsid, "size", size)));
+        return map(call("namespace_resize", params("controller", controller.toString(), "nsid", nsid, "size", size)));
     }
 
     /** {@code stats_get} of one controller, in JSON. */
