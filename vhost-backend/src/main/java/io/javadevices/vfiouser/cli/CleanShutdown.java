@@ -2,6 +2,7 @@ package io.javadevices.vfiouser.cli;
 
 import io.javadevices.pci.PciDevice;
 import io.javadevices.vfiouser.server.VfioUserServer;
+import io.javadevices.vfiouser.sys.Threads;
 
 import java.io.IOException;
 import java.io.PrintStream;
@@ -59,7 +60,7 @@ public final class CleanShutdown {
                     .start(() -> failure[index] = stopAndFlush(server)));
         }
         for (Thread t : threads) {
-            joinUninterruptibly(t);
+            Threads.joinUninterruptibly(t);
         }
         for (VfioUserServer server : servers) {
             server.close();
@@ -88,20 +89,6 @@ public final class CleanShutdown {
         } catch (IOException | RuntimeException e) {
             String m = e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage();
             return "flush of the device on " + server.socketPath() + " failed: " + m.replace('\n', ' ');
-        }
-    }
-
-    private static void joinUninterruptibly(Thread t) {
-        boolean interrupted = false;
-        while (t.isAlive()) {
-            try {
-                t.join();
-            } catch (InterruptedException e) {
-                interrupted = true;
-            }
-        }
-        if (interrupted) {
-            Thread.currentThread().interrupt();
         }
     }
 }

@@ -4,6 +4,7 @@ import io.javadevices.vfiouser.server.PeerGate;
 import io.javadevices.vfiouser.sys.Errno;
 import io.javadevices.vfiouser.sys.ErrnoException;
 import io.javadevices.vfiouser.sys.LibC;
+import io.javadevices.vfiouser.sys.Threads;
 import io.javadevices.vfiouser.transport.UnixListener;
 
 import java.io.IOException;
@@ -183,7 +184,7 @@ public final class RpcServer implements AutoCloseable {
             open = new ArrayList<>(sessions);
         }
         listener.wakeup();
-        join(acceptThread);
+        Threads.joinUninterruptibly(acceptThread);
         for (RpcSession s : open) {
             s.disconnect();
         }
@@ -192,19 +193,5 @@ public final class RpcServer implements AutoCloseable {
         }
         listener.close();
         LOG.log(System.Logger.Level.INFO, "JSON-RPC control plane on " + path() + " stopped");
-    }
-
-    static void join(Thread t) {
-        boolean interrupted = false;
-        while (t.isAlive() && t != Thread.currentThread()) {
-            try {
-                t.join();
-            } catch (InterruptedException e) {
-                interrupted = true;
-            }
-        }
-        if (interrupted) {
-            Thread.currentThread().interrupt();
-        }
     }
 }

@@ -1,6 +1,7 @@
 package io.javadevices.vfiouser.rpc;
 
 import io.javadevices.vfiouser.sys.ErrnoException;
+import io.javadevices.vfiouser.sys.Threads;
 import io.javadevices.vfiouser.transport.UnixSocket;
 
 import java.lang.foreign.Arena;
@@ -48,7 +49,7 @@ final class RpcSession implements Runnable {
     }
 
     void join() {
-        RpcServer.join(thread);
+        Threads.joinUninterruptibly(thread);
     }
 
     @Override

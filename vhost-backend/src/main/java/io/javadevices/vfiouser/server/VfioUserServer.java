@@ -14,6 +14,7 @@ import io.javadevices.vfiouser.sys.Errno;
 import io.javadevices.vfiouser.sys.ErrnoException;
 import io.javadevices.vfiouser.sys.FileIdentity;
 import io.javadevices.vfiouser.sys.LibC;
+import io.javadevices.vfiouser.sys.Threads;
 import io.javadevices.vfiouser.transport.UnixListener;
 
 import java.io.IOException;
@@ -515,7 +516,7 @@ public final class VfioUserServer implements AutoCloseable {
             if (listener != null) {
                 listener.wakeup();
             }
-            join(accept);
+            Threads.joinUninterruptibly(accept);
             synchronized (lock) {
                 session = activeThread;
                 connection = active;
@@ -523,7 +524,7 @@ public final class VfioUserServer implements AutoCloseable {
             if (connection != null) {
                 connection.disconnect();
             }
-            join(session);
+            Threads.joinUninterruptibly(session);
         }
     }
 
@@ -548,22 +549,5 @@ public final class VfioUserServer implements AutoCloseable {
             barWindows.close(); // after device.close(): no worker polls the windows any more
         }
         LOG.log(System.Logger.Level.INFO, "vfio-user server on " + socketPath + " stopped");
-    }
-
-    private static void join(Thread t) {
-        if (t == null || t == Thread.currentThread()) {
-            return;
-        }
-        boolean interrupted = false;
-        while (t.isAlive()) {
-            try {
-                t.join();
-            } catch (InterruptedException e) {
-                interrupted = true;
-            }
-        }
-        if (interrupted) {
-            Thread.currentThread().interrupt();
-        }
     }
 }
