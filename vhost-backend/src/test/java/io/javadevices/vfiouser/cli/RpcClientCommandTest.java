@@ -11,8 +11,6 @@ import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 import picocli.CommandLine;
 
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -27,18 +25,7 @@ class RpcClientCommandTest {
     @TempDir
     Path dir;
 
-    private record Result(int code, String out, String err) {
-    }
 
-    private static Result run(String... args) {
-        CommandLine cli = ServerMain.commandLine(args);
-        StringWriter out = new StringWriter();
-        StringWriter err = new StringWriter();
-        cli.setOut(new PrintWriter(out));
-        cli.setErr(new PrintWriter(err));
-        int code = cli.execute(args);
-        return new Result(code, out.toString(), err.toString());
-    }
 
     @Test
     void callsPrintTheResultAsPrettyJsonAndErrorsExitWith1() throws Exception {
@@ -46,31 +33,31 @@ class RpcClientCommandTest {
              RpcServer server = RpcServer.start(dir.resolve("c.rpc"), null, new RpcMethods(host))) {
             String rpc = server.path().toString();
             String vm = dir.resolve("vm.sock").toString();
-            Result add = run("rpc", "--rpc-socket", rpc, "controller_add", "socket=" + vm, "namespaces=ram:1M",
+            CliRun add = CliRun.of("rpc", "--rpc-socket", rpc, "controller_add", "socket=" + vm, "namespaces=ram:1M",
                     "namespaces=null:1M", "queues=2", "options={\"dbbuf\":\"off\"}");
             assertEquals(0, add.code(), add.err());
             assertEquals("{\n  \"socket\": \"" + vm + "\",\n  \"device\": \"nvme\"\n}\n", add.out());
             assertEquals("", add.err());
             assertEquals(1, host.controllers().size());
 
-            Result list = run("rpc", "--rpc-socket", rpc, "controller_list");
+            CliRun list = CliRun.of("rpc", "--rpc-socket", rpc, "controller_list");
             assertEquals(0, list.code(), list.err());
             Map<?, ?> result = (Map<?, ?>) MiniJson.parseStrict(list.out());
             Map<?, ?> entry = (Map<?, ?>) ((List<?>) result.get("controllers")).get(0);
             assertEquals(vm, entry.get("socket"));
             assertTrue(list.out().contains("\n  \"controllers\": [\n"), "indented:\n" + list.out());
 
-            Result missing = run("rpc", "--rpc-socket", rpc, "controller_remove", "socket=" + dir.resolve("no.sock"));
+            CliRun missing = CliRun.of("rpc", "--rpc-socket", rpc, "controller_remove", "socket=" + dir.resolve("no.sock"));
             assertEquals(1, missing.code());
             assertEquals("", missing.out());
             assertTrue(missing.err().contains("no controller on socket") && missing.err().contains("-32602"),
                     missing.err());
 
-            Result unknown = run("rpc", "--rpc-socket", rpc, "frobnicate");
+            CliRun unknown = CliRun.of("rpc", "--rpc-socket", rpc, "frobnicate");
             assertEquals(1, unknown.code());
             assertTrue(unknown.err().contains("method not found"), unknown.err());
 
-            Result removed = run("rpc", "--rpc-socket", rpc, "controller_remove", "socket=" + vm);
+            CliRun removed = CliRun.of("rpc", "--rpc-socket", rpc, "controller_remove", "socket=" + vm);
             assertEquals(0, removed.code(), removed.err());
             assertTrue(removed.out().contains("\"flushed\": true"), removed.out());
             assertEquals(0, host.controllers().size());
@@ -80,28 +67,28 @@ class RpcClientCommandTest {
     @Test
     void badUsageExitsWith2AndNoServerWith1() {
         String rpc = dir.resolve("none.rpc").toString();
-        assertEquals(2, run("rpc", "--rpc-socket", rpc).code(), "no method");
-        assertEquals(2, run("rpc", "--rpc-socket", rpc, "controller_add", "socket").code(), "not KEY=VALUE");
-        assertEquals(2, run("rpc", "--rpc-socket", rpc, "controller_add", "=x").code(), "empty key");
-        assertEquals(2, run("rpc", "--bogus", "controller_list").code());
+        assertEquals(2, CliRun.of("rpc", "--rpc-socket", rpc).code(), "no method");
+        assertEquals(2, CliRun.of("rpc", "--rpc-socket", rpc, "controller_add", "socket").code(), "not KEY=VALUE");
+        assertEquals(2, CliRun.of("rpc", "--rpc-socket", rpc, "controller_add", "=x").code(), "empty key");
+        assertEquals(2, CliRun.of("rpc", "--bogus", "controller_list").code());
         if (System.getenv(RpcClientCommand.SOCKET_VARIABLE) == null) {
-            Result noSocket = run("rpc", "controller_list");
+            CliRun noSocket = CliRun.of("rpc", "controller_list");
             assertEquals(2, noSocket.code());
             assertTrue(noSocket.err().contains(RpcClientCommand.SOCKET_VARIABLE), noSocket.err());
         }
-        Result refused = run("rpc", "--rpc-socket", rpc, "controller_list");
+        CliRun refused = CliRun.of("rpc", "--rpc-socket", rpc, "controller_list");
         assertEquals(1, refused.code(), "no server listening");
         assertTrue(refused.err().contains(rpc), refused.err());
-        assertEquals(0, run("rpc", "--help").code());
+        assertEquals(0, CliRun.of("rpc", "--help").code());
     }
 
     @Test
     void theServersHelpNamesTheControlPlane() {
-        Result help = run("--help");
+        CliRun help = CliRun.of("--help");
         assertEquals(0, help.code());
         assertTrue(help.out().contains("--rpc-socket=PATH"), help.out());
         assertTrue(help.out().contains("Commands:") && help.out().contains("  rpc "), help.out());
-        Result rpcHelp = run("rpc", "--help");
+        CliRun rpcHelp = CliRun.of("rpc", "--help");
         assertTrue(rpcHelp.out().contains("METHOD") && rpcHelp.out().contains("KEY=VALUE"), rpcHelp.out());
     }
 
@@ -124,13 +111,13 @@ class RpcClientCommandTest {
     }
 
     /** Runs the server on a thread of its own (not the common pool, which one hung server would block). */
-    private static CompletableFuture<Result> serve(String... args) {
-        return CompletableFuture.supplyAsync(() -> run(args), r -> Thread.ofPlatform().daemon().name("server-under-test")
+    private static CompletableFuture<CliRun> serve(String... args) {
+        return CompletableFuture.supplyAsync(() -> CliRun.of(args), r -> Thread.ofPlatform().daemon().name("server-under-test")
                 .start(r));
     }
 
     /** Connects once the server listens (its socket file appears just before listen(2)); fails if it exited. */
-    private static RpcClient connectWhenUp(Path path, CompletableFuture<Result> server) throws Exception {
+    private static RpcClient connectWhenUp(Path path, CompletableFuture<CliRun> server) throws Exception {
         long deadline = System.nanoTime() + 10_000_000_000L;
         while (true) {
             if (server.isDone()) {
@@ -151,7 +138,7 @@ class RpcClientCommandTest {
     void theServerWithAControlPlaneServesUntilServerShutdown() throws Exception {
         Path rpc = dir.resolve("server.rpc");
         Path first = dir.resolve("first.sock");
-        CompletableFuture<Result> server = serve("--rpc-socket", rpc.toString(), "--socket", first.toString(),
+        CompletableFuture<CliRun> server = serve("--rpc-socket", rpc.toString(), "--socket", first.toString(),
                 "--namespace", "ram:1M");
         try (RpcClient c = connectWhenUp(rpc, server)) {
             Map<?, ?> list = (Map<?, ?>) c.call("controller_list", Map.of()).get("result");
@@ -162,7 +149,7 @@ class RpcClientCommandTest {
                     "namespaces", List.of("ram:1M"))).get("result"));
             assertEquals(Map.of("shutting_down", true), c.call("server_shutdown", Map.of()).get("result"));
         }
-        Result r = server.get();
+        CliRun r = server.get();
         assertEquals(0, r.code(), r.err());
         assertTrue(r.out().contains("serving nvme on " + first), r.out());
         assertTrue(r.out().contains("control plane (JSON-RPC) on " + rpc), r.out());
@@ -174,13 +161,13 @@ class RpcClientCommandTest {
     @Test
     void withOnlyAControlPlaneTheServerStartsWithoutControllers() throws Exception {
         Path rpc = dir.resolve("only.rpc");
-        CompletableFuture<Result> server = serve("--rpc-socket", rpc.toString());
+        CompletableFuture<CliRun> server = serve("--rpc-socket", rpc.toString());
         try (RpcClient c = connectWhenUp(rpc, server)) {
             assertEquals(Map.of("controllers", List.of()), c.call("controller_list", Map.of()).get("result"));
             c.call("server_shutdown", Map.of());
         }
         assertEquals(0, server.get().code());
-        assertEquals(2, run("--rpc-socket", rpc.toString(), "--namespace", "ram:1M").code(),
+        assertEquals(2, CliRun.of("--rpc-socket", rpc.toString(), "--namespace", "ram:1M").code(),
                 "device options without --socket");
     }
 }

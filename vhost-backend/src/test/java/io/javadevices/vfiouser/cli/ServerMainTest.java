@@ -5,8 +5,6 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import picocli.CommandLine;
 
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.nio.file.Path;
 import java.util.Map;
 
@@ -16,22 +14,11 @@ class ServerMainTest {
     @TempDir
     Path dir;
 
-    private record Result(int code, String out, String err) {
-    }
 
-    private static Result run(String... args) {
-        CommandLine cli = ServerMain.commandLine(args);
-        StringWriter out = new StringWriter();
-        StringWriter err = new StringWriter();
-        cli.setOut(new PrintWriter(out));
-        cli.setErr(new PrintWriter(err));
-        int code = cli.execute(args);
-        return new Result(code, out.toString(), err.toString());
-    }
 
     @Test
     void helpAndVersion() {
-        Result help = run("--help");
+        CliRun help = CliRun.of("--help");
         assertEquals(0, help.code());
         for (String option : new String[] {"--socket", "--device", "--namespace", "--queues", "--dbbuf", "--socket-mode",
                 "--stats-interval", "--max-dma-maps", "--max-mapped-bytes", "--max-message-bytes", "-o", "--list-devices",
@@ -44,37 +31,37 @@ class ServerMainTest {
         for (String option : new String[] {"--namespace=SPEC", "--queues=N", "--dbbuf=on|off"}) {
             assertTrue(help.out().indexOf(option, section) > section, option + " is listed as the plugin's:\n" + help.out());
         }
-        Result version = run("--version");
+        CliRun version = CliRun.of("--version");
         assertEquals(0, version.code());
         assertTrue(version.out().contains("nvme-server"));
     }
 
     @Test
     void badUsageExitsWith2() {
-        assertEquals(2, run().code(), "--socket is required");
-        assertEquals(2, run("--socket", "/tmp/x.sock", "--bogus").code());
-        assertEquals(2, run("--socket", "/tmp/x.sock", "--socket-mode", "999").code());
-        assertEquals(2, run("--socket", "/tmp/x.sock", "--dbbuf", "maybe").code());
-        assertEquals(2, run("--socket", "/tmp/x.sock", "--namespace", "disk:1G").code());
-        assertEquals(2, run("--socket", "/tmp/x.sock", "--queues", "0").code());
-        assertEquals(2, run("--socket", "/tmp/x.sock", "--queues", "2", "--queues", "3").code(), "not repeatable");
-        assertEquals(2, run("--socket", "/tmp/x.sock", "--stats-interval", "-1").code());
+        assertEquals(2, CliRun.of().code(), "--socket is required");
+        assertEquals(2, CliRun.of("--socket", "/tmp/x.sock", "--bogus").code());
+        assertEquals(2, CliRun.of("--socket", "/tmp/x.sock", "--socket-mode", "999").code());
+        assertEquals(2, CliRun.of("--socket", "/tmp/x.sock", "--dbbuf", "maybe").code());
+        assertEquals(2, CliRun.of("--socket", "/tmp/x.sock", "--namespace", "disk:1G").code());
+        assertEquals(2, CliRun.of("--socket", "/tmp/x.sock", "--queues", "0").code());
+        assertEquals(2, CliRun.of("--socket", "/tmp/x.sock", "--queues", "2", "--queues", "3").code(), "not repeatable");
+        assertEquals(2, CliRun.of("--socket", "/tmp/x.sock", "--stats-interval", "-1").code());
     }
 
     @Test
     void runtimeFailureExitsWith1WithOneLine() {
-        Result r = run("--socket", dir.resolve("s.sock").toString(), "--device", "no-such-device");
+        CliRun r = CliRun.of("--socket", dir.resolve("s.sock").toString(), "--device", "no-such-device");
         assertEquals(1, r.code());
         assertEquals(1, r.err().strip().lines().count(), r.err());
         assertTrue(r.err().contains("no-such-device"), r.err());
-        Result badOption = run("--socket", dir.resolve("s.sock").toString(), "--device", "dma-copy", "-o", "x=1");
+        CliRun badOption = CliRun.of("--socket", dir.resolve("s.sock").toString(), "--device", "dma-copy", "-o", "x=1");
         assertEquals(1, badOption.code());
         assertTrue(badOption.err().contains("unknown option"), badOption.err());
     }
 
     @Test
     void listDevicesShowsThePlugins() {
-        Result r = run("--list-devices");
+        CliRun r = CliRun.of("--list-devices");
         assertEquals(0, r.code());
         assertTrue(r.out().contains("dma-copy"), r.out());
     }
@@ -93,15 +80,15 @@ class ServerMainTest {
         new CommandLine(defaults).parseArgs("--socket", "/tmp/s");
         assertEquals(Limits.defaults(), defaults.limits());
         String sock = dir.resolve("s.sock").toString();
-        assertEquals(2, run("--socket", sock, "--max-dma-maps", "0").code());
-        assertEquals(2, run("--socket", sock, "--max-dma-maps", "65536").code());
-        assertEquals(2, run("--socket", sock, "--max-mapped-bytes", "-1").code());
-        assertEquals(2, run("--socket", sock, "--max-mapped-bytes", "lots").code());
-        assertEquals(2, run("--socket", sock, "--max-mapped-bytes", "99999999999T").code());
-        assertEquals(2, run("--socket", sock, "--max-message-bytes", "4096").code(), "below max_data_xfer_size + 64");
-        assertEquals(2, run("--socket", sock, "--max-message-bytes", "129M").code(), "above the 128 MiB cap");
-        assertEquals(2, run("--socket", sock, "--max-message-bytes", "3G").code());
-        assertTrue(run("--socket", sock, "--max-message-bytes", "3G").err().contains("bad limit"));
+        assertEquals(2, CliRun.of("--socket", sock, "--max-dma-maps", "0").code());
+        assertEquals(2, CliRun.of("--socket", sock, "--max-dma-maps", "65536").code());
+        assertEquals(2, CliRun.of("--socket", sock, "--max-mapped-bytes", "-1").code());
+        assertEquals(2, CliRun.of("--socket", sock, "--max-mapped-bytes", "lots").code());
+        assertEquals(2, CliRun.of("--socket", sock, "--max-mapped-bytes", "99999999999T").code());
+        assertEquals(2, CliRun.of("--socket", sock, "--max-message-bytes", "4096").code(), "below max_data_xfer_size + 64");
+        assertEquals(2, CliRun.of("--socket", sock, "--max-message-bytes", "129M").code(), "above the 128 MiB cap");
+        assertEquals(2, CliRun.of("--socket", sock, "--max-message-bytes", "3G").code());
+        assertTrue(CliRun.of("--socket", sock, "--max-message-bytes", "3G").err().contains("bad limit"));
     }
 
     @Test

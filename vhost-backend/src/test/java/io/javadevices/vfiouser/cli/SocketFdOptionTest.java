@@ -4,10 +4,7 @@ import io.javadevices.vfiouser.client.SocketFds;
 import io.javadevices.vfiouser.sys.LibC;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-import picocli.CommandLine;
 
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 
@@ -21,21 +18,11 @@ class SocketFdOptionTest {
     @TempDir
     Path dir;
 
-    private record Result(int code, String err) {
-    }
 
-    private static Result run(String... args) {
-        CommandLine cli = ServerMain.commandLine(args);
-        StringWriter err = new StringWriter();
-        cli.setErr(new PrintWriter(err, true));
-        cli.setOut(new PrintWriter(new StringWriter(), true));
-        int code = cli.execute(args);
-        return new Result(code, err.toString());
-    }
 
     private void assertRefused(int fd, String what) {
         try {
-            Result r = run("--socket-fd", Integer.toString(fd), "--device", "dma-copy");
+            CliRun r = CliRun.of("--socket-fd", Integer.toString(fd), "--device", "dma-copy");
             assertEquals(2, r.code(), r.err());
             assertTrue(r.err().contains("refusing the socket to serve on: inherited fd " + fd + " " + what), r.err());
         } finally {
@@ -57,16 +44,16 @@ class SocketFdOptionTest {
 
     @Test
     void badUsage() throws Exception {
-        assertEquals(2, run("--socket-fd", "-1").code());
-        assertEquals(2, run("--socket-fd", "three").code());
+        assertEquals(2, CliRun.of("--socket-fd", "-1").code());
+        assertEquals(2, CliRun.of("--socket-fd", "three").code());
         int fd = SocketFds.listening(dir.resolve("l.sock"));
         try {
-            Result both = run("--socket-fd", Integer.toString(fd), "--socket", dir.resolve("x.sock").toString());
+            CliRun both = CliRun.of("--socket-fd", Integer.toString(fd), "--socket", dir.resolve("x.sock").toString());
             assertEquals(2, both.code());
             assertTrue(both.err().contains("not both"), both.err());
         } finally {
             LibC.closeQuietly(fd);
         }
-        assertEquals(2, run("--socket", dir.resolve("y.sock").toString(), "--metrics-port", "70000").code());
+        assertEquals(2, CliRun.of("--socket", dir.resolve("y.sock").toString(), "--metrics-port", "70000").code());
     }
 }
