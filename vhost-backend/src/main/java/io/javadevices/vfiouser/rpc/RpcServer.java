@@ -1,7 +1,6 @@
 package io.javadevices.vfiouser.rpc;
 
 import io.javadevices.vfiouser.server.PeerGate;
-import io.javadevices.vfiouser.sys.Errno;
 import io.javadevices.vfiouser.sys.ErrnoException;
 import io.javadevices.vfiouser.sys.LibC;
 import io.javadevices.vfiouser.sys.Threads;
@@ -92,7 +91,7 @@ public final class RpcServer implements AutoCloseable {
                 if (closed) {
                     return;
                 }
-                if (e.errno() == Errno.EMFILE || e.errno() == Errno.ENFILE || e.errno() == Errno.ENOMEM) {
+                if (e.outOfResources()) {
                     clientLog.warn("accept on " + path() + " failed (" + e.getMessage() + "); retrying");
                     try {
                         Thread.sleep(100);

@@ -10,7 +10,6 @@ import io.javadevices.vfiouser.device.MemfdBarWindows;
 import io.javadevices.vfiouser.dma.DmaMappings;
 import io.javadevices.vfiouser.irq.EventfdInterrupts;
 import io.javadevices.vfiouser.protocol.Capabilities;
-import io.javadevices.vfiouser.sys.Errno;
 import io.javadevices.vfiouser.sys.ErrnoException;
 import io.javadevices.vfiouser.sys.FileIdentity;
 import io.javadevices.vfiouser.sys.LibC;
@@ -247,7 +246,7 @@ public final class VfioUserServer implements AutoCloseable {
                 if (closed) {
                     return;
                 }
-                if (e.errno() == Errno.EMFILE || e.errno() == Errno.ENFILE || e.errno() == Errno.ENOMEM) {
+                if (e.outOfResources()) {
                     // Out of descriptors or memory: transient, keep listening.
                     LOG.log(System.Logger.Level.WARNING, "accept on " + socketPath + " failed (" + e.getMessage()
                             + "); retrying");

@@ -21,6 +21,14 @@ public final class ErrnoException extends IOException {
         return errno;
     }
 
+    /**
+     * True if the call failed for want of descriptors or memory (EMFILE, ENFILE, ENOMEM): a listener keeps
+     * listening and retries, rather than stop serving.
+     */
+    public boolean outOfResources() {
+        return errno == Errno.EMFILE || errno == Errno.ENFILE || errno == Errno.ENOMEM;
+    }
+
     /** The name of the failed call, e.g. {@code "recvmsg"}. */
     public String call() {
         return call;
