@@ -88,6 +88,20 @@ public class NvmeSubmitBenchmark {
         return queue.awaitCompletions(QD, Duration.ofSeconds(10)).size();
     }
 
+    /**
+     * QD1 round trip: one read submitted the way Linux rings, then its completion awaited. The worker spins
+     * between commands of a one-command busy period ({@code poll-us}), so this is the device's own share of a
+     * guest's QD1 latency: doorbell seen, command run, CQE and interrupt posted.
+     */
+    @Benchmark
+    @BenchmarkMode(Mode.AverageTime)
+    @OutputTimeUnit(TimeUnit.NANOSECONDS)
+    public int qd1() {
+        queue.submit(Command.read(1, 0, 8, buffer, 0));
+        commands++;
+        return queue.awaitCompletions(1, Duration.ofSeconds(10)).size();
+    }
+
     @TearDown(Level.Trial)
     public void tearDown() {
         Map<String, Long> s = controller.statistics();
