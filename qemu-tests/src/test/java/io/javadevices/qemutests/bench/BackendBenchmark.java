@@ -19,6 +19,7 @@ import java.nio.file.StandardOpenOption;
 import java.time.Duration;
 import java.time.LocalDate;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -37,7 +38,10 @@ import static org.junit.jupiter.api.Assertions.fail;
  * {@code qemu-tests/run-benchmark -Dbench.suite=backends} (Maven profile {@code benchmark}).
  *
  * <p>Rounds are interleaved (round 1: every configuration, round 2: every configuration, ...) so that a change
- * in the machine's load spreads over all of them; each run boots its own guest (same image, QEMU, vCPUs and
+ * in the machine's load spreads over all of them, and every second round runs them in reverse order (F-qemu,
+ * F-java, ... then ..., F-java, F-qemu), so that neither side of a pair always runs right after the other's
+ * configuration or right after a guest of another backend (an ABBA design: drift and carry-over from the run
+ * before cancel out over two rounds); each run boots its own guest (same image, QEMU, vCPUs and
  * fio runtime) and, for NBD, its own server. The guest runs {@link BackendWorkload}; for the Java device the
  * server's counters over each QD32 run give MMIO doorbells and interrupts per I/O, the JVM's CPU seconds per
  * million I/Os and, when the device reports {@code ns1.inflight.max}, the deepest in-flight count its backend
@@ -89,7 +93,11 @@ class BackendBenchmark {
 
         List<String> failures = new ArrayList<>();
         for (int round = 1; round <= s.rounds(); round++) {
-            for (BackendConfig c : s.configs()) {
+            List<BackendConfig> order = new ArrayList<>(s.configs());
+            if (round % 2 == 0) {
+                Collections.reverse(order);
+            }
+            for (BackendConfig c : order) {
                 System.out.printf("[bench] round %d/%d, configuration %s%n", round, s.rounds(), c.label(s));
                 try {
                     Map<String, Double> m = runOne(c, round, s, base, image, report);
