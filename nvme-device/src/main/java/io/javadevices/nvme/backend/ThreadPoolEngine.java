@@ -183,20 +183,20 @@ public final class ThreadPoolEngine implements IoEngine {
         long at = offset[tag];
         try {
             switch (op[tag]) {
-                case READ, WRITE -> {
-                    boolean write = op[tag] == WRITE;
+                case READ -> {
                     long position = at;
                     for (int i = 0; i < v.count(); i++) {
                         MemorySegment s = v.segment(i);
-                        if (write) {
-                            b.write(position, s);
-                        } else {
-                            b.read(position, s);
-                        }
+                        b.read(position, s);
                         position += s.byteSize();
                     }
-                    if (write && durable[tag]) {
-                        b.sync(at, v.bytes());
+                    return (int) Math.min(Integer.MAX_VALUE, v.bytes());
+                }
+                case WRITE -> {
+                    if (durable[tag]) {
+                        b.writeDurable(at, v); // a file: one RWF_DSYNC write; the default: write, then sync
+                    } else {
+                        DurableWrites.writePlainly(b, at, v, 0);
                     }
                     return (int) Math.min(Integer.MAX_VALUE, v.bytes());
                 }
