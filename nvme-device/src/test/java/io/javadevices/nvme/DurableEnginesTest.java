@@ -107,6 +107,31 @@ class DurableEnginesTest {
         }
     }
 
+    /** A FUA write of two guest pages that are not adjacent (two pieces) is still one durable write, not two. */
+    @ParameterizedTest(name = "{0}, direct={1}")
+    @MethodSource("enginesAndFiles")
+    void aFuaWriteOfSeveralPiecesIsOneRwfDsyncWrite(String engine, boolean direct) throws IOException {
+        Path dir = directory();
+        Path image = dir.resolve("ns.img");
+        try (Fixture f = fixture(image, engine, direct)) {
+            HostQueue q = f.driver.ioQueue(1);
+            long pages = f.host.allocatePages(3);
+            long first = pages, second = pages + 2 * 4096; // the page between them is not part of the write
+            GuestBytes.put(f, first, GuestBytes.pattern(3, 4096));
+            GuestBytes.put(f, pages + 4096, GuestBytes.pattern(99, 4096));
+            GuestBytes.put(f, second, GuestBytes.pattern(4, 4096));
+            Completion c = q.execute(Command.write(1, 32, 16, first, second).cdw(12, 15 | FUA));
+            assertTrue(c.ok(), c.toString());
+            assertEquals(1, f.stat("ns1.syncs"), "one durability point for the command");
+            assertEquals(1, SyncFaults.dsyncWrites(f.controller.namespace(1).backend()), "one RWF_DSYNC write of both pieces");
+            byte[] onDisk = Files.readAllBytes(image);
+            assertArrayEquals(GuestBytes.pattern(3, 4096), Arrays.copyOfRange(onDisk, 32 * 512, 32 * 512 + 4096));
+            assertArrayEquals(GuestBytes.pattern(4, 4096), Arrays.copyOfRange(onDisk, 40 * 512, 40 * 512 + 4096));
+        } finally {
+            delete(dir);
+        }
+    }
+
     @ParameterizedTest(name = "{0}, direct={1}")
     @MethodSource("enginesAndFiles")
     void aFailedDurableWriteIsWriteFaultAndSticks(String engine, boolean direct) throws IOException {
