@@ -409,6 +409,11 @@ public final class FileBackend implements BlockBackend {
         sync();
     }
 
+    /** False once the kernel refused RWF_DSYNC on this file: durable writes are then write + fdatasync. */
+    boolean rwfDsync() {
+        return durableWrites.dsyncSupported();
+    }
+
     /** The durability state every path of this backend shares (counts, the sticky failure, fault injection). */
     SyncState durability() {
         return sync;

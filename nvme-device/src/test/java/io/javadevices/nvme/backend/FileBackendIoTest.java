@@ -241,6 +241,7 @@ class FileBackendIoTest {
             a.copyFrom(MemorySegment.ofArray(random(10, 65536)));
             b.copyFrom(MemorySegment.ofArray(random(12, 4096)));
             file.writeDurable(4096, vector(a, b));
+            assertTrue(file.rwfDsync());
             assertEquals(1, file.syncs(), "one durability point");
             assertEquals(1, SyncFaults.dsyncWrites(file), "RWF_DSYNC, no fdatasync");
             byte[] onDisk = Files.readAllBytes(image);
@@ -294,9 +295,12 @@ class FileBackendIoTest {
     @Test
     void aFailedDurableWriteIsASyncFailureThatSticks() {
         try (FileBackend full = new FileBackend(Path.of("/dev/full"), MIB)) {
+            assertTrue(full.rwfDsync(), "not refused before the first try");
             MemorySegment a = nativeAt(0, 4096);
             IOException e = assertThrows(IOException.class, () -> full.writeDurable(0, vector(a)));
             assertTrue(e.getMessage().contains("ENOSPC"), e.getMessage());
+            assertTrue(e.getMessage().startsWith("pwrite "), "RWF_DSYNC refused, so a plain pwrite failed: " + e.getMessage());
+            assertFalse(full.rwfDsync(), "the refusal is decided once for the backend");
             assertTrue(full.syncFailed());
             IOException flush = assertThrows(IOException.class, full::flush);
             assertSame(e, flush, "the first failure, again");
