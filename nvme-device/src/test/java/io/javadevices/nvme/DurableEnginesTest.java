@@ -19,7 +19,7 @@ import java.util.stream.Stream;
 import static org.junit.jupiter.api.Assertions.*;
 
 /**
- * FUA, a disabled volatile write cache and Flush reach the storage durably on every engine ({@code io-engine=sync},
+ * FUA (Write and Write Zeroes), a disabled volatile write cache and Flush reach the storage durably on every engine ({@code io-engine=sync},
  * {@code threads}, {@code io_uring}) and every durable kind of {@code file:} namespace (buffered, {@code ?direct=on}).
  * Power cannot be pulled here, so the test asserts what the code can observe: which call made the data durable
  * (an RWF_DSYNC write for a durable write, an fdatasync / ring fsync for a Flush: the backend's counters, read right
@@ -93,6 +93,12 @@ class DurableEnginesTest {
             assertTrue(q.execute(Command.flush(1)).ok());
             assertEquals(4, f.stat("ns1.syncs"), "the flush synced before it completed");
             assertEquals(2, SyncFaults.dsyncWrites(backend), "a flush is an fdatasync (or the ring's fsync), not a write");
+
+            Completion zeroes = q.execute(Command.of(0x08).nsid(1).slba(8).cdw(12, 7 | FUA));
+            assertTrue(zeroes.ok(), "Write Zeroes with FUA: " + zeroes);
+            assertEquals(5, f.stat("ns1.syncs"), "zeroed, then synced before it completed");
+            assertEquals(2, SyncFaults.dsyncWrites(backend), "zeroing has no RWF_DSYNC: fallocate (or zeroes), then a sync");
+            assertArrayEquals(new byte[4096], Arrays.copyOfRange(Files.readAllBytes(image), 8 * 512, 8 * 512 + 4096));
             assertEquals(0, f.stat("ns1.sync.errors"));
 
             int directDescriptors = directDescriptorsOf(image);
