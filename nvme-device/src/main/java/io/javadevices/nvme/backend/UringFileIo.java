@@ -42,7 +42,7 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  * reason {@code fd} should be an open file description of its own per worker (the path opened again, not
  * {@code dup}ed), so that each worker's fdatasync sees an error that happened while it was open, whichever
  * worker's sync runs first. A durable write that failed is such a failure too (its implicit sync may have taken
- * the error report), but for {@code EFAULT}: guest memory the kernel could not read is not the storage's fault.
+ * the error report), but for {@code EFAULT} and {@code EAGAIN} ({@link #mayHaveTakenWriteBackError}).
  *
  * <p>Worker thread only; per-tag state is in arrays sized at construction, nothing allocates per operation.
  */
@@ -276,7 +276,7 @@ public final class UringFileIo implements AsyncIo {
         }
         if (result < 0) {
             vectors[tag] = null;
-            return write && durable[tag] && result != -UringSyscalls.EFAULT ? syncFailure(result, null) : result;
+            return write && durable[tag] && mayHaveTakenWriteBackError(result) ? syncFailure(result, null) : result;
         }
         if (result == 0) {
             if (!write) {
@@ -363,6 +363,15 @@ public final class UringFileIo implements AsyncIo {
 
     private boolean syncHasFailed() {
         return durability.failed();
+    }
+
+    /**
+     * False for the failures of a durable write that never reached the file's write-back: guest memory the kernel
+     * could not read ({@code EFAULT}, not the storage's fault) and a write still refused after the retries
+     * ({@code EAGAIN}, {@code EINTR}). Any other error may have consumed the write-back error report.
+     */
+    private static boolean mayHaveTakenWriteBackError(int result) {
+        return result != -UringSyscalls.EFAULT && result != -UringSyscalls.EAGAIN && result != -UringSyscalls.EINTR;
     }
 
     private int refusedSync() {
