@@ -18,8 +18,9 @@ import static org.junit.jupiter.api.Assertions.*;
 
 /**
  * FUA, the Volatile Write Cache feature and Flush error reporting on a {@code file:} namespace (issue 11
- * item 6). The backend's own counters ({@code ns1.syncs}: fdatasync calls that returned) are read right
- * after the completion arrives, so "synced" means synced before the command completed.
+ * item 6). The backend's own counters ({@code ns1.syncs}: fdatasync calls and RWF_DSYNC writes that returned) are
+ * read right after the completion arrives, so "synced" means synced before the command completed. Every engine
+ * and both kinds of file: {@link DurableEnginesTest}.
  */
 class DurabilityTest {
     private static final int FUA = 1 << 30;
@@ -97,7 +98,7 @@ class DurabilityTest {
             HostQueue q = f.driver.ioQueue(1);
             long buf = buffer(f, 3);
             assertTrue(q.execute(Command.write(1, 0, 8, buf, 0)).ok());
-            // The next fdatasync "returns EIO" (FileBackend's own fault hook, in place of the syscall).
+            // The next durability point "returns EIO" (the backend's fault-injection seam, on whichever path).
             SyncFaults.failNextSync(f.controller.namespace(1).backend(), new IOException("fdatasync: Input/output error"));
             Completion first = q.execute(Command.flush(1));
             assertEquals(2, first.sct(), first.toString());

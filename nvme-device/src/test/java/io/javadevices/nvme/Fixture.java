@@ -32,7 +32,12 @@ final class Fixture implements AutoCloseable {
     /** A controller whose I/O queues run on {@code workers} (a host's shared pool), or its own pool when null. */
     Fixture(Map<String, String> options, long ram, Function<NvmeOptions.NamespaceSpec, BlockBackend> open,
             WorkerPool workers) {
-        host = TestHost.heap(ram);
+        this(TestHost.heap(ram), options, open, workers);
+    }
+
+    private Fixture(TestHost host, Map<String, String> options, Function<NvmeOptions.NamespaceSpec, BlockBackend> open,
+                    WorkerPool workers) {
+        this.host = host;
         Map<String, String> o = new HashMap<>();
         o.put("namespaces", "ram:64M");
         o.putAll(options);
@@ -65,6 +70,14 @@ final class Fixture implements AutoCloseable {
 
     static Fixture of(String... keyValues) {
         return new Fixture(pairs(keyValues));
+    }
+
+    /**
+     * A fixture whose guest RAM (64 MiB) is native memory, as a real guest's is: the kernel can then read and
+     * write it directly (io_uring, pwritev2), where heap RAM makes the engines take the backend's copying path.
+     */
+    static Fixture onNativeMemory(String... keyValues) {
+        return new Fixture(TestHost.direct(64L << 20), pairs(keyValues), NvmeOptions.NamespaceSpec::open, null);
     }
 
     private static Map<String, String> pairs(String... keyValues) {

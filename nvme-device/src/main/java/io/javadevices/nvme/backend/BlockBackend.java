@@ -34,6 +34,18 @@ public interface BlockBackend extends AutoCloseable {
     }
 
     /**
+     * Writes {@code data} (its buffers in order) at {@code offset} and returns once it is durable: a FUA write, or
+     * any write while the volatile write cache is disabled. Every engine's durable write of a backend's own
+     * blocking methods comes here (the synchronous path, the thread pool, io_uring's synchronous fallback).
+     * Default: the plain writes, then {@link #sync} of the range. A file writes it with {@code RWF_DSYNC} instead
+     * ({@link FileBackend}). A failure may have lost the write's durability: it is a failed sync.
+     */
+    default void writeDurable(long offset, IoVector data) throws IOException {
+        DurableWrites.writePlainly(this, offset, data, 0);
+        sync(offset, data.bytes());
+    }
+
+    /**
      * True if a completed write can be lost unless it is flushed (a host page cache in front of the media):
      * the controller then advertises a volatile write cache (Identify VWC). A RAM disk has none: its data is
      * lost with the process whatever the guest flushes, and survives anything short of that.
@@ -42,7 +54,7 @@ public interface BlockBackend extends AutoCloseable {
         return false;
     }
 
-    /** Successful syncs (fdatasync calls) so far, for the statistics. */
+    /** Successful syncs so far (fdatasync calls and RWF_DSYNC writes, on every path), for the statistics. */
     default long syncs() {
         return 0;
     }

@@ -11,13 +11,14 @@ import java.nio.file.Path;
  * safe from many threads at once), buffered by default or with {@code O_DIRECT} ({@code ?direct=on}).
  *
  * <p><b>Durability.</b> Buffered writes land in the host's page cache, and with O_DIRECT still in the device's
- * own cache: that is the volatile write cache the controller advertises (Identify VWC). Flush, a FUA write and
- * any write while the guest has the cache disabled call {@link #sync}: {@code fdatasync(2)}, which writes back
+ * own cache: that is the volatile write cache the controller advertises (Identify VWC). Flush (and Read FUA, a
+ * durable zeroing) calls {@link #sync}: {@code fdatasync(2)}, which writes back
  * the file's dirty pages and the metadata needed to read them (its size, newly allocated extents) and flushes
- * the device cache, as QEMU's {@code handle_aiocb_flush} does. There is no per-range variant:
+ * the device cache, as QEMU's {@code handle_aiocb_flush} does. There is no per-range fdatasync:
  * {@code sync_file_range(2)} writes back without flushing the disk cache or metadata, so it is not a durability
- * point; the synchronous path therefore keeps write + fdatasync for FUA, and the asynchronous path (io_uring)
- * writes FUA data with {@code RWF_DSYNC}, the per-write equivalent, which {@link #writeDurable} also offers.
+ * point; a FUA or write-through write is therefore written with {@code RWF_DSYNC}, the per-write equivalent, on
+ * every engine ({@link #writeDurable}, {@link DurableWrites}; io_uring sets the flag on its own writes), and is
+ * write + fdatasync only where the kernel refuses the flag. {@link SyncState} counts and keeps all of it.
  * The first failed {@code fdatasync} is sticky: Linux marks the pages it could not write clean (the errseq
  * error is reported once per open file), so a later {@code fdatasync} would succeed while the data is gone
  * (PostgreSQL's "fsyncgate"). Every later sync therefore fails with that first error until the namespace is
@@ -86,9 +87,8 @@ public final class FileBackend implements BlockBackend {
     private volatile boolean zeroRange;
     /** Set if a punch fails with EOPNOTSUPP after the probe succeeded: DLFEAT stays true, zeroes are written. */
     private volatile boolean punchRefused;
-    /** Cleared when pwritev2 refuses RWF_DSYNC (EOPNOTSUPP): durable writes are then pwrite + fdatasync. */
-    private volatile boolean dsyncWrites = true;
-    private final SyncState sync = new SyncState();
+    private final SyncState sync;
+    private final DurableWrites durableWrites;
     private boolean closed;
     /** Read without a lock on every call: a closed descriptor number may already be somebody else's. */
     private volatile boolean open = true;
@@ -111,6 +111,8 @@ public final class FileBackend implements BlockBackend {
         this.path = path;
         this.direct = direct;
         this.fallocate = fallocate;
+        this.sync = new SyncState(path);
+        this.durableWrites = new DurableWrites(path, sync);
         boolean exists = Files.exists(path);
         if (!exists && size <= 0) {
             throw new IllegalArgumentException("file " + path + " does not exist and no size given");
@@ -355,57 +357,66 @@ public final class FileBackend implements BlockBackend {
 
     @Override
     public void write(long offset, MemorySegment src) throws IOException {
-        write(offset, src, false);
-    }
-
-    /**
-     * A write that is durable when it returns ({@code pwritev2} with {@code RWF_DSYNC}: the data and the metadata
-     * to read it back, as fdatasync of just this range), the synchronous equivalent of what the asynchronous
-     * path does for a FUA write. A failure is a sync failure: sticky (see the class comment).
-     */
-    public void writeDurable(long offset, MemorySegment src) throws IOException {
-        try {
-            write(offset, src, true);
-            if (!dsyncWrites) {
-                sync(); // no RWF_DSYNC on this file (first refusal included): written plainly, so fdatasync
-            }
-        } catch (IOException e) {
-            sync.failed(e, path); // conservatively, whichever call failed: it may have taken a write-back error
-            throw e;
-        }
-    }
-
-    private void write(long offset, MemorySegment src, boolean durable) throws IOException {
         checkOpen();
         long length = src.byteSize();
         if (!bounce(offset, src)) {
-            writeFully(fdFor(offset, length), src.address(), length, offset, durable);
+            writeFully(fdFor(offset, length), src.address(), length, offset);
             return;
         }
         MemorySegment buffer = BOUNCE.get();
         for (long done = 0; done < length; ) {
             long n = Math.min(BOUNCE_SIZE, length - done);
             MemorySegment.copy(src, done, buffer, 0, n);
-            writeFully(fdFor(offset + done, n), buffer.address(), n, offset + done, durable);
+            writeFully(fdFor(offset + done, n), buffer.address(), n, offset + done);
             done += n;
         }
     }
 
-    private void writeFully(int to, long address, long length, long position, boolean durable) throws IOException {
+    private void writeFully(int to, long address, long length, long position) throws IOException {
         long done = 0;
         while (done < length) {
-            long n = durable && dsyncWrites ? Posix.pwriteDsync(to, address + done, length - done, position + done)
-                    : Posix.pwrite(to, address + done, length - done, position + done);
-            if (n == -Posix.EOPNOTSUPP && durable && dsyncWrites) {
-                dsyncWrites = false; // a file without write_iter (a character device) takes no RWF_ flags
-            } else if (n > 0) {
+            long n = Posix.pwrite(to, address + done, length - done, position + done);
+            if (n > 0) {
                 done += n;
             } else if (n == 0) {
                 throw new IOException("pwrite of " + path + " at " + (position + done) + " wrote nothing");
             } else if (n != -Posix.EINTR) {
-                throw Posix.ioError((durable && dsyncWrites ? "pwritev2(RWF_DSYNC)" : "pwrite") + " of " + path + " at " + (position + done), n);
+                throw Posix.ioError("pwrite of " + path + " at " + (position + done), n);
             }
         }
+    }
+
+    /**
+     * One {@code pwritev2(RWF_DSYNC)} of the whole vector where the kernel takes it, else (and for what a short
+     * write left) plain writes then fdatasync ({@link DurableWrites}). Refused once a sync has failed. A failed
+     * write is a failed sync, sticky (see the class comment): conservatively, since an RWF_DSYNC write's implicit
+     * sync may have taken the only report of a lost write-back.
+     */
+    @Override
+    public void writeDurable(long offset, IoVector data) throws IOException {
+        checkOpen();
+        sync.beforeDurableWrite();
+        try {
+            long done = durableWrites.write(fd, alignment, offset, data);
+            if (done == data.bytes()) {
+                return;
+            }
+            DurableWrites.writePlainly(this, offset, data, done);
+        } catch (IOException e) {
+            sync.failed(e);
+            throw e;
+        }
+        sync();
+    }
+
+    /** False once the kernel refused RWF_DSYNC on this file: durable writes are then write + fdatasync. */
+    boolean rwfDsync() {
+        return durableWrites.dsyncSupported();
+    }
+
+    /** The durability state every path of this backend shares (counts, the sticky failure, fault injection). */
+    SyncState durability() {
+        return sync;
     }
 
     @Override
@@ -415,7 +426,7 @@ public final class FileBackend implements BlockBackend {
 
     /**
      * fdatasync covers the whole file; a FUA write's range is durable with it (see the class comment: there is
-     * no durable per-range sync; the asynchronous path writes FUA data with RWF_DSYNC instead).
+     * no durable per-range sync; a durable write is one RWF_DSYNC write instead, {@link #writeDurable}).
      */
     @Override
     public void sync(long offset, long length) throws IOException {
@@ -424,25 +435,7 @@ public final class FileBackend implements BlockBackend {
 
     private void sync() throws IOException {
         checkOpen();
-        sync.sync(fd, path);
-    }
-
-    /**
-     * A durable write of the asynchronous path (RWF_DSYNC) failed: from now on every sync fails with
-     * {@code failure}, as after a failed fdatasync (see the class comment).
-     */
-    void durableWriteFailed(IOException failure) {
-        sync.failed(failure, path);
-    }
-
-    /** Test hook: the next sync fails with {@code failure} as if fdatasync had returned it (e.g. EIO). */
-    void failNextSync(IOException failure) {
-        sync.failNext(failure);
-    }
-
-    /** True while a {@link #failNextSync} waits: the io_uring path then takes the synchronous flush, so it sees it. */
-    boolean syncFailureInjected() {
-        return sync.failurePending();
+        sync.sync(fd);
     }
 
     @Override
@@ -451,13 +444,13 @@ public final class FileBackend implements BlockBackend {
     }
 
     @Override
-    public synchronized long syncs() {
-        return sync.syncs() + rings.syncs();
+    public long syncs() {
+        return sync.syncs();
     }
 
     @Override
-    public synchronized long syncErrors() {
-        return sync.errors() + rings.syncErrors();
+    public long syncErrors() {
+        return sync.errors();
     }
 
     @Override
@@ -493,7 +486,7 @@ public final class FileBackend implements BlockBackend {
     private void writeZeroesByWriting(long offset, long length) throws IOException {
         for (long done = 0; done < length; ) {
             long n = Math.min(BOUNCE_SIZE, length - done);
-            writeFully(fdFor(offset + done, n), ZEROES.address(), n, offset + done, false);
+            writeFully(fdFor(offset + done, n), ZEROES.address(), n, offset + done);
             done += n;
         }
     }

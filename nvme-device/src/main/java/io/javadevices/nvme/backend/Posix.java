@@ -18,7 +18,7 @@ import static java.lang.foreign.ValueLayout.JAVA_SHORT;
 /**
  * The few libc calls the backends need (Linux, 64-bit: x86-64 and AArch64), through the FFM API: the nvme-device
  * module's only native boundary. Open/lock/map/size calls run at namespace open and close and throw a
- * {@link Failure}; the per-I/O calls ({@link #pread}, {@link #pwrite}, {@link #pwriteDsync}, {@link #fdatasync},
+ * {@link Failure}; the per-I/O calls ({@link #pread}, {@link #pwrite}, {@link #pwritevDsync}, {@link #fdatasync},
  * {@link #fallocate}, {@link #blockRange}, {@link #dontNeed}) take plain addresses and a per-thread scratch
  * segment, allocate nothing and return the result or a negated {@code errno}, as the kernel does. The
  * {@code errno} is captured by the linker ({@link Linker.Option#captureCallState}).
@@ -30,7 +30,7 @@ final class Posix {
     static final int PROT_READ = 1, PROT_WRITE = 2;
     static final int MAP_PRIVATE = 0x02, MAP_ANONYMOUS = 0x20, MAP_NORESERVE = 0x4000;
     static final int MADV_DONTNEED = 4;
-    static final int EINTR = 4, EIO = 5, EAGAIN = 11, ENOMEM = 12, EACCES = 13, EINVAL = 22, EEXIST = 17, ENOSPC = 28, EOPNOTSUPP = 95;
+    static final int EINTR = 4, EIO = 5, EAGAIN = 11, ENOMEM = 12, EACCES = 13, EINVAL = 22, EEXIST = 17, ENOSPC = 28, ENOSYS = 38, EOPNOTSUPP = 95;
     static final int O_CREAT = 0100, O_EXCL = 0200;
     /** O_DIRECT is one of the few open flags whose value differs between the two 64-bit ABIs. */
     static final int O_DIRECT = "aarch64".equals(System.getProperty("os.arch")) ? 0200000 : 040000;
@@ -90,11 +90,11 @@ final class Posix {
             FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, ADDRESS), CAPTURE_ERRNO);
 
     /**
-     * Per-thread scratch of the per-I/O calls: the captured errno at 0, a {@code struct iovec} at
-     * {@link #IOVEC}, a {@code uint64_t[2]} range (BLKDISCARD / BLKZEROOUT) at {@link #RANGE}. Each queue worker
-     * gets its own on first use; {@link Arena#ofAuto()} frees it with the thread.
+     * Per-thread scratch of the per-I/O calls: the captured errno at 0, a {@code uint64_t[2]} range
+     * (BLKDISCARD / BLKZEROOUT) at {@link #RANGE}. Each queue worker gets its own on first use;
+     * {@link Arena#ofAuto()} frees it with the thread.
      */
-    private static final long IOVEC = 16, RANGE = 32, SCRATCH_SIZE = 48;
+    private static final long RANGE = 32, SCRATCH_SIZE = 48;
     private static final ThreadLocal<MemorySegment> SCRATCH = ThreadLocal.withInitial(
             () -> Arena.ofAuto().allocate(Math.max(SCRATCH_SIZE, CALL_STATE.byteSize()), 8));
 
@@ -163,15 +163,14 @@ final class Posix {
     }
 
     /**
-     * pwritev2(fd, {address, length}, 1, offset, RWF_DSYNC) (Linux 4.7): a write that returns once it is on stable
-     * media, with the metadata needed to read it back: an fdatasync of just this range, in the same call.
+     * pwritev2(fd, iovecs, count, offset, RWF_DSYNC) (Linux 4.7): a write of {@code count} {@code struct iovec}s that
+     * returns once it is on stable media, with the metadata needed to read it back: an fdatasync of just this
+     * range, in the same call. Bytes written or a negated errno (EOPNOTSUPP: this file takes no RWF_ flags).
      */
-    static long pwriteDsync(int fd, long address, long length, long offset) {
+    static long pwritevDsync(int fd, long iovecs, int count, long offset) {
         MemorySegment state = SCRATCH.get();
-        state.set(JAVA_LONG, IOVEC, address);
-        state.set(JAVA_LONG, IOVEC + 8, length);
         try {
-            return result((long) PWRITEV2.invokeExact(state, fd, state.address() + IOVEC, 1, offset, RWF_DSYNC), state);
+            return result((long) PWRITEV2.invokeExact(state, fd, iovecs, count, offset, RWF_DSYNC), state);
         } catch (Throwable t) {
             throw new IllegalStateException("pwritev2 downcall", t);
         }

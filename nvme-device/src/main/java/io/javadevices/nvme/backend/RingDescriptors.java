@@ -8,14 +8,14 @@ import java.util.List;
  * a new open file description of the same inode (see {@link FileBackend#openAsync} for why). A descriptor is
  * closed when its ring closes (the queue's worker ended: a reset, a Delete I/O SQ, a client gone), so the
  * server's descriptors are the same after every guest session, or with the backend, whichever comes first;
- * each is closed exactly once. Their syncs stay counted. Guarded by the backend's monitor.
+ * each is closed exactly once. Their syncs are counted in the backend's {@link SyncState}. Guarded by the
+ * backend's monitor.
  */
 final class RingDescriptors {
     private record Entry(UringEngine engine, int fd, UringFileIo io) {
     }
 
     private final List<Entry> live = new ArrayList<>();
-    private long retiredSyncs, retiredSyncErrors;
 
     /** Opens a descriptor of the file behind {@code fd} for {@code ring}; -1 (logged by the caller) if it fails. */
     UringFileIo open(UringEngine ring, int fd, boolean direct, int alignment, FileBackend backend, boolean blockDevice)
@@ -37,25 +37,6 @@ final class RingDescriptors {
 
     private void retire(Entry e) {
         Posix.close(e.fd());
-        retiredSyncs += e.io().syncs();
-        retiredSyncErrors += e.io().syncErrors();
-    }
-
-    /** Syncs (fsyncs and RWF_DSYNC writes) done on the rings, for the statistics (plain longs read racily). */
-    long syncs() {
-        long n = retiredSyncs;
-        for (Entry e : live) {
-            n += e.io().syncs();
-        }
-        return n;
-    }
-
-    long syncErrors() {
-        long n = retiredSyncErrors;
-        for (Entry e : live) {
-            n += e.io().syncErrors();
-        }
-        return n;
     }
 
     void closeAll() {

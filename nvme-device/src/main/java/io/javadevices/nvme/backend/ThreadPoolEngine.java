@@ -9,7 +9,9 @@ import java.util.concurrent.locks.LockSupport;
 /**
  * The {@link IoEngine} where io_uring is not available, and for backends without an asynchronous path of their
  * own: a bounded pool of threads per queue worker ({@code io-threads}, default 4) that runs a backend's
- * synchronous methods ({@link #syncIo}), so a queue's commands are in flight together up to that many at once.
+ * synchronous methods ({@link #syncIo}), so a queue's commands are in flight together up to that many at once. A
+ * durable write is the backend's one durable write ({@link BlockBackend#writeDurable}: one RWF_DSYNC write for a
+ * file), as on the synchronous path, so both count and fail it the same way.
  *
  * <p>Nothing is shared with another queue: operations prepared by the worker wait in a worker-only list until
  * {@link #submit}, which hands them to this pool's threads through a lock-free queue ({@link TagQueue}) and wakes
@@ -183,20 +185,20 @@ public final class ThreadPoolEngine implements IoEngine {
         long at = offset[tag];
         try {
             switch (op[tag]) {
-                case READ, WRITE -> {
-                    boolean write = op[tag] == WRITE;
+                case READ -> {
                     long position = at;
                     for (int i = 0; i < v.count(); i++) {
                         MemorySegment s = v.segment(i);
-                        if (write) {
-                            b.write(position, s);
-                        } else {
-                            b.read(position, s);
-                        }
+                        b.read(position, s);
                         position += s.byteSize();
                     }
-                    if (write && durable[tag]) {
-                        b.sync(at, v.bytes());
+                    return (int) Math.min(Integer.MAX_VALUE, v.bytes());
+                }
+                case WRITE -> {
+                    if (durable[tag]) {
+                        b.writeDurable(at, v); // a file: one RWF_DSYNC write; the default: write, then sync
+                    } else {
+                        DurableWrites.writePlainly(b, at, v, 0);
                     }
                     return (int) Math.min(Integer.MAX_VALUE, v.bytes());
                 }

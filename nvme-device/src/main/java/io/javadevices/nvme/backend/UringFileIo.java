@@ -33,13 +33,16 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  * that reaches end of file (0 bytes) zero-fills what is left, as the synchronous path does; a write that moves 0
  * bytes fails with EIO. Success is only ever reported for the whole transfer.
  *
- * <p><b>Failed syncs are sticky.</b> Linux reports a write-back error once per open file description (errseq),
- * so after a failed fdatasync every later Flush and durable write of the namespace fails until it is opened
- * again, as {@link FileBackend} does. A failure seen here is handed to the backend by running its own sync
- * once (which sees the same error on its own file description and keeps it); every worker's path consults
- * {@link BlockBackend#syncFailed()}. For the same reason {@code fd} should be an open file description of its
- * own per worker (the path opened again, not {@code dup}ed), so that each worker's fdatasync sees an error
- * that happened while it was open, whichever worker's sync runs first.
+ * <p><b>Durability points and failed syncs.</b> Every fsync and durable write of this path reports its outcome
+ * to the backend's {@link SyncState}, which every path of the namespace shares: it counts the syncs, consults
+ * the fault-injection seam as the operation completes (a test's injected failure then fails the ring's fsync or
+ * RWF_DSYNC write just as it fails the synchronous path's fdatasync) and keeps the first failure. Linux reports a
+ * write-back error once per open file description (errseq), so after a failed sync every later Flush and durable
+ * write of the namespace fails until it is opened again, whichever path or queue saw the failure. For the same
+ * reason {@code fd} should be an open file description of its own per worker (the path opened again, not
+ * {@code dup}ed), so that each worker's fdatasync sees an error that happened while it was open, whichever
+ * worker's sync runs first. A durable write that failed is such a failure too (its implicit sync may have taken
+ * the error report), but for {@code EFAULT} and {@code EAGAIN} ({@link #mayHaveTakenWriteBackError}).
  *
  * <p>Worker thread only; per-tag state is in arrays sized at construction, nothing allocates per operation.
  */
@@ -54,7 +57,8 @@ public final class UringFileIo implements AsyncIo {
     private final UringEngine engine;
     private final int fd;
     private final int directAlignment;
-    private final BlockBackend syncFallback;
+    private final FileBackend syncFallback;
+    private final SyncState durability;
     private final boolean blockDevice;
 
     private final byte[] kind;
@@ -67,18 +71,16 @@ public final class UringFileIo implements AsyncIo {
     /** Sees this path's CQEs first (short transfers, the fsync after a durable zeroing, EOPNOTSUPP). */
     private final UringEngine.Step step = this::completed;
 
-    private boolean syncFailed;
-    private long syncs;
-    private long syncErrors;
     private long synchronous;
 
     /**
      * @param fd              the file or block device, open read-write (O_DIRECT if {@code directAlignment > 1})
      * @param directAlignment the O_DIRECT alignment of offsets, buffer addresses and lengths; 0 or 1 without O_DIRECT
-     * @param syncFallback    the backend whose blocking methods run what io_uring cannot (see the class comment)
+     * @param syncFallback    the file whose blocking methods run what io_uring cannot (see the class comment), and
+     *                        whose {@link SyncState} this path reports to
      * @param blockDevice     true for a block device: zeroing and deallocating go through {@code syncFallback}
      */
-    public UringFileIo(UringEngine engine, int fd, int directAlignment, BlockBackend syncFallback, boolean blockDevice) {
+    public UringFileIo(UringEngine engine, int fd, int directAlignment, FileBackend syncFallback, boolean blockDevice) {
         if (directAlignment > 1 && Integer.bitCount(directAlignment) != 1) {
             throw new IllegalArgumentException("O_DIRECT alignment " + directAlignment + " is not a power of two");
         }
@@ -86,6 +88,7 @@ public final class UringFileIo implements AsyncIo {
         this.fd = fd;
         this.directAlignment = Math.max(1, directAlignment);
         this.syncFallback = syncFallback;
+        this.durability = syncFallback.durability();
         this.blockDevice = blockDevice;
         int tags = engine.capacity();
         this.kind = new byte[tags];
@@ -121,10 +124,6 @@ public final class UringFileIo implements AsyncIo {
             engine.complete(tag, refusedSync());
             return;
         }
-        if (syncFallback instanceof FileBackend file && file.syncFailureInjected()) {
-            engine.complete(tag, syncFlush()); // a test's injected fdatasync failure lives in the synchronous path
-            return;
-        }
         start(tag, FLUSH, 0, 0, false);
         fsync(tag, MAIN, true);
     }
@@ -155,16 +154,6 @@ public final class UringFileIo implements AsyncIo {
             start(tag, DEALLOCATE, at, bytes, false);
             fallocate(tag, UringRing.FALLOC_FL_PUNCH_HOLE | UringRing.FALLOC_FL_KEEP_SIZE, true);
         }
-    }
-
-    /** Successful fsyncs this path issued (Flush and durable zeroing), for the statistics. */
-    public long syncs() {
-        return syncs;
-    }
-
-    /** Failed or refused syncs (Flush, durable write or zeroing) on this path. */
-    public long syncErrors() {
-        return syncErrors;
     }
 
     /** Operations that took the synchronous path (heap memory, unaligned O_DIRECT, EOPNOTSUPP, block device zeroing). */
@@ -287,7 +276,7 @@ public final class UringFileIo implements AsyncIo {
         }
         if (result < 0) {
             vectors[tag] = null;
-            return write && durable[tag] && result == -UringSyscalls.EIO ? syncFailure(result) : result;
+            return write && durable[tag] && mayHaveTakenWriteBackError(result) ? syncFailure(result, null) : result;
         }
         if (result == 0) {
             if (!write) {
@@ -304,8 +293,12 @@ public final class UringFileIo implements AsyncIo {
         if (done[tag] < length[tag]) {
             return -UringSyscalls.EBUSY;
         }
-        if (write && durable[tag]) {
-            syncs++; // an RWF_DSYNC write is a sync point of its own (the namespace's syncs statistic)
+        if (write && durable[tag]) { // an RWF_DSYNC write is a sync point of its own
+            IOException injected = durability.takeInjected();
+            if (injected != null) {
+                return syncFailure(-UringSyscalls.EIO, injected);
+            }
+            durability.dsyncWritten();
         }
         return total(tag);
     }
@@ -356,55 +349,48 @@ public final class UringFileIo implements AsyncIo {
 
     private int synced(int result) {
         if (result < 0) {
-            return syncFailure(result);
+            return syncFailure(result, null);
         }
-        syncs++;
+        IOException injected = durability.takeInjected();
+        if (injected != null) {
+            return syncFailure(-UringSyscalls.EIO, injected);
+        }
+        durability.ringSynced();
         return 0;
     }
 
     // ---- sticky sync failures
 
     private boolean syncHasFailed() {
-        return syncFailed || syncFallback.syncFailed();
+        return durability.failed();
+    }
+
+    /**
+     * False for the failures of a durable write that never reached the file's write-back: guest memory the kernel
+     * could not read ({@code EFAULT}, not the storage's fault) and a write still refused after the retries
+     * ({@code EAGAIN}, {@code EINTR}). Any other error may have consumed the write-back error report.
+     */
+    private static boolean mayHaveTakenWriteBackError(int result) {
+        return result != -UringSyscalls.EFAULT && result != -UringSyscalls.EAGAIN && result != -UringSyscalls.EINTR;
     }
 
     private int refusedSync() {
-        syncErrors++;
+        durability.refused();
         return -UringSyscalls.EIO;
     }
 
-    /** A failed fdatasync (or RWF_DSYNC write): sticky here, and handed to the backend (see the class comment). */
-    private int syncFailure(int result) {
-        syncErrors++;
-        if (!syncFailed) {
-            syncFailed = true;
-            if (syncFallback instanceof FileBackend file) {
-                // Sticky for the whole namespace at once, whatever its own descriptor's next fdatasync would say.
-                file.durableWriteFailed(new IOException("fdatasync or RWF_DSYNC write on an io_uring queue's descriptor"
-                        + " failed: errno " + -result));
-            } else {
-                try {
-                    syncFallback.flush();
-                } catch (IOException expected) {
-                    // the backend saw the error too and now fails every sync itself
-                }
-            }
-        }
+    /**
+     * A failed fsync or durable write ({@code cause}: the injected failure, or null for the kernel's
+     * {@code result}): counted, and sticky for the whole namespace at once, whatever this descriptor's next
+     * fdatasync would say (see the class comment).
+     */
+    private int syncFailure(int result, IOException cause) {
+        durability.failed(cause != null ? cause : new IOException("fdatasync or RWF_DSYNC write on an io_uring"
+                + " queue's descriptor failed: errno " + -result));
         return result;
     }
 
     // ---- synchronous path
-
-    /** A Flush through the backend's synchronous path: 0 or -EIO (then sticky there). */
-    private int syncFlush() {
-        try {
-            syncFallback.flush(); // counted by the backend itself
-            return 0;
-        } catch (IOException e) {
-            syncFailed = true;
-            return -UringSyscalls.EIO;
-        }
-    }
 
     private int syncRead(long at, IoVector data) {
         synchronous++;
@@ -421,19 +407,19 @@ public final class UringFileIo implements AsyncIo {
         }
     }
 
+    /** A durable write is the backend's one durable write ({@link BlockBackend#writeDurable}): counted there. */
     private int syncWrite(long at, IoVector data, boolean durableWrite) {
         synchronous++;
         try {
-            long position = at;
-            for (int i = 0; i < data.count(); i++) {
-                MemorySegment s = data.segment(i);
-                syncFallback.write(position, s);
-                position += s.byteSize();
+            if (durableWrite) {
+                syncFallback.writeDurable(at, data);
+            } else {
+                DurableWrites.writePlainly(syncFallback, at, data, 0);
             }
+            return total(data.bytes());
         } catch (IOException | RuntimeException e) {
             return -UringSyscalls.EIO;
         }
-        return durableWrite ? syncRange(at, data.bytes(), total(data.bytes())) : total(data.bytes());
     }
 
     private int syncZeroes(long at, long bytes, boolean durableWrite) {
@@ -461,8 +447,7 @@ public final class UringFileIo implements AsyncIo {
             syncFallback.sync(at, bytes);
             return success;
         } catch (IOException | RuntimeException e) {
-            syncErrors++;
-            return -UringSyscalls.EIO;
+            return -UringSyscalls.EIO; // counted and made sticky by the backend's sync
         }
     }
 }

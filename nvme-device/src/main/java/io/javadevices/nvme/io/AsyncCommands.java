@@ -59,7 +59,12 @@ final class AsyncCommands {
         this.features = context.features();
         this.memory = context.memory();
         this.views = new NamespaceView[context.namespaceTable().maxNsid() + 1];
-        this.vectorCapacity = 2 * pieces + (int) (context.maxTransferBytes() / 65536) + 1;
+        this.vectorCapacity = vectorCapacity(context, pieces);
+    }
+
+    /** Buffers one operation may need: a data pointer's {@code pieces} plus the splits of bit buckets into discard slices. */
+    static int vectorCapacity(IoContext context, int pieces) {
+        return 2 * pieces + (int) (context.maxTransferBytes() / 65536) + 1;
     }
 
     /** This worker's view of {@code ns} (opened on first use of that namespace object). */
@@ -85,9 +90,12 @@ final class AsyncCommands {
         return v;
     }
 
-    /** Read or Write whose data pointer {@code data} is mapped: hands it to the engine. */
+    /**
+     * Read or Write whose data pointer {@code data} is mapped: hands it to the engine. {@code durable}: a write that
+     * must be durable when it completes ({@link IoCommandHandler#durableWrite}), {@code fua}: because of FUA.
+     */
     int transfer(Sqe cmd, QueueWorker worker, NamespaceView view, DataPointer data, long slba, long bytes,
-                 boolean write, boolean fua) {
+                 boolean write, boolean durable, boolean fua) {
         InFlight slots = worker.inFlight();
         int tag = slots.claim(); // never -1: the worker fetched this command only with a slot free
         IoVector vector = slots.vector(tag, vectorCapacity);
@@ -108,7 +116,6 @@ final class AsyncCommands {
             return Status.DATA_TRANSFER_ERROR;
         }
         Namespace ns = view.namespace();
-        boolean durable = write && (fua || features.writeThrough(ns.volatileCache()));
         slots.set(tag, cmd.cid(), write ? WRITE : READ, view, slba, bytes,
                 (durable ? DURABLE : 0) | (fua ? FUA_FLAG : 0), System.nanoTime());
         view.started();
@@ -132,7 +139,7 @@ final class AsyncCommands {
     int writeZeroes(Sqe cmd, QueueWorker worker, NamespaceView view, long slba, long blocks, boolean deallocate,
                     boolean fua) {
         Namespace ns = view.namespace();
-        boolean durable = fua || features.writeThrough(ns.volatileCache());
+        boolean durable = IoCommandHandler.durableWrite(features, ns, fua);
         int tag = start(cmd, worker, view, deallocate ? DEALLOCATE : ZEROES, slba, blocks,
                 (durable ? DURABLE : 0) | (fua ? FUA_FLAG : 0));
         long offset = slba << ns.lbaShift(), length = blocks << ns.lbaShift();

@@ -2,6 +2,7 @@ package io.javadevices.nvme.io;
 
 import io.javadevices.nvme.admin.FeatureState;
 import io.javadevices.nvme.backend.BlockBackend;
+import io.javadevices.nvme.backend.IoVector;
 import io.javadevices.nvme.dma.DataPointer;
 import io.javadevices.nvme.model.GuestErrors;
 import io.javadevices.nvme.model.Namespace;
@@ -29,8 +30,9 @@ import static io.javadevices.pci.LittleEndian.LONG;
  * slice views. Backend I/O errors become media statuses plus an error log entry, never exceptions.
  *
  * <p>Durability: a Write with FUA (CDW12 bit 30), and every write while the volatile write cache is
- * disabled (Set Features 06h WCE = 0), is synced by the backend before it completes. A failed sync is
- * Write Fault with DNR: the backend's failure is sticky, so a retry could only fail again.
+ * disabled (Set Features 06h WCE = 0), is durable before it completes ({@link #durableWrite} decides it for every
+ * path): the backend's one durable write, {@link BlockBackend#writeDurable}, here and on every engine. A failed
+ * durable write or sync is Write Fault with DNR: the backend's failure is sticky, so a retry could only fail again.
  *
  * <p>Asynchronous backends: Read, Write, Flush, Write Zeroes and Dataset Management of a namespace whose backend
  * has an asynchronous path for this worker are handed to the worker's engine by {@link AsyncCommands} and
@@ -59,6 +61,8 @@ public final class IoCommandHandler implements CommandHandler {
     final WriteUncorrectableCommand writeUncorrectable;
     final CopyCommand copy;
     private final AsyncCommands async;
+    /** The slices of a synchronous durable write, handed to the backend in one call; empty between commands. */
+    private final IoVector durableData;
 
     public IoCommandHandler(IoContext context) {
         this.context = context;
@@ -70,7 +74,9 @@ public final class IoCommandHandler implements CommandHandler {
         this.verify = new VerifyCommand(context, this);
         this.writeUncorrectable = new WriteUncorrectableCommand(context);
         this.copy = new CopyCommand(context, this, data);
-        this.async = new AsyncCommands(context, Math.max((int) (maxTransferBytes / 4096) + 2, 256));
+        int pieces = Math.max((int) (maxTransferBytes / 4096) + 2, 256);
+        this.async = new AsyncCommands(context, pieces);
+        this.durableData = new IoVector(AsyncCommands.vectorCapacity(context, pieces));
     }
 
     @Override
@@ -139,6 +145,7 @@ public final class IoCommandHandler implements CommandHandler {
         }
         long offset = slba << ns.lbaShift();
         boolean fua = (cmd.cdw12() & FUA) != 0;
+        boolean durable = write && durableWrite(features, ns, fua);
         if (!write && fua) {
             // Read FUA: "commit that data to non-volatile media, then read it from there" (§6.9). The sync is the
             // commit; the read then comes from the page cache, which after a successful sync holds exactly what
@@ -150,30 +157,29 @@ public final class IoCommandHandler implements CommandHandler {
         }
         NamespaceView view = async.view(ns, worker);
         if (view.async() != null) {
-            return async.transfer(cmd, worker, view, data, slba, bytes, write, fua);
+            return async.transfer(cmd, worker, view, data, slba, bytes, write, durable, fua);
         }
         try {
             if (!write && ns.backend().readsOnlyZeroes()) {
                 zeroFill();
-            } else {
-                if (!transfer(ns.backend(), offset, write, worker)) {
-                    return Status.ABORTED_SQ_DELETION; // stopped mid-transfer: never posted
-                }
+            } else if (durable) {
+                writeDurable(ns.backend(), offset);
+            } else if (!transfer(ns.backend(), offset, write, worker)) {
+                return Status.ABORTED_SQ_DELETION; // stopped mid-transfer: never posted
             }
         } catch (GuestMemoryException | InternalError e) { // InternalError: a backend copy hit truncated guest RAM (GuestMemory)
             context.guestErrors().record(GuestErrors.Kind.DMA_OUTSIDE_MEMORY,
                     e instanceof GuestMemoryException g ? g.address() : -1);
             return Status.DATA_TRANSFER_ERROR;
         } catch (IOException | RuntimeException e) {
-            int failed = write ? Status.WRITE_FAULT : Status.UNRECOVERED_READ_ERROR;
+            int failed = durable ? SYNC_FAILED : write ? Status.WRITE_FAULT : Status.UNRECOVERED_READ_ERROR;
             context.errorLog().record(sqid, cmd.cid(), failed, slba, cmd.nsid());
             return failed;
         }
         if (write) {
             WriteUncorrectableCommand.rewritten(ns, slba, blocks);
-            status = writeDurability(ns, fua, offset, bytes, sqid, cmd, slba);
-            if (status != Status.SUCCESS) {
-                return status;
+            if (durable) {
+                ns.countDurableWrite(fua);
             }
             stats.countWrite(bytes);
         } else {
@@ -182,10 +188,18 @@ public final class IoCommandHandler implements CommandHandler {
         return Status.SUCCESS;
     }
 
-    /** After a completed write: sync it if it is FUA or the write cache is off, and count that. */
+    /**
+     * The one decision, for every path and engine, whether a write to {@code ns} must be durable before it
+     * completes: it has FUA set, or the volatile write cache is disabled (Set Features 06h WCE = 0, NVMe 1.4
+     * §5.21.1.6).
+     */
+    static boolean durableWrite(FeatureState features, Namespace ns, boolean fua) {
+        return fua || features.writeThrough(ns.volatileCache());
+    }
+
+    /** After a completed zeroing or Copy: sync it if {@link #durableWrite} says so, and count that. */
     int writeDurability(Namespace ns, boolean fua, long offset, long bytes, int sqid, Sqe cmd, long slba) {
-        boolean writeThrough = features.writeThrough(ns.volatileCache());
-        if (!fua && !writeThrough) {
+        if (!durableWrite(features, ns, fua)) {
             return Status.SUCCESS;
         }
         int status = durable(ns, offset, bytes, sqid, cmd, slba);
@@ -203,6 +217,24 @@ public final class IoCommandHandler implements CommandHandler {
         } catch (IOException | RuntimeException e) {
             context.errorLog().record(sqid, cmd.cid(), SYNC_FAILED, slba, cmd.nsid());
             return SYNC_FAILED;
+        }
+    }
+
+    /**
+     * A durable write of the mapped data pointer: its pieces as slices of guest memory, in one call of the
+     * backend's durable write (one RWF_DSYNC write for a file). A write never has bit buckets (SGL Bit Bucket
+     * descriptors are for controller-to-host transfers only, NVMe 1.4 §4.4).
+     */
+    private void writeDurable(BlockBackend backend, long offset) throws GuestMemoryException, IOException {
+        try {
+            for (int i = 0; i < data.count(); i++) {
+                if (!durableData.add(memory.slice(data.address(i), data.length(i)))) {
+                    throw new IOException("more pieces than a durable write holds"); // cannot happen: sized for MDTS
+                }
+            }
+            backend.writeDurable(offset, durableData);
+        } finally {
+            durableData.clear();
         }
     }
 

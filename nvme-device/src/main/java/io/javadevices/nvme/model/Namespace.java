@@ -158,8 +158,9 @@ public final class Namespace {
 
     /**
      * Adds {@code nsN.flushes}, {@code nsN.writes.fua}, {@code nsN.writes.through} (cache disabled),
-     * {@code nsN.syncs} (fdatasyncs done), {@code nsN.sync.errors} and {@code nsN.sync.failed} (1 once a sync
-     * failed: flushes fail until the namespace is opened again).
+     * {@code nsN.syncs} (durability points done: fdatasyncs and RWF_DSYNC writes, on every engine),
+     * {@code nsN.sync.errors} and {@code nsN.sync.failed} (1 once a sync failed: flushes fail until the namespace
+     * is opened again).
      */
     public void putStatistics(Map<String, Long> m) {
         String p = "ns" + nsid + ".";

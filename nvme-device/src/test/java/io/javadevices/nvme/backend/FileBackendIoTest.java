@@ -223,31 +223,84 @@ class FileBackendIoTest {
         }
     }
 
+    private static IoVector vector(MemorySegment... segments) {
+        IoVector v = new IoVector(segments.length);
+        for (MemorySegment s : segments) {
+            assertTrue(v.add(s));
+        }
+        return v;
+    }
+
+    /** O_DIRECT, aligned native pieces: one pwritev2(RWF_DSYNC) of the whole vector, counted as one sync. */
     @Test
-    void durableWriteIsOnTheFileAndCountsNoSync() throws Exception {
+    void anAlignedDurableWriteIsOneRwfDsyncWrite() throws Exception {
         Path image = dir.resolve("dsync.img");
         try (FileBackend file = new FileBackend(image, MIB, true)) {
-            MemorySegment data = nativeAt(0, 65536);
-            data.copyFrom(MemorySegment.ofArray(random(10, 65536)));
-            file.writeDurable(4096, data);
-            file.writeDurable(8192 + 65536, MemorySegment.ofArray(random(11, 512))); // heap: bounced
-            assertEquals(0, file.syncs(), "RWF_DSYNC, no fdatasync");
+            assertTrue((openFlags(file.fd()) & UringTestFiles.O_DIRECT) != 0, "the data descriptor is O_DIRECT");
+            MemorySegment a = nativeAt(0, 65536), b = nativeAt(0, 4096);
+            a.copyFrom(MemorySegment.ofArray(random(10, 65536)));
+            b.copyFrom(MemorySegment.ofArray(random(12, 4096)));
+            file.writeDurable(4096, vector(a, b));
+            assertTrue(file.rwfDsync());
+            assertEquals(1, file.syncs(), "one durability point");
+            assertEquals(1, SyncFaults.dsyncWrites(file), "RWF_DSYNC, no fdatasync");
             byte[] onDisk = Files.readAllBytes(image);
             assertArrayEquals(random(10, 65536), Arrays.copyOfRange(onDisk, 4096, 4096 + 65536));
-            assertArrayEquals(random(11, 512), Arrays.copyOfRange(onDisk, 8192 + 65536, 8192 + 65536 + 512));
+            assertArrayEquals(random(12, 4096), Arrays.copyOfRange(onDisk, 4096 + 65536, 4096 + 65536 + 4096));
             assertFalse(file.syncFailed());
         }
     }
 
     /**
-     * /dev/full fails every write with ENOSPC (and has no RWF_DSYNC: EOPNOTSUPP, so pwrite + fdatasync is used): a
-     * failed durable write makes later syncs fail (the fsyncgate rule).
+     * What RWF_DSYNC cannot take from here (heap memory; an O_DIRECT piece whose address is not aligned) is
+     * written plainly (bounced) and then fdatasynced: as durable, counted as one sync, and not as an RWF_DSYNC write.
+     */
+    @Test
+    void aDurableWriteRwfDsyncCannotTakeIsWriteThenFdatasync() throws Exception {
+        Path image = dir.resolve("fallback.img");
+        try (FileBackend file = new FileBackend(image, MIB, true)) {
+            file.writeDurable(8192, vector(MemorySegment.ofArray(random(11, 512)))); // heap: bounced
+            MemorySegment odd = nativeAt(8, 4096); // below any O_DIRECT alignment
+            odd.copyFrom(MemorySegment.ofArray(random(13, 4096)));
+            file.writeDurable(65536, vector(odd)); // unaligned address on O_DIRECT: bounced
+            assertEquals(2, file.syncs());
+            assertEquals(0, SyncFaults.dsyncWrites(file));
+            byte[] onDisk = Files.readAllBytes(image);
+            assertArrayEquals(random(11, 512), Arrays.copyOfRange(onDisk, 8192, 8192 + 512));
+            assertArrayEquals(random(13, 4096), Arrays.copyOfRange(onDisk, 65536, 65536 + 4096));
+        }
+    }
+
+    /** The fault-injection seam fails the next durable write too, not only an fdatasync; then it sticks. */
+    @Test
+    void anInjectedFailureFailsTheNextDurableWriteAndSticks() throws Exception {
+        try (FileBackend file = new FileBackend(dir.resolve("inject.img"), MIB)) {
+            IOException eio = new IOException("injected EIO");
+            SyncFaults.failNextSync(file, eio);
+            MemorySegment a = nativeAt(0, 4096);
+            assertSame(eio, assertThrows(IOException.class, () -> file.writeDurable(0, vector(a))));
+            assertEquals(0, SyncFaults.dsyncWrites(file), "nothing was written durably");
+            assertSame(eio, assertThrows(IOException.class, () -> file.writeDurable(0, vector(a))), "sticky");
+            assertSame(eio, assertThrows(IOException.class, file::flush));
+            file.write(0, a); // a cached write still works
+            assertEquals(3, file.syncErrors());
+            assertEquals(0, file.syncs());
+        }
+    }
+
+    /**
+     * /dev/full fails every write with ENOSPC and has no RWF_DSYNC (EOPNOTSUPP: decided once, then pwrite +
+     * fdatasync): a failed durable write makes later syncs fail (the fsyncgate rule).
      */
     @Test
     void aFailedDurableWriteIsASyncFailureThatSticks() {
         try (FileBackend full = new FileBackend(Path.of("/dev/full"), MIB)) {
-            IOException e = assertThrows(IOException.class, () -> full.writeDurable(0, MemorySegment.ofArray(new byte[4096])));
+            assertTrue(full.rwfDsync(), "not refused before the first try");
+            MemorySegment a = nativeAt(0, 4096);
+            IOException e = assertThrows(IOException.class, () -> full.writeDurable(0, vector(a)));
             assertTrue(e.getMessage().contains("ENOSPC"), e.getMessage());
+            assertTrue(e.getMessage().startsWith("pwrite "), "RWF_DSYNC refused, so a plain pwrite failed: " + e.getMessage());
+            assertFalse(full.rwfDsync(), "the refusal is decided once for the backend");
             assertTrue(full.syncFailed());
             IOException flush = assertThrows(IOException.class, full::flush);
             assertSame(e, flush, "the first failure, again");
@@ -255,12 +308,12 @@ class FileBackendIoTest {
         }
     }
 
-    /** The asynchronous path reports a failed RWF_DSYNC write: it sticks like a failed fdatasync. */
+    /** The asynchronous path reports a failed RWF_DSYNC write to the shared state: it sticks like a failed fdatasync. */
     @Test
     void aDurableWriteFailureOfTheAsyncPathSticks() {
         try (FileBackend file = new FileBackend(dir.resolve("async.img"), MIB)) {
             IOException eio = new IOException("pwritev2: EIO");
-            file.durableWriteFailed(eio);
+            file.durability().failed(eio);
             assertTrue(file.syncFailed());
             assertSame(eio, assertThrows(IOException.class, () -> file.sync(0, 4096)));
         }

@@ -228,9 +228,11 @@ class UringFileIoTest {
         UringFileIo io = io();
         MemorySegment b = arena.allocate(8192, 4096).fill((byte) 0x33);
         assertEquals(8192, runOne(() -> io.write(3, 4096, vector(b), true)));
-        assertEquals(1, io.syncs(), "an RWF_DSYNC write is a sync point of its own");
+        assertEquals(1, backend.syncs(), "an RWF_DSYNC write is a sync point of its own, counted by the backend");
+        assertEquals(1, SyncFaults.dsyncWrites(backend));
         assertEquals(0, runOne(() -> io.flush(4)));
-        assertEquals(2, io.syncs());
+        assertEquals(2, backend.syncs());
+        assertEquals(1, SyncFaults.dsyncWrites(backend), "the flush is an fsync, not an RWF_DSYNC write");
         assertArrayEquals(bytes(b), fileBytes(4096, 8192));
     }
 
@@ -244,7 +246,35 @@ class UringFileIoTest {
         assertEquals(-UringSyscalls.EIO, runOne(() -> io.write(2, 0, vector(b), true)));
         assertEquals(-UringSyscalls.EIO, runOne(() -> io.writeZeroes(2, 0, 4096, true)));
         assertEquals(4096, runOne(() -> io.write(2, 0, vector(b), false)), "a cached write does not sync");
-        assertEquals(3, io.syncErrors());
+        assertEquals(4, backend.syncErrors(), "the injected failure and the three refused after it");
+    }
+
+    /**
+     * The fault-injection seam is consulted as the ring's operations complete: an injected failure fails the
+     * ring's own fsync (a Flush) or RWF_DSYNC write, and sticks for the backend's synchronous path too.
+     */
+    @Test
+    void anInjectedFailureFailsTheRingsOwnFsyncAndSticksForTheBackend() {
+        UringFileIo io = io();
+        SyncFaults.failNextSync(backend, new IOException("injected EIO"));
+        assertEquals(-UringSyscalls.EIO, runOne(() -> io.flush(1)));
+        assertEquals(0, io.synchronousOperations(), "the flush went through the ring, not the backend's fdatasync");
+        assertTrue(backend.syncFailed());
+        assertThrows(IOException.class, backend::flush, "sticky on the synchronous path");
+        assertEquals(0, backend.syncs());
+        assertEquals(2, backend.syncErrors());
+    }
+
+    @Test
+    void anInjectedFailureFailsTheRingsRwfDsyncWrite() {
+        UringFileIo io = io();
+        MemorySegment b = arena.allocate(4096, 4096);
+        SyncFaults.failNextSync(backend, new IOException("injected EIO"));
+        assertEquals(-UringSyscalls.EIO, runOne(() -> io.write(1, 0, vector(b), true)));
+        assertEquals(0, SyncFaults.dsyncWrites(backend));
+        assertTrue(backend.syncFailed());
+        assertEquals(-UringSyscalls.EIO, runOne(() -> io.write(2, 4096, vector(b), true)), "refused: sticky");
+        assertEquals(4096, runOne(() -> io.write(3, 4096, vector(b), false)), "a cached write does not sync");
     }
 
     @Test
@@ -260,7 +290,7 @@ class UringFileIoTest {
         assertArrayEquals(expected(384 * 1024, 4096), fileBytes(384 * 1024, 4096), "after the range untouched");
 
         assertEquals(0, runOne(() -> io.writeZeroes(1, 1 << 20, 4096, true)), "durable: fallocate then fsync");
-        assertEquals(1, io.syncs());
+        assertEquals(1, backend.syncs());
         assertArrayEquals(new byte[4096], fileBytes(1 << 20, 4096));
 
         assertEquals(0, runOne(() -> io.deallocate(2, 2 << 20, 1 << 20)));
@@ -291,6 +321,8 @@ class UringFileIoTest {
         assertEquals(8192, runOne(() -> io.write(5, 0, vector(heap), true)));
         assertArrayEquals(bytes(heap), fileBytes(0, 8192));
         assertEquals(2, io.synchronousOperations());
+        assertEquals(1, backend.syncs(), "the durable write of the synchronous fallback is the backend's writeDurable");
+        assertEquals(0, SyncFaults.dsyncWrites(backend), "heap memory: plain writes through the bounce buffer, then fdatasync");
     }
 
     @Test
