@@ -17,9 +17,13 @@ import java.util.concurrent.locks.LockSupport;
  * {@code SLEEPING}, full fence, {@link WorkerPool.Poller#hasWork} on each, and sleep for the least idle time unless
  * one had work. {@link Registration#wake} does a full fence, then signals only if it sees {@code SLEEPING}: with the
  * store of the work (a doorbell value, a completion) before it, this is Dekker's pattern, so either the waker sees
- * the thread sleeping or the thread's re-check sees the work. One waker per sleep moves the state to
- * {@code SIGNALLING} and signals; the thread does not go on (nor, at its end, close its eventfd) before that
- * signal is done.
+ * the thread sleeping or the thread's re-check sees the work. One waker per sleep wins the move back to
+ * {@code AWAKE} and signals. The woken thread never waits for that signal to be written: it may already run on the
+ * waker's CPU (the write woke it), and waiting there would only keep the waker off its CPU. A signal that lands
+ * after the thread woke for another reason makes its next sleep return at once, which costs one idle turn and
+ * loses nothing: the re-check before every sleep is what guarantees the work is seen. Only the end of the thread
+ * waits, for wakers still writing, before it closes the eventfd ({@code signallers}: the thread publishes
+ * {@code ended}, then reads the count; a waker counts itself, then reads {@code ended}; Dekker once more).
  *
  * <p>A thread sleeps in {@code ppoll} on an eventfd of its own ({@link EventfdSleep}), which a kernel can signal
  * too: an io_uring that registered {@link Registration#wakeFd} wakes the thread for its completions, so a thread
@@ -34,7 +38,7 @@ import java.util.concurrent.locks.LockSupport;
 public final class PollingThreads implements WorkerPool, AutoCloseable {
     private static final System.Logger LOG = System.getLogger(PollingThreads.class.getName());
     private static final Slot[] NONE = new Slot[0];
-    private static final int AWAKE = 0, SLEEPING = 1, SIGNALLING = 2;
+    private static final int AWAKE = 0, SLEEPING = 1;
 
     private final Worker[] workers;
     private final AtomicBoolean pinFailureLogged = new AtomicBoolean();
@@ -141,8 +145,12 @@ public final class PollingThreads implements WorkerPool, AutoCloseable {
         final Thread thread;
         final int cpu;
         volatile Slot[] slots = NONE;
-        /** {@link #AWAKE}, {@link #SLEEPING} or {@link #SIGNALLING} (one waker is ending the sleep). */
+        /** {@link #AWAKE} or {@link #SLEEPING}. */
         final AtomicInteger state = new AtomicInteger();
+        /** Wakers between winning the move to {@code AWAKE} and the end of their eventfd write. */
+        final AtomicInteger signallers = new AtomicInteger();
+        /** Set once the thread left its loop: a waker that sees it writes nothing (the eventfd closes). */
+        volatile boolean ended;
         /** Where the thread sleeps, or null: it parks. */
         final EventfdSleep eventfd = EventfdSleep.open();
         /** Turns begun (one volatile store per turn): {@link Slot#remove} waits for it to move. */
@@ -164,8 +172,13 @@ public final class PollingThreads implements WorkerPool, AutoCloseable {
             try {
                 loop();
             } finally {
+                ended = true;
+                VarHandle.fullFence(); // ended, then the count (a waker: the count, then ended)
+                while (signallers.get() != 0) {
+                    Thread.yield(); // a waker is writing the eventfd: it must not write to a closed descriptor
+                }
                 if (eventfd != null) {
-                    eventfd.close(); // no waker can still be signalling: see sleep()
+                    eventfd.close();
                 }
             }
         }
@@ -228,24 +241,26 @@ public final class PollingThreads implements WorkerPool, AutoCloseable {
                     LockSupport.parkNanos(this, nanos);
                 }
             } finally {
-                if (!state.compareAndSet(SLEEPING, AWAKE)) {
-                    while (state.get() == SIGNALLING) {
-                        Thread.onSpinWait(); // a waker is writing the eventfd: let it finish first
-                    }
-                }
+                state.set(AWAKE); // a waker that won the move first may still be writing its signal: see the class comment
             }
         }
 
         /** Ends the thread's sleep if it sleeps (after a full fence: see the class comment). Any thread. */
         void wake() {
             VarHandle.fullFence(); // the caller's store of the work, then the load of the state (Dekker)
-            if (state.get() == SLEEPING && state.compareAndSet(SLEEPING, SIGNALLING)) {
-                if (eventfd != null) {
-                    eventfd.signal();
-                } else {
-                    LockSupport.unpark(thread);
+            if (state.get() == SLEEPING && state.compareAndSet(SLEEPING, AWAKE)) {
+                if (eventfd == null) {
+                    LockSupport.unpark(thread); // no descriptor to outlive: unpark of an ended thread is a no-op
+                    return;
                 }
-                state.set(AWAKE);
+                signallers.incrementAndGet(); // the count, then ended (the thread: ended, then the count)
+                try {
+                    if (!ended) {
+                        eventfd.signal();
+                    }
+                } finally {
+                    signallers.decrementAndGet();
+                }
             }
         }
     }

@@ -102,6 +102,73 @@ class PollingThreadsTest {
     }
 
     @Test
+    void manyWakersAtOnceLoseNoWakeUp() throws Exception {
+        pool = PollingThreads.create("t", 1, null);
+        Counter c = new Counter();
+        WorkerPool.Registration r = pool.add(c, "c");
+        int wakers = 3, each = 5_000;
+        Thread[] threads = new Thread[wakers];
+        AtomicReference<Throwable> failure = new AtomicReference<>();
+        for (int w = 0; w < wakers; w++) {
+            threads[w] = Thread.ofPlatform().start(() -> {
+                try {
+                    for (int i = 0; i < each; i++) {
+                        long want = c.produced.incrementAndGet();
+                        r.wake();
+                        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
+                        while (c.consumed < want) { // idle is forever: only some waker's wake() helps
+                            if (System.nanoTime() > deadline) {
+                                throw new AssertionError("work " + want + " not seen; consumed " + c.consumed);
+                            }
+                            Thread.onSpinWait();
+                        }
+                    }
+                } catch (Throwable t) {
+                    failure.compareAndSet(null, t);
+                }
+            });
+        }
+        for (Thread t : threads) {
+            t.join();
+        }
+        assertNull(failure.get());
+        assertEquals((long) wakers * each, c.consumed);
+    }
+
+    @Test
+    void wakersRacingTheEndOfThePoolNeverTouchItsClosedEventfd() throws Exception {
+        // A waker that won the move to AWAKE may still be writing its signal when the thread ends; the thread waits
+        // for it before closing the eventfd (and its memory: a late write would throw IllegalStateException here).
+        for (int round = 0; round < 50; round++) {
+            PollingThreads p = PollingThreads.create("end", 1, null);
+            Counter c = new Counter();
+            WorkerPool.Registration r = p.add(c, "c");
+            AtomicReference<Throwable> failure = new AtomicReference<>();
+            CountDownLatch started = new CountDownLatch(2);
+            Thread[] wakers = new Thread[2];
+            for (int w = 0; w < wakers.length; w++) {
+                wakers[w] = Thread.ofPlatform().start(() -> {
+                    started.countDown();
+                    try {
+                        for (int i = 0; i < 20_000; i++) {
+                            c.produced.incrementAndGet();
+                            r.wake();
+                        }
+                    } catch (Throwable t) {
+                        failure.compareAndSet(null, t);
+                    }
+                });
+            }
+            started.await();
+            p.close();
+            for (Thread t : wakers) {
+                t.join();
+            }
+            assertNull(failure.get(), "round " + round);
+        }
+    }
+
+    @Test
     void aTimedIdlePollsAgainWithoutAWakeUp() throws Exception {
         pool = PollingThreads.create("t", 1, null);
         Counter c = new Counter();
