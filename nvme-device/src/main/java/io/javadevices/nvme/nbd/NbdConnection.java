@@ -120,6 +120,11 @@ final class NbdConnection {
         return sender.submit(request);
     }
 
+    /** How often a submitter found the socket full and passed the rest to the writer thread (a statistic). */
+    long sendHandoffs() {
+        return sender.handoffs();
+    }
+
     /** Ends the session (the reader fails what is in flight). Any thread; idempotent. */
     void drop(String reason) {
         if (!closed) {
@@ -215,17 +220,16 @@ final class NbdConnection {
                 continue;
             }
             long take = Math.min(size - skip, left);
-            MemorySegment target = segment.asSlice(skip, take);
             long buffered = Math.min(received.remaining(), take);
             if (buffered > 0) { // the start of the payload came with the header
-                MemorySegment.copy(receivedBytes, received.position(), target, 0, buffered);
+                MemorySegment.copy(receivedBytes, received.position(), segment, skip, buffered);
                 received.position(received.position() + (int) buffered);
             }
-            if (buffered < take) {
-                if (target.isNative()) {
-                    readFully(target.address() + buffered, take - buffered, "a read's payload");
+            if (buffered < take) { // bounds: [skip + buffered, skip + take) lies within the segment (take <= size - skip)
+                if (segment.isNative()) {
+                    readFully(segment.address() + skip + buffered, take - buffered, "a read's payload");
                 } else {
-                    bounceIn(target.asSlice(buffered));
+                    bounceIn(segment, skip + buffered, take - buffered);
                 }
             }
             skip = 0;
@@ -233,11 +237,11 @@ final class NbdConnection {
         }
     }
 
-    private void bounceIn(MemorySegment target) throws IOException {
-        for (long done = 0; done < target.byteSize(); ) {
-            int n = (int) Math.min(BOUNCE_BYTES, target.byteSize() - done);
+    private void bounceIn(MemorySegment target, long at, long length) throws IOException {
+        for (long done = 0; done < length; ) {
+            int n = (int) Math.min(BOUNCE_BYTES, length - done);
             readFully(readerBounce.address(), n, "a read's payload");
-            MemorySegment.copy(readerBounce, 0, target, done, n);
+            MemorySegment.copy(readerBounce, 0, target, at + done, n);
             done += n;
         }
     }

@@ -76,6 +76,8 @@ final class NbdSender {
     @SuppressWarnings("unused") // through ROLE
     private volatile int role;
     private volatile boolean writerParked;
+    /** Times the rest was passed to the writer (a full socket, or a spent budget): a statistic; the holder writes it. */
+    private volatile long handoffs;
 
     // The role holder's (handed over with the role: its volatile accesses order them).
     private final NbdOutbox outbox = new NbdOutbox();
@@ -126,6 +128,7 @@ final class NbdSender {
         for (int batches = 0; ; ) {
             int outcome = pump(SUBMITTER_BATCHES - batches);
             if (outcome == BLOCKED) {
+                handoffs++; // only the role's holder writes it
                 ROLE.setVolatile(this, WRITER);
                 if (writerParked) {
                     LockSupport.unpark(writer);
@@ -139,6 +142,7 @@ final class NbdSender {
             }
             batches += outcome;
             if (batches >= SUBMITTER_BATCHES) {
+                handoffs++;
                 ROLE.setVolatile(this, WRITER);
                 LockSupport.unpark(writer);
                 return;
@@ -328,6 +332,11 @@ final class NbdSender {
             Thread.onSpinWait(); // a submitter's send on the shut socket fails at once and gives the role back
         }
         HEAD.getAndSet(this, CLOSED);
+    }
+
+    /** How often a submitter passed the rest to the writer thread. */
+    long handoffs() {
+        return handoffs;
     }
 
     /** Wakes the writer (the session is ending). */
