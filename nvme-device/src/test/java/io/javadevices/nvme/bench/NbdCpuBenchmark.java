@@ -116,6 +116,7 @@ public final class NbdCpuBenchmark {
                 driverCpu[index] = THREADS.getCurrentThreadCpuTime() - cpu0;
             });
         }
+        Map<Long, Long> threads0 = threadCpu();
         long cpu0 = processCpuNanos();
         long t0 = System.nanoTime();
         for (Thread t : threads) {
@@ -138,6 +139,9 @@ public final class NbdCpuBenchmark {
             System.out.printf("%-5s %8.0f req/s   process %6.1f us/req   device side %6.1f us/req   errors %d%n",
                     write ? "write" : "read", requests * 1e9 / elapsed, cpu / 1e3 / requests,
                     (cpu - drivers) / 1e3 / requests, failed);
+            if (Boolean.getBoolean("bench.threads")) {
+                System.out.println("      us/req by thread: " + byThread(threads0, requests));
+            }
         }
     }
 
@@ -171,6 +175,35 @@ public final class NbdCpuBenchmark {
 
     private static Command command(boolean write, long slba, long prp) {
         return write ? Command.write(1, slba, BLOCKS, prp, 0) : Command.read(1, slba, BLOCKS, prp, 0);
+    }
+
+    private static Map<Long, Long> threadCpu() {
+        Map<Long, Long> cpu = new java.util.HashMap<>();
+        for (long id : THREADS.getAllThreadIds()) {
+            cpu.put(id, THREADS.getThreadCpuTime(id));
+        }
+        return cpu;
+    }
+
+    /** CPU per request of each kind of thread (names without numbers and socket paths) since {@code before}. */
+    private static String byThread(Map<Long, Long> before, long requests) {
+        Map<String, Long> groups = new java.util.TreeMap<>();
+        for (var info : THREADS.getThreadInfo(THREADS.getAllThreadIds())) {
+            if (info == null) {
+                continue;
+            }
+            long now = THREADS.getThreadCpuTime(info.getThreadId());
+            long delta = now - before.getOrDefault(info.getThreadId(), 0L);
+            String name = info.getThreadName().split(" ")[0].replaceAll("[0-9]+", "N");
+            groups.merge(name, delta, Long::sum);
+        }
+        StringBuilder out = new StringBuilder();
+        groups.forEach((name, nanos) -> {
+            if (nanos / requests >= 500) {
+                out.append(String.format("%s %.1f  ", name, nanos / 1e3 / requests));
+            }
+        });
+        return out.toString();
     }
 
     /** Every thread's CPU, the JIT's and the GC's included, from {@code /proc/self/stat} (utime + stime). */
