@@ -137,8 +137,8 @@ final class NbdSender {
             }
             ROLE.setVolatile(this, FREE);
             NbdRequest top = (NbdRequest) HEAD.getVolatile(this);
-            if (top == null || top == CLOSED || !ROLE.compareAndSet(this, FREE, SUBMITTER)) {
-                return; // nothing left, or the next pusher has the role
+            if (top == null || top == CLOSED || socket.isShut() || !ROLE.compareAndSet(this, FREE, SUBMITTER)) {
+                return; // nothing left, the session is ending (its teardown fails the rest), or a pusher has the role
             }
             batches += outcome;
             if (batches >= SUBMITTER_BATCHES) {
