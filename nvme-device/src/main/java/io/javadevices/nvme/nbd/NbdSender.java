@@ -329,7 +329,7 @@ final class NbdSender {
         }
         while (!ROLE.compareAndSet(this, FREE, ENDED)
                 && !(!writer.isAlive() && ROLE.compareAndSet(this, WRITER, ENDED))) {
-            Thread.onSpinWait(); // a submitter's send on the shut socket fails at once and gives the role back
+            Thread.yield(); // a submitter's send on the shut socket fails at once; it may need this CPU to get there
         }
         HEAD.getAndSet(this, CLOSED);
     }
