@@ -19,6 +19,8 @@ final class NbdAsync implements AsyncIo {
     /** This worker's number in the backend's registry: the top 16 bits of its cookies. */
     final int id;
     final NbdRequest[] slots;
+    /** Completions queued quietly for this worker in the reader's current burst (that reader's thread only). */
+    boolean signalPending;
 
     NbdAsync(NbdBackend backend, IoEngine engine, int id) {
         this.backend = backend;

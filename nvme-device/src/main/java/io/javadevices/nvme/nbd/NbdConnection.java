@@ -49,6 +49,9 @@ final class NbdConnection {
     private final MemorySegment receivedBytes = MemorySegment.ofBuffer(received.duplicate().clear());
     private final MemorySegment readerBounce = Arena.ofAuto().allocate(BOUNCE_BYTES, 4096);
     private final MemorySegment readerErrno = Arena.ofAuto().allocate(SocketCalls.STATE_BYTES, 8);
+    /** The workers with completions queued quietly in this burst, and how many (see {@link #signalCompleted}). */
+    private NbdAsync[] toSignal = new NbdAsync[8];
+    private int signalCount;
 
     private NbdConnection(NbdBackend backend, NbdSocket socket, NbdExport export) {
         this.backend = backend;
@@ -164,6 +167,7 @@ final class NbdConnection {
             LOG.log(System.Logger.Level.ERROR, "NBD reader of " + backend.uri() + " failed", e);
             reason = "internal error in the reader: " + e;
         }
+        signalCompleted();
         teardown(reason);
     }
 
@@ -204,7 +208,30 @@ final class NbdConnection {
             }
             return;
         }
-        request.finish(NbdRequest.SENT, request.error != 0 ? request.error : request.result);
+        if (request.finishQuietly(NbdRequest.SENT, request.error != 0 ? request.error : request.result)) {
+            NbdAsync owner = request.owner;
+            if (!owner.signalPending) {
+                owner.signalPending = true;
+                if (toSignal.length == signalCount) {
+                    toSignal = java.util.Arrays.copyOf(toSignal, signalCount * 2); // once per more workers than before
+                }
+                toSignal[signalCount++] = owner;
+            }
+        }
+    }
+
+    /**
+     * Wakes each worker the burst completed something for, once; before every receive that may block (the next
+     * burst), and before the teardown. Reader thread.
+     */
+    private void signalCompleted() {
+        for (int i = 0; i < signalCount; i++) {
+            NbdAsync owner = toSignal[i];
+            toSignal[i] = null;
+            owner.signalPending = false; // before the signal: a completion after it is announced again
+            owner.engine.signalCompleted();
+        }
+        signalCount = 0;
     }
 
     /** Piece {@code piece}'s bytes, straight into the request's buffers (never past them). */
@@ -257,6 +284,7 @@ final class NbdConnection {
         received.compact();
         try {
             while (received.position() < n) {
+                signalCompleted(); // the read may block: the workers must not wait for the next burst
                 long got = socket.read(readerErrno, receivedBytes.address() + received.position(), received.remaining());
                 if (got < 0) {
                     throw new IOException("receiving failed: errno " + -got);
@@ -278,6 +306,7 @@ final class NbdConnection {
     /** Reads exactly {@code length} bytes to {@code address}. @param what the payload being read, for the message */
     private void readFully(long address, long length, String what) throws IOException {
         for (long done = 0; done < length; ) {
+            signalCompleted();
             long got = socket.read(readerErrno, address + done, length - done);
             if (got < 0) {
                 throw new IOException("receiving failed: errno " + -got);

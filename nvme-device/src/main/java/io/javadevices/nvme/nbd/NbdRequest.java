@@ -120,6 +120,19 @@ final class NbdRequest {
         return true;
     }
 
+    /**
+     * As {@link #finish}, without waking the worker: the reader signals each worker once after a burst of replies
+     * ({@code IoEngine.completeQuietly}). Reader thread.
+     */
+    boolean finishQuietly(int from, int value) {
+        if (!moveState(from, IDLE)) {
+            return false;
+        }
+        data = null;
+        owner.engine.completeQuietly(tag, value);
+        return true;
+    }
+
     /** Completes the operation with {@code value} if it is still in flight in state {@code from}. */
     boolean finish(int from, int value) {
         if (!moveState(from, IDLE)) {
