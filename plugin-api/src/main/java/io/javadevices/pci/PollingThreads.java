@@ -230,9 +230,7 @@ public final class PollingThreads implements WorkerPool, AutoCloseable {
             } finally {
                 if (!state.compareAndSet(SLEEPING, AWAKE)) {
                     while (state.get() == SIGNALLING) {
-                        // A waker is writing the eventfd: let it finish first. Yield, not spin: that write woke this
-                        // thread, which the kernel may have run on the waker's own CPU, so the waker needs this CPU.
-                        Thread.yield();
+                        Thread.onSpinWait(); // a waker is writing the eventfd: let it finish first
                     }
                 }
             }
