@@ -58,6 +58,19 @@ public interface IoEngine extends AutoCloseable {
     void complete(int tag, int result);
 
     /**
+     * {@link #complete} without waking anyone yet: a thread that completes a burst (a network backend's reader with
+     * many replies in one receive) queues each completion quietly and then calls {@link #signalCompleted} once, so
+     * the worker's thread is woken once per burst rather than once per completion. Default: {@link #complete}.
+     */
+    default void completeQuietly(int tag, int result) {
+        complete(tag, result);
+    }
+
+    /** Wakes the worker for the completions {@link #completeQuietly} queued. Any thread. Default: nothing to do. */
+    default void signalCompleted() {
+    }
+
+    /**
      * {@code signal} runs after every completion {@link #complete} queued (on the completing thread, after the
      * completion is visible to {@link #hasCompletions}): a queue worker on a shared pool thread, which never waits
      * in {@link #await}, wakes its thread with it. Set once, before the first {@link #submit}.

@@ -296,6 +296,17 @@ public final class UringEngine implements IoEngine {
     }
 
     @Override
+    public void completeQuietly(int tag, int result) {
+        inbox.offer(tag, result); // visible to hasCompletions at once: a worker about to sleep sees it
+    }
+
+    @Override
+    public void signalCompleted() {
+        wake();
+        completionSignal.run();
+    }
+
+    @Override
     public void onCompletion(Runnable signal) {
         completionSignal = signal;
     }

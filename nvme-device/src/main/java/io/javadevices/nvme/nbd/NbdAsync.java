@@ -8,8 +8,9 @@ import static io.javadevices.nvme.nbd.NbdProtocol.*;
 
 /**
  * The NBD backend's asynchronous path for one queue worker: turns each operation into NBD requests in the
- * slot of its tag and hands the slot to the namespace's connection (its writer thread sends it, its reader
- * thread completes it through the worker's engine). No allocation and no lock: one compare-and-set to publish.
+ * slot of its tag and hands the slot to the namespace's connection (the worker sends it itself with a
+ * non-blocking send unless another thread is sending, see {@code NbdSender}; the reader thread completes it
+ * through the worker's engine). No allocation and no lock: two compare-and-sets to publish and claim the send.
  * Without a connection, or once it is lost, operations complete at once with {@code -ENOTCONN}.
  */
 final class NbdAsync implements AsyncIo {
@@ -18,6 +19,8 @@ final class NbdAsync implements AsyncIo {
     /** This worker's number in the backend's registry: the top 16 bits of its cookies. */
     final int id;
     final NbdRequest[] slots;
+    /** Completions queued quietly for this worker in the reader's current burst (that reader's thread only). */
+    boolean signalPending;
 
     NbdAsync(NbdBackend backend, IoEngine engine, int id) {
         this.backend = backend;

@@ -3,7 +3,6 @@ package io.javadevices.nvme.nbd;
 import java.io.EOFException;
 import java.io.IOException;
 import java.nio.ByteBuffer;
-import java.nio.channels.SocketChannel;
 import java.nio.charset.StandardCharsets;
 
 import static io.javadevices.nvme.nbd.NbdProtocol.*;
@@ -12,18 +11,18 @@ import static io.javadevices.nvme.nbd.NbdProtocol.*;
  * The client side of the fixed newstyle negotiation (proto.md "Handshake"; what QEMU's {@code nbd/client.c}
  * {@code nbd_receive_negotiate} does): NBD_OPT_GO with the export name and requests for NBD_INFO_EXPORT and
  * NBD_INFO_BLOCK_SIZE, falling back to NBD_OPT_EXPORT_NAME on servers that answer NBD_REP_ERR_UNSUP. Structured
- * replies are not negotiated: every transmission reply is a simple one. Runs on a blocking channel, before the
+ * replies are not negotiated: every transmission reply is a simple one. Runs on the blocking socket, before the
  * connection's threads start; a server that stops talking is cut off by the caller's deadline.
  */
 final class NbdHandshake {
     /** Longest option reply payload accepted (an error message or an info block is far shorter). */
     private static final int MAX_OPTION_REPLY = 64 * 1024;
 
-    private final SocketChannel channel;
+    private final NbdSocket socket;
     private final NbdUri uri;
 
-    NbdHandshake(SocketChannel channel, NbdUri uri) {
-        this.channel = channel;
+    NbdHandshake(NbdSocket socket, NbdUri uri) {
+        this.socket = socket;
         this.uri = uri;
     }
 
@@ -168,17 +167,11 @@ final class NbdHandshake {
 
     private ByteBuffer read(int n) throws IOException {
         ByteBuffer buffer = ByteBuffer.allocate(n);
-        while (buffer.hasRemaining()) {
-            if (channel.read(buffer) < 0) {
-                throw new EOFException(uri.where() + " closed the connection during the handshake");
-            }
-        }
+        socket.readFully(buffer, uri.where() + " closed the connection during the handshake");
         return buffer.flip();
     }
 
     private void write(ByteBuffer buffer) throws IOException {
-        while (buffer.hasRemaining()) {
-            channel.write(buffer);
-        }
+        socket.writeFully(buffer);
     }
 }

@@ -11,8 +11,8 @@ import java.lang.invoke.VarHandle;
  * requests ("pieces", each its own cookie); it completes when the last piece's reply arrives.
  *
  * <p>Ownership moves with {@link #state}: the worker fills the fields and publishes the slot (QUEUED) on the
- * connection's submission stack; the writer thread reads them and marks it SENT (a release store, so the reader
- * sees what the worker wrote); the reader thread then owns the reply bookkeeping; whoever moves the state back
+ * connection's submission stack; the sender (whoever holds the send role, see {@code NbdSender}) copies them and
+ * marks it SENT (a release compare-and-set, so the reader sees what the worker wrote); the reader thread then owns the reply bookkeeping; whoever moves the state back
  * to IDLE by compare-and-set reports the completion, exactly once.
  */
 final class NbdRequest {
@@ -54,7 +54,7 @@ final class NbdRequest {
     NbdRequest next;
 
     private volatile int state;
-    /** Pieces whose request the writer has begun to send; a reply for a later one is a server error. */
+    /** Pieces whose request the sender has begun to send; a reply for a later one is a server error. */
     private volatile int sentPieces;
 
     // Reader thread only (after the SENT edge).
@@ -117,6 +117,19 @@ final class NbdRequest {
             return false;
         }
         answered[piece >>> 6] = word | bit;
+        return true;
+    }
+
+    /**
+     * As {@link #finish}, without waking the worker: the reader signals each worker once after a burst of replies
+     * ({@code IoEngine.completeQuietly}). Reader thread.
+     */
+    boolean finishQuietly(int from, int value) {
+        if (!moveState(from, IDLE)) {
+            return false;
+        }
+        data = null;
+        owner.engine.completeQuietly(tag, value);
         return true;
     }
 

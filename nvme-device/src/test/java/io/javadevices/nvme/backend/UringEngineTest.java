@@ -79,6 +79,30 @@ class UringEngineTest {
 
     @Test
     @Timeout(10)
+    void quietCompletionsAreVisibleAtOnceAndSignalledOncePerBurst() {
+        try (UringEngine engine = UringEngine.open(8, Thread.currentThread())) {
+            AtomicInteger signals = new AtomicInteger();
+            engine.onCompletion(signals::incrementAndGet);
+            engine.completeQuietly(1, 11);
+            engine.completeQuietly(5, 55);
+            assertEquals(0, signals.get(), "no wake-up per quiet completion");
+            assertTrue(engine.hasCompletions(), "a worker about to sleep sees them without the signal");
+            engine.signalCompleted();
+            assertEquals(1, signals.get(), "one wake-up for the burst");
+            long start = System.nanoTime();
+            engine.await(TimeUnit.SECONDS.toNanos(30)); // the signal also ends the engine's own wait
+            assertTrue(System.nanoTime() - start < TimeUnit.SECONDS.toNanos(5), "await was not woken");
+            Sink sink = new Sink(8);
+            assertEquals(2, engine.reap(sink));
+            assertEquals(11, sink.results[1]);
+            assertEquals(55, sink.results[5]);
+            engine.complete(2, 22);
+            assertEquals(2, signals.get(), "complete() still signals each completion");
+        }
+    }
+
+    @Test
+    @Timeout(10)
     void wakeBeforeAwaitMakesTheNextAwaitReturnAtOnce() {
         try (UringEngine engine = UringEngine.open(8, Thread.currentThread())) {
             engine.wake();

@@ -19,13 +19,15 @@ import java.util.concurrent.atomic.AtomicInteger;
  * every request according to its mode. Data it serves: every byte 0xAB.
  */
 final class FakeNbdServer implements AutoCloseable {
-    enum Mode { GOOD, WRONG_HANDLE, WRONG_MAGIC, SHORT_PAYLOAD, OVERRUN, NEVER_REPLY, GO_UNSUPPORTED, UNKNOWN_EXPORT }
+    enum Mode { GOOD, STALL_READING, WRONG_HANDLE, WRONG_MAGIC, SHORT_PAYLOAD, OVERRUN, NEVER_REPLY, GO_UNSUPPORTED, UNKNOWN_EXPORT }
 
     static final long SIZE = 1 << 20;
     private final ServerSocketChannel server;
     private final List<Mode> modes;
     private final Thread acceptor;
     private final AtomicInteger connections = new AtomicInteger();
+    /** STALL_READING: the server reads no request until this opens (the client's socket fills meanwhile). */
+    final java.util.concurrent.CountDownLatch resume = new java.util.concurrent.CountDownLatch(1);
     private volatile boolean closed;
 
     FakeNbdServer(Path socket, Mode... modes) throws IOException {
@@ -89,6 +91,9 @@ final class FakeNbdServer implements AutoCloseable {
                 optionReply(client, 7, 1, new byte[0]);
                 break;
             }
+            if (mode == Mode.STALL_READING) {
+                resume.await();
+            }
             while (true) { // transmission
                 ByteBuffer request = read(client, 28);
                 request.getInt();
@@ -119,7 +124,7 @@ final class FakeNbdServer implements AutoCloseable {
                     }
                 }
             }
-        } catch (IOException e) {
+        } catch (IOException | InterruptedException e) {
             // the client went away
         }
     }

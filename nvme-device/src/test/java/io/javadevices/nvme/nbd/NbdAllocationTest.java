@@ -55,10 +55,11 @@ class NbdAllocationTest {
                     bestConnection = Math.min(bestConnection, sum(mx.getThreadAllocatedBytes(connectionThreads))
                             - connectionBefore);
                 }
-                // The connection's reader views each guest buffer as a ByteBuffer for SocketChannel.read (two small
-                // view objects per buffer: asSlice, asByteBuffer); nothing else may allocate there.
-                assertTrue(bestConnection / 4000 <= 160, "bytes allocated per request by the reader and writer: "
-                        + bestConnection / 4000);
+                // The reader reads into guest memory by address and the sends gather from it by address (NbdSocket):
+                // no ByteBuffer views, nothing allocated per request on the connection's threads either. A few bytes
+                // per request remain while the reader's downcalls (a few hundred per round) are not yet compiled.
+                assertTrue(bestConnection / 4000 <= 8, "bytes allocated per request by the reader and writer (best"
+                        + " round: " + bestConnection + " bytes in 4000 requests)");
                 assertEquals(0, counter.failures, "every read succeeded");
                 assertEquals(0, best / 4000, "bytes allocated per request on the worker's thread (best round: "
                         + best + " bytes in 4000 requests)");
