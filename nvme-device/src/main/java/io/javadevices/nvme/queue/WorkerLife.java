@@ -12,7 +12,8 @@ final class WorkerLife {
     private boolean started; // under lock
     private boolean stopped; // under lock
     private volatile boolean ended;
-    private PollingThreads ownThread;
+    /** The worker's own thread (admin queue, tests), or null on a shared pool. Set before the registration. */
+    private volatile PollingThreads ownThread;
     /** Set once placed; null before (the poller then does nothing yet). */
     volatile WorkerPool.Registration registration;
 
@@ -84,7 +85,7 @@ final class WorkerLife {
     /** Waits up to {@code millis} for the end; never on the worker's own thread (that wait could not end). */
     boolean await(long millis) {
         if (ended || millis <= 0 || onThread()) {
-            return ended;
+            return ended && joinOwnThread(millis);
         }
         long deadline = System.nanoTime() + millis * 1_000_000L;
         synchronized (lock) {
@@ -101,7 +102,20 @@ final class WorkerLife {
                 }
             }
         }
-        return ended;
+        return ended && joinOwnThread(millis);
+    }
+
+    /**
+     * An ended worker with a thread of its own: that thread closed its pool and is on its way out; waiting for it
+     * (not on it, and only for a real wait) means that once the end is reported the thread and its eventfd are gone
+     * too, so a reset or a deleted queue leaves no descriptor behind even for a moment.
+     */
+    private boolean joinOwnThread(long millis) {
+        PollingThreads own = ownThread;
+        if (own != null && millis > 0 && !onThread()) {
+            own.close(); // idempotent: joins the thread (at most a second)
+        }
+        return true;
     }
 
     private void end() {
