@@ -21,7 +21,9 @@ import java.util.concurrent.locks.LockSupport;
  * {@code AWAKE} and signals. The woken thread never waits for that signal to be written: it may already run on the
  * waker's CPU (the write woke it), and waiting there would only keep the waker off its CPU. A signal that lands
  * after the thread woke for another reason makes its next sleep return at once, which costs one idle turn and
- * loses nothing: the re-check before every sleep is what guarantees the work is seen. Only the end of the thread
+ * loses nothing: the re-check before every sleep is what guarantees the work is seen. A thread woken while its
+ * waker is still inside the write yields once, so that a waker in the middle of a batch (an NBD reader completing a
+ * burst of replies) finishes it first and the thread then serves the whole batch in one turn. Only the end of the thread
  * waits, for wakers still writing, before it closes the eventfd ({@code signallers}: the thread publishes
  * {@code ended}, then reads the count; a waker counts itself, then reads {@code ended}; Dekker once more).
  *
@@ -242,6 +244,12 @@ public final class PollingThreads implements WorkerPool, AutoCloseable {
                 }
             } finally {
                 state.set(AWAKE); // a waker that won the move first may still be writing its signal: see the class comment
+                if (signallers.get() != 0) {
+                    // Woken by a waker still inside its eventfd write: the kernel may run this thread on the waker's
+                    // CPU at once, so give that CPU back once; the waker (an NBD reader in the middle of a burst of
+                    // replies, a doorbell message) then finishes its batch before this thread serves it.
+                    Thread.yield();
+                }
             }
         }
 
