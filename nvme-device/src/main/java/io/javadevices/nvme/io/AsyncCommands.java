@@ -42,6 +42,8 @@ final class AsyncCommands {
     /** What a handler method returns for a command handed to the engine (not a status: statuses are >= 0). */
     static final int SUBMITTED = -1;
     static final int READ = 1, WRITE = 2, FLUSH = 3, ZEROES = 4, DEALLOCATE = 5, RANGES = 6;
+    /** A slot whose command runs on the offload thread ({@link OffloadedCommands}). */
+    static final int OFFLOADED = 7;
     /** Slot flags: FUA write / write cache disabled (durable); FUA (not write-through); flush after deallocate done. */
     static final int DURABLE = 1, FUA_FLAG = 2, FLUSHED = 4;
     /** Linux errnos an asynchronous backend reports ({@link IoEngine}). */
@@ -51,10 +53,13 @@ final class AsyncCommands {
     private final FeatureState features;
     private final GuestMemory memory;
     private final NamespaceView[] views;
+    /** The offload thread's: never an asynchronous path (that belongs to the queue's worker and engine). */
+    private final boolean synchronous;
     /** Buffers an operation may need: the data pointer's pieces plus the splits of bit buckets into discard slices. */
     private final int vectorCapacity;
 
-    AsyncCommands(IoContext context, int pieces) {
+    AsyncCommands(IoContext context, int pieces, boolean synchronous) {
+        this.synchronous = synchronous;
         this.context = context;
         this.features = context.features();
         this.memory = context.memory();
@@ -78,7 +83,7 @@ final class AsyncCommands {
     }
 
     private NamespaceView open(Namespace ns, QueueWorker worker) {
-        IoEngine engine = worker.engine();
+        IoEngine engine = synchronous ? null : worker.engine();
         AsyncIo async = engine == null ? null : ns.backend().openAsync(engine);
         NamespaceView v = new NamespaceView(ns, async, worker);
         if (ns.nsid() < views.length) {

@@ -39,17 +39,23 @@ public final class WorkerGrace {
 
     private final Supplier<List<QueueWorker>> workers;
     private final NamespaceViews views;
+    /** The controller's offload thread, which executes commands outside the workers' batches, or null. */
+    private final CommandOffload offload;
     private final List<Thread> pending = new ArrayList<>(); // guarded by itself
 
     /** @param workers the workers that may be executing commands now (the queue table's live workers) */
     public WorkerGrace(Supplier<List<QueueWorker>> workers) {
-        this(workers, new NamespaceViews());
+        this(workers, new NamespaceViews(), null);
     }
 
-    /** @param views where the I/O workers register their asynchronous namespace views */
-    public WorkerGrace(Supplier<List<QueueWorker>> workers, NamespaceViews views) {
+    /**
+     * @param views   where the I/O workers register their asynchronous namespace views
+     * @param offload the controller's offload thread ({@link CommandOffload}: its commands count as a batch), or null
+     */
+    public WorkerGrace(Supplier<List<QueueWorker>> workers, NamespaceViews views, CommandOffload offload) {
         this.workers = workers;
         this.views = views;
+        this.offload = offload;
     }
 
     /** As {@link #afterInFlight(String, Runnable)}, and also after every asynchronous operation on {@code backend}. */
@@ -90,7 +96,8 @@ public final class WorkerGrace {
                 epochs.add(epoch);
             }
         }
-        if (inside.isEmpty() && !busy.getAsBoolean()) {
+        long offloadEpoch = offload == null ? 0 : offload.batchEpoch(); // odd: a command runs there, it may hold it
+        if (inside.isEmpty() && (offloadEpoch & 1) == 0 && !busy.getAsBoolean()) {
             release.run();
             return;
         }
@@ -103,6 +110,10 @@ public final class WorkerGrace {
                         LockSupport.parkNanos(nap);
                         nap = Math.min(nap * 2, 1_000_000);
                     }
+                }
+                while ((offloadEpoch & 1) != 0 && offload.batchEpoch() == offloadEpoch) {
+                    LockSupport.parkNanos(nap); // the offloaded command that may have looked the namespace up
+                    nap = Math.min(nap * 2, 1_000_000);
                 }
                 while (busy.getAsBoolean()) {
                     LockSupport.parkNanos(nap); // operations outliving their batch
