@@ -17,6 +17,7 @@ import java.util.Arrays;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.atomic.AtomicReference;
 
 import static io.javadevices.nvme.GuestBytes.*;
 import static org.junit.jupiter.api.Assertions.*;
@@ -237,6 +238,64 @@ class OffloadTest {
         assertEquals(cid, got.getFirst().cid());
         assertTrue(got.getFirst().ok(), got.toString());
         assertTrue(qa.reap().isEmpty(), "the deleted SQ's Verify posts nothing");
+    }
+
+    @Test
+    void theGuestMemoryUnmapBarrierWaitsForAnOffloadedCommand() throws Exception {
+        PollingThreads pool = pool();
+        Fixture a = latchedController(pool);
+        a.driver.bringUp(1, 16, true);
+        HostQueue qa = a.driver.ioQueue(1);
+        long buf = a.host.allocatePages(1);
+        latched.arm();
+        qa.submit(readFua(1, 0, 8, buf, 0));
+        latched.awaitEntered();
+        assertFalse(a.host.memory().awaitQuiescent(50_000_000L), "the offloaded read may still write guest memory");
+        boolean[] quiescent = new boolean[1];
+        Thread waiter = Thread.ofPlatform().start(() -> quiescent[0] = a.host.memory().awaitQuiescent(5_000_000_000L));
+        latched.release();
+        waiter.join(5000);
+        assertTrue(quiescent[0], "quiescent once the offloaded command completed");
+        assertTrue(qa.awaitCompletions(1, DEADLINE).getFirst().ok());
+    }
+
+    /** The offloaded Flush-all looked every namespace up: a removal meanwhile closes its backend only after it. */
+    @Test
+    void aNamespaceRemovalWaitsForTheOffloadedFlushOfEveryNamespace() throws Exception {
+        PollingThreads pool = pool();
+        ProbeBackend[] second = new ProbeBackend[1];
+        Map<String, String> o = Map.of("queues", "1", "namespaces", "ram:8M,ram:4M", "io-engine", "threads");
+        Fixture f = new Fixture(o, 64L << 20, spec -> spec.size() == 8L << 20
+                ? latched = new LatchedBackend(new RamBackend(spec.size())) : (second[0] = new ProbeBackend(spec.open())),
+                pool);
+        closing.add(f);
+        f.driver.bringUp(1, 16, false);
+        HostQueue q = f.driver.ioQueue(1);
+        latched.arm();
+        q.submit(Command.flush(0xFFFF_FFFF));
+        latched.awaitEntered(); // flushing namespace 1; namespace 2 is next
+        AtomicReference<Object> result = new AtomicReference<>();
+        Thread remover = Thread.ofPlatform().start(() -> {
+            try {
+                result.set(NamespaceControlTest.call(f, "namespace_remove", "nsid", 2L));
+            } catch (Throwable t) {
+                result.set(t);
+            }
+        });
+        long deadline = System.nanoTime() + DEADLINE.toNanos();
+        while (f.controller.namespace(2) != null) {
+            assertTrue(System.nanoTime() < deadline, "the namespace never left the table");
+            Thread.onSpinWait();
+        }
+        assertFalse(second[0].closed, "not closed while the offloaded Flush-all may still use it");
+        assertTrue(remover.isAlive());
+        latched.release();
+        Completion flush = q.awaitCompletions(1, DEADLINE).getFirst();
+        assertTrue(flush.ok(), flush.toString());
+        remover.join(10_000);
+        assertEquals(Map.of("nsid", 2L, "flushed", true), result.get());
+        assertTrue(second[0].closed);
+        assertEquals(2, second[0].flushes.get(), "flushed by the Flush-all, then by the removal");
     }
 
     @Test
