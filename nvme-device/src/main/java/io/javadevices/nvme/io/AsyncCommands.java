@@ -34,9 +34,10 @@ import static io.javadevices.pci.LittleEndian.LONG;
  * NSID (a format, a delete and re-create). RAM and null backends have no asynchronous path and stay synchronous:
  * the worker pays one array load and one comparison for the lookup.
  *
- * <p>Compare, Verify, Copy and Write Uncorrectable stay synchronous on the worker: Compare and Verify read into the
- * worker's own buffer and compare, Copy reads then writes through it (each would need a chain of operations with
- * a buffer per slot), and Write Uncorrectable touches no backend. They are rare next to reads and writes.
+ * <p>Compare, Verify and Copy have no asynchronous form: Compare and Verify read into a buffer of their own and
+ * compare, Copy reads then writes through it (each would need a chain of operations with a buffer per slot); on a
+ * backend that may block they go to the controller's offload thread ({@link OffloadedCommands}), on RAM and null
+ * they run on the worker. Write Uncorrectable touches no backend. They are rare next to reads and writes.
  */
 final class AsyncCommands {
     /** What a handler method returns for a command handed to the engine (not a status: statuses are >= 0). */

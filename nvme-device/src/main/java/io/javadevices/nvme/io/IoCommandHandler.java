@@ -36,7 +36,11 @@ import static io.javadevices.pci.LittleEndian.LONG;
  *
  * <p>Asynchronous backends: Read, Write, Flush, Write Zeroes and Dataset Management of a namespace whose backend
  * has an asynchronous path for this worker are handed to the worker's engine by {@link AsyncCommands} and
- * complete later ({@link #completed}); everything else, and RAM and null namespaces, runs here synchronously.
+ * complete later ({@link #completed}); RAM and null namespaces run here synchronously (a memory copy). A command
+ * that would call the blocking methods of a backend that may block (Flush of every namespace, Compare, Verify,
+ * Copy, Read with FUA, anything without an asynchronous path) never runs on a polling thread: it goes to the
+ * controller's offload thread ({@link OffloadedCommands}). Without an engine ({@code io-engine=sync}) the queue
+ * has its own thread and runs everything here.
  *
  * <p>Write protection: a namespace whose backend is {@link BlockBackend#readOnly()} completes every command that
  * would modify it with Namespace Is Write Protected (NVMe 1.4 Figure 128; Identify Namespace NSATTR bit 0).

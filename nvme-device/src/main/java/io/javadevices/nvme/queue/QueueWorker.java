@@ -41,6 +41,11 @@ import io.javadevices.pci.WorkerPool;
  * kernel's io_uring CQEs signal the eventfd the thread sleeps on ({@link WorkerPool.Registration#wakeFd},
  * {@link IoEngine#signalEventfd}), so one thread sleeps for all its rings at once; without one (a pool that parks,
  * an old kernel) the engine is looked at every {@link #UNSIGNALLED_LOOK_NANOS} while operations are in flight.
+ *
+ * <p>Commands that would block the thread in a backend call (a Flush of every namespace, Compare, Verify, ...)
+ * go to the controller's offload thread through this queue's {@link OffloadLane}; they keep their in-flight slot
+ * and complete through the engine like any operation. A full lane holds fetching back as a full slot table does.
+ * A queue without an engine runs every command itself and so has a thread of its own, never a pool's.
  */
 public final class QueueWorker implements WorkerPool.Poller {
     /** What the worker needs from the controller ({@link QueueHost}). */

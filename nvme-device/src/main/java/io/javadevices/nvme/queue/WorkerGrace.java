@@ -29,6 +29,11 @@ import java.util.function.Supplier;
  * was seen to end its count is visible here; no new operation on the namespace can start (it is no longer in
  * the table), so the count only falls.
  *
+ * <p>The controller's offload thread ({@link CommandOffload}) executes commands outside any worker's batch: it
+ * counts its own executions the same way (odd while one runs, after the lookup's volatile store), and a release
+ * also waits for the offloaded command running when the namespace left the table. A command still waiting in a
+ * lane has looked nothing up yet: it will find the namespace gone.
+ *
  * <p>The wait runs on a daemon thread, never on the admin worker that executed the delete: a worker stuck in
  * its backend (a hung NFS file) must not stall the admin queue. Such a release simply waits with the stuck
  * command; a controller that closes gives pending releases a bounded {@link #awaitReleases} and leaks rather
