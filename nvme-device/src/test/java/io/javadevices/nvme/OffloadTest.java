@@ -153,6 +153,31 @@ class OffloadTest {
                 "LBA out of range, checked on the offload thread");
     }
 
+    /** The offload thread runs every check of the command again: bad commands get their status there. */
+    @Test
+    void badOffloadedCommandsGetTheirStatus() throws Exception {
+        PollingThreads pool = pool();
+        Fixture a = latchedController(pool);
+        a.driver.bringUp(1, 16, true);
+        HostQueue q = a.driver.ioQueue(1);
+        long list = a.host.allocatePages(1), outside = 1L << 40;
+        long blocks = (16L << 20) / 512;
+        assertEquals(0x04, q.execute(CompareTest.compare(1, 0, 8, outside, 0), DEADLINE).sc(),
+                "Compare with a buffer outside guest memory: Data Transfer Error");
+        assertEquals(0x04, q.execute(copy(a, list, 0, 8, 100).prp1(outside), DEADLINE).sc(),
+                "Copy with its range list outside guest memory: Data Transfer Error");
+        assertEquals(0x80, q.execute(copy(a, list, blocks - 4, 8, 100), DEADLINE).sc(), "Copy source out of range");
+        assertEquals(0x80, q.execute(copy(a, list, 0, 8, blocks - 4), DEADLINE).sc(), "Copy destination out of range");
+        assertEquals(0x02, q.execute(copy(a, list, 0, 8, 100).cdw(12, 1 << 8), DEADLINE).sc(),
+                "Copy descriptor format 1: Invalid Field");
+        assertEquals(0x80, q.execute(CompareTest.compare(1, blocks, 1, list, 0), DEADLINE).sc(),
+                "Compare out of range");
+        assertEquals(0x04, q.execute(readFua(1, 0, 8, outside, 0), DEADLINE).sc(),
+                "Read FUA into memory outside the guest: Data Transfer Error (checked before the hand-over)");
+        assertTrue(q.execute(verify(1, 0, 8), DEADLINE).ok(), "the queue goes on");
+        assertEquals(7, a.stat(NvmeStatistics.IO_ERRORS), "each failed command counted once");
+    }
+
     @Test
     void resetWaitsForTheOffloadedCommandWhichThenPostsAndWritesNothing() throws Exception {
         PollingThreads pool = pool();
