@@ -145,7 +145,7 @@ public final class NvmeController implements PciDevice, QueueWorker.Controller {
                 || list.stream().anyMatch(ns -> ns.backend().volatileWriteCache()));
         this.reset = new ControllerReset(options.stopTimeoutMillis() * 1_000_000L, this::fatal);
         this.queues = new QueueTable(this, maxQueues, doorbellPage, options.idle(), reset::stopAndAwait);
-        this.grace = new WorkerGrace(queues::liveWorkers, views);
+        this.grace = new WorkerGrace(queues::liveWorkers, views, queues.offload());
         this.engine = IoEngines.choose(options.ioEngine(), options.ioThreads());
         LOG.log(System.Logger.Level.INFO, "nvme: I/O engine {0}", engine.description());
         queues.ioEngines(engine.factory());

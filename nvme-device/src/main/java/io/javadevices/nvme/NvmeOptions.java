@@ -98,7 +98,8 @@ public record NvmeOptions(List<NamespaceSpec> namespaces, int queues, boolean db
             "                 the backend's blocking calls), or auto (default): io_uring if the kernel lets it be set up, else",
             "                 threads; the choice and the reason for a fallback are logged at start. ram: and null: namespaces",
             "                 are always served directly by the queue's worker (a memory copy gains nothing from a hand-off);",
-            "                 sync: no engine, one command at a time per queue (the old design, for comparison)",
+            "                 sync: no engine, one command at a time per queue, each such queue on a thread of its own",
+            "                 instead of the shared polling threads (the old design, for comparison)",
             "io-threads=N     threads per I/O queue of the threads engine, 1..64 (default 4)");
 
     private static final Set<String> KEYS = Set.of("namespaces", "queues", "dbbuf", "serial", "model", "mqes", "mdts", "poll-us",

@@ -27,7 +27,10 @@
  *     in-flight slots: what an asynchronous operation needs when it completes),
  *     {@link io.javadevices.nvme.queue.NamespaceView} / {@link io.javadevices.nvme.queue.NamespaceViews} (a
  *     worker's asynchronous path to one namespace and its counters; {@code LatencyHistogram}) and
- *     {@link io.javadevices.nvme.queue.WorkerQuiescer} (the guest memory unmap barrier).</li>
+ *     {@link io.javadevices.nvme.queue.WorkerQuiescer} (the guest memory unmap barrier),
+ *     {@link io.javadevices.nvme.queue.CommandOffload} / {@link io.javadevices.nvme.queue.OffloadLane} (the
+ *     controller's thread for commands that would block a polling thread, and each queue's hand-over to it) and
+ *     {@code CqePoster} (posting or holding one SQ's CQEs, one interrupt decision per batch).</li>
  * <li>{@code admin}: {@link io.javadevices.nvme.admin.AdminOpcodes} (the admin command table: dispatch,
  *     effects log, OACS), {@link io.javadevices.nvme.admin.AdminCommandDispatcher} and the handler classes
  *     (Identify, Queue, Feature, LogPage, DoorbellBufferConfig, AsyncEvents, LbaStatus, FormatNvm,
@@ -37,7 +40,7 @@
  * <li>{@code io}: {@link io.javadevices.nvme.io.NvmOpcodes} (the NVM command table: dispatch, effects
  *     log, ONCS) and {@link io.javadevices.nvme.io.IoCommandHandler} (Read, Write, Flush, Write Zeroes,
  *     DSM; their asynchronous half in {@code AsyncCommands}; Compare, Verify, Write Uncorrectable and Copy
- *     in classes of their own), given an
+ *     in classes of their own; {@code OffloadedCommands}: which commands go to the offload thread), given an
  *     {@link io.javadevices.nvme.io.IoContext} snapshot at each enable.</li>
  * <li>{@code dma}: {@link io.javadevices.nvme.dma.PrpWalker} (PRP1/PRP2/PRP lists, CC.MPS pages),
  *     {@link io.javadevices.nvme.dma.SglWalker} (SGL segments and descriptors) and

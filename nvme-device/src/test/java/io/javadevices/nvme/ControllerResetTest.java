@@ -72,7 +72,7 @@ class ControllerResetTest {
         SubmissionQueue sq1 = new SubmissionQueue(1, 16, 0x4000, cq1, 0);
         QueueWorker io = new QueueWorker(controller(), sq1, (c, w) -> 0L, idle, (tags, thread) -> {
             throw new io.javadevices.nvme.backend.UringUnavailableException("RLIMIT_MEMLOCK");
-        }, 16, null);
+        }, 16, null, null);
         assertNull(io.engine(), "no engine: the queue's commands run on the worker");
         assertNull(io.inFlight());
         live.add(io);

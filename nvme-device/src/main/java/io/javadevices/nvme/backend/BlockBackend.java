@@ -99,6 +99,16 @@ public interface BlockBackend extends AutoCloseable {
     }
 
     /**
+     * True if a call of the blocking methods above may take long (storage, a network: an {@code fdatasync} on busy
+     * storage, an NBD server's timeout). An I/O queue on a shared polling thread never runs such a call itself: it
+     * hands the command to its controller's offload thread ({@code CommandOffload}). False for a backend whose
+     * work is a memory copy (RAM, null). Default: true, the safe answer for storage not known here.
+     */
+    default boolean mayBlock() {
+        return true;
+    }
+
+    /**
      * True if writes are refused (a read-only NBD export, a read-only image): the namespace is then reported
      * write protected (Identify Namespace NSATTR bit 0) and every write gets Namespace Is Write Protected.
      */

@@ -53,7 +53,9 @@ public final class IoEngines {
     public static Choice choose(String kind, int threads) {
         if (kind.equals("sync")) {
             // No engine: every command runs on its queue's worker, one at a time (the design before asynchronous
-            // execution; kept to compare against and to rule the engines out when chasing a problem).
+            // execution; kept to compare against and to rule the engines out when chasing a problem). Its backend
+            // calls block, so such a queue runs on a thread of its own, never on the shared polling threads (see
+            // QueueWorker), as every queue did before the pool.
             return new Choice("sync", "synchronous (one command at a time per I/O queue; io-engine=sync)", null);
         }
         String uringUnavailable = kind.equals("threads") ? null : uringUnavailable();

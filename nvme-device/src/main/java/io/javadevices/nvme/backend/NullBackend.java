@@ -41,6 +41,12 @@ public final class NullBackend implements BlockBackend {
         return true;
     }
 
+    /** Memory speed: runs on the polling thread, never offloaded. */
+    @Override
+    public boolean mayBlock() {
+        return false;
+    }
+
     @Override
     public boolean deallocatedReadsZero() {
         return true;

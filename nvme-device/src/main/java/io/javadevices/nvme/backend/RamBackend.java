@@ -188,6 +188,12 @@ public final class RamBackend implements BlockBackend {
         }
     }
 
+    /** Memory speed: runs on the polling thread, never offloaded. */
+    @Override
+    public boolean mayBlock() {
+        return false;
+    }
+
     @Override
     public boolean deallocatedReadsZero() {
         return true;

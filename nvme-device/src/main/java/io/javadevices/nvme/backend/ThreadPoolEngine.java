@@ -34,6 +34,8 @@ public final class ThreadPoolEngine implements IoEngine {
     private final boolean[] idle; // through IDLE, volatile
     private final TagQueue work;
     private final CompletionInbox inbox;
+    /** Where completions go instead of this engine's own inbox ({@link #forwardingTo}), or null. */
+    private final IoEngine completeInto;
     // Per tag, written by the worker before the tag is queued, read by the thread that takes it.
     private final int[] op;
     private final BlockBackend[] backend;
@@ -52,6 +54,19 @@ public final class ThreadPoolEngine implements IoEngine {
 
     /** @param threads 1..64; {@code name} names the threads ({@code name-ioN}) */
     public ThreadPoolEngine(String name, int capacity, int threads) {
+        this(name, capacity, threads, null);
+    }
+
+    /**
+     * A pool whose completions go to {@code into} ({@link IoEngine#complete}), which its worker reaps: the thread
+     * of an io_uring queue for the operations the ring cannot take ({@link UringEngine#blockingCalls}). The tags
+     * are {@code into}'s.
+     */
+    static ThreadPoolEngine forwardingTo(IoEngine into, String name, int threads) {
+        return new ThreadPoolEngine(name, into.capacity(), threads, into);
+    }
+
+    private ThreadPoolEngine(String name, int capacity, int threads, IoEngine completeInto) {
         if (threads < 1 || threads > 64 || capacity < 1) {
             throw new IllegalArgumentException("io-threads must be 1..64: " + threads);
         }
@@ -61,6 +76,7 @@ public final class ThreadPoolEngine implements IoEngine {
         this.idle = new boolean[threads];
         this.work = new TagQueue(capacity);
         this.inbox = new CompletionInbox(capacity);
+        this.completeInto = completeInto;
         this.op = new int[capacity];
         this.backend = new BlockBackend[capacity];
         this.offset = new long[capacity];
@@ -256,6 +272,10 @@ public final class ThreadPoolEngine implements IoEngine {
 
     @Override
     public void complete(int tag, int result) {
+        if (completeInto != null) {
+            completeInto.complete(tag, result);
+            return;
+        }
         inbox.offer(tag, result);
         VarHandle.fullFence(); // Dekker with await(): completion stored, then "waiting" loaded
         wake();

@@ -54,6 +54,8 @@ public final class UringEngine implements IoEngine {
     private Runnable completionSignal = () -> { };
     private final Step[] steps;
     private final CompletionInbox inbox;
+    /** The thread for the operations the ring cannot take ({@link #blockingCalls}); null until the first one. */
+    private ThreadPoolEngine blocking;
     private final int eventFd;
     private final Arena arena = Arena.ofShared();
     private final MemorySegment wakeBuffer = arena.allocate(8, 8);
@@ -178,6 +180,25 @@ public final class UringEngine implements IoEngine {
     @Override
     public void submit() {
         ring.submit();
+        if (blocking != null) {
+            blocking.submit();
+        }
+    }
+
+    /**
+     * The operations of this queue that the ring cannot take and that call a backend's blocking methods instead
+     * ({@link UringFileIo}'s synchronous path: unaligned O_DIRECT pieces, heap memory, block device zeroing and
+     * discard): run by one thread of this queue's own, started by the first of them, never on the worker's thread,
+     * which a shared polling thread is (a guest's unaligned reads or a long {@code BLKZEROOUT} would stall every
+     * other queue on it). They complete into this engine ({@link #complete}); {@link #submit} hands them over.
+     * Worker thread.
+     */
+    ThreadPoolEngine blockingCalls() {
+        ThreadPoolEngine b = blocking;
+        if (b == null) {
+            b = blocking = ThreadPoolEngine.forwardingTo(this, workerName() + "-blocking", 1);
+        }
+        return b;
     }
 
     @Override
@@ -220,6 +241,9 @@ public final class UringEngine implements IoEngine {
         n += inbox.drain(sink);
         if (ring.unsubmitted() > 0) {
             ring.submit(); // continuations prepared by steps: do not let them wait for the worker's next batch
+        }
+        if (blocking != null) {
+            blocking.submit(); // a step's continuation on the blocking thread (EOPNOTSUPP), likewise
         }
         return n;
     }
@@ -364,6 +388,9 @@ public final class UringEngine implements IoEngine {
             return;
         }
         closed = true;
+        if (blocking != null) {
+            blocking.close(); // nothing in flight: its thread is idle and ends
+        }
         ring.close();
         UringSyscalls.close(eventFd);
         arena.close();

@@ -20,8 +20,9 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  *     tag once the fallocate succeeded.</li>
  * </ul>
  *
- * <p><b>The synchronous path.</b> Some operations run on the worker's thread through {@code syncFallback} (the
- * backend's blocking methods) and complete through {@link IoEngine#complete}: guest memory that is not native
+ * <p><b>The synchronous path.</b> Some operations run the backend's blocking methods ({@code syncFallback}) on
+ * the engine's thread for them ({@link UringEngine#blockingCalls}), never on the worker's (a shared polling thread),
+ * and complete through {@link IoEngine#complete}: guest memory that is not native
  * (heap arrays in unit tests, {@link IoVector#allNative()} false); an O_DIRECT operation
  * ({@code directAlignment > 1}) whose offset, any buffer address or any buffer length is not a multiple of
  * {@code directAlignment}, which the kernel would refuse with EINVAL: the backend's synchronous path bounces
@@ -72,6 +73,8 @@ public final class UringFileIo implements AsyncIo {
     private final UringEngine.Step step = this::completed;
 
     private long synchronous;
+    /** {@link #syncFallback}'s blocking methods on the engine's thread for them ({@link UringEngine#blockingCalls}). */
+    private AsyncIo blockingPath;
 
     /**
      * @param fd              the file or block device, open read-write (O_DIRECT if {@code directAlignment > 1})
@@ -100,10 +103,20 @@ public final class UringFileIo implements AsyncIo {
         this.vectors = new IoVector[tags];
     }
 
+    /** The backend's blocking methods off the worker's thread (made on the first use: once per worker). */
+    private AsyncIo blocking() {
+        AsyncIo b = blockingPath;
+        if (b == null) {
+            b = blockingPath = engine.blockingCalls().syncIo(syncFallback);
+        }
+        synchronous++;
+        return b;
+    }
+
     @Override
     public void read(int tag, long at, IoVector data) {
         if (!startTransfer(tag, READ, at, data, false)) {
-            engine.complete(tag, syncRead(at, data));
+            blocking().read(tag, at, data);
         }
     }
 
@@ -114,7 +127,7 @@ public final class UringFileIo implements AsyncIo {
             return;
         }
         if (!startTransfer(tag, WRITE, at, data, durableWrite)) {
-            engine.complete(tag, syncWrite(at, data, durableWrite));
+            blocking().write(tag, at, data, durableWrite);
         }
     }
 
@@ -135,7 +148,7 @@ public final class UringFileIo implements AsyncIo {
         } else if (bytes <= 0) {
             engine.complete(tag, 0);
         } else if (blockDevice) {
-            engine.complete(tag, syncZeroes(at, bytes, durableWrite));
+            blocking().writeZeroes(tag, at, bytes, durableWrite); // BLKZEROOUT can take seconds
         } else {
             start(tag, ZEROES, at, bytes, durableWrite);
             fallocate(tag, UringRing.FALLOC_FL_ZERO_RANGE, true);
@@ -149,7 +162,7 @@ public final class UringFileIo implements AsyncIo {
         } else if (blockDevice || !syncFallback.deallocatedReadsZero()) {
             // BLKDISCARD, or a file whose file system cannot punch holes: the backend decided at open what a
             // deallocation is there (a hint that changes nothing), and DLFEAT says so; the ring must not differ.
-            engine.complete(tag, syncDeallocate(at, bytes));
+            blocking().deallocate(tag, at, bytes);
         } else {
             start(tag, DEALLOCATE, at, bytes, false);
             fallocate(tag, UringRing.FALLOC_FL_PUNCH_HOLE | UringRing.FALLOC_FL_KEEP_SIZE, true);
@@ -326,9 +339,9 @@ public final class UringFileIo implements AsyncIo {
     }
 
     private int zeroed(int tag, int result) {
-        if (result == -UringSyscalls.EOPNOTSUPP) {
-            synchronous++;
-            return syncZeroes(offset[tag], length[tag], durable[tag]);
+        if (result == -UringSyscalls.EOPNOTSUPP) { // the file system zeroes no range: the backend writes zeroes
+            blocking().writeZeroes(tag, offset[tag], length[tag], durable[tag]);
+            return UringEngine.CONTINUES;
         }
         if (result < 0 || !durable[tag]) {
             return result;
@@ -341,8 +354,8 @@ public final class UringFileIo implements AsyncIo {
 
     private int deallocated(int tag, int result) {
         if (result == -UringSyscalls.EOPNOTSUPP) {
-            synchronous++;
-            return syncDeallocate(offset[tag], length[tag]);
+            blocking().deallocate(tag, offset[tag], length[tag]);
+            return UringEngine.CONTINUES;
         }
         return result;
     }
@@ -388,66 +401,5 @@ public final class UringFileIo implements AsyncIo {
         durability.failed(cause != null ? cause : new IOException("fdatasync or RWF_DSYNC write on an io_uring"
                 + " queue's descriptor failed: errno " + -result));
         return result;
-    }
-
-    // ---- synchronous path
-
-    private int syncRead(long at, IoVector data) {
-        synchronous++;
-        try {
-            long position = at;
-            for (int i = 0; i < data.count(); i++) {
-                MemorySegment s = data.segment(i);
-                syncFallback.read(position, s);
-                position += s.byteSize();
-            }
-            return total(data.bytes());
-        } catch (IOException | RuntimeException e) {
-            return -UringSyscalls.EIO;
-        }
-    }
-
-    /** A durable write is the backend's one durable write ({@link BlockBackend#writeDurable}): counted there. */
-    private int syncWrite(long at, IoVector data, boolean durableWrite) {
-        synchronous++;
-        try {
-            if (durableWrite) {
-                syncFallback.writeDurable(at, data);
-            } else {
-                DurableWrites.writePlainly(syncFallback, at, data, 0);
-            }
-            return total(data.bytes());
-        } catch (IOException | RuntimeException e) {
-            return -UringSyscalls.EIO;
-        }
-    }
-
-    private int syncZeroes(long at, long bytes, boolean durableWrite) {
-        synchronous++;
-        try {
-            syncFallback.writeZeroes(at, bytes);
-        } catch (IOException | RuntimeException e) {
-            return -UringSyscalls.EIO;
-        }
-        return durableWrite ? syncRange(at, bytes, 0) : 0;
-    }
-
-    private int syncDeallocate(long at, long bytes) {
-        synchronous++;
-        try {
-            syncFallback.deallocate(at, bytes);
-            return 0;
-        } catch (IOException | RuntimeException e) {
-            return -UringSyscalls.EIO;
-        }
-    }
-
-    private int syncRange(long at, long bytes, int success) {
-        try {
-            syncFallback.sync(at, bytes);
-            return success;
-        } catch (IOException | RuntimeException e) {
-            return -UringSyscalls.EIO; // counted and made sticky by the backend's sync
-        }
     }
 }

@@ -34,14 +34,17 @@ import static io.javadevices.pci.LittleEndian.LONG;
  * NSID (a format, a delete and re-create). RAM and null backends have no asynchronous path and stay synchronous:
  * the worker pays one array load and one comparison for the lookup.
  *
- * <p>Compare, Verify, Copy and Write Uncorrectable stay synchronous on the worker: Compare and Verify read into the
- * worker's own buffer and compare, Copy reads then writes through it (each would need a chain of operations with
- * a buffer per slot), and Write Uncorrectable touches no backend. They are rare next to reads and writes.
+ * <p>Compare, Verify and Copy have no asynchronous form: Compare and Verify read into a buffer of their own and
+ * compare, Copy reads then writes through it (each would need a chain of operations with a buffer per slot); on a
+ * backend that may block they go to the controller's offload thread ({@link OffloadedCommands}), on RAM and null
+ * they run on the worker. Write Uncorrectable touches no backend. They are rare next to reads and writes.
  */
 final class AsyncCommands {
     /** What a handler method returns for a command handed to the engine (not a status: statuses are >= 0). */
     static final int SUBMITTED = -1;
     static final int READ = 1, WRITE = 2, FLUSH = 3, ZEROES = 4, DEALLOCATE = 5, RANGES = 6;
+    /** A slot whose command runs on the offload thread ({@link OffloadedCommands}). */
+    static final int OFFLOADED = 7;
     /** Slot flags: FUA write / write cache disabled (durable); FUA (not write-through); flush after deallocate done. */
     static final int DURABLE = 1, FUA_FLAG = 2, FLUSHED = 4;
     /** Linux errnos an asynchronous backend reports ({@link IoEngine}). */
@@ -51,10 +54,13 @@ final class AsyncCommands {
     private final FeatureState features;
     private final GuestMemory memory;
     private final NamespaceView[] views;
+    /** The offload thread's: never an asynchronous path (that belongs to the queue's worker and engine). */
+    private final boolean synchronous;
     /** Buffers an operation may need: the data pointer's pieces plus the splits of bit buckets into discard slices. */
     private final int vectorCapacity;
 
-    AsyncCommands(IoContext context, int pieces) {
+    AsyncCommands(IoContext context, int pieces, boolean synchronous) {
+        this.synchronous = synchronous;
         this.context = context;
         this.features = context.features();
         this.memory = context.memory();
@@ -78,7 +84,7 @@ final class AsyncCommands {
     }
 
     private NamespaceView open(Namespace ns, QueueWorker worker) {
-        IoEngine engine = worker.engine();
+        IoEngine engine = synchronous ? null : worker.engine();
         AsyncIo async = engine == null ? null : ns.backend().openAsync(engine);
         NamespaceView v = new NamespaceView(ns, async, worker);
         if (ns.nsid() < views.length) {

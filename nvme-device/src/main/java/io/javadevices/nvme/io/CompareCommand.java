@@ -47,6 +47,9 @@ final class CompareCommand {
     int execute(Sqe cmd, QueueWorker worker) {
         int sqid = worker.queue().qid;
         Namespace ns = context.namespace(cmd.nsid());
+        if (ns != null && handler.offloads(handler.view(ns, worker), true, worker)) {
+            return OffloadedCommands.handOver(cmd, worker); // blocking backend calls: not on a polling thread
+        }
         int range = LbaRange.checkTransfer(ns, cmd, maxTransferBytes);
         if (range != Status.SUCCESS) {
             return range;

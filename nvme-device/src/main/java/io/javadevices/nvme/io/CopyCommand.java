@@ -67,6 +67,9 @@ final class CopyCommand {
         if (ns == null) {
             return Status.INVALID_NAMESPACE_OR_FORMAT;
         }
+        if (handler.offloads(handler.view(ns, worker), true, worker)) {
+            return OffloadedCommands.handOver(cmd, worker); // blocking backend calls: not on a polling thread
+        }
         if (IoCommandHandler.writeProtected(ns)) {
             return Status.NAMESPACE_WRITE_PROTECTED; // the destination is this namespace
         }

@@ -36,7 +36,11 @@ import static io.javadevices.pci.LittleEndian.LONG;
  *
  * <p>Asynchronous backends: Read, Write, Flush, Write Zeroes and Dataset Management of a namespace whose backend
  * has an asynchronous path for this worker are handed to the worker's engine by {@link AsyncCommands} and
- * complete later ({@link #completed}); everything else, and RAM and null namespaces, runs here synchronously.
+ * complete later ({@link #completed}); RAM and null namespaces run here synchronously (a memory copy). A command
+ * that would call the blocking methods of a backend that may block (Flush of every namespace, Compare, Verify,
+ * Copy, Read with FUA, anything without an asynchronous path) never runs on a polling thread: it goes to the
+ * controller's offload thread ({@link OffloadedCommands}). Without an engine ({@code io-engine=sync}) the queue
+ * has its own thread and runs everything here.
  *
  * <p>Write protection: a namespace whose backend is {@link BlockBackend#readOnly()} completes every command that
  * would modify it with Namespace Is Write Protected (NVMe 1.4 Figure 128; Identify Namespace NSATTR bit 0).
@@ -61,11 +65,24 @@ public final class IoCommandHandler implements CommandHandler {
     final WriteUncorrectableCommand writeUncorrectable;
     final CopyCommand copy;
     private final AsyncCommands async;
+    /** True for the handler that runs offloaded commands on the offload thread ({@link OffloadedCommands}). */
+    private final boolean offThread;
+    /** This queue's commands that go to the offload thread (null on the offload thread itself). */
+    private final OffloadedCommands offloaded;
+    /** Where the command running on the offload thread counts (that thread's), or null: the worker's stats. */
+    private QueueStats counts;
     /** The slices of a synchronous durable write, handed to the backend in one call; empty between commands. */
     private final IoVector durableData;
 
     public IoCommandHandler(IoContext context) {
+        this(context, false);
+    }
+
+    /** @param offThread the handler of the offload thread: every command synchronous, nothing handed over */
+    IoCommandHandler(IoContext context, boolean offThread) {
         this.context = context;
+        this.offThread = offThread;
+        this.offloaded = offThread ? null : new OffloadedCommands(context);
         this.features = context.features();
         this.memory = context.memory();
         this.maxTransferBytes = context.maxTransferBytes();
@@ -75,13 +92,45 @@ public final class IoCommandHandler implements CommandHandler {
         this.writeUncorrectable = new WriteUncorrectableCommand(context);
         this.copy = new CopyCommand(context, this, data);
         int pieces = Math.max((int) (maxTransferBytes / 4096) + 2, 256);
-        this.async = new AsyncCommands(context, pieces);
+        this.async = new AsyncCommands(context, pieces, offThread);
         this.durableData = new IoVector(AsyncCommands.vectorCapacity(context, pieces));
     }
 
     @Override
     public long completed(int tag, int result, QueueWorker worker) {
+        if (worker.inFlight().kind(tag) == AsyncCommands.OFFLOADED) {
+            return OffloadedCommands.completed(result, worker);
+        }
         return async.completed(tag, result, worker);
+    }
+
+    @Override
+    public long executeOffloaded(Sqe cmd, QueueWorker worker, QueueStats counts) {
+        return offloaded == null ? CommandHandler.result(Status.INTERNAL_ERROR) : offloaded.execute(cmd, worker, counts);
+    }
+
+    /** Runs {@code cmd} here, counting into {@code counts} (the offload thread's handler). */
+    long executeHere(Sqe cmd, QueueWorker worker, QueueStats counts) {
+        this.counts = counts;
+        return NvmOpcodes.TABLE.execute(this, cmd, worker);
+    }
+
+    /** Where the command counts: the worker's statistics, or on the offload thread that thread's. */
+    QueueStats stats(QueueWorker worker) {
+        return counts != null ? counts : worker.stats();
+    }
+
+    /** This worker's view of {@code ns} (its asynchronous path, whether it may block). */
+    NamespaceView view(Namespace ns, QueueWorker worker) {
+        return async.view(ns, worker);
+    }
+
+    /**
+     * True if the command must not run on this worker's thread ({@link OffloadedCommands#wanted}); never on the
+     * offload thread itself.
+     */
+    boolean offloads(NamespaceView view, boolean blockingCommand, QueueWorker worker) {
+        return !offThread && OffloadedCommands.wanted(view, blockingCommand, worker);
     }
 
     /** True if {@code ns} may not be modified: its backend refuses writes (NSATTR bit 0). */
@@ -145,17 +194,23 @@ public final class IoCommandHandler implements CommandHandler {
         }
         long offset = slba << ns.lbaShift();
         boolean fua = (cmd.cdw12() & FUA) != 0;
+        NamespaceView view = async.view(ns, worker);
+        if (offloads(view, !write && fua, worker)) {
+            return OffloadedCommands.handOver(cmd, worker); // Read FUA's sync, or a backend without an async path
+        }
         boolean durable = write && durableWrite(features, ns, fua);
         if (!write && fua) {
             // Read FUA: "commit that data to non-volatile media, then read it from there" (§6.9). The sync is the
             // commit; the read then comes from the page cache, which after a successful sync holds exactly what
             // the media holds (only O_DIRECT would bypass it, and it could not return anything different).
-            status = durable(ns, offset, bytes, sqid, cmd, slba); // synchronous even for an async backend: rare
+            status = durable(ns, offset, bytes, sqid, cmd, slba); // here a backend that cannot block, or no offload
             if (status != Status.SUCCESS) {
                 return status;
             }
+            if (worker.stopping()) {
+                return Status.ABORTED_SQ_DELETION; // reset or deleted during the sync: no data into guest memory
+            }
         }
-        NamespaceView view = async.view(ns, worker);
         if (view.async() != null) {
             return async.transfer(cmd, worker, view, data, slba, bytes, write, durable, fua);
         }
@@ -278,11 +333,14 @@ public final class IoCommandHandler implements CommandHandler {
      */
     int flush(Sqe cmd, QueueWorker worker) {
         int sqid = worker.queue().qid;
-        QueueStats stats = worker.stats();
+        QueueStats stats = stats(worker);
         int nsid = cmd.nsid();
         try {
-            // NSID FFFFFFFFh stays synchronous (one flush per namespace in a row; rare).
+            // NSID FFFFFFFFh: one flush per namespace in a row (rare), on the offload thread if this queue has one.
             if (nsid == Nvme.BROADCAST_NSID) {
+                if (!offThread && worker.offloadLane() != null) {
+                    return OffloadedCommands.handOver(cmd, worker);
+                }
                 for (Namespace ns : context.namespaces()) {
                     ns.countFlush();
                     ns.backend().flush();
@@ -292,8 +350,11 @@ public final class IoCommandHandler implements CommandHandler {
                 if (ns == null) {
                     return Status.INVALID_NAMESPACE_OR_FORMAT;
                 }
-                ns.countFlush();
                 NamespaceView view = async.view(ns, worker);
+                if (view.async() == null && offloads(view, false, worker)) {
+                    return OffloadedCommands.handOver(cmd, worker);
+                }
+                ns.countFlush();
                 if (view.async() != null) {
                     return async.flush(cmd, worker, view);
                 }
@@ -328,6 +389,9 @@ public final class IoCommandHandler implements CommandHandler {
         long offset = slba << ns.lbaShift();
         long bytes = (long) blocks << ns.lbaShift();
         NamespaceView view = async.view(ns, worker);
+        if (offloads(view, false, worker)) {
+            return OffloadedCommands.handOver(cmd, worker); // no asynchronous path for a backend that may block
+        }
         if (view.async() != null) {
             return async.writeZeroes(cmd, worker, view, slba, blocks,
                     (cmd.cdw12() & DEAC) != 0 && ns.backend().deallocatedReadsZero(), (cmd.cdw12() & FUA) != 0);
@@ -380,6 +444,9 @@ public final class IoCommandHandler implements CommandHandler {
             }
         }
         NamespaceView view = async.view(ns, worker);
+        if (offloads(view, false, worker)) {
+            return OffloadedCommands.handOver(cmd, worker); // no asynchronous path for a backend that may block
+        }
         if (view.async() != null) {
             return async.deallocate(cmd, worker, view, ranges, count);
         }

@@ -34,9 +34,9 @@ public final class NvmOpcodes {
             .add(Nvme.IO_FLUSH, "Flush", CSUPP,
                     (h, cmd, w) -> CommandHandler.result(h.flush(cmd, w)))
             .add(Nvme.IO_WRITE, "Write", LBCC,
-                    (h, cmd, w) -> CommandHandler.result(h.readWrite(cmd, w, w.stats(), true)))
+                    (h, cmd, w) -> CommandHandler.result(h.readWrite(cmd, w, h.stats(w), true)))
             .add(Nvme.IO_READ, "Read", CSUPP,
-                    (h, cmd, w) -> CommandHandler.result(h.readWrite(cmd, w, w.stats(), false)))
+                    (h, cmd, w) -> CommandHandler.result(h.readWrite(cmd, w, h.stats(w), false)))
             .add(Nvme.IO_WRITE_UNCORRECTABLE, "Write Uncorrectable", LBCC, null, ONCS_WRITE_UNCORRECTABLE,
                     (h, cmd, w) -> CommandHandler.result(h.writeUncorrectable.execute(cmd, w.queue().qid)))
             .add(Nvme.IO_COMPARE, "Compare", CSUPP, null, ONCS_COMPARE,

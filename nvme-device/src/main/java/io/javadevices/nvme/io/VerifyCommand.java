@@ -33,6 +33,9 @@ final class VerifyCommand {
     int execute(Sqe cmd, QueueWorker worker) {
         int sqid = worker.queue().qid;
         Namespace ns = context.namespace(cmd.nsid());
+        if (ns != null && handler.offloads(handler.view(ns, worker), true, worker)) {
+            return OffloadedCommands.handOver(cmd, worker); // blocking backend calls: not on a polling thread
+        }
         int range = LbaRange.check(ns, cmd);
         if (range != Status.SUCCESS) {
             return range;

@@ -22,6 +22,15 @@ public interface CommandHandler {
         return result(Status.INTERNAL_ERROR);
     }
 
+    /**
+     * Runs a command this handler handed to its queue's {@link OffloadLane}, on the controller's offload thread
+     * ({@link CommandOffload}), start to end with the backend's blocking methods; what it counts goes to
+     * {@code counts} (that thread's), never to the worker's statistics. Returns its {@link #result}.
+     */
+    default long executeOffloaded(Sqe cmd, QueueWorker worker, QueueStats counts) {
+        return result(Status.INTERNAL_ERROR);
+    }
+
     /** Called by the worker on each loop iteration (the admin handler completes queued async events here). */
     default void poll(QueueWorker worker) {
     }

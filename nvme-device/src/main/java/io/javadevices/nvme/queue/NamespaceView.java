@@ -29,6 +29,7 @@ public final class NamespaceView {
 
     private final Namespace namespace;
     private final AsyncIo async;
+    private final boolean mayBlock;
     private final QueueWorker worker;
     private final LatencyHistogram latency = new LatencyHistogram();
     @SuppressWarnings("unused") // through IN_FLIGHT
@@ -39,6 +40,7 @@ public final class NamespaceView {
     public NamespaceView(Namespace namespace, AsyncIo async, QueueWorker worker) {
         this.namespace = namespace;
         this.async = async;
+        this.mayBlock = namespace.backend().mayBlock(); // asked once per view, not per command
         this.worker = worker;
     }
 
@@ -49,6 +51,11 @@ public final class NamespaceView {
     /** The backend's asynchronous path for this worker, or null: its commands run synchronously. */
     public AsyncIo async() {
         return async;
+    }
+
+    /** True if the backend's blocking methods may take long ({@code BlockBackend#mayBlock}): not on a polling thread. */
+    public boolean mayBlock() {
+        return mayBlock;
     }
 
     QueueWorker worker() {

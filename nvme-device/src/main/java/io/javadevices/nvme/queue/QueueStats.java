@@ -61,6 +61,31 @@ public final class QueueStats {
         interrupts++;
     }
 
+    /** How many counters {@link #moveTransfersTo} moves: reads, bytes read, writes, bytes written, flushes. */
+    static final int TRANSFER_COUNTS = 5;
+
+    /**
+     * Moves what an offloaded command counted ({@link CommandOffload}: these stats are that thread's scratch) into
+     * {@code into} and zeroes it here, for the queue's worker to add ({@link #addTransfers}) when it completes.
+     */
+    void moveTransfersTo(long[] into) {
+        into[0] = reads;
+        into[1] = bytesRead;
+        into[2] = writes;
+        into[3] = bytesWritten;
+        into[4] = flushes;
+        reads = bytesRead = writes = bytesWritten = flushes = 0;
+    }
+
+    /** Adds what {@link #moveTransfersTo} took. Worker thread. */
+    void addTransfers(long[] from) {
+        reads += from[0];
+        bytesRead += from[1];
+        writes += from[2];
+        bytesWritten += from[3];
+        flushes += from[4];
+    }
+
     // ------------------------------------------------------------------ reading (statistics, SMART log)
 
     public long adminCommands() {

@@ -47,6 +47,8 @@ public final class QueueTable {
     /** The host's shared polling threads for the I/O queues, or null: this controller's own ({@link #ioPool}). */
     private volatile WorkerPool sharedPool;
     private PollingThreads ownPool; // guarded by live
+    /** The thread for I/O commands that would block a polling thread (started by the first such command). */
+    private final CommandOffload offload = new CommandOffload("nvme-offload");
 
     public QueueTable(QueueWorker.Controller controller, int maxQueues, DoorbellPage doorbellPage,
                       IdlePolicy.Settings idle, WorkerStopper stopper) {
@@ -92,8 +94,14 @@ public final class QueueTable {
         }
     }
 
-    /** The controller closed (its workers ended): ends the private pool's threads, if any. */
+    /** The controller's thread for I/O commands that would block a polling thread ({@link CommandOffload}). */
+    public CommandOffload offload() {
+        return offload;
+    }
+
+    /** The controller closed (its workers ended): ends the private pool's threads and the offload thread. */
     public void close() {
+        offload.close();
         PollingThreads pool;
         synchronized (live) {
             pool = ownPool;
@@ -191,8 +199,10 @@ public final class QueueTable {
         }
         sq.cq.attach(sq);
         sqs.set(sq.qid, sq);
-        QueueWorker worker = new QueueWorker(controller, sq, ioHandlers.get(), idle, ioEngines,
-                Math.min(sq.size, MAX_IN_FLIGHT), ioPool());
+        IoEngines.Factory engines = ioEngines;
+        // No engine (io-engine=sync): the worker runs on a thread of its own (see QueueWorker), not on the pool.
+        QueueWorker worker = new QueueWorker(controller, sq, ioHandlers.get(), idle, engines,
+                Math.min(sq.size, MAX_IN_FLIGHT), engines == null ? null : ioPool(), offload);
         synchronized (live) {
             live.add(worker);
         }

@@ -41,6 +41,11 @@ import io.javadevices.pci.WorkerPool;
  * kernel's io_uring CQEs signal the eventfd the thread sleeps on ({@link WorkerPool.Registration#wakeFd},
  * {@link IoEngine#signalEventfd}), so one thread sleeps for all its rings at once; without one (a pool that parks,
  * an old kernel) the engine is looked at every {@link #UNSIGNALLED_LOOK_NANOS} while operations are in flight.
+ *
+ * <p>Commands that would block the thread in a backend call (a Flush of every namespace, Compare, Verify, ...)
+ * go to the controller's offload thread through this queue's {@link OffloadLane}; they keep their in-flight slot
+ * and complete through the engine like any operation. A full lane holds fetching back as a full slot table does.
+ * A queue without an engine runs every command itself and so has a thread of its own, never a pool's.
  */
 public final class QueueWorker implements WorkerPool.Poller {
     /** What the worker needs from the controller ({@link QueueHost}). */
@@ -75,6 +80,9 @@ public final class QueueWorker implements WorkerPool.Poller {
     private final Sqe cmd = new Sqe();
     private final IdlePolicy idle;
     private final HeldCompletions held;
+    private final CqePoster poster;
+    /** The hand-over of commands that would block this thread to the controller's offload thread, or null. */
+    private final OffloadLane lane;
     /** Where the doorbell sources report an invalid SQ tail / CQ head: the controller's guest-error path. */
     private final DoorbellSource.Rejects invalidTail;
     private final DoorbellSource.Rejects invalidHead;
@@ -98,7 +106,6 @@ public final class QueueWorker implements WorkerPool.Poller {
      */
     private volatile long batchEpoch;
     private int head;
-    private int unsignalled;
     /** Idle state (worker thread only): wake-ups armed for a sleep; fetch held back for want of a slot. */
     private boolean armed;
     private boolean backpressured;
@@ -107,16 +114,17 @@ public final class QueueWorker implements WorkerPool.Poller {
 
     /** A worker on a thread of its own (the admin queue; tests), every command synchronous. */
     public QueueWorker(Controller host, SubmissionQueue sq, CommandHandler handler, IdlePolicy.Settings idle) {
-        this(host, sq, handler, idle, null, 0, null);
+        this(host, sq, handler, idle, null, 0, null, null);
     }
 
     /**
      * @param engines makes this queue's asynchronous engine, or null: every command synchronous
      * @param tags    the engine's tags: the in-flight slots
      * @param pool    the threads to run on, or null: a thread of its own, ended with the worker
+     * @param offload the controller's thread for commands that would block, or null: they run here
      */
     public QueueWorker(Controller host, SubmissionQueue sq, CommandHandler handler, IdlePolicy.Settings idle,
-                       IoEngines.Factory engines, int tags, WorkerPool pool) {
+                       IoEngines.Factory engines, int tags, WorkerPool pool, CommandOffload offload) {
         this.host = host;
         this.memory = host.memory();
         this.sq = sq;
@@ -127,11 +135,15 @@ public final class QueueWorker implements WorkerPool.Poller {
         this.idle = new IdlePolicy(idle, polledDoorbells);
         this.invalidTail = host::invalidSubmissionTail;
         this.invalidHead = host::invalidCompletionHead;
-        this.pool = pool;
         this.name = "nvme-sq" + sq.qid;
         this.engine = engines == null ? null : IoEngines.createOrNull(engines, tags, name, sq.qid);
+        // Without an engine (io-engine=sync, or no ring for this queue) every command runs here, one at a time, and
+        // may block in its backend: such a queue gets a thread of its own, never a shared polling thread.
+        this.pool = engine == null ? null : pool;
         this.slots = engine == null ? null : new InFlight(engine.capacity());
         this.held = new HeldCompletions((slots == null ? 0 : slots.capacity()) + 1 + (sq.qid == 0 ? ADMIN_HELD_EXTRA : 0));
+        this.poster = new CqePoster(host, cq, sq.qid, stats, held, invalidHead);
+        this.lane = engine == null || offload == null ? null : offload.lane(this, handler, engine);
         if (engine != null) {
             engine.onCompletion(this::wake);
         }
@@ -159,6 +171,21 @@ public final class QueueWorker implements WorkerPool.Poller {
     /** The in-flight slots, or null without an engine. Worker thread. */
     public InFlight inFlight() {
         return slots;
+    }
+
+    /** Where commands that would block this thread go ({@link CommandOffload}), or null: they run here. */
+    public OffloadLane offloadLane() {
+        return lane;
+    }
+
+    /** Bus Master Enable (PCI Local Bus 3.0 §6.2.2): clear, no DMA at all. Any thread. */
+    boolean busMasterEnabled() {
+        return host.busMasterEnabled();
+    }
+
+    /** A command run elsewhere for this queue failed with an exception (a bug): recorded as the worker's own. */
+    void commandFailed(int cid, Throwable t) {
+        host.commandFailed(sq.qid, cid, t);
     }
 
     /** A handler opened a namespace view (once per view, not per command). Worker thread. */
@@ -259,7 +286,7 @@ public final class QueueWorker implements WorkerPool.Poller {
             if (!postsLocked && cq.shared()) {
                 postsLocked = true; // a second SQ joined our CQ: from now on we post under its lock
             }
-            if (!held.isEmpty() && !postHeld()) {
+            if (!held.isEmpty() && !poster.postHeld(head)) {
                 return worked; // the CQ is still full (or BME clear): fetch nothing
             }
             backpressured = false;
@@ -269,8 +296,8 @@ public final class QueueWorker implements WorkerPool.Poller {
             handler.poll(this);
             int tail = fetchTail();
             if (tail >= 0 && tail != head) {
-                if (slots != null && !slots.hasFree()) {
-                    backpressured = true; // a completion frees a slot and wakes the thread
+                if (slots != null && !slots.hasFree() || lane != null && !lane.hasRoom()) {
+                    backpressured = true; // a completion frees a slot (or an offload cell) and wakes the thread
                     return worked;
                 }
                 idle.ran(drain(tail));
@@ -421,7 +448,7 @@ public final class QueueWorker implements WorkerPool.Poller {
         int n = engine.reap(reaped);
         if (n > 0) {
             engine.submit(); // a completion may have prepared the next step of a command (DSM ranges)
-            signalPosted();
+            poster.signal();
         }
         GuestMemoryException failed = postFailure;
         if (failed != null) {
@@ -500,7 +527,8 @@ public final class QueueWorker implements WorkerPool.Poller {
         int commands = tail >= head ? tail - head : tail + sq.size - head;
         // Bus Master Enable is looked at before every fetch (PCI 3.0 §6.2.2): the host may clear it mid-batch.
         // A held completion (CQ full) stops the batch: nothing more is fetched until it is posted.
-        while (head != tail && !stop && held.isEmpty() && host.busMasterEnabled() && (slots == null || slots.hasFree())) {
+        while (head != tail && !stop && held.isEmpty() && host.busMasterEnabled() && (slots == null || slots.hasFree())
+                && (lane == null || lane.hasRoom())) {
             long at = sq.base + (long) head * 64;
             head = head + 1 == sq.size ? 0 : head + 1;
             long result;
@@ -531,25 +559,15 @@ public final class QueueWorker implements WorkerPool.Poller {
                 }
             }
         }
-        signalPosted();
+        poster.signal();
         return commands;
     }
 
-    /** One interrupt decision for the completions posted since the last one. */
-    private void signalPosted() {
-        if (unsignalled > 0) {
-            int n = unsignalled;
-            unsignalled = 0;
-            host.completionsPosted(cq, n, stats);
-        }
-    }
-
     /**
-     * Posts a completion for this SQ, or holds it ({@link HeldCompletions}) while the CQ is full or Bus Master
-     * Enable is clear (a CQE is DMA too), behind any completion already held: the order of the queue's CQEs is
-     * the order its commands completed. Returns false, posting nothing, once the worker is stopping
-     * ({@link #requestStop}): a command whose backend call outlived a reset or a Delete I/O SQ must not write into
-     * a CQ the host may already reuse.
+     * Posts a completion for this SQ, or holds it while the CQ is full or Bus Master Enable is clear
+     * ({@link CqePoster}). Returns false, posting nothing, once the worker is stopping ({@link #requestStop}): a
+     * command whose backend call outlived a reset or a Delete I/O SQ must not write into a CQ the host may already
+     * reuse.
      *
      * <p>Runs only on this worker's thread: from {@link #drain}, from {@link #completed}, and from the handler's
      * {@link CommandHandler#poll} for deferred completions (the admin queue's Asynchronous Event Requests).
@@ -563,38 +581,7 @@ public final class QueueWorker implements WorkerPool.Poller {
         if (!postsLocked && cq.shared()) {
             postsLocked = true; // hand-over acknowledged (CompletionQueue.handedOver): the CQ now locks
         }
-        if (held.isEmpty() && host.busMasterEnabled()
-                && cq.post(memory, sq.qid, head, cid, status, dw0, stats, invalidHead)) {
-            if (++unsignalled >= 64) {
-                signalPosted();
-            }
-            return true;
-        }
-        if (!held.add(cid, status, dw0)) {
-            host.commandFailed(sq.qid, cid, new IllegalStateException("more completions held than commands fetched"));
-        }
-        return true;
-    }
-
-    /**
-     * Posts the held completions, oldest first, while the CQ has room; true once none is left. The SQ head in
-     * each is the current one: nothing was fetched since they were held.
-     */
-    private boolean postHeld() throws GuestMemoryException {
-        if (!host.busMasterEnabled()) {
-            return false;
-        }
-        while (!held.isEmpty()) {
-            if (!cq.post(memory, sq.qid, head, held.firstCid(), held.firstStatus(), held.firstDw0(), stats, invalidHead)) {
-                signalPosted();
-                return false;
-            }
-            held.removeFirst();
-            if (++unsignalled >= 64) {
-                signalPosted();
-            }
-        }
-        signalPosted();
+        poster.post(head, cid, status, dw0);
         return true;
     }
 }

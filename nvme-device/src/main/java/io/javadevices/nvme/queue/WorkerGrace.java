@@ -29,6 +29,11 @@ import java.util.function.Supplier;
  * was seen to end its count is visible here; no new operation on the namespace can start (it is no longer in
  * the table), so the count only falls.
  *
+ * <p>The controller's offload thread ({@link CommandOffload}) executes commands outside any worker's batch: it
+ * counts its own executions the same way (odd while one runs, after the lookup's volatile store), and a release
+ * also waits for the offloaded command running when the namespace left the table. A command still waiting in a
+ * lane has looked nothing up yet: it will find the namespace gone.
+ *
  * <p>The wait runs on a daemon thread, never on the admin worker that executed the delete: a worker stuck in
  * its backend (a hung NFS file) must not stall the admin queue. Such a release simply waits with the stuck
  * command; a controller that closes gives pending releases a bounded {@link #awaitReleases} and leaks rather
@@ -39,17 +44,23 @@ public final class WorkerGrace {
 
     private final Supplier<List<QueueWorker>> workers;
     private final NamespaceViews views;
+    /** The controller's offload thread, which executes commands outside the workers' batches, or null. */
+    private final CommandOffload offload;
     private final List<Thread> pending = new ArrayList<>(); // guarded by itself
 
     /** @param workers the workers that may be executing commands now (the queue table's live workers) */
     public WorkerGrace(Supplier<List<QueueWorker>> workers) {
-        this(workers, new NamespaceViews());
+        this(workers, new NamespaceViews(), null);
     }
 
-    /** @param views where the I/O workers register their asynchronous namespace views */
-    public WorkerGrace(Supplier<List<QueueWorker>> workers, NamespaceViews views) {
+    /**
+     * @param views   where the I/O workers register their asynchronous namespace views
+     * @param offload the controller's offload thread ({@link CommandOffload}: its commands count as a batch), or null
+     */
+    public WorkerGrace(Supplier<List<QueueWorker>> workers, NamespaceViews views, CommandOffload offload) {
         this.workers = workers;
         this.views = views;
+        this.offload = offload;
     }
 
     /** As {@link #afterInFlight(String, Runnable)}, and also after every asynchronous operation on {@code backend}. */
@@ -90,7 +101,8 @@ public final class WorkerGrace {
                 epochs.add(epoch);
             }
         }
-        if (inside.isEmpty() && !busy.getAsBoolean()) {
+        long offloadEpoch = offload == null ? 0 : offload.batchEpoch(); // odd: a command runs there, it may hold it
+        if (inside.isEmpty() && (offloadEpoch & 1) == 0 && !busy.getAsBoolean()) {
             release.run();
             return;
         }
@@ -103,6 +115,10 @@ public final class WorkerGrace {
                         LockSupport.parkNanos(nap);
                         nap = Math.min(nap * 2, 1_000_000);
                     }
+                }
+                while ((offloadEpoch & 1) != 0 && offload.batchEpoch() == offloadEpoch) {
+                    LockSupport.parkNanos(nap); // the offloaded command that may have looked the namespace up
+                    nap = Math.min(nap * 2, 1_000_000);
                 }
                 while (busy.getAsBoolean()) {
                     LockSupport.parkNanos(nap); // operations outliving their batch

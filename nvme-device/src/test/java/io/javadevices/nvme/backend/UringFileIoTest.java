@@ -311,6 +311,27 @@ class UringFileIoTest {
         assertEquals(2, io.synchronousOperations());
     }
 
+    /**
+     * The synchronous path never runs on the worker's thread (a shared polling thread): the operation is handed to
+     * the engine's blocking thread with the batch's submit and completes through the engine.
+     */
+    @Test
+    void theSynchronousPathRunsOnTheEnginesBlockingThread() throws IOException {
+        UringFileIo io = io();
+        MemorySegment heap = MemorySegment.ofArray(new byte[4096]);
+        sink.reset();
+        io.read(3, 0, vector(heap));
+        assertEquals(0, engine.reap(sink), "not run on the caller's thread: it waits for the batch's submit");
+        assertArrayEquals(new byte[4096], bytes(heap), "no data moved yet");
+        awaitCompletions(1);
+        assertEquals(4096, sink.results[3]);
+        assertArrayEquals(expected(0, 4096), bytes(heap));
+        String blocking = Thread.currentThread().getName() + "-blocking-io0";
+        assertTrue(Thread.getAllStackTraces().keySet().stream().anyMatch(t -> t.getName().equals(blocking)),
+                "the engine's thread for blocking calls: " + blocking);
+        assertEquals(1, io.synchronousOperations());
+    }
+
     @Test
     void heapMemoryTakesTheSynchronousPath() throws IOException {
         UringFileIo io = io();
