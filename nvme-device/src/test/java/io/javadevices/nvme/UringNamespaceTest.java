@@ -85,7 +85,10 @@ class UringNamespaceTest {
                     before = openFds();
                 }
             }
-            assertEquals(before, openFds(), "descriptors after a teardown like after the first ones");
+            // A descriptor leaked per teardown would add 17 here. The slack of 2 is for descriptors that close
+            // asynchronously just after a teardown returns, which either count may or may not catch.
+            long after = openFds();
+            assertTrue(after <= before + 2, "descriptors after 17 more teardowns: " + after + ", after the third: " + before);
         } finally {
             Files.deleteIfExists(file);
             Files.deleteIfExists(dir);
