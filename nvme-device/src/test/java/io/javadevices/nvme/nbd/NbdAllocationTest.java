@@ -46,7 +46,7 @@ class NbdAllocationTest {
                 assertEquals(2, connectionThreads.length, "a reader and a writer");
                 long best = Long.MAX_VALUE;
                 long bestConnection = Long.MAX_VALUE;
-                for (int round = 0; round < 5 && best > 0; round++) { // the best round: a JIT compile is not the path
+                for (int round = 0; round < 5 && (best > 0 || bestConnection / 4000 > 8); round++) { // the best round: a JIT compile is not the path
                     run(io, engine, vectors, counter, 2000); // warm-up
                     long before = mx.getThreadAllocatedBytes(Thread.currentThread().threadId());
                     long connectionBefore = sum(mx.getThreadAllocatedBytes(connectionThreads));
