@@ -389,7 +389,7 @@ class BackendBenchmark {
         Files.createDirectories(s.out());
         report.writeJson(s.out().resolve("backends.json"));
         StringBuilder md = new StringBuilder("# Backends: the Java NVMe vs QEMU's NVMe on the same storage\n\n");
-        md.append("Median (min–max) of ").append(s.rounds()).append(" rounds; each run a fresh guest, rounds interleaved."
+        md.append("Median (min–max) of ").append(s.rounds()).append(" rounds; each run a fresh guest, rounds interleaved, every second round in reverse order."
                 + " fio 4k, libaio, direct; QD32 with ").append(s.cpus()).append(" jobs, QD1 with one; ")
                 .append(s.seconds()).append(" s per run.\n\n");
         report.environment().forEach((k, v) -> md.append("- ").append(k).append(": ").append(v).append('\n'));
