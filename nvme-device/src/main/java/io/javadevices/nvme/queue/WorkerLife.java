@@ -84,9 +84,19 @@ final class WorkerLife {
 
     /** Waits up to {@code millis} for the end; never on the worker's own thread (that wait could not end). */
     boolean await(long millis) {
-        if (ended || millis <= 0 || onThread()) {
-            return ended && joinOwnThread(millis);
+        if (millis <= 0 || onThread()) {
+            return ended; // just a look, or on the worker's own thread: no wait
         }
+        if (!ended) {
+            waitForEnd(millis);
+        }
+        if (ended) {
+            joinOwnThread();
+        }
+        return ended;
+    }
+
+    private void waitForEnd(long millis) {
         long deadline = System.nanoTime() + millis * 1_000_000L;
         synchronized (lock) {
             while (!ended) {
@@ -102,7 +112,6 @@ final class WorkerLife {
                 }
             }
         }
-        return ended && joinOwnThread(millis);
     }
 
     /**
@@ -110,12 +119,11 @@ final class WorkerLife {
      * (not on it, and only for a real wait) means that once the end is reported the thread and its eventfd are gone
      * too, so a reset or a deleted queue leaves no descriptor behind even for a moment.
      */
-    private boolean joinOwnThread(long millis) {
+    private void joinOwnThread() {
         PollingThreads own = ownThread;
-        if (own != null && millis > 0 && !onThread()) {
+        if (own != null) {
             own.close(); // idempotent: joins the thread (at most a second)
         }
-        return true;
     }
 
     private void end() {
