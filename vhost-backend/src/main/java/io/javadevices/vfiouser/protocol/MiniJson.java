@@ -91,7 +91,7 @@ public final class MiniJson {
                 if (c == '-' || (c >= '0' && c <= '9')) {
                     yield number();
                 }
-                throw error("unexpected character '" + c + "'");
+                throw error("unexpected character " + shown(c));
             }
         };
     }
@@ -195,7 +195,7 @@ public final class MiniJson {
                     sb.append((char) code);
                     at += 4;
                 }
-                default -> throw error("bad escape \\" + e);
+                default -> throw error("bad escape \\" + shown(e));
             }
         }
     }
@@ -254,6 +254,15 @@ public final class MiniJson {
                 throw error("unpaired surrogate \\u" + Integer.toHexString(c) + " in a string");
             }
         }
+    }
+
+    /**
+     * One input character for an error message: printable ASCII in quotes, anything else as {@code U+XXXX}. A
+     * control character would let a client forge log lines, and a lone half of a surrogate pair (the first char of
+     * a supplementary character) is no Unicode string, so the response carrying the message would not read back.
+     */
+    private static String shown(char c) {
+        return c >= 0x20 && c < 0x7F ? "'" + c + "'" : String.format("U+%04X", (int) c);
     }
 
     /** A key for an error message: at most 40 characters, control characters as '?'. */

@@ -115,11 +115,15 @@ final class Params {
     }
 
     /**
-     * A client's text quoted in a message: at most 40 characters, control characters as '?' (the message is also
+     * A client's text quoted in a message: at most 40 characters (a surrogate pair is never cut), control characters as '?' (the message is also
      * logged, and a client must not forge log lines).
      */
     static String shown(String text) {
-        String cut = text.length() > 40 ? text.substring(0, 40) + "..." : text;
+        String cut = text;
+        if (text.length() > 40) {
+            int end = Character.isHighSurrogate(text.charAt(39)) ? 39 : 40; // a pair's halves stay together
+            cut = text.substring(0, end) + "...";
+        }
         StringBuilder b = new StringBuilder(cut.length());
         for (int i = 0; i < cut.length(); i++) {
             char c = cut.charAt(i);

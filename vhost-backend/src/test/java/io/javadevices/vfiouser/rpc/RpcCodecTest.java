@@ -92,6 +92,26 @@ class RpcCodecTest {
         assertTrue(message.length() < 150, message);
     }
 
+    /**
+     * A message quoting a client's character never carries half of a surrogate pair: a supplementary character
+     * where a value starts, after a backslash, or straddling the 40-character cut of a quoted key. The response
+     * must read back with the strict reader (a fuzzing finding: the bare high surrogate made it unreadable).
+     */
+    @Test
+    void messagesNeverSplitASurrogatePair() {
+        String emoji = new String(Character.toChars(0x1F600));
+        for (String request : List.of(emoji + "se", "\"\\" + emoji + "\"",
+                "{\"jsonrpc\":\"2.0\",\"method\":\"m\",\"" + "x".repeat(39) + emoji + "\":1}")) {
+            RpcCodec.Invalid i = assertInstanceOf(RpcCodec.Invalid.class, decode(request));
+            String response = RpcCodec.error(i.id(), i.error());
+            Map<?, ?> back = assertInstanceOf(Map.class, MiniJson.parseStrict(response), response);
+            String message = (String) ((Map<?, ?>) back.get("error")).get("message");
+            assertEquals(i.error().getMessage(), message, "the strict reader refuses an unpaired surrogate");
+        }
+        assertTrue(((RpcCodec.Invalid) decode(emoji)).error().getMessage().contains("U+D83D"),
+                "a character that is not printable ASCII is named by its code unit");
+    }
+
     @Test
     void invalidUtf8IsAParseError() {
         for (byte[] bad : new byte[][] {{(byte) 0xFF}, {'"', (byte) 0xC0, (byte) 0x80, '"'}, {'"', (byte) 0xED,
