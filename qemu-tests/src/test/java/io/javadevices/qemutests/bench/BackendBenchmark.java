@@ -6,6 +6,7 @@ import io.javadevices.qemutests.harness.GuestImage;
 import io.javadevices.qemutests.harness.JavaNvmeServer;
 import io.javadevices.qemutests.harness.NbdServer;
 import io.javadevices.qemutests.harness.QemuGuest;
+import io.javadevices.qemutests.harness.ThreadTimes;
 import org.junit.jupiter.api.Test;
 
 import java.io.IOException;
@@ -290,8 +291,10 @@ class BackendBenchmark {
             first = false;
             Map<String, Long> before = server.stats();
             long cpuBefore = processCpuNanos();
+            ThreadTimes threadsBefore = ThreadTimes.now();
             awaitMark(guest, p.key() + "-done", phase);
             long cpu = processCpuNanos() - cpuBefore;
+            ThreadTimes threads = ThreadTimes.now().since(threadsBefore);
             Map<String, Long> after = server.stats();
             double ios = delta(before, after, "io.commands");
             if (ios <= 0) {
@@ -313,6 +316,7 @@ class BackendBenchmark {
                 }
             });
             System.out.printf("[bench] %s %s: %.0f I/O commands, namespace counters %s%n", c.id(), metric, ios, ns1);
+            System.out.printf("[bench] %s %s: the JVM's threads per I/O%n%s", c.id(), metric, threads.perIo(ios));
         }
     }
 
