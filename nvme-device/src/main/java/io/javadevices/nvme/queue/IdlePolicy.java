@@ -65,6 +65,8 @@ public final class IdlePolicy {
     /** Commands run since the queue last went idle, and whether the current idle period naps. */
     private int busyCommands;
     private boolean napping;
+    /** With operations in flight: whether this busy period's nap window has started (see {@link #spinning}). */
+    private boolean napDecided;
     /** The current nap (between the floor and nap-us), what the last look found, whether the host is busy. */
     private long napNow;
     private int lastLook;
@@ -93,6 +95,7 @@ public final class IdlePolicy {
         }
         busyCommands += commands;
         busy = true;
+        napDecided = false;
     }
 
     /**
@@ -104,24 +107,36 @@ public final class IdlePolicy {
             return 0;
         }
         busy = false;
-        idleSince = System.nanoTime();
-        boolean deep = busyCommands >= NAP_MIN_BATCH;
+        decideNap(shadowed);
         busyCommands = 0;
-        napping = deep && napNanos > 0 && napWindowNanos > 0 && shadowed;
         if (napping) {
             return Math.min(spinNanos, NAP_SPIN_NANOS);
         }
         return polled ? 0 : spinNanos;
     }
 
+    /** Starts the nap window if the busy period was deep and the queue has a shadow doorbell. */
+    private void decideNap(boolean shadowed) {
+        idleSince = System.nanoTime();
+        napping = busyCommands >= NAP_MIN_BATCH && napNanos > 0 && napWindowNanos > 0 && shadowed;
+    }
+
     /**
      * The queue is empty: true while the worker should spin (look again at once), the poll-by-poll form of
      * {@link #spinNanos}, whose spin starts at the first look after a busy period without operations in flight.
+     * With operations still in flight there is no spin (their completions wake the worker), but a deep busy
+     * period starts its nap window at once: EventIdx then lags while the backend works, so a guest that keeps
+     * its queue deep only writes the shadow tail, and the worker finds the new commands when the next
+     * completion (or the nap's end) wakes it, instead of a doorbell message per refill. The window runs from
+     * the last command fetched, so a backend that stops completing ends in the re-armed park, not in naps.
      */
     boolean spinning(boolean inFlight, boolean shadowed) {
         if (busy && !inFlight) {
             long spin = spinNanos(shadowed);
             spinUntil = spin > 0 ? System.nanoTime() + spin : 0;
+        } else if (busy && !napDecided) {
+            napDecided = true;
+            decideNap(shadowed);
         }
         if (spinUntil != 0) {
             if (System.nanoTime() - spinUntil < 0) {

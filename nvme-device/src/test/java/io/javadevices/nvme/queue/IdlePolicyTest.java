@@ -95,4 +95,36 @@ class IdlePolicyTest {
         }
         assertEquals(500_000, p.napNanos(true));
     }
+
+    @Test
+    void aDeepPeriodWithOperationsInFlightNapsWithoutSpinning() {
+        IdlePolicy p = new IdlePolicy(SETTINGS, false);
+        p.ran(8);
+        assertEquals(false, p.spinning(true, true), "completions wake the worker: no spin");
+        assertEquals(500_000, p.napNanos(true), "EventIdx lags while the backend works");
+        assertEquals(0, p.napNanos(false));
+    }
+
+    @Test
+    void aSingleCommandInFlightStillSpinsOnceItCompletes() {
+        IdlePolicy p = new IdlePolicy(SETTINGS, false);
+        p.ran(1);
+        assertEquals(false, p.spinning(true, true));
+        assertEquals(0, p.napNanos(true), "QD1: no nap, the guest waits for this completion");
+        assertEquals(true, p.spinning(false, true), "after the completion: the spin for the guest's next command");
+    }
+
+    @Test
+    void withOperationsInFlightTheNapWindowRunsFromTheLastCommand() throws InterruptedException {
+        IdlePolicy p = new IdlePolicy(new IdlePolicy.Settings(300, 500, 1000, 2000, 50_000), false);
+        p.ran(8);
+        p.spinning(true, true);
+        assertEquals(500_000, p.napNanos(true));
+        Thread.sleep(5);
+        p.spinning(true, true); // looks without new commands do not renew the window
+        assertEquals(0, p.napNanos(true), "a backend that stops completing ends in the re-armed park");
+        p.ran(4);
+        p.spinning(true, true);
+        assertEquals(500_000, p.napNanos(true), "new commands start a new window");
+    }
 }
