@@ -3,7 +3,8 @@ package io.javadevices.nvme.backend;
 /**
  * The asynchronous path of one namespace's backend for one queue worker ({@link BlockBackend#openAsync}). Each
  * call prepares one operation with the worker's {@code tag}; it starts at the latest on the engine's next
- * {@link IoEngine#submit} and completes through the engine, in any order relative to the others. Calls come from
+ * {@link IoEngine#submit}, which the worker follows with {@link #submit} on every path it opened, and completes
+ * through the engine, in any order relative to the others. Calls come from
  * the worker's thread only; an implementation keeps no per-call allocation and no lock shared across queues.
  *
  * <p>A call never throws for an I/O failure: the failure is the operation's result (a negated errno), so the
@@ -34,4 +35,12 @@ public interface AsyncIo {
      * zeroes if the backend's {@link BlockBackend#deallocatedReadsZero()} says so.
      */
     void deallocate(int tag, long offset, long length);
+
+    /**
+     * Starts what the calls since the last {@code submit} prepared, for a path that holds operations back to
+     * start a batch together (NBD: one gathering send for the batch). The worker calls it once per batch, right
+     * after {@link IoEngine#submit}. Default: nothing is held back.
+     */
+    default void submit() {
+    }
 }

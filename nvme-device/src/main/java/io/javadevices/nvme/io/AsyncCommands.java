@@ -58,6 +58,10 @@ final class AsyncCommands {
     private final boolean synchronous;
     /** Buffers an operation may need: the data pointer's pieces plus the splits of bit buckets into discard slices. */
     private final int vectorCapacity;
+    /** The asynchronous paths opened on this worker and their namespace IDs ({@link #submitPrepared}). */
+    private AsyncIo[] batchedPaths = new AsyncIo[2];
+    private int[] batchedNsids = new int[2];
+    private int batchedCount;
 
     AsyncCommands(IoContext context, int pieces, boolean synchronous) {
         this.synchronous = synchronous;
@@ -92,8 +96,32 @@ final class AsyncCommands {
         }
         if (async != null) {
             worker.viewOpened(v);
+            batched(ns.nsid(), async);
         }
         return v;
+    }
+
+    /** Keeps {@code async} among the paths {@link #submitPrepared} starts: one per namespace ID, the newest. */
+    private void batched(int nsid, AsyncIo async) {
+        for (int i = 0; i < batchedCount; i++) {
+            if (batchedNsids[i] == nsid) {
+                batchedPaths[i] = async; // the namespace was replaced: its old path has nothing held back
+                return;
+            }
+        }
+        if (batchedCount == batchedPaths.length) { // once per namespace ID opened on this queue, never per command
+            batchedPaths = java.util.Arrays.copyOf(batchedPaths, batchedCount * 2);
+            batchedNsids = java.util.Arrays.copyOf(batchedNsids, batchedCount * 2);
+        }
+        batchedNsids[batchedCount] = nsid;
+        batchedPaths[batchedCount++] = async;
+    }
+
+    /** Starts what each opened path holds back (see {@link AsyncIo#submit}): after every engine submit. */
+    void submitPrepared() {
+        for (int i = 0; i < batchedCount; i++) {
+            batchedPaths[i].submit();
+        }
     }
 
     /**

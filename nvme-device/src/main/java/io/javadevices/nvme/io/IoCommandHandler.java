@@ -105,6 +105,11 @@ public final class IoCommandHandler implements CommandHandler {
     }
 
     @Override
+    public void submitPrepared() {
+        async.submitPrepared();
+    }
+
+    @Override
     public long executeOffloaded(Sqe cmd, QueueWorker worker, QueueStats counts) {
         return offloaded == null ? CommandHandler.result(Status.INTERNAL_ERROR) : offloaded.execute(cmd, worker, counts);
     }

@@ -8,9 +8,9 @@ import static io.javadevices.nvme.nbd.NbdProtocol.*;
 
 /**
  * The NBD backend's asynchronous path for one queue worker: turns each operation into NBD requests in the
- * slot of its tag and hands the slot to the namespace's connection (the worker sends it itself with a
- * non-blocking send unless another thread is sending, see {@code NbdSender}; the reader thread completes it
- * through the worker's engine). No allocation and no lock: two compare-and-sets to publish and claim the send.
+ * slot of its tag and pushes the slot to the namespace's connection; {@link #submit}, once per batch, sends the
+ * batch (the worker sends it itself with one non-blocking gathering send unless another thread is sending, see
+ * {@code NbdSender}; the reader thread completes it through the worker's engine). No allocation and no lock: two compare-and-sets to publish and claim the send.
  * Without a connection, or once it is lost, operations complete at once with {@code -ENOTCONN}.
  */
 final class NbdAsync implements AsyncIo {
@@ -21,8 +21,16 @@ final class NbdAsync implements AsyncIo {
     final NbdRequest[] slots;
     /** Completions queued quietly for this worker in the reader's current burst (that reader's thread only). */
     boolean signalPending;
+    /**
+     * True for a queue worker's path: requests wait for {@link #submit}. False for the synchronous methods' path,
+     * which many threads share and each call of which waits for its own request: sent at once.
+     */
+    private final boolean batched;
+    /** The session this worker's current batch was pushed to, until {@link #submit} sends it (worker thread only). */
+    private NbdConnection pushedTo;
 
-    NbdAsync(NbdBackend backend, IoEngine engine, int id) {
+    NbdAsync(NbdBackend backend, IoEngine engine, int id, boolean batched) {
+        this.batched = batched;
         this.backend = backend;
         this.engine = engine;
         this.id = id;
@@ -151,8 +159,29 @@ final class NbdAsync implements AsyncIo {
         request.resetPieces((int) pieces);
         request.deadline = System.nanoTime() + backend.timeoutNanos();
         request.setState(NbdRequest.QUEUED);
-        if (!connection.submit(request)) {
+        if (!batched) {
+            if (!connection.submit(request)) {
+                request.finish(NbdRequest.QUEUED, -ENOTCONN); // the connection closed meanwhile
+            }
+            return;
+        }
+        if (!connection.push(request)) {
             request.finish(NbdRequest.QUEUED, -ENOTCONN); // the connection closed meanwhile
+            return;
+        }
+        if (pushedTo != connection) {
+            submit(); // a reconnection within the batch: what went to the old session leaves first (or fails)
+            pushedTo = connection;
+        }
+    }
+
+    /** Sends the batch pushed since the last call: one send role, one gathering {@code sendmsg} for all of it. */
+    @Override
+    public void submit() {
+        NbdConnection connection = pushedTo;
+        if (connection != null) {
+            pushedTo = null;
+            connection.send();
         }
     }
 

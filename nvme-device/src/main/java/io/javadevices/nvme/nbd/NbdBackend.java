@@ -75,7 +75,7 @@ public final class NbdBackend implements BlockBackend {
     public NbdBackend(NbdUri uri, long timeoutNanos) throws IOException {
         this.uri = uri;
         this.timeoutNanos = timeoutNanos;
-        this.syncAsync = new NbdAsync(this, sync, 0);
+        this.syncAsync = new NbdAsync(this, sync, 0, false);
         registry[0] = new WeakReference<>(syncAsync);
         NbdConnection opened = NbdConnection.open(this, HANDSHAKE_NANOS);
         this.first = opened.export();
@@ -148,7 +148,7 @@ public final class NbdBackend implements BlockBackend {
                     table = Arrays.copyOf(table, Math.min(MAX_ASYNC, table.length * 2));
                 }
                 if (table[id] == null || table[id].get() == null) {
-                    NbdAsync async = new NbdAsync(this, engine, id);
+                    NbdAsync async = new NbdAsync(this, engine, id, true);
                     table[id] = new WeakReference<>(async);
                     registry = table;
                     return async;

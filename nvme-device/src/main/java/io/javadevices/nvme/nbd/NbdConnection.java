@@ -123,6 +123,21 @@ final class NbdConnection {
         return sender.submit(request);
     }
 
+    /** Queues {@code request} for the next {@link #send}; false if this session has ended. Any thread; never blocks. */
+    boolean push(NbdRequest request) {
+        return sender.push(request);
+    }
+
+    /** Sends what was pushed. Any thread; never blocks. */
+    void send() {
+        sender.send();
+    }
+
+    /** How many {@code sendmsg} calls this session made (a statistic). */
+    long sends() {
+        return sender.sends();
+    }
+
     /** How often a submitter found the socket full and passed the rest to the writer thread (a statistic). */
     long sendHandoffs() {
         return sender.handoffs();

@@ -18,7 +18,9 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
  *
  * <p><b>The send role.</b> A submitter (a queue worker, the synchronous calls, the reader re-queueing a FUA
  * emulation's flush) pushes its request onto an intrusive lock-free stack (one compare-and-set; a slot is on it
- * at most once, so nothing is allocated), then tries to take the send role with one more compare-and-set. The
+ * at most once, so nothing is allocated), then tries to take the send role with one more compare-and-set. A queue
+ * worker pushes a whole batch of commands first ({@link #push}) and takes the role once for it ({@link #send}):
+ * one gathering {@code sendmsg} then carries the batch, and the server reads it in one go. The
  * winner sends its request and whatever else the stack holds with non-blocking gathering {@code sendmsg}s straight
  * from guest memory, then gives the role back and looks at the stack once more (pushers store, then try the role;
  * the holder gives the role back, then loads the stack: one of the two always sees the other, so no request is
@@ -78,6 +80,8 @@ final class NbdSender {
     private volatile boolean writerParked;
     /** Times the rest was passed to the writer (a full socket, or a spent budget): a statistic; the holder writes it. */
     private volatile long handoffs;
+    /** {@code sendmsg} calls so far: a statistic; the holder writes it. */
+    private volatile long sendCalls;
 
     // The role holder's (handed over with the role: its volatile accesses order them).
     private final NbdOutbox outbox = new NbdOutbox();
@@ -105,6 +109,18 @@ final class NbdSender {
 
     /** Sends {@code request} (or has it sent); false if this session has ended. Any thread; never blocks. */
     boolean submit(NbdRequest request) {
+        if (!push(request)) {
+            return false;
+        }
+        send();
+        return true;
+    }
+
+    /**
+     * Queues {@code request} for the next {@link #send} (by this submitter, or by whoever holds the role then);
+     * false if this session has ended. Any thread; never blocks.
+     */
+    boolean push(NbdRequest request) {
         while (true) {
             NbdRequest top = (NbdRequest) HEAD.getVolatile(this);
             if (top == CLOSED) {
@@ -112,15 +128,18 @@ final class NbdSender {
             }
             request.next = top;
             if (HEAD.compareAndSet(this, top, request)) {
-                break;
+                return true;
             }
         }
+    }
+
+    /** Sends everything pushed so far, or leaves it to the holder of the role. Any thread; never blocks. */
+    void send() {
         if (ROLE.compareAndSet(this, FREE, SUBMITTER)) {
             sendAsSubmitter();
         } else if (writerParked && (int) ROLE.getVolatile(this) == WRITER) {
             LockSupport.unpark(writer);
         }
-        return true;
     }
 
     /** Holds the role: sends until nothing is left, or passes the rest to the writer. */
@@ -168,6 +187,7 @@ final class NbdSender {
                 int pieces = build();
                 long sent = socket.sendNow(errno, message.address());
                 sends++;
+                sendCalls++; // only the role's holder writes it
                 if (sent == -SocketCalls.EAGAIN) {
                     return BLOCKED;
                 }
@@ -332,6 +352,11 @@ final class NbdSender {
             Thread.yield(); // a submitter's send on the shut socket fails at once; it may need this CPU to get there
         }
         HEAD.getAndSet(this, CLOSED);
+    }
+
+    /** How many {@code sendmsg} calls the session made. */
+    long sends() {
+        return sendCalls;
     }
 
     /** How often a submitter passed the rest to the writer thread. */

@@ -31,6 +31,13 @@ public interface CommandHandler {
         return result(Status.INTERNAL_ERROR);
     }
 
+    /**
+     * Starts what the commands of this batch prepared and held back ({@link io.javadevices.nvme.backend.AsyncIo#submit}).
+     * The worker calls it right after every {@link io.javadevices.nvme.backend.IoEngine#submit}.
+     */
+    default void submitPrepared() {
+    }
+
     /** Called by the worker on each loop iteration (the admin handler completes queued async events here). */
     default void poll(QueueWorker worker) {
     }

@@ -302,7 +302,7 @@ public final class QueueWorker implements WorkerPool.Poller {
                 }
                 idle.ran(drain(tail));
                 if (engine != null) {
-                    engine.submit(); // once per batch: one io_uring_enter, one hand-over to the I/O threads
+                    submitBatch(); // once per batch: one io_uring_enter, one hand-over to the I/O threads, one NBD send
                 }
                 worked = true;
             }
@@ -432,7 +432,7 @@ public final class QueueWorker implements WorkerPool.Poller {
     private boolean retire() {
         held.clear();
         if (engine != null && slots.inUse() > 0) {
-            engine.submit(); // anything prepared but not handed over completes through the engine too
+            submitBatch(); // anything prepared but not handed over completes through the engine too
             return engine.reap(reaped) > 0;
         }
         if (engine != null && !engineClosed) {
@@ -443,11 +443,17 @@ public final class QueueWorker implements WorkerPool.Poller {
         return false;
     }
 
+    /** Starts what the batch prepared: the engine's operations, then what the backends' paths held back. */
+    private void submitBatch() {
+        engine.submit();
+        handler.submitPrepared();
+    }
+
     /** Posts the completions the engine has now; returns how many operations completed. */
     private int reap() throws GuestMemoryException {
         int n = engine.reap(reaped);
         if (n > 0) {
-            engine.submit(); // a completion may have prepared the next step of a command (DSM ranges)
+            submitBatch(); // a completion may have prepared the next step of a command (DSM ranges)
             poster.signal();
         }
         GuestMemoryException failed = postFailure;

@@ -31,7 +31,7 @@ class NbdAllocationTest {
                     NbdBackend.DEFAULT_TIMEOUT_NANOS);
             try {
                 InboxEngine engine = new InboxEngine(8);
-                AsyncIo io = backend.openAsync(engine);
+                AsyncIo io = engine.open(backend);
                 IoVector[] vectors = new IoVector[8];
                 for (int tag = 0; tag < 8; tag++) {
                     vectors[tag] = new IoVector(2);

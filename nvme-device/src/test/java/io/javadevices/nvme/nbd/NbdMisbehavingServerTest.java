@@ -45,7 +45,7 @@ class NbdMisbehavingServerTest {
         Path socket = dir.resolve("fake.sock");
         server = new FakeNbdServer(socket, modes);
         backend = new NbdBackend(NbdUri.parse(NbdTestServers.uri(socket, "")), timeoutNanos);
-        return backend.openAsync(engine);
+        return engine.open(backend);
     }
 
     private final InboxEngine engine = new InboxEngine(4);
@@ -170,6 +170,7 @@ class NbdMisbehavingServerTest {
         AsyncIo io = backend.openAsync(new SlowCompletions(completing, completed));
         MemorySegment all = guarded();
         io.read(0, 0, vector(all.asSlice(4096, 4096))); // half its payload, then EOF: the session ends
+        io.submit();
         assertTrue(completing.await(5, TimeUnit.SECONDS), "the teardown began completing the read");
         assertTrue(!backend.connected(), "the session had left the backend before close()");
         backend.close();

@@ -126,7 +126,7 @@ class NbdRealServerTest {
                 "wdelay=100ms"); // enough server threads that the read does not queue behind the writes
         backend = NbdBackend.open(NbdTestServers.uri(socket, ""));
         InboxEngine engine = new InboxEngine(33);
-        AsyncIo io = backend.openAsync(engine);
+        AsyncIo io = engine.open(backend);
         MemorySegment[] buffers = new MemorySegment[32];
         for (int tag = 0; tag < 32; tag++) {
             // Native guest memory for most, heap memory for some (the unit-test host's kind): both must work.
@@ -191,7 +191,7 @@ class NbdRealServerTest {
         Path socket = nbdkitMemory("--filter=log", "logfile=" + logFile);
         backend = NbdBackend.open(NbdTestServers.uri(socket, ""));
         InboxEngine engine = new InboxEngine(4);
-        AsyncIo io = backend.openAsync(engine);
+        AsyncIo io = engine.open(backend);
         io.write(0, 0x3000, vector(arena.allocate(4096)), true);
         io.write(1, 0x5000, vector(arena.allocate(4096)), false);
         int[] results = new int[4];
@@ -213,7 +213,7 @@ class NbdRealServerTest {
         backend = NbdBackend.open(NbdTestServers.uri(socket, ""));
         assertFalse(backend().export().canFua(), "fuamode=none (the default) hides FUA");
         InboxEngine engine = new InboxEngine(4);
-        AsyncIo io = backend.openAsync(engine);
+        AsyncIo io = engine.open(backend);
         io.write(0, 0x7000, vector(arena.allocate(4096)), true);
         int[] results = new int[4];
         assertEquals(1, engine.awaitCompletions(1, 5 * SECOND, results, null));
@@ -288,7 +288,7 @@ class NbdRealServerTest {
         backend = NbdBackend.open(NbdTestServers.uri(socket, ""));
         assertTrue(backend.readOnly());
         InboxEngine engine = new InboxEngine(4);
-        AsyncIo io = backend.openAsync(engine);
+        AsyncIo io = engine.open(backend);
         io.write(0, 0, vector(arena.allocate(512)), false);
         io.writeZeroes(1, 0, 512, false);
         io.deallocate(2, 0, 512);
@@ -324,7 +324,7 @@ class NbdRealServerTest {
         backend.write(8192, MemorySegment.ofArray(data.clone()));
         backend.flush();
         InboxEngine engine = new InboxEngine(8);
-        AsyncIo io = backend.openAsync(engine);
+        AsyncIo io = engine.open(backend);
         for (int tag = 0; tag < 8; tag++) {
             io.read(tag, tag * 4096L, vector(arena.allocate(4096)));
         }
@@ -373,7 +373,7 @@ class NbdRealServerTest {
                 "error-trim-rate=100%");
         backend = NbdBackend.open(NbdTestServers.uri(socket, ""));
         InboxEngine engine = new InboxEngine(4);
-        AsyncIo io = backend.openAsync(engine);
+        AsyncIo io = engine.open(backend);
         NbdConnection before = backend.connection();
         io.read(0, 0, vector(arena.allocate(512)));
         io.write(1, 512, vector(arena.allocate(512)), false);
@@ -394,7 +394,7 @@ class NbdRealServerTest {
         byte[] data = pattern(200 * 1024, 11);
         backend.write(0, MemorySegment.ofArray(data.clone()));
         InboxEngine engine = new InboxEngine(2);
-        AsyncIo io = backend.openAsync(engine);
+        AsyncIo io = engine.open(backend);
         // Segments of 5000, 100000 and the rest: the 64 KiB pieces cross segment boundaries both ways.
         MemorySegment a = arena.allocate(5000), b = arena.allocate(100_000), c = arena.allocate(data.length - 105_000);
         io.read(1, 0, vector(a, b, c));

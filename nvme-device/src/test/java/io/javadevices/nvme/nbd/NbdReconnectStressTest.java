@@ -78,7 +78,7 @@ class NbdReconnectStressTest {
     /** One worker: keeps DEPTH requests in flight; after the run, ends with a verified write and read. */
     private void work(int id, AtomicBoolean run, ConcurrentLinkedQueue<String> anomalies, int[] outcome) {
         InboxEngine engine = new InboxEngine(DEPTH);
-        AsyncIo io = backend.openAsync(engine);
+        AsyncIo io = engine.open(backend);
         boolean[] inFlight = new boolean[DEPTH];
         int[] expected = new int[DEPTH];
         int[] count = {0};

@@ -64,7 +64,7 @@ class NbdSenderTest {
     void aSubmitterAloneSendsItsRequestsItselfAndTheWriterIsNeverHandedAny() throws Exception {
         open(FakeNbdServer.Mode.GOOD);
         InboxEngine engine = new InboxEngine(8);
-        AsyncIo io = backend.openAsync(engine);
+        AsyncIo io = engine.open(backend);
         IoVector[] vectors = vectors(8, 4096);
         int[] results = new int[8];
         for (int round = 0; round < 200; round++) {
@@ -81,16 +81,40 @@ class NbdSenderTest {
     }
 
     @Test
+    void aWorkersBatchLeavesOnlyWhenSubmittedAndInOneSend() throws Exception {
+        open(FakeNbdServer.Mode.GOOD);
+        InboxEngine engine = new InboxEngine(8);
+        AsyncIo io = backend.openAsync(engine); // not through engine.open: this test plays the worker's submit itself
+        IoVector[] vectors = vectors(8, 4096);
+        int[] results = new int[8];
+        for (int round = 0; round < 20; round++) {
+            for (int tag = 0; tag < 8; tag++) {
+                io.write(tag, tag * 4096L, vectors[tag], false);
+            }
+            Thread.sleep(round == 0 ? 100 : 2);
+            assertEquals(0, engine.reap((tag, result) -> { }), "nothing was sent before the batch's submit");
+            long before = backend.connection().sends();
+            io.submit();
+            assertEquals(1, backend.connection().sends() - before, "8 requests of 4 KiB in one sendmsg");
+            assertEquals(8, engine.awaitCompletions(8, 5 * SECONDS, results, null), "round " + round);
+            for (int tag = 0; tag < 8; tag++) {
+                assertEquals(4096, results[tag], "write " + tag + " of round " + round);
+            }
+        }
+    }
+
+    @Test
     void aFullSocketPassesTheRestToTheWriterWhileTheSubmitterReturnsAtOnce() throws Exception {
         open(FakeNbdServer.Mode.STALL_READING);
         int n = 64;
         InboxEngine engine = new InboxEngine(n);
-        AsyncIo io = backend.openAsync(engine);
+        AsyncIo io = engine.open(backend);
         IoVector[] vectors = vectors(n, 64 * 1024); // 4 MiB: far more than a socket buffer holds
         assertTimeoutPreemptively(Duration.ofSeconds(5), () -> {
             for (int tag = 0; tag < n; tag++) {
                 io.write(tag, tag * 65536L % (FakeNbdServer.SIZE - 65536), vectors[tag], false);
             }
+            io.submit();
         }, "a submitter never waits for the socket");
         assertTrue(backend.connection().sendHandoffs() >= 1, "the socket filled and the writer took over");
         int[] results = new int[n];
@@ -107,11 +131,12 @@ class NbdSenderTest {
         open(FakeNbdServer.Mode.STALL_READING);
         int n = 64;
         InboxEngine engine = new InboxEngine(n);
-        AsyncIo io = backend.openAsync(engine);
+        AsyncIo io = engine.open(backend);
         IoVector[] vectors = vectors(n, 64 * 1024);
         for (int tag = 0; tag < n; tag++) {
             io.write(tag, 0, vectors[tag], false);
         }
+        io.submit();
         assertTrue(backend.connection().sendHandoffs() >= 1, "the writer holds the rest");
         backend.connection().drop("test: dropped while the socket is full");
         int[] counts = new int[n];
@@ -144,7 +169,7 @@ class NbdSenderTest {
         for (int w = 0; w < workers; w++) {
             int worker = w;
             InboxEngine engine = new InboxEngine(depth);
-            AsyncIo io = backend.openAsync(engine);
+            AsyncIo io = engine.open(backend);
             IoVector[] vectors = vectors(depth, 4096);
             threads.add(Thread.ofPlatform().name("test-worker-" + w).start(() -> {
                 try {

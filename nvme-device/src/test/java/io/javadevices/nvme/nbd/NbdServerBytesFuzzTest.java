@@ -284,7 +284,7 @@ class NbdServerBytesFuzzTest {
                 return; // a refused or broken handshake: the namespace is an error at start
             }
             try {
-                AsyncIo io = backend.openAsync(engine);
+                AsyncIo io = engine.open(backend);
                 async = (NbdAsync) io;
                 for (int i = 0; i < ops.size(); i++) {
                     Op op = ops.get(i);
