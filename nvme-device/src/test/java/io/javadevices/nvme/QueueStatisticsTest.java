@@ -64,7 +64,9 @@ class QueueStatisticsTest {
 
     @Test
     void shadowDoorbellsAreCountedOnTheirQueue() {
-        try (Fixture f = Fixture.of("queues", "1", "namespaces", "ram:8M")) {
+        // A 100 ms spin after each command: the next tail is then read from the shadow slot however slowly this
+        // thread submits it on a loaded machine (with the default 300 us a busy build could miss every spin).
+        try (Fixture f = Fixture.of("queues", "1", "namespaces", "ram:8M", "poll-us", "100000")) {
             f.driver.bringUp(1, 16, true);
             HostQueue q = f.driver.ioQueue(1);
             long buf = f.host.allocatePages(1);

@@ -47,6 +47,13 @@ public final class IdlePolicy {
     static final int ADMIN_POLLED_LOOK_MICROS = 1000;
     /** Commands a busy period must run for the worker to nap rather than re-arm EventIdx at once. */
     static final int NAP_MIN_BATCH = 2;
+    /**
+     * The operations in flight from which a queue lets EventIdx lag while they run. A refill then waits for the
+     * next completion, about latency ÷ depth: a small share of each command's time only when many are in flight
+     * (at shallow depths it costs more than the doorbell it saves: {@code LatencyBoundBenchmark.steady} measures
+     * both sides).
+     */
+    static final int LAG_MIN_IN_FLIGHT = 16;
     /** The spin before a nap: long enough for a guest that refills at once, short next to a nap. */
     static final long NAP_SPIN_NANOS = 20_000L;
     /** The shortest nap: below the kernel's 50 us timer slack a park is no shorter. */
@@ -124,17 +131,18 @@ public final class IdlePolicy {
     /**
      * The queue is empty: true while the worker should spin (look again at once), the poll-by-poll form of
      * {@link #spinNanos}, whose spin starts at the first look after a busy period without operations in flight.
-     * With operations still in flight there is no spin (their completions wake the worker), but a deep busy
-     * period starts its nap window at once: EventIdx then lags while the backend works, so a guest that keeps
-     * its queue deep only writes the shadow tail, and the worker finds the new commands when the next
-     * completion (or the nap's end) wakes it, instead of a doorbell message per refill. The window runs from
-     * the last command fetched, so a backend that stops completing ends in the re-armed park, not in naps.
+     * With operations still in flight there is no spin (their completions wake the worker), but with at least
+     * {@value #LAG_MIN_IN_FLIGHT} of them a deep busy period starts its nap window at once: EventIdx then lags
+     * while the backend works, so a guest that keeps its queue deep only writes the shadow tail, and the worker
+     * finds the new commands when the next completion (or the nap's end) wakes it, instead of a doorbell message
+     * per refill. The window runs from the last command fetched, so a backend that stops completing ends in the
+     * re-armed park, not in naps.
      */
-    boolean spinning(boolean inFlight, boolean shadowed) {
-        if (busy && !inFlight) {
+    boolean spinning(int inFlight, boolean shadowed) {
+        if (busy && inFlight == 0) {
             long spin = spinNanos(shadowed);
             spinUntil = spin > 0 ? System.nanoTime() + spin : 0;
-        } else if (busy && !napDecided) {
+        } else if (busy && !napDecided && inFlight >= LAG_MIN_IN_FLIGHT) {
             napDecided = true;
             decideNap(shadowed);
         }

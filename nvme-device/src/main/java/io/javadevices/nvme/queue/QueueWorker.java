@@ -342,7 +342,7 @@ public final class QueueWorker implements WorkerPool.Poller {
         if (backpressured) {
             return looks(idle.parkNanos(sq.shadowed()));
         }
-        if (idle.spinning(slots != null && slots.inUse() > 0, sq.shadowed())) {
+        if (idle.spinning(slots == null ? 0 : slots.inUse(), sq.shadowed())) {
             return 0; // spinning is for QD1, not for deep queues (never with operations in flight)
         }
         host.flushInterrupts(cq, stats);

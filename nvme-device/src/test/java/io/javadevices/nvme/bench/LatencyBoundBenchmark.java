@@ -57,6 +57,21 @@ public class LatencyBoundBenchmark {
     @Param({"200"})
     public int latencyUs;
 
+    /**
+     * The controller's {@code nap-window-us}: how long a queue keeps EventIdx lagging after its last command
+     * (0: it re-arms at once, so every refill while the worker sleeps is a doorbell, as before the window also
+     * covered operations in flight).
+     */
+    @Param({"2000"})
+    public int napWindowUs;
+
+    /** {@link #steady}: the commands the guest keeps in flight. */
+    @Param({"4", "32"})
+    public int depth;
+
+    private static final int STEADY_COMMANDS = 32;
+    private boolean primed;
+
     private TestHost host;
     private HostQueue queue;
     private long buffer;
@@ -102,7 +117,7 @@ public class LatencyBoundBenchmark {
         host = TestHost.direct(64L << 20);
         boolean sync = engine.equals("sync");
         Map<String, String> o = Map.of("namespaces", "ram:64M", "queues", "1", "io-engine", "threads",
-                "io-threads", sync ? "4" : engine);
+                "io-threads", sync ? "4" : engine, "nap-window-us", Integer.toString(napWindowUs));
         // The controller's constructor that takes a backend factory is package-private: reach it the way tests do.
         var ctor = NvmeController.class.getDeclaredConstructor(NvmeOptions.class, io.javadevices.pci.DeviceContext.class,
                 java.util.function.Function.class);
@@ -129,6 +144,32 @@ public class LatencyBoundBenchmark {
             queue.submit(Command.read(1, i, 8, buffer, 0));
         }
         return queue.awaitCompletions(QD, Duration.ofSeconds(10)).size();
+    }
+
+    /**
+     * A guest that keeps {@link #depth} commands in flight, as fio at that iodepth does: each completion is
+     * replaced at once by a new command ({@value #STEADY_COMMANDS} completions per invocation). Commands per
+     * second: about depth ÷ latency, less whatever the device adds between a refill and its start (a lagging
+     * EventIdx makes the refill wait for the next completion or the end of the worker's nap).
+     */
+    @Benchmark
+    @OperationsPerInvocation(STEADY_COMMANDS)
+    public int steady() {
+        if (!primed) {
+            primed = true;
+            for (int i = 0; i < depth; i++) {
+                queue.submit(Command.read(1, i, 8, buffer, 0));
+            }
+        }
+        int done = 0;
+        while (done < STEADY_COMMANDS) {
+            int got = queue.awaitCompletions(1, Duration.ofSeconds(10)).size();
+            for (int i = 0; i < got; i++) {
+                queue.submit(Command.read(1, done + i, 8, buffer, 0));
+            }
+            done += got;
+        }
+        return done;
     }
 
     @TearDown(Level.Trial)

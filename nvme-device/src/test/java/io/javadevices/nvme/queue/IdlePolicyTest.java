@@ -100,7 +100,7 @@ class IdlePolicyTest {
     void aDeepPeriodWithOperationsInFlightNapsWithoutSpinning() {
         IdlePolicy p = new IdlePolicy(SETTINGS, false);
         p.ran(8);
-        assertEquals(false, p.spinning(true, true), "completions wake the worker: no spin");
+        assertEquals(false, p.spinning(IdlePolicy.LAG_MIN_IN_FLIGHT, true), "completions wake the worker: no spin");
         assertEquals(500_000, p.napNanos(true), "EventIdx lags while the backend works");
         assertEquals(0, p.napNanos(false));
     }
@@ -109,22 +109,30 @@ class IdlePolicyTest {
     void aSingleCommandInFlightStillSpinsOnceItCompletes() {
         IdlePolicy p = new IdlePolicy(SETTINGS, false);
         p.ran(1);
-        assertEquals(false, p.spinning(true, true));
+        assertEquals(false, p.spinning(1, true));
         assertEquals(0, p.napNanos(true), "QD1: no nap, the guest waits for this completion");
-        assertEquals(true, p.spinning(false, true), "after the completion: the spin for the guest's next command");
+        assertEquals(true, p.spinning(0, true), "after the completion: the spin for the guest's next command");
     }
 
     @Test
     void withOperationsInFlightTheNapWindowRunsFromTheLastCommand() throws InterruptedException {
         IdlePolicy p = new IdlePolicy(new IdlePolicy.Settings(300, 500, 1000, 2000, 50_000), false);
         p.ran(8);
-        p.spinning(true, true);
+        p.spinning(IdlePolicy.LAG_MIN_IN_FLIGHT, true);
         assertEquals(500_000, p.napNanos(true));
         Thread.sleep(5);
-        p.spinning(true, true); // looks without new commands do not renew the window
+        p.spinning(IdlePolicy.LAG_MIN_IN_FLIGHT, true); // looks without new commands do not renew the window
         assertEquals(0, p.napNanos(true), "a backend that stops completing ends in the re-armed park");
         p.ran(4);
-        p.spinning(true, true);
+        p.spinning(IdlePolicy.LAG_MIN_IN_FLIGHT, true);
         assertEquals(500_000, p.napNanos(true), "new commands start a new window");
+    }
+
+    @Test
+    void aShallowQueueWithOperationsInFlightKeepsEventIdxArmed() {
+        IdlePolicy p = new IdlePolicy(SETTINGS, false);
+        p.ran(4);
+        assertEquals(false, p.spinning(IdlePolicy.LAG_MIN_IN_FLIGHT - 1, true));
+        assertEquals(0, p.napNanos(true), "a refill would wait for the next completion: the doorbell is cheaper");
     }
 }
