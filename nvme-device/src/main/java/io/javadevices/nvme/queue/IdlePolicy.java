@@ -48,12 +48,12 @@ public final class IdlePolicy {
     /** Commands a busy period must run for the worker to nap rather than re-arm EventIdx at once. */
     static final int NAP_MIN_BATCH = 2;
     /**
-     * The operations in flight from which a queue lets EventIdx lag while they run. A refill then waits for the
-     * next completion, about latency ÷ depth: a small share of each command's time only when many are in flight
-     * (at shallow depths it costs more than the doorbell it saves: {@code LatencyBoundBenchmark.steady} measures
-     * both sides).
+     * The operations in flight from which a queue lets EventIdx lag while they run: a refill then waits for the
+     * next of them to complete (or the nap's end) instead of ringing. One in flight is QD1, which keeps its spin.
+     * A threshold of 16 was tried: under TCG an NBD queue at QD32 is often below it (the guest holds many of its
+     * commands between completion and resubmission), and most of the doorbells came back (README, backends).
      */
-    static final int LAG_MIN_IN_FLIGHT = 16;
+    static final int LAG_MIN_IN_FLIGHT = 2;
     /** The spin before a nap: long enough for a guest that refills at once, short next to a nap. */
     static final long NAP_SPIN_NANOS = 20_000L;
     /** The shortest nap: below the kernel's 50 us timer slack a park is no shorter. */

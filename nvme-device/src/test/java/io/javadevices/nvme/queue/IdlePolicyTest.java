@@ -129,10 +129,10 @@ class IdlePolicyTest {
     }
 
     @Test
-    void aShallowQueueWithOperationsInFlightKeepsEventIdxArmed() {
+    void oneOperationInFlightKeepsEventIdxArmed() {
         IdlePolicy p = new IdlePolicy(SETTINGS, false);
         p.ran(4);
         assertEquals(false, p.spinning(IdlePolicy.LAG_MIN_IN_FLIGHT - 1, true));
-        assertEquals(0, p.napNanos(true), "a refill would wait for the next completion: the doorbell is cheaper");
+        assertEquals(0, p.napNanos(true), "a refill would wait for the only operation: it rings instead");
     }
 }
