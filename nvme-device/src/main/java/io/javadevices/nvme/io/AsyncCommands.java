@@ -17,6 +17,7 @@ import io.javadevices.pci.GuestMemory;
 import io.javadevices.pci.GuestMemoryException;
 
 import java.lang.foreign.MemorySegment;
+import java.util.Arrays;
 
 import static io.javadevices.pci.LittleEndian.INT;
 import static io.javadevices.pci.LittleEndian.LONG;
@@ -110,8 +111,8 @@ final class AsyncCommands {
             }
         }
         if (batchedCount == batchedPaths.length) { // once per namespace ID opened on this queue, never per command
-            batchedPaths = java.util.Arrays.copyOf(batchedPaths, batchedCount * 2);
-            batchedNsids = java.util.Arrays.copyOf(batchedNsids, batchedCount * 2);
+            batchedPaths = Arrays.copyOf(batchedPaths, batchedCount * 2);
+            batchedNsids = Arrays.copyOf(batchedNsids, batchedCount * 2);
         }
         batchedNsids[batchedCount] = nsid;
         batchedPaths[batchedCount++] = async;

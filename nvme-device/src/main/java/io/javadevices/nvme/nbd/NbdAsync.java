@@ -10,7 +10,8 @@ import static io.javadevices.nvme.nbd.NbdProtocol.*;
  * The NBD backend's asynchronous path for one queue worker: turns each operation into NBD requests in the
  * slot of its tag and pushes the slot to the namespace's connection; {@link #submit}, once per batch, sends the
  * batch (the worker sends it itself with one non-blocking gathering send unless another thread is sending, see
- * {@code NbdSender}; the reader thread completes it through the worker's engine). No allocation and no lock: two compare-and-sets to publish and claim the send.
+ * {@code NbdSender}; the reader thread completes it through the worker's engine). No allocation and no lock: a
+ * compare-and-set per request to publish it, one per batch to claim the send.
  * Without a connection, or once it is lost, operations complete at once with {@code -ENOTCONN}.
  */
 final class NbdAsync implements AsyncIo {
